@@ -1,0 +1,228 @@
+//! The Stripe Event envelope and its typed Issuing payloads.
+//!
+//! Parsing is in two steps: the envelope (id, type, created) with `data.object` kept as raw
+//! JSON, then, only when wanted, the object typed by the event's type. The gateway needs only
+//! the first step; the aggregator needs both. Unknown event types are never an error: their
+//! object stays raw JSON with its type.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::Error;
+use crate::objects::{Authorization, Card, Cardholder, Dispute, Transaction};
+
+/// A Stripe Event (`"object": "event"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Unix seconds at which Stripe created the event; the ordering key between versions of an
+    /// object, with the event id as tie-break.
+    pub created: i64,
+    #[serde(default)]
+    pub livemode: bool,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    object: Option<String>,
+    pub data: EventData,
+}
+
+/// `data` of an event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventData {
+    pub object: Box<RawValue>,
+    #[serde(default)]
+    pub previous_attributes: Option<Box<RawValue>>,
+}
+
+/// The object an event carries, typed by the event's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    Authorization(Box<Authorization>),
+    Transaction(Box<Transaction>),
+    Card(Box<Card>),
+    Cardholder(Box<Cardholder>),
+    Dispute(Box<Dispute>),
+    /// An event type cardstream does not fold, kept as it came.
+    Other(serde_json::Value),
+}
+
+/// The few fields of `data.object` needed to route an event, parsed without typing the rest.
+#[derive(Deserialize)]
+struct ObjectHead<'a> {
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    object: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    card: Option<CardRef<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CardRef<'a> {
+    Id(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Object {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+    },
+    /// `null`, or anything else that is not a card reference.
+    Other(serde::de::IgnoredAny),
+}
+
+impl Event {
+    /// Parses and validates an envelope. Distinguishes bytes that are not JSON at all from JSON
+    /// that is not a Stripe event, because the gateway reports them differently.
+    pub fn parse(bytes: &[u8]) -> Result<Event, Error> {
+        let event: Event = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+            serde_json::error::Category::Data => Error::NotAnEvent(err.to_string()),
+            _ => Error::NotJson(err.to_string()),
+        })?;
+        event.validate()?;
+        Ok(event)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.id.is_empty() {
+            return Err(Error::NotAnEvent("`id` is empty".into()));
+        }
+        if self.kind.is_empty() {
+            return Err(Error::NotAnEvent("`type` is empty".into()));
+        }
+        if let Some(object) = &self.object
+            && object != "event"
+        {
+            return Err(Error::NotAnEvent(format!(
+                "`object` is {object:?}, not \"event\""
+            )));
+        }
+        if !self.data.object.get().starts_with('{') {
+            return Err(Error::NotAnEvent(
+                "`data.object` is not a JSON object".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Kafka partition key: the card id, so one card's events stay in order, falling back
+    /// to the object's id, then the event id.
+    pub fn partition_key(&self) -> String {
+        match serde_json::from_str::<ObjectHead<'_>>(self.data.object.get()) {
+            Ok(head) => {
+                let is_card = head.object.as_deref() == Some("issuing.card");
+                let card = match head.card {
+                    Some(CardRef::Id(id)) | Some(CardRef::Object { id }) if !is_card => Some(id),
+                    _ => None,
+                };
+                card.or(head.id)
+                    .map_or_else(|| self.id.clone(), |id| id.into_owned())
+            }
+            Err(_) => self.id.clone(),
+        }
+    }
+
+    /// Types `data.object` by the event type's prefix (`issuing_authorization.*` and so on).
+    pub fn object(&self) -> Result<Object, Error> {
+        let raw = self.data.object.get();
+        let typed = |source: serde_json::Error| Error::InvalidObject {
+            event_type: self.kind.clone(),
+            message: source.to_string(),
+        };
+        let prefix = self.kind.split('.').next().unwrap_or_default();
+        Ok(match prefix {
+            "issuing_authorization" => {
+                Object::Authorization(serde_json::from_str(raw).map_err(typed)?)
+            }
+            "issuing_transaction" => Object::Transaction(serde_json::from_str(raw).map_err(typed)?),
+            "issuing_card" => Object::Card(serde_json::from_str(raw).map_err(typed)?),
+            "issuing_cardholder" => Object::Cardholder(serde_json::from_str(raw).map_err(typed)?),
+            "issuing_dispute" => Object::Dispute(serde_json::from_str(raw).map_err(typed)?),
+            _ => Object::Other(serde_json::from_str(raw).map_err(typed)?),
+        })
+    }
+}
+
+/// Event types cardstream folds into its projections.
+pub mod types {
+    pub const AUTHORIZATION_REQUEST: &str = "issuing_authorization.request";
+    pub const AUTHORIZATION_CREATED: &str = "issuing_authorization.created";
+    pub const AUTHORIZATION_UPDATED: &str = "issuing_authorization.updated";
+    pub const CARD_CREATED: &str = "issuing_card.created";
+    pub const CARD_UPDATED: &str = "issuing_card.updated";
+    pub const CARDHOLDER_CREATED: &str = "issuing_cardholder.created";
+    pub const CARDHOLDER_UPDATED: &str = "issuing_cardholder.updated";
+    pub const TRANSACTION_CREATED: &str = "issuing_transaction.created";
+    pub const TRANSACTION_UPDATED: &str = "issuing_transaction.updated";
+    pub const DISPUTE_CREATED: &str = "issuing_dispute.created";
+    pub const DISPUTE_UPDATED: &str = "issuing_dispute.updated";
+    pub const DISPUTE_CLOSED: &str = "issuing_dispute.closed";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(object: &str) -> Event {
+        let body = format!(
+            r#"{{"id":"evt_1","object":"event","type":"x.y","created":1,"data":{{"object":{object}}}}}"#
+        );
+        Event::parse(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn partition_key_prefers_the_card() {
+        assert_eq!(
+            event(r#"{"id":"ipi_1","card":"ic_9"}"#).partition_key(),
+            "ic_9"
+        );
+        assert_eq!(
+            event(r#"{"id":"iauth_1","card":{"id":"ic_8","object":"issuing.card"}}"#)
+                .partition_key(),
+            "ic_8"
+        );
+        assert_eq!(
+            event(r#"{"id":"ic_7","object":"issuing.card","cardholder":"ich_1"}"#).partition_key(),
+            "ic_7"
+        );
+        assert_eq!(
+            event(r#"{"id":"ich_1","card":null}"#).partition_key(),
+            "ich_1"
+        );
+        assert_eq!(event(r#"{"name":"no id"}"#).partition_key(), "evt_1");
+    }
+
+    #[test]
+    fn not_json_and_not_an_event_are_told_apart() {
+        assert!(matches!(Event::parse(b"{\"id\":"), Err(Error::NotJson(_))));
+        assert!(matches!(Event::parse(b"\xff\xfe"), Err(Error::NotJson(_))));
+        assert!(matches!(Event::parse(b""), Err(Error::NotJson(_))));
+        assert!(matches!(Event::parse(b"[1,2]"), Err(Error::NotAnEvent(_))));
+        assert!(matches!(
+            Event::parse(b"{\"id\":\"evt_1\"}"),
+            Err(Error::NotAnEvent(_))
+        ));
+        let wrong_object =
+            br#"{"id":"ch_1","object":"charge","type":"x","created":1,"data":{"object":{}}}"#;
+        assert!(matches!(
+            Event::parse(wrong_object),
+            Err(Error::NotAnEvent(_))
+        ));
+        let scalar_object =
+            br#"{"id":"evt_1","object":"event","type":"x","created":1,"data":{"object":3}}"#;
+        assert!(matches!(
+            Event::parse(scalar_object),
+            Err(Error::NotAnEvent(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_types_stay_raw() {
+        let e = event(r#"{"id":"price_1","object":"plan","amount":2000}"#);
+        match e.object().unwrap() {
+            Object::Other(value) => assert_eq!(value["amount"], 2000),
+            other => panic!("expected raw object, got {other:?}"),
+        }
+    }
+}
