@@ -1,5 +1,7 @@
 //! Properties of signature verification over generated inputs.
 
+#![allow(clippy::unwrap_used)]
+
 use cardstream_stripe::signature::{self, SignatureError, parse_header};
 use cardstream_stripe::{Verifier, WebhookSecret};
 use proptest::prelude::*;

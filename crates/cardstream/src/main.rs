@@ -1,0 +1,42 @@
+//! The `cardstream` binary: parses configuration and starts the component asked for. All logic
+//! lives in the library crates.
+
+mod cli;
+
+use anyhow::Context;
+use cardstream_telemetry::{cancel_on_signal, init_logging, registry};
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::cli::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let matches = Cli::command().get_matches();
+    cli::forbid_secrets_on_command_line(&matches)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    init_logging(cli.log_format);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    let shutdown = cancel_on_signal();
+    match command {
+        Command::Gateway(args) => {
+            let gateway = cardstream_gateway::start(*args, registry()?, shutdown).await?;
+            gateway.wait().await?;
+        }
+        Command::Simulate(args) => {
+            let summary = cardstream_simulator::run(*args, shutdown).await?;
+            eprint!("{summary}");
+            anyhow::ensure!(
+                summary.failed == 0,
+                "{} deliveries were never accepted",
+                summary.failed
+            );
+        }
+    }
+    Ok(())
+}

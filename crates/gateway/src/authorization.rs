@@ -1,0 +1,112 @@
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName};
+use axum::response::{IntoResponse, Response};
+use cardstream_kafka::{OutgoingEvent, await_delivery};
+use cardstream_policy::{Request, decide};
+use cardstream_stripe::{Object, types};
+use serde_json::json;
+
+use crate::app::{AUTHORIZATION_ROUTE, Gateway, now_millis};
+use crate::error::WebhookError;
+
+static STRIPE_VERSION: HeaderName = HeaderName::from_static("stripe-version");
+
+/// `POST /webhooks/stripe/authorization`: Stripe waits at most 2 s for this answer, so the
+/// decision is taken from memory and returned at once. The request event still goes to the
+/// topic, but in the background: a slow or absent broker costs a counted, logged failure,
+/// never a late answer.
+pub(crate) async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match answer(&gateway, &headers, body).await {
+        Ok(response) => response,
+        Err(err) => gateway.reject(AUTHORIZATION_ROUTE, err),
+    }
+}
+
+async fn answer(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, WebhookError> {
+    let received_at_ms = now_millis();
+    let (bytes, event) = gateway.authenticate(headers, body, received_at_ms).await?;
+    if event.kind != types::AUTHORIZATION_REQUEST {
+        return Err(WebhookError::WrongEventType {
+            expected: types::AUTHORIZATION_REQUEST,
+            got: event.kind.chars().take(100).collect(),
+        });
+    }
+    let Object::Authorization(authorization) = event.object()? else {
+        return Err(WebhookError::NotAnEvent(
+            "the event's object is not an issuing.authorization".into(),
+        ));
+    };
+    let decision = decide(&gateway.policy.current(), &Request::from(&*authorization));
+    gateway.metrics.record_decision(&decision);
+    tracing::debug!(
+        authorization = %authorization.id,
+        approved = decision.approved,
+        reason = decision.reason.as_str(),
+        "authorization decided"
+    );
+
+    let outgoing = OutgoingEvent {
+        key: authorization.card_id(),
+        payload: &bytes,
+        event_id: &event.id,
+        event_type: &event.kind,
+        created: event.created,
+        received_at_ms,
+    };
+    produce_in_background(gateway, &outgoing);
+
+    let body = json!({
+        "approved": decision.approved,
+        "metadata": {"cardstream_reason": decision.reason.as_str()},
+    });
+    Ok((
+        [(STRIPE_VERSION.clone(), gateway.stripe_version.clone())],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Hands the record to the producer's queue (never blocks) and watches its delivery from a
+/// separate task.
+fn produce_in_background(gateway: &Gateway, outgoing: &OutgoingEvent<'_>) {
+    let metrics = gateway.metrics.clone();
+    let event_id = outgoing.event_id.to_owned();
+    let fail = move |metrics: &crate::metrics::GatewayMetrics, err: cardstream_kafka::Error| {
+        metrics
+            .produce_failures
+            .with_label_values(&["authorization", err.reason()])
+            .inc();
+        tracing::warn!(%event_id, error = %err, "authorization request answered but not stored in Kafka; the issuing_authorization.created event will still arrive");
+    };
+    match gateway.producer.enqueue(outgoing) {
+        Err(err) => fail(&metrics, err),
+        Ok(delivery) => {
+            let timeout = gateway.producer.delivery_timeout();
+            metrics.background_in_flight.inc();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = await_delivery(delivery, timeout).await;
+                metrics.background_in_flight.dec();
+                match result {
+                    Ok(_) => metrics
+                        .produce_duration
+                        .observe(started.elapsed().as_secs_f64()),
+                    Err(err) => fail(&metrics, err),
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,115 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cardstream_kafka::KafkaArgs;
+use cardstream_policy::PolicyArgs;
+use cardstream_stripe::WebhookSecret;
+
+use crate::Error;
+
+/// `cardstream gateway` settings.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GatewayArgs {
+    /// Address Stripe posts webhooks to.
+    #[arg(long, env = "CARDSTREAM_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Address of the admin endpoints: /healthz, /readyz, /metrics.
+    #[arg(long, env = "CARDSTREAM_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+
+    /// How far a signature's timestamp may be from now before it is rejected as a replay.
+    #[arg(
+        long,
+        env = "CARDSTREAM_SIGNATURE_TOLERANCE",
+        default_value = "300s",
+        value_parser = humantime::parse_duration
+    )]
+    pub signature_tolerance: Duration,
+
+    /// Largest webhook body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "CARDSTREAM_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// How long a webhook waits for the broker's acknowledgement before answering 503 (and
+    /// Stripe retries).
+    #[arg(
+        long,
+        env = "CARDSTREAM_PRODUCE_TIMEOUT",
+        default_value = "5s",
+        value_parser = humantime::parse_duration
+    )]
+    pub produce_timeout: Duration,
+
+    /// How long the producer waits to fill a batch. Higher trades latency for throughput.
+    #[arg(
+        long,
+        env = "CARDSTREAM_KAFKA_LINGER",
+        default_value = "2ms",
+        value_parser = humantime::parse_duration
+    )]
+    pub kafka_linger: Duration,
+
+    /// The `Stripe-Version` header sent with authorization decisions.
+    #[arg(long, env = "CARDSTREAM_STRIPE_VERSION", default_value = "2024-06-20")]
+    pub stripe_version: String,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// Webhook signing secrets. They come from the environment or a file, never from a flag on
+/// the command line where `ps` would show them; the binary rejects `--webhook-secrets`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SecretArgs {
+    /// Webhook signing secrets (`whsec_…`), comma-separated; several are active while a secret
+    /// is being rolled. Set through the environment only.
+    #[arg(
+        long = "webhook-secrets",
+        env = "CARDSTREAM_WEBHOOK_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub webhook_secrets: Vec<String>,
+
+    /// A file with webhook signing secrets, one per line (e.g. a mounted Kubernetes Secret).
+    /// Added to CARDSTREAM_WEBHOOK_SECRETS.
+    #[arg(long, env = "CARDSTREAM_WEBHOOK_SECRETS_FILE")]
+    pub webhook_secrets_file: Option<PathBuf>,
+}
+
+impl SecretArgs {
+    /// Every configured secret, from the environment and the file. At least one is required.
+    pub fn load(&self) -> Result<Vec<WebhookSecret>, Error> {
+        let mut secrets: Vec<WebhookSecret> = self
+            .webhook_secrets
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(WebhookSecret::new)
+            .collect();
+        if let Some(path) = &self.webhook_secrets_file {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::SecretsFile {
+                path: path.clone(),
+                source,
+            })?;
+            secrets.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty() && !s.starts_with('#'))
+                    .map(WebhookSecret::new),
+            );
+        }
+        if secrets.is_empty() {
+            return Err(Error::NoSecrets);
+        }
+        Ok(secrets)
+    }
+}

@@ -1,0 +1,65 @@
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cardstream_stripe::SignatureError;
+use serde_json::json;
+
+/// Why a webhook was not accepted. Each variant knows its status and a stable `code`; the JSON
+/// body is `{"error": {"code", "message"}}`. Messages describe the caller's input; internal
+/// failures are logged, never echoed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("the body is larger than the {limit}-byte limit")]
+    BodyTooLarge { limit: usize },
+    #[error("the body could not be read to the end: {0}")]
+    BodyUnreadable(String),
+    #[error("{0}")]
+    NotJson(String),
+    #[error("{0}")]
+    NotAnEvent(String),
+    #[error("this endpoint takes {expected} events, not {got}")]
+    WrongEventType { expected: &'static str, got: String },
+    #[error("the event could not be stored durably in time; retry later")]
+    BrokerUnavailable(#[source] cardstream_kafka::Error),
+}
+
+impl WebhookError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebhookError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Stable, machine-readable; also the `reason` label of the rejection metric.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebhookError::Signature(e) => e.code(),
+            WebhookError::BodyTooLarge { .. } => "body_too_large",
+            WebhookError::BodyUnreadable(_) => "body_unreadable",
+            WebhookError::NotJson(_) => "body_not_json",
+            WebhookError::NotAnEvent(_) => "not_a_stripe_event",
+            WebhookError::WrongEventType { .. } => "wrong_event_type",
+            WebhookError::BrokerUnavailable(_) => "broker_unavailable",
+        }
+    }
+}
+
+impl From<cardstream_stripe::Error> for WebhookError {
+    fn from(err: cardstream_stripe::Error) -> Self {
+        match err {
+            cardstream_stripe::Error::NotJson(_) => WebhookError::NotJson(err.to_string()),
+            other => WebhookError::NotAnEvent(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        (self.status(), Json(body)).into_response()
+    }
+}

@@ -1,0 +1,53 @@
+//! The webhook gateway: Stripe's only door into cardstream.
+//!
+//! `POST /webhooks/stripe` verifies the signature on the raw bytes and produces the body to
+//! Kafka, answering 200 only after the broker acknowledged it. `POST
+//! /webhooks/stripe/authorization` answers Stripe's real-time authorization request from an
+//! in-memory policy and produces the request in the background.
+
+mod app;
+mod authorization;
+mod config;
+mod error;
+mod events;
+mod metrics;
+mod server;
+
+pub use app::{AUTHORIZATION_ROUTE, EVENTS_ROUTE, Gateway, app};
+pub use config::{GatewayArgs, SecretArgs};
+pub use error::WebhookError;
+pub use metrics::GatewayMetrics;
+pub use server::{RunningGateway, start};
+
+/// Errors that stop the gateway from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no webhook secret configured: set CARDSTREAM_WEBHOOK_SECRETS or --webhook-secrets-file"
+    )]
+    NoSecrets,
+    #[error("cannot read the webhook secrets file {path}: {source}")]
+    SecretsFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid signature settings: {0}")]
+    Signature(#[from] cardstream_stripe::Error),
+    #[error("invalid authorization policy: {0}")]
+    Policy(#[from] cardstream_policy::Error),
+    #[error(transparent)]
+    Kafka(#[from] cardstream_kafka::Error),
+    #[error(transparent)]
+    Telemetry(#[from] cardstream_telemetry::Error),
+    #[error("could not register metric: {0}")]
+    Metric(#[from] prometheus::Error),
+    #[error("--stripe-version {0:?} is not a valid header value")]
+    StripeVersion(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the webhook server failed: {0}")]
+    Serve(std::io::Error),
+}

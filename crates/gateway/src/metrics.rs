@@ -1,0 +1,110 @@
+use cardstream_policy::{Decision, Reason};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+use crate::Error;
+
+/// Everything the gateway counts, named `cardstream_gateway_*`.
+#[derive(Clone, Debug)]
+pub struct GatewayMetrics {
+    /// Webhooks refused, by route and reason code (the same code the caller got).
+    pub rejections: IntCounterVec,
+    /// Signature failures by reason: missing, malformed, mismatch, outside tolerance.
+    pub signature_failures: IntCounterVec,
+    /// Time from handing a record to the producer to the broker's acknowledgement.
+    pub produce_duration: Histogram,
+    /// Records the broker did not acknowledge, by path (`webhook` answered 503,
+    /// `authorization` was produced in the background) and reason.
+    pub produce_failures: IntCounterVec,
+    /// Authorization decisions, by outcome and reason.
+    pub decisions: IntCounterVec,
+    /// Policy reloads by outcome.
+    pub policy_reloads: IntCounterVec,
+    /// Background produces of authorization requests not yet acknowledged.
+    pub background_in_flight: IntGauge,
+    /// Events accepted (answered 200 after acknowledgement).
+    pub events_accepted: IntCounter,
+}
+
+impl GatewayMetrics {
+    pub fn new(registry: &Registry) -> Result<Self, Error> {
+        let m = GatewayMetrics {
+            rejections: IntCounterVec::new(
+                Opts::new(
+                    "cardstream_gateway_webhook_rejections_total",
+                    "Webhooks refused, by route and the error code returned.",
+                ),
+                &["route", "reason"],
+            )?,
+            signature_failures: IntCounterVec::new(
+                Opts::new(
+                    "cardstream_gateway_signature_failures_total",
+                    "Webhooks whose Stripe-Signature did not verify, by reason.",
+                ),
+                &["reason"],
+            )?,
+            produce_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "cardstream_gateway_produce_duration_seconds",
+                    "Time from producing an event to the broker's acknowledgement (acks=all).",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )?,
+            produce_failures: IntCounterVec::new(
+                Opts::new(
+                    "cardstream_gateway_produce_failures_total",
+                    "Events the broker did not acknowledge, by path and reason.",
+                ),
+                &["path", "reason"],
+            )?,
+            decisions: IntCounterVec::new(
+                Opts::new(
+                    "cardstream_gateway_authorization_decisions_total",
+                    "Authorization decisions returned to Stripe, by outcome and reason.",
+                ),
+                &["approved", "reason"],
+            )?,
+            policy_reloads: IntCounterVec::new(
+                Opts::new(
+                    "cardstream_gateway_policy_reloads_total",
+                    "Policy file reloads, by outcome (ok, invalid).",
+                ),
+                &["outcome"],
+            )?,
+            background_in_flight: IntGauge::new(
+                "cardstream_gateway_authorization_produce_in_flight",
+                "Authorization requests answered but not yet acknowledged by the broker.",
+            )?,
+            events_accepted: IntCounter::new(
+                "cardstream_gateway_events_accepted_total",
+                "Events acknowledged by the broker and answered 200.",
+            )?,
+        };
+        registry.register(Box::new(m.rejections.clone()))?;
+        registry.register(Box::new(m.signature_failures.clone()))?;
+        registry.register(Box::new(m.produce_duration.clone()))?;
+        registry.register(Box::new(m.produce_failures.clone()))?;
+        registry.register(Box::new(m.decisions.clone()))?;
+        registry.register(Box::new(m.policy_reloads.clone()))?;
+        registry.register(Box::new(m.background_in_flight.clone()))?;
+        registry.register(Box::new(m.events_accepted.clone()))?;
+        // Create every decision series up front so dashboards and alerts see zeros, not gaps.
+        for reason in Reason::ALL {
+            let approved = if reason == Reason::Approved {
+                "true"
+            } else {
+                "false"
+            };
+            m.decisions.with_label_values(&[approved, reason.as_str()]);
+        }
+        Ok(m)
+    }
+
+    pub fn record_decision(&self, decision: &Decision) {
+        let approved = if decision.approved { "true" } else { "false" };
+        self.decisions
+            .with_label_values(&[approved, decision.reason.as_str()])
+            .inc();
+    }
+}

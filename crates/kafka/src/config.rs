@@ -1,0 +1,67 @@
+use rdkafka::ClientConfig;
+
+/// Connection settings every component that talks to Kafka shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated `host:port`.
+    #[arg(
+        long = "kafka-brokers",
+        env = "CARDSTREAM_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub brokers: String,
+
+    /// The topic Stripe events are written to and read from. Its dead-letter topic is this
+    /// name with `.dlq` appended.
+    #[arg(
+        long = "kafka-topic",
+        env = "CARDSTREAM_KAFKA_TOPIC",
+        default_value = "stripe.events"
+    )]
+    pub topic: String,
+
+    /// Extra librdkafka properties as `key=value` (e.g. `security.protocol=SASL_SSL`).
+    /// Repeat the flag, or give a comma-separated list in the environment variable.
+    #[arg(
+        long = "kafka-property",
+        env = "CARDSTREAM_KAFKA_PROPERTIES",
+        value_delimiter = ',',
+        value_parser = parse_property
+    )]
+    pub properties: Vec<(String, String)>,
+}
+
+impl KafkaArgs {
+    /// Settings for `brokers` with nothing else; handy in tests.
+    pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> Self {
+        KafkaArgs {
+            brokers: brokers.into(),
+            topic: topic.into(),
+            properties: Vec::new(),
+        }
+    }
+
+    /// A librdkafka configuration with the brokers and the extra properties applied last, so
+    /// an operator can override any default cardstream sets.
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// Parses `key=value`.
+pub fn parse_property(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("expected key=value, got {raw:?}")),
+    }
+}

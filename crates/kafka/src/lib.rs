@@ -1,0 +1,51 @@
+//! Kafka as cardstream uses it: connection settings shared by every component, the event
+//! producer, topic administration, and the record headers that travel with each event.
+
+mod admin;
+mod config;
+pub mod headers;
+mod producer;
+
+pub use admin::{ensure_topic, partition_count};
+pub use config::{KafkaArgs, parse_property};
+pub use producer::{Delivery, EventProducer, OutgoingEvent, ProducerTuning, await_delivery};
+pub use rdkafka;
+
+/// The dead-letter topic for a given events topic.
+pub fn dlq_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid Kafka client configuration: {0}")]
+    Config(#[source] rdkafka::error::KafkaError),
+    #[error("the broker did not acknowledge the record within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("the broker rejected or failed to store the record: {0}")]
+    Produce(#[source] rdkafka::error::KafkaError),
+    #[error("the producer's local queue is full; the broker is not keeping up or unreachable")]
+    QueueFull,
+    #[error("cannot reach the Kafka cluster: {0}")]
+    Unreachable(#[source] rdkafka::error::KafkaError),
+    #[error("topic administration failed for {topic}: {message}")]
+    Admin { topic: String, message: String },
+    #[error("topic {0} does not exist")]
+    NoSuchTopic(String),
+}
+
+impl Error {
+    /// A short, stable label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Timeout(_) => "timeout",
+            Error::Produce(_) => "rejected",
+            Error::QueueFull => "queue_full",
+            Error::Unreachable(_) => "unreachable",
+            Error::Admin { .. } => "admin",
+            Error::NoSuchTopic(_) => "no_such_topic",
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The authorization decision policy.
+//!
+//! Stripe asks cardstream to approve or decline every authorization and waits at most two
+//! seconds. The decision is therefore a pure function of the request and an in-memory
+//! [`Policy`]; nothing here waits on I/O. The policy is loaded from a file and/or the
+//! environment and swapped atomically when it changes ([`PolicyStore`]).
+
+mod decide;
+mod load;
+mod policy;
+
+pub use decide::{Decision, Reason, Request, decide};
+pub use load::{PolicyArgs, PolicyStore};
+pub use policy::Policy;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the policy file {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the policy file {path} is not valid TOML for a policy: {message}")]
+    Parse {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("the policy is invalid: {0}")]
+    Invalid(String),
+}

@@ -1,0 +1,277 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use cardstream_stripe::Currency;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Error, Policy};
+
+/// Where the policy comes from: a TOML file, and/or individual settings that override the
+/// file's fields (handy in a container without a mounted file).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PolicyArgs {
+    /// TOML file with the authorization policy. Re-read when it changes (edit a mounted
+    /// ConfigMap and the gateway follows without a restart).
+    #[arg(long = "policy-file", env = "CARDSTREAM_POLICY_FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Currencies that may be authorized, comma-separated; replaces the file's
+    /// `allowed_currencies`. Empty policy = any currency.
+    #[arg(
+        long = "policy-allowed-currencies",
+        env = "CARDSTREAM_POLICY_ALLOWED_CURRENCIES",
+        value_delimiter = ','
+    )]
+    pub allowed_currencies: Option<Vec<Currency>>,
+
+    /// Largest single authorization per currency in minor units, as `usd=500000,jpy=500000`;
+    /// replaces the file's `max_amount`.
+    #[arg(
+        long = "policy-max-amount",
+        env = "CARDSTREAM_POLICY_MAX_AMOUNT",
+        value_delimiter = ',',
+        value_parser = parse_max_amount
+    )]
+    pub max_amount: Option<Vec<(Currency, i64)>>,
+
+    /// Merchant categories always declined, comma-separated; replaces the file's
+    /// `blocked_categories`.
+    #[arg(
+        long = "policy-blocked-categories",
+        env = "CARDSTREAM_POLICY_BLOCKED_CATEGORIES",
+        value_delimiter = ','
+    )]
+    pub blocked_categories: Option<Vec<String>>,
+
+    /// Card ids to treat as inactive, comma-separated; replaces the file's `inactive_cards`.
+    #[arg(
+        long = "policy-inactive-cards",
+        env = "CARDSTREAM_POLICY_INACTIVE_CARDS",
+        value_delimiter = ','
+    )]
+    pub inactive_cards: Option<Vec<String>>,
+
+    /// Cardholder ids to treat as inactive, comma-separated; replaces the file's
+    /// `inactive_cardholders`.
+    #[arg(
+        long = "policy-inactive-cardholders",
+        env = "CARDSTREAM_POLICY_INACTIVE_CARDHOLDERS",
+        value_delimiter = ','
+    )]
+    pub inactive_cardholders: Option<Vec<String>>,
+
+    /// How often the policy file is checked for changes.
+    #[arg(
+        long = "policy-reload-interval",
+        env = "CARDSTREAM_POLICY_RELOAD_INTERVAL",
+        default_value = "5s",
+        value_parser = humantime::parse_duration
+    )]
+    pub reload_interval: Duration,
+}
+
+fn parse_max_amount(raw: &str) -> Result<(Currency, i64), String> {
+    let (currency, amount) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected currency=amount, got {raw:?}"))?;
+    let currency = currency
+        .trim()
+        .parse::<Currency>()
+        .map_err(|e| e.to_string())?;
+    let amount = amount
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| format!("{amount:?} is not an amount in minor units"))?;
+    Ok((currency, amount))
+}
+
+impl PolicyArgs {
+    /// The file's policy (or the empty one) with the overrides applied, validated.
+    pub fn resolve(&self) -> Result<Policy, Error> {
+        let mut policy = match &self.file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Policy::from_toml(&text).map_err(|message| Error::Parse {
+                    path: path.clone(),
+                    message,
+                })?
+            }
+            None => Policy::default(),
+        };
+        if let Some(v) = &self.allowed_currencies {
+            policy.allowed_currencies = v.iter().copied().collect();
+        }
+        if let Some(v) = &self.max_amount {
+            policy.max_amount = v.iter().copied().collect();
+        }
+        if let Some(v) = &self.blocked_categories {
+            policy.blocked_categories = v.iter().map(|s| s.trim().to_owned()).collect();
+        }
+        if let Some(v) = &self.inactive_cards {
+            policy.inactive_cards = v.iter().map(|s| s.trim().to_owned()).collect();
+        }
+        if let Some(v) = &self.inactive_cardholders {
+            policy.inactive_cardholders = v.iter().map(|s| s.trim().to_owned()).collect();
+        }
+        policy.validate()?;
+        Ok(policy)
+    }
+}
+
+/// The policy in force, swapped atomically: a decision reads it without locking, and a reload
+/// never leaves a half-updated policy visible.
+#[derive(Clone, Debug)]
+pub struct PolicyStore {
+    current: Arc<ArcSwap<Policy>>,
+}
+
+impl PolicyStore {
+    pub fn new(policy: Policy) -> Self {
+        PolicyStore {
+            current: Arc::new(ArcSwap::from_pointee(policy)),
+        }
+    }
+
+    /// The policy in force now.
+    pub fn current(&self) -> Arc<Policy> {
+        self.current.load_full()
+    }
+
+    pub fn replace(&self, policy: Policy) {
+        self.current.store(Arc::new(policy));
+    }
+
+    /// Re-reads the policy file every `reload_interval` and swaps in a changed policy. An
+    /// invalid edit is reported through `on_reload` and logged; the last good policy stays.
+    pub fn watch(
+        &self,
+        args: PolicyArgs,
+        shutdown: CancellationToken,
+        on_reload: impl Fn(Result<(), &Error>) + Send + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let path = args.file.clone()?;
+        let store = self.clone();
+        // Read the baseline now, not in the task: an edit made between this call and the
+        // task's first poll must count as a change.
+        let mut last = std::fs::read(&path).ok();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(args.reload_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let now = tokio::fs::read(&path).await.ok();
+                if now == last {
+                    continue;
+                }
+                last = now;
+                match args.resolve() {
+                    Ok(policy) => {
+                        if *store.current() != policy {
+                            store.replace(policy);
+                            tracing::info!(path = %path.display(), "authorization policy reloaded");
+                        }
+                        on_reload(Ok(()));
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "the edited policy is invalid; keeping the previous one");
+                        on_reload(Err(&err));
+                    }
+                }
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_file_fields() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(
+            &mut file,
+            b"allowed_currencies = [\"usd\"]\nblocked_categories = [\"betting_casino_gambling\"]\n",
+        )
+        .unwrap();
+        let args = PolicyArgs {
+            file: Some(file.path().to_owned()),
+            allowed_currencies: Some(vec![Currency::EUR]),
+            max_amount: Some(vec![parse_max_amount("jpy=5000").unwrap()]),
+            ..PolicyArgs::default()
+        };
+        let policy = args.resolve().unwrap();
+        assert_eq!(policy.allowed_currencies.len(), 1);
+        assert!(policy.allowed_currencies.contains(&Currency::EUR));
+        assert_eq!(policy.max_amount[&Currency::JPY], 5000);
+        assert!(
+            policy
+                .blocked_categories
+                .contains("betting_casino_gambling")
+        );
+    }
+
+    #[test]
+    fn bad_settings_say_what_is_wrong() {
+        assert!(
+            parse_max_amount("usd")
+                .unwrap_err()
+                .contains("currency=amount")
+        );
+        assert!(parse_max_amount("usd=ten").unwrap_err().contains("ten"));
+        let args = PolicyArgs {
+            file: Some("/nonexistent/policy.toml".into()),
+            ..PolicyArgs::default()
+        };
+        assert!(
+            args.resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/policy.toml")
+        );
+        let args = PolicyArgs {
+            blocked_categories: Some(vec!["casinos".into()]),
+            ..PolicyArgs::default()
+        };
+        assert!(args.resolve().unwrap_err().to_string().contains("casinos"));
+    }
+
+    #[tokio::test]
+    async fn an_edited_file_is_picked_up_and_a_broken_edit_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, "allowed_currencies = [\"usd\"]\n").unwrap();
+        let args = PolicyArgs {
+            file: Some(path.clone()),
+            reload_interval: Duration::from_millis(20),
+            ..PolicyArgs::default()
+        };
+        let store = PolicyStore::new(args.resolve().unwrap());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let task = store
+            .watch(args, shutdown.clone(), move |r| {
+                let _ = tx.send(r.is_ok());
+            })
+            .unwrap();
+
+        std::fs::write(&path, "allowed_currencies = [\"jpy\"]\n").unwrap();
+        assert!(rx.recv().await.unwrap());
+        assert!(store.current().allowed_currencies.contains(&Currency::JPY));
+
+        std::fs::write(&path, "allowed_currencies = [\"yen!\"]\n").unwrap();
+        assert!(!rx.recv().await.unwrap());
+        assert!(store.current().allowed_currencies.contains(&Currency::JPY));
+
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+}

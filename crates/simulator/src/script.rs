@@ -1,0 +1,475 @@
+//! The deterministic script of a simulation: first the cardholders and cards, then purchases
+//! forever. A purchase's follow-up events depend only on its own draws and on the answer the
+//! gateway gave, so the same seed and the same answers give the same events.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use cardstream_stripe::{Currency, types};
+use rand::Rng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::ids::stripe_id;
+use crate::objects;
+use crate::world::World;
+
+/// Where an event is posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /webhooks/stripe`
+    Events,
+    /// `POST /webhooks/stripe/authorization`
+    Authorization,
+}
+
+/// One webhook body ready to sign and send.
+#[derive(Debug, Clone)]
+pub struct SimEvent {
+    pub id: String,
+    pub kind: &'static str,
+    pub endpoint: Endpoint,
+    pub body: Bytes,
+}
+
+impl SimEvent {
+    fn new(
+        endpoint: Endpoint,
+        id: String,
+        kind: &'static str,
+        created: i64,
+        object: Value,
+        previous: Option<Value>,
+    ) -> Self {
+        let body = objects::event(&id, kind, created, object, previous).to_string();
+        SimEvent {
+            id,
+            kind,
+            endpoint,
+            body: Bytes::from(body),
+        }
+    }
+}
+
+/// What the gateway said to an authorization request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Approved {
+        reason: String,
+    },
+    Declined {
+        reason: String,
+    },
+    /// No usable answer (error status, timeout): Stripe declines with `webhook_error`.
+    NoAnswer,
+}
+
+/// How an approved purchase ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// One capture of the whole amount.
+    Capture,
+    /// One capture of part of the amount (a tip-less restaurant bill, a fuel pre-auth).
+    Partial(i64),
+    /// Two captures summing to the amount (split shipment).
+    Split(i64, i64),
+    /// No capture: the merchant released the hold.
+    Reversal,
+    /// A full capture, then a refund of this much.
+    Refunded(i64),
+}
+
+/// One purchase: its draws, and the events that follow once the answer is known.
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    pub authorization_id: String,
+    pub card_id: String,
+    pub amount: i64,
+    pub currency: Currency,
+    pub category: &'static str,
+    created: i64,
+    card: Value,
+    cardholder_id: String,
+    merchant: Value,
+    /// Set when Stripe itself declines before asking (inactive card, fraud); then there is no
+    /// request to the authorization endpoint.
+    stripe_decline: Option<&'static str>,
+    ending: Ending,
+    request_event_id: String,
+    network_risk_score: u32,
+    /// Seeds the ids of the follow-up events, so they do not depend on when they are built.
+    rng_seed: u64,
+}
+
+/// A step of the script.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// An event to deliver as it is.
+    Event(SimEvent),
+    /// A purchase: ask for a decision (if Stripe would), then deliver its follow-ups.
+    Purchase(Box<Purchase>),
+}
+
+/// The simulation's script.
+#[derive(Debug)]
+pub struct Script {
+    rng: ChaCha8Rng,
+    world: World,
+    setup: VecDeque<SimEvent>,
+    /// Fixed start time for reproducible timestamps; `None` follows the wall clock.
+    start: Option<i64>,
+    time_step_ms: i64,
+    purchases: u64,
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Script {
+    /// `start`: fixed timestamp of the first purchase, each next one `time_step_ms` later; with
+    /// `None`, events carry the time at which they are generated.
+    pub fn new(seed: u64, cards: usize, start: Option<i64>, time_step_ms: i64) -> Script {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let origin = start.unwrap_or_else(unix_now);
+        let world = World::new(&mut rng, cards, origin);
+        let mut setup = VecDeque::new();
+        for holder in &world.cardholders {
+            let id = stripe_id(&mut rng, "evt");
+            let object = objects::cardholder(holder, true);
+            setup.push_back(SimEvent::new(
+                Endpoint::Events,
+                id,
+                types::CARDHOLDER_CREATED,
+                holder.created,
+                object,
+                None,
+            ));
+        }
+        for card in &world.cards {
+            let id = stripe_id(&mut rng, "evt");
+            let object = objects::card(&world, card);
+            setup.push_back(SimEvent::new(
+                Endpoint::Events,
+                id,
+                types::CARD_CREATED,
+                card.created,
+                object,
+                None,
+            ));
+        }
+        Script {
+            rng,
+            world,
+            setup,
+            start,
+            time_step_ms: time_step_ms.max(0),
+            purchases: 0,
+        }
+    }
+
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    fn now(&self) -> i64 {
+        match self.start {
+            Some(start) => {
+                let offset = i64::try_from(self.purchases)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(self.time_step_ms)
+                    / 1000;
+                start.saturating_add(offset)
+            }
+            None => unix_now(),
+        }
+    }
+
+    /// The next step. Setup events come first; then, now and then, a card is frozen or
+    /// unfrozen (an `issuing_card.updated`), and otherwise a purchase.
+    pub fn next_step(&mut self) -> Step {
+        if let Some(event) = self.setup.pop_front() {
+            return Step::Event(event);
+        }
+        if self.rng.random_bool(0.002) {
+            return Step::Event(self.toggle_card());
+        }
+        Step::Purchase(Box::new(self.purchase()))
+    }
+
+    fn toggle_card(&mut self) -> SimEvent {
+        let index = self.world.pick_card(&mut self.rng);
+        let was_active = self.world.cards[index].active;
+        self.world.cards[index].active = !was_active;
+        let id = stripe_id(&mut self.rng, "evt");
+        let object = objects::card(&self.world, &self.world.cards[index]);
+        let previous = json!({"status": if was_active { "active" } else { "inactive" }});
+        SimEvent::new(
+            Endpoint::Events,
+            id,
+            types::CARD_UPDATED,
+            self.now(),
+            object,
+            Some(previous),
+        )
+    }
+
+    fn purchase(&mut self) -> Purchase {
+        let created = self.now();
+        self.purchases += 1;
+        let rng = &mut self.rng;
+        let card_index = self.world.pick_card(rng);
+        let merchant_index = self.world.pick_merchant(rng);
+        let card = &self.world.cards[card_index];
+        let amount = self.world.amount(rng, merchant_index, card.currency);
+        let stripe_decline = if !card.active {
+            Some("card_inactive")
+        } else if rng.random_bool(0.02) {
+            Some(
+                [
+                    "insufficient_funds",
+                    "suspected_fraud",
+                    "verification_failed",
+                ][rng.random_range(0..3)],
+            )
+        } else {
+            None
+        };
+        let roll: f64 = rng.random();
+        let ending = if roll < 0.70 {
+            Ending::Capture
+        } else if roll < 0.80 {
+            Ending::Partial((amount * rng.random_range(80..100) / 100).max(1))
+        } else if roll < 0.88 && amount >= 2 {
+            let first = rng.random_range(1..amount);
+            Ending::Split(first, amount - first)
+        } else if roll < 0.95 {
+            Ending::Reversal
+        } else {
+            let refund = if rng.random_bool(0.5) {
+                amount
+            } else {
+                (amount / 2).max(1)
+            };
+            Ending::Refunded(refund)
+        };
+        Purchase {
+            authorization_id: stripe_id(rng, "iauth"),
+            card_id: card.id.clone(),
+            amount,
+            currency: card.currency,
+            category: self.world.merchants[merchant_index].category,
+            created,
+            card: objects::card(&self.world, card),
+            cardholder_id: self.world.cardholders[card.cardholder].id.clone(),
+            merchant: objects::merchant_data(&self.world.merchants[merchant_index]),
+            stripe_decline,
+            ending,
+            request_event_id: stripe_id(rng, "evt"),
+            network_risk_score: rng.random_range(0..30),
+            rng_seed: rng.random(),
+        }
+    }
+}
+
+impl Purchase {
+    /// The `issuing_authorization.request` to the authorization endpoint, unless Stripe
+    /// declines by itself.
+    pub fn request(&self) -> Option<SimEvent> {
+        if self.stripe_decline.is_some() {
+            return None;
+        }
+        let pending = json!({
+            "amount": self.amount, "amount_details": {"atm_fee": null, "cashback_amount": null},
+            "currency": self.currency, "is_amount_controllable": false,
+            "merchant_amount": self.amount, "merchant_currency": self.currency,
+            "network_risk_score": self.network_risk_score,
+        });
+        let object = self.authorization(
+            0,
+            false,
+            "pending",
+            Some(pending),
+            json!([]),
+            json!([]),
+            json!({}),
+        );
+        Some(SimEvent::new(
+            Endpoint::Authorization,
+            self.request_event_id.clone(),
+            types::AUTHORIZATION_REQUEST,
+            self.created,
+            object,
+            None,
+        ))
+    }
+
+    /// The events that follow the decision, in the order Stripe would create them.
+    pub fn follow_ups(&self, answer: &Answer) -> Vec<SimEvent> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.rng_seed);
+        let t = self.created;
+        let (approved, reason, metadata) = match (self.stripe_decline, answer) {
+            (Some(reason), _) => (false, reason.to_owned(), json!({})),
+            (None, Answer::Approved { reason }) => (
+                true,
+                "webhook_approved".to_owned(),
+                json!({"cardstream_reason": reason}),
+            ),
+            (None, Answer::Declined { reason }) => (
+                false,
+                "webhook_declined".to_owned(),
+                json!({"cardstream_reason": reason}),
+            ),
+            (None, Answer::NoAnswer) => (false, "webhook_error".to_owned(), json!({})),
+        };
+        let history = json!([{
+            "amount": self.amount, "amount_details": {"atm_fee": null, "cashback_amount": null},
+            "approved": approved, "authorization_code": null, "created": t,
+            "currency": self.currency, "merchant_amount": self.amount,
+            "merchant_currency": self.currency, "reason": reason, "reason_message": null,
+            "requested_at": t,
+        }]);
+        let mut events = Vec::new();
+        let mut event = |rng: &mut ChaCha8Rng, kind, created, object, previous| {
+            events.push(SimEvent::new(
+                Endpoint::Events,
+                stripe_id(rng, "evt"),
+                kind,
+                created,
+                object,
+                previous,
+            ));
+        };
+        if !approved {
+            let object = self.authorization(0, false, "closed", None, history, json!([]), metadata);
+            event(&mut rng, types::AUTHORIZATION_CREATED, t, object, None);
+            return events;
+        }
+        let pending = self.authorization(
+            self.amount,
+            true,
+            "pending",
+            None,
+            history.clone(),
+            json!([]),
+            metadata.clone(),
+        );
+        event(&mut rng, types::AUTHORIZATION_CREATED, t, pending, None);
+        let captures: Vec<i64> = match self.ending {
+            Ending::Capture | Ending::Refunded(_) => vec![self.amount],
+            Ending::Partial(amount) => vec![amount],
+            Ending::Split(a, b) => vec![a, b],
+            Ending::Reversal => vec![],
+        };
+        let mut transactions = Vec::new();
+        for (i, amount) in captures.iter().enumerate() {
+            let txn = self.transaction(&mut rng, -amount, "capture", t + 2 + i as i64);
+            event(
+                &mut rng,
+                types::TRANSACTION_CREATED,
+                t + 2 + i as i64,
+                txn.clone(),
+                None,
+            );
+            transactions.push(txn);
+        }
+        let status = if captures.is_empty() {
+            "reversed"
+        } else {
+            "closed"
+        };
+        let closed = self.authorization(
+            0,
+            true,
+            status,
+            None,
+            history,
+            Value::Array(transactions),
+            metadata,
+        );
+        let previous = json!({"amount": self.amount, "status": "pending"});
+        event(
+            &mut rng,
+            types::AUTHORIZATION_UPDATED,
+            t + 5,
+            closed,
+            Some(previous),
+        );
+        if let Ending::Refunded(amount) = self.ending {
+            let refund = self.transaction(&mut rng, amount, "refund", t + 60);
+            event(&mut rng, types::TRANSACTION_CREATED, t + 60, refund, None);
+        }
+        events
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn authorization(
+        &self,
+        amount: i64,
+        approved: bool,
+        status: &str,
+        pending: Option<Value>,
+        history: Value,
+        transactions: Value,
+        metadata: Value,
+    ) -> Value {
+        json!({
+            "id": self.authorization_id,
+            "object": "issuing.authorization",
+            "amount": amount,
+            "amount_details": {"atm_fee": null, "cashback_amount": null},
+            "approved": approved,
+            "authorization_method": "online",
+            "balance_transactions": [],
+            "card": self.card,
+            "cardholder": self.cardholder_id,
+            "created": self.created,
+            "currency": self.currency,
+            "livemode": false,
+            "merchant_amount": amount,
+            "merchant_currency": self.currency,
+            "merchant_data": self.merchant,
+            "metadata": metadata,
+            "network_data": {"acquiring_institution_id": null, "system_trace_audit_number": null, "transaction_id": null},
+            "pending_request": pending,
+            "request_history": history,
+            "status": status,
+            "token": null,
+            "transactions": transactions,
+            "verification_data": {
+                "address_line1_check": "not_provided", "address_postal_code_check": "match",
+                "authentication_exemption": null, "cvc_check": "match", "expiry_check": "match",
+                "postal_code": null, "three_d_secure": null,
+            },
+            "wallet": null,
+        })
+    }
+
+    fn transaction(&self, rng: &mut ChaCha8Rng, amount: i64, kind: &str, created: i64) -> Value {
+        json!({
+            "id": stripe_id(rng, "ipi"),
+            "object": "issuing.transaction",
+            "amount": amount,
+            "amount_details": {"atm_fee": null, "cashback_amount": null},
+            "authorization": self.authorization_id,
+            "balance_transaction": null,
+            "card": self.card_id,
+            "cardholder": self.cardholder_id,
+            "created": created,
+            "currency": self.currency,
+            "dispute": null,
+            "livemode": false,
+            "merchant_amount": amount,
+            "merchant_currency": self.currency,
+            "merchant_data": self.merchant,
+            "metadata": {},
+            "network_data": {"authorization_code": null, "processing_date": null, "transaction_id": null},
+            "token": null,
+            "type": kind,
+            "wallet": null,
+        })
+    }
+}

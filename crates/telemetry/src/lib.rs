@@ -1,0 +1,36 @@
+//! What every cardstream component shares: logging, one Prometheus registry per process, the
+//! admin endpoints (`/healthz`, `/readyz`, `/metrics`) on their own port, HTTP metrics by
+//! route, and graceful shutdown.
+
+mod admin;
+mod http_metrics;
+mod logging;
+mod shutdown;
+
+pub use admin::{AdminServer, Readiness, admin_router};
+
+/// A fresh registry for one process, with process metrics (RSS, CPU) already in it.
+pub fn registry() -> Result<Registry, Error> {
+    let registry = Registry::new();
+    admin::register_process_metrics(&registry)?;
+    Ok(registry)
+}
+pub use http_metrics::HttpMetrics;
+pub use logging::{LogFormat, init_logging};
+pub use prometheus::Registry;
+pub use shutdown::{cancel_on_signal, shutdown_signal};
+pub use tokio_util::sync::CancellationToken;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not register metric: {0}")]
+    Metric(#[from] prometheus::Error),
+    #[error("could not bind the admin listener on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the admin server failed: {0}")]
+    Serve(std::io::Error),
+}

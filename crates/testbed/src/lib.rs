@@ -1,0 +1,20 @@
+//! Real parts for cardstream's tests. Nothing here is a mock: tests talk to a real
+//! Kafka-protocol broker (tansu, installed by `scripts/install-tools.sh`), and a test that
+//! cannot find one fails with a message saying how to get it.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod broker;
+mod http;
+mod records;
+
+pub use broker::{Broker, Storage, tansu_binary};
+pub use http::{HttpResponse, post};
+pub use records::{Record, read_records};
+
+/// A name no other test uses, for topics, groups and databases.
+pub fn unique_name(prefix: &str) -> String {
+    use rand::Rng;
+    let suffix: u64 = rand::rng().random();
+    format!("{prefix}_{suffix:016x}")
+}
