@@ -26,6 +26,8 @@ pub(crate) enum Command {
     Gateway(Box<cardstream_gateway::GatewayArgs>),
     /// Send realistic, signed Stripe Issuing traffic to a gateway.
     Simulate(Box<cardstream_simulator::SimulateArgs>),
+    /// Create the events topic and its dead-letter topic if missing (grow partitions if fewer).
+    Topics(cardstream_kafka::TopicArgs),
 }
 
 /// Arguments that hold secrets. They are accepted from the environment (or a file), never from

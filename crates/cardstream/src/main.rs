@@ -37,6 +37,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 summary.failed
             );
         }
+        Command::Topics(args) => cardstream_kafka::ensure_topics(&args).await?,
     }
     Ok(())
 }

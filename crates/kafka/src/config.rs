@@ -65,3 +65,19 @@ pub fn parse_property(raw: &str) -> Result<(String, String), String> {
         _ => Err(format!("expected key=value, got {raw:?}")),
     }
 }
+
+/// `cardstream topics`: make sure the events topic and its dead-letter topic exist.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TopicArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Partitions of the events topic: the most aggregator replicas that can share the work.
+    /// Existing topics are grown to this, never shrunk.
+    #[arg(long, env = "CARDSTREAM_KAFKA_PARTITIONS", default_value_t = 8)]
+    pub partitions: i32,
+
+    /// Replication factor for new topics (3 on a production cluster).
+    #[arg(long, env = "CARDSTREAM_KAFKA_REPLICATION", default_value_t = 1)]
+    pub replication: i32,
+}

@@ -6,10 +6,12 @@
 
 mod broker;
 mod http;
+mod metrics;
 mod records;
 
 pub use broker::{Broker, Storage, tansu_binary};
 pub use http::{HttpResponse, post};
+pub use metrics::metric_value;
 pub use records::{Record, read_records};
 
 /// A name no other test uses, for topics, groups and databases.

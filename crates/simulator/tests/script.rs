@@ -1,0 +1,181 @@
+//! The simulator's events: reproducible, Stripe-shaped, and consistent with the answers given.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cardstream_simulator::{Answer, Endpoint, SimEvent, generate};
+use cardstream_stripe::{Currency, Event, Object, TransactionType, types};
+
+const START: i64 = 1_760_000_000;
+
+fn approve_all(_: &cardstream_simulator::Purchase) -> Answer {
+    Answer::Approved { reason: "approved".into() }
+}
+
+fn parse(events: &[SimEvent]) -> Vec<(Event, Object)> {
+    events
+        .iter()
+        .map(|e| {
+            let event = Event::parse(&e.body).unwrap();
+            let object = event.object().unwrap();
+            assert_eq!(event.id, e.id);
+            assert_eq!(event.kind, e.kind);
+            (event, object)
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_events_and_another_seed_does_not() {
+    let a = generate(7, 30, START, 300, approve_all);
+    let b = generate(7, 30, START, 300, approve_all);
+    let c = generate(8, 30, START, 300, approve_all);
+    let bodies = |v: &[SimEvent]| v.iter().map(|e| e.body.clone()).collect::<Vec<_>>();
+    assert_eq!(bodies(&a), bodies(&b));
+    assert_ne!(bodies(&a), bodies(&c));
+}
+
+#[test]
+fn events_are_stripe_shaped_and_parse_with_the_model() {
+    let events = generate(1, 50, START, 2000, approve_all);
+    let parsed = parse(&events);
+    let ids: BTreeSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), events.len(), "event ids are unique");
+    for (event, object) in &parsed {
+        assert!(event.id.starts_with("evt_1") && event.id.len() == 28, "{}", event.id);
+        let id = match object {
+            Object::Authorization(a) => &a.id,
+            Object::Transaction(t) => &t.id,
+            Object::Card(c) => &c.id,
+            Object::Cardholder(h) => &h.id,
+            other => panic!("unexpected object {other:?}"),
+        };
+        let prefix = id.split('_').next().unwrap();
+        assert!(["iauth", "ipi", "ic", "ich"].contains(&prefix), "{id}");
+    }
+    // Cardholders and cards come first.
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+    let first_purchase = kinds.iter().position(|k| k.starts_with("issuing_authorization")).unwrap();
+    assert!(kinds[..first_purchase].iter().all(|k| *k == types::CARDHOLDER_CREATED || *k == types::CARD_CREATED));
+    assert_eq!(kinds.iter().filter(|k| **k == types::CARD_CREATED).count(), 50);
+    // Authorization events are about 2 KB, as Stripe's are.
+    let auth_sizes: Vec<usize> = events.iter().filter(|e| e.kind == types::AUTHORIZATION_CREATED).map(|e| e.body.len()).collect();
+    let mean = auth_sizes.iter().sum::<usize>() / auth_sizes.len();
+    assert!((1500..4000).contains(&mean), "mean authorization event is {mean} bytes");
+}
+
+#[test]
+fn traffic_spreads_over_categories_with_skew_and_several_currencies() {
+    let events = generate(3, 200, START, 5000, approve_all);
+    let mut categories: BTreeMap<String, usize> = BTreeMap::new();
+    let mut currencies = BTreeSet::new();
+    for (_, object) in parse(&events) {
+        if let Object::Authorization(a) = object {
+            *categories.entry(a.merchant_data.category.clone()).or_default() += 1;
+            currencies.insert(a.currency);
+            assert!(cardstream_stripe::is_merchant_category(&a.merchant_data.category));
+        }
+    }
+    assert!(categories.len() >= 40, "only {} categories", categories.len());
+    let mut counts: Vec<usize> = categories.values().copied().collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let total: usize = counts.iter().sum();
+    assert!(counts[0] * 10 > total, "the top category should carry over a tenth: {counts:?}");
+    assert!(currencies.contains(&Currency::JPY), "a zero-decimal currency is simulated");
+    assert!(currencies.len() >= 3);
+}
+
+#[test]
+fn follow_ups_honour_the_answer_and_add_up() {
+    let mut n = 0;
+    let events = generate(5, 40, START, 3000, |_| {
+        n += 1;
+        if n % 4 == 0 {
+            Answer::Declined { reason: "category_blocked".into() }
+        } else {
+            Answer::Approved { reason: "approved".into() }
+        }
+    });
+    let parsed = parse(&events);
+    let mut requested: BTreeMap<String, i64> = BTreeMap::new();
+    let mut created: BTreeMap<String, (bool, Option<String>, String)> = BTreeMap::new();
+    let mut captured: BTreeMap<String, i64> = BTreeMap::new();
+    let mut refunded: BTreeMap<String, i64> = BTreeMap::new();
+    let mut final_status: BTreeMap<String, String> = BTreeMap::new();
+    for (event, object) in &parsed {
+        match object {
+            Object::Authorization(a) if event.kind == types::AUTHORIZATION_REQUEST => {
+                assert_eq!(a.amount, 0, "a pending request holds nothing yet");
+                assert!(!a.approved);
+                requested.insert(a.id.clone(), a.pending_request.as_ref().unwrap().amount);
+            }
+            Object::Authorization(a) if event.kind == types::AUTHORIZATION_CREATED => {
+                let reason = a.metadata.get("cardstream_reason").and_then(|r| r.as_str()).map(str::to_owned);
+                let history = a.request_history.last().unwrap().reason.clone();
+                created.insert(a.id.clone(), (a.approved, reason, history));
+            }
+            Object::Authorization(a) => {
+                final_status.insert(a.id.clone(), a.status.to_string());
+            }
+            Object::Transaction(t) => {
+                let auth = t.authorization.as_ref().unwrap().id().to_owned();
+                match t.kind {
+                    TransactionType::Capture => {
+                        assert!(t.amount < 0, "captures are negative");
+                        *captured.entry(auth).or_default() += -t.amount;
+                    }
+                    TransactionType::Refund => {
+                        assert!(t.amount > 0, "refunds are positive");
+                        *refunded.entry(auth).or_default() += t.amount;
+                    }
+                    TransactionType::Other(_) => panic!("unexpected transaction type"),
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut declined_by_gateway = 0;
+    let mut declined_by_stripe = 0;
+    for (id, (approved, reason, history)) in &created {
+        match requested.get(id) {
+            // Asked: the outcome is the gateway's, with its reason in the metadata.
+            Some(amount) => {
+                if *approved {
+                    assert_eq!(history, "webhook_approved");
+                    let capture = captured.get(id).copied().unwrap_or(0);
+                    assert!(capture <= *amount, "captured {capture} of {amount}");
+                    let status = &final_status[id];
+                    assert_eq!(status, if capture == 0 { "reversed" } else { "closed" });
+                    assert!(refunded.get(id).copied().unwrap_or(0) <= capture);
+                } else {
+                    declined_by_gateway += 1;
+                    assert_eq!(history, "webhook_declined");
+                    assert_eq!(reason.as_deref(), Some("category_blocked"));
+                    assert!(!captured.contains_key(id), "a declined authorization is never captured");
+                }
+            }
+            // Not asked: Stripe declined by itself.
+            None => {
+                declined_by_stripe += 1;
+                assert!(!approved);
+                assert!(!captured.contains_key(id));
+            }
+        }
+    }
+    assert!(declined_by_gateway > 100 && declined_by_stripe > 10, "{declined_by_gateway} {declined_by_stripe}");
+    // Partial and split captures and refunds all occur.
+    let partial = captured.iter().filter(|(id, c)| requested.get(*id).is_some_and(|r| *c < r)).count();
+    assert!(partial > 50, "{partial} partial captures");
+    assert!(refunded.len() > 20, "{} refunds", refunded.len());
+    let split = parsed.iter().filter(|(_, o)| matches!(o, Object::Transaction(_))).count() > captured.len() + refunded.len();
+    assert!(split, "some authorizations are captured in two parts");
+}
+
+#[test]
+fn requests_go_to_the_authorization_endpoint_and_the_rest_to_events() {
+    for event in generate(2, 10, START, 200, approve_all) {
+        let expected = if event.kind == types::AUTHORIZATION_REQUEST { Endpoint::Authorization } else { Endpoint::Events };
+        assert_eq!(event.endpoint, expected, "{}", event.kind);
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what cardstream's tests and `cardstream dev` need beyond the Rust toolchain and the
+# local Postgres, into a per-user tool cache. Idempotent: a second run finds everything and
+# takes a second.
+#
+#   tansu  a Kafka-protocol broker (Apache Kafka itself cannot be installed from the registries
+#          this project reaches). Built from crates.io once: about 15-25 minutes on 2 cores.
+#
+# The cache is $CARDSTREAM_TOOLS, else ${XDG_CACHE_HOME:-~/.cache}/cardstream/tools.
+set -euo pipefail
+
+TOOLS="${CARDSTREAM_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/cardstream/tools}"
+TANSU_VERSION="0.6.0"
+mkdir -p "$TOOLS"
+
+# One installer at a time: CI and a developer (or two test runs) may start together.
+exec 9>"$TOOLS/.install.lock"
+flock 9
+
+tansu="$TOOLS/bin/tansu"
+if [ -x "$tansu" ] && "$tansu" --version 2>/dev/null | grep -qx "tansu $TANSU_VERSION"; then
+  echo "tools: tansu $TANSU_VERSION present ($tansu)"
+else
+  echo "tools: building tansu $TANSU_VERSION, a Kafka-protocol broker for the tests (once; 15-25 minutes)"
+  # --locked: without it cargo picks dependency versions that do not build together.
+  # dynostore and libsql: the memory and SQLite storage engines (the defaults have none).
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
+    --root "$TOOLS" --quiet
+  "$tansu" --version
+fi
