@@ -22,10 +22,12 @@ static STRIPE_VERSION: HeaderName = HeaderName::from_static("stripe-version");
 /// never a late answer.
 pub(crate) async fn handle(
     State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Response {
-    match answer(&gateway, &headers, body).await {
+    // Taking the request whole (not a `HeaderMap` extractor) avoids copying the headers.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    match answer(&gateway, headers, body).await {
         Ok(response) => response,
         Err(err) => gateway.reject(AUTHORIZATION_ROUTE, err),
     }

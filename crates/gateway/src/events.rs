@@ -3,7 +3,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use cardstream_kafka::OutgoingEvent;
@@ -15,12 +15,11 @@ use crate::error::WebhookError;
 /// `POST /webhooks/stripe`: verify, produce the raw body, and answer 200 only once the broker
 /// acknowledged it. Anything short of that is a 4xx (Stripe's request is wrong) or a 503
 /// (cardstream could not store it; Stripe retries for up to three days).
-pub(crate) async fn receive(
-    State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    match accept(&gateway, &headers, body).await {
+pub(crate) async fn receive(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    // Taking the request whole (not a `HeaderMap` extractor) avoids copying the headers.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    match accept(&gateway, headers, body).await {
         Ok(response) => response,
         Err(err) => gateway.reject(EVENTS_ROUTE, err),
     }

@@ -29,22 +29,57 @@ async fn decisions_follow_the_policy_and_carry_their_reason() {
     let mut gw = TestGateway::start(
         &broker,
         &[
-            "--policy-allowed-currencies", "usd,jpy",
-            "--policy-max-amount", "usd=50000,jpy=100000",
-            "--policy-blocked-categories", "betting_casino_gambling",
-            "--stripe-version", "2024-06-20",
+            "--policy-allowed-currencies",
+            "usd,jpy",
+            "--policy-max-amount",
+            "usd=50000,jpy=100000",
+            "--policy-blocked-categories",
+            "betting_casino_gambling",
+            "--stripe-version",
+            "2024-06-20",
         ],
     )
     .await;
     let cases = [
-        (request("evt_a1", 700, "usd", "taxicabs_limousines"), true, "approved"),
-        (request("evt_a2", 50_000, "usd", "taxicabs_limousines"), true, "approved"),
-        (request("evt_a3", 50_001, "usd", "taxicabs_limousines"), false, "amount_over_limit"),
+        (
+            request("evt_a1", 700, "usd", "taxicabs_limousines"),
+            true,
+            "approved",
+        ),
+        (
+            request("evt_a2", 50_000, "usd", "taxicabs_limousines"),
+            true,
+            "approved",
+        ),
+        (
+            request("evt_a3", 50_001, "usd", "taxicabs_limousines"),
+            false,
+            "amount_over_limit",
+        ),
         // ¥100,000 is within the JPY limit: limits are per currency, in its own minor unit.
-        (request("evt_a4", 100_000, "jpy", "taxicabs_limousines"), true, "approved"),
-        (request("evt_a5", 700, "eur", "taxicabs_limousines"), false, "currency_not_allowed"),
-        (request("evt_a6", 700, "usd", "betting_casino_gambling"), false, "category_blocked"),
-        (with_card_status(&request("evt_a7", 700, "usd", "taxicabs_limousines"), "inactive"), false, "card_inactive"),
+        (
+            request("evt_a4", 100_000, "jpy", "taxicabs_limousines"),
+            true,
+            "approved",
+        ),
+        (
+            request("evt_a5", 700, "eur", "taxicabs_limousines"),
+            false,
+            "currency_not_allowed",
+        ),
+        (
+            request("evt_a6", 700, "usd", "betting_casino_gambling"),
+            false,
+            "category_blocked",
+        ),
+        (
+            with_card_status(
+                &request("evt_a7", 700, "usd", "taxicabs_limousines"),
+                "inactive",
+            ),
+            false,
+            "card_inactive",
+        ),
     ];
     for (body, approved, reason) in &cases {
         let response = gw.post_signed(ROUTE, body).await;
@@ -55,14 +90,41 @@ async fn decisions_follow_the_policy_and_carry_their_reason() {
             json!({"approved": approved, "metadata": {"cardstream_reason": reason}}),
         );
     }
-    assert_eq!(gw.metric("cardstream_gateway_authorization_decisions_total", &[("approved", "true"), ("reason", "approved")]), 3.0);
-    assert_eq!(gw.metric("cardstream_gateway_authorization_decisions_total", &[("reason", "category_blocked")]), 1.0);
+    assert_eq!(
+        gw.metric(
+            "cardstream_gateway_authorization_decisions_total",
+            &[("approved", "true"), ("reason", "approved")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        gw.metric(
+            "cardstream_gateway_authorization_decisions_total",
+            &[("reason", "category_blocked")]
+        ),
+        1.0
+    );
 
     // Every request also reaches the topic, keyed by card, in the background.
-    let records = read_records(&broker.brokers(), &gw.topic, PARTITIONS, cases.len(), READ_TIMEOUT).await;
+    let records = read_records(
+        &broker.brokers(),
+        &gw.topic,
+        PARTITIONS,
+        cases.len(),
+        READ_TIMEOUT,
+    )
+    .await;
     assert_eq!(records.len(), cases.len());
-    assert!(records.iter().all(|r| r.key.as_deref() == Some(CARD.as_bytes())));
-    assert!(records.iter().all(|r| r.header(headers::EVENT_TYPE) == Some("issuing_authorization.request")));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.key.as_deref() == Some(CARD.as_bytes()))
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r.header(headers::EVENT_TYPE) == Some("issuing_authorization.request"))
+    );
     gw.stop().await;
 }
 
@@ -70,13 +132,23 @@ async fn decisions_follow_the_policy_and_carry_their_reason() {
 async fn cards_and_cardholders_listed_inactive_are_declined() {
     let broker = Broker::start(Storage::Memory).await;
     let mut gw = TestGateway::start(&broker, &["--policy-inactive-cardholders", HOLDER]).await;
-    let response = gw.post_signed(ROUTE, &request("evt_h1", 100, "usd", "bakeries")).await;
-    assert_eq!(response.json()["metadata"]["cardstream_reason"], "cardholder_inactive");
+    let response = gw
+        .post_signed(ROUTE, &request("evt_h1", 100, "usd", "bakeries"))
+        .await;
+    assert_eq!(
+        response.json()["metadata"]["cardstream_reason"],
+        "cardholder_inactive"
+    );
     gw.stop().await;
 
     let mut gw = TestGateway::start(&broker, &["--policy-inactive-cards", CARD]).await;
-    let response = gw.post_signed(ROUTE, &request("evt_c1", 100, "usd", "bakeries")).await;
-    assert_eq!(response.json()["metadata"]["cardstream_reason"], "card_inactive");
+    let response = gw
+        .post_signed(ROUTE, &request("evt_c1", 100, "usd", "bakeries"))
+        .await;
+    assert_eq!(
+        response.json()["metadata"]["cardstream_reason"],
+        "card_inactive"
+    );
     gw.stop().await;
 }
 
@@ -88,18 +160,33 @@ async fn the_answer_does_not_wait_for_a_broker_that_is_down() {
     let mut slowest = Duration::ZERO;
     for i in 0..20 {
         let started = Instant::now();
-        let response = gw.post_signed(ROUTE, &request(&format!("evt_down_{i}"), 700, "usd", "bakeries")).await;
+        let response = gw
+            .post_signed(
+                ROUTE,
+                &request(&format!("evt_down_{i}"), 700, "usd", "bakeries"),
+            )
+            .await;
         slowest = slowest.max(started.elapsed());
         assert_eq!(response.status, 200);
         assert_eq!(response.json()["approved"], true);
     }
     // Far inside Stripe's 2 s budget, and far below the 1 s produce bound it would show if it
     // waited for the broker.
-    assert!(slowest < Duration::from_millis(500), "slowest answer {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest answer {slowest:?}"
+    );
     // The lost background produces are counted once their delivery timeout passes.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while gw.metric("cardstream_gateway_produce_failures_total", &[("path", "authorization")]) < 20.0 {
-        assert!(Instant::now() < deadline, "background produce failures were not counted");
+    while gw.metric(
+        "cardstream_gateway_produce_failures_total",
+        &[("path", "authorization")],
+    ) < 20.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "background produce failures were not counted"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     gw.stop().await;
@@ -109,20 +196,25 @@ async fn the_answer_does_not_wait_for_a_broker_that_is_down() {
 async fn other_event_types_and_bad_signatures_are_refused() {
     let broker = Broker::start(Storage::Memory).await;
     let mut gw = TestGateway::start(&broker, &[]).await;
-    let created = request("evt_w1", 700, "usd", "bakeries")
-        .replace("issuing_authorization.request", "issuing_authorization.created");
+    let created = request("evt_w1", 700, "usd", "bakeries").replace(
+        "issuing_authorization.request",
+        "issuing_authorization.created",
+    );
     let response = gw.post_signed(ROUTE, &created).await;
     assert_eq!(response.status, 400);
     assert_eq!(response.json()["error"]["code"], "wrong_event_type");
 
     let body = request("evt_w2", 700, "usd", "bakeries");
-    let response = gw.post(ROUTE, &[("stripe-signature", "t=1,v1=00")], &body).await;
+    let response = gw
+        .post(ROUTE, &[("stripe-signature", "t=1,v1=00")], &body)
+        .await;
     assert_eq!(response.status, 400);
     assert_eq!(response.json()["error"]["code"], "signature_mismatch");
 
     // An authorization request whose object is not an authorization.
     let broken = json!({"id": "evt_w3", "object": "event", "type": "issuing_authorization.request",
-        "created": 1, "data": {"object": {"id": "iauth_x"}}}).to_string();
+        "created": 1, "data": {"object": {"id": "iauth_x"}}})
+    .to_string();
     let response = gw.post_signed(ROUTE, &broken).await;
     assert_eq!(response.status, 400);
     assert_eq!(response.json()["error"]["code"], "not_a_stripe_event");
@@ -136,7 +228,16 @@ async fn an_edited_policy_file_applies_to_the_next_request() {
     let file = dir.path().join("policy.toml");
     std::fs::write(&file, "blocked_categories = []\n").unwrap();
     let file_arg = file.to_str().unwrap().to_owned();
-    let mut gw = TestGateway::start(&broker, &["--policy-file", &file_arg, "--policy-reload-interval", "50ms"]).await;
+    let mut gw = TestGateway::start(
+        &broker,
+        &[
+            "--policy-file",
+            &file_arg,
+            "--policy-reload-interval",
+            "50ms",
+        ],
+    )
+    .await;
     let body = request("evt_p1", 700, "usd", "bakeries");
     assert_eq!(gw.post_signed(ROUTE, &body).await.json()["approved"], true);
 
@@ -148,9 +249,18 @@ async fn an_edited_policy_file_applies_to_the_next_request() {
             assert_eq!(answer["metadata"]["cardstream_reason"], "category_blocked");
             break;
         }
-        assert!(Instant::now() < deadline, "the edited policy was not picked up");
+        assert!(
+            Instant::now() < deadline,
+            "the edited policy was not picked up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(gw.metric("cardstream_gateway_policy_reloads_total", &[("outcome", "ok")]), 1.0);
+    assert_eq!(
+        gw.metric(
+            "cardstream_gateway_policy_reloads_total",
+            &[("outcome", "ok")]
+        ),
+        1.0
+    );
     gw.stop().await;
 }

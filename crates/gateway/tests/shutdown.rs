@@ -33,7 +33,10 @@ async fn a_request_in_flight_when_shutdown_starts_still_completes() {
     gw.shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // No new connections once shutdown began.
-    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after shutdown began");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown began"
+    );
 
     stream.write_all(rest).await.unwrap();
     let mut response = Vec::new();
@@ -56,7 +59,12 @@ async fn authorization_requests_answered_before_shutdown_reach_the_topic() {
     let mut gw = TestGateway::start(&broker, &[]).await;
     for i in 0..25 {
         let body = common::authorization_request(&format!("evt_flush_{i}"), 700, "usd", "bakeries");
-        assert_eq!(gw.post_signed("/webhooks/stripe/authorization", &body).await.status, 200);
+        assert_eq!(
+            gw.post_signed("/webhooks/stripe/authorization", &body)
+                .await
+                .status,
+            200
+        );
     }
     // Stop at once: the background produces must be flushed, not dropped.
     gw.stop().await;

@@ -26,11 +26,21 @@ async fn a_signed_event_is_stored_byte_for_byte_with_key_and_headers() {
     assert_eq!(record.payload, body.as_bytes());
     assert_eq!(record.key.as_deref(), Some(b"ic_card_42".as_slice()));
     assert_eq!(record.header(headers::EVENT_ID), Some("evt_bytes_1"));
-    assert_eq!(record.header(headers::EVENT_TYPE), Some("issuing_transaction.created"));
+    assert_eq!(
+        record.header(headers::EVENT_TYPE),
+        Some("issuing_transaction.created")
+    );
     assert_eq!(record.header(headers::EVENT_CREATED), Some("1721948550"));
-    let received: i64 = record.header(headers::RECEIVED_AT_MS).unwrap().parse().unwrap();
+    let received: i64 = record
+        .header(headers::RECEIVED_AT_MS)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((received / 1000 - now()).abs() < 60);
-    assert_eq!(gw.metric("cardstream_gateway_events_accepted_total", &[]), 1.0);
+    assert_eq!(
+        gw.metric("cardstream_gateway_events_accepted_total", &[]),
+        1.0
+    );
     gw.stop().await;
 }
 
@@ -74,17 +84,57 @@ async fn each_bad_request_gets_its_own_400_and_nothing_is_stored() {
     let good = sign(&body, t);
     let cases: Vec<(&str, Vec<(&str, String)>, String)> = vec![
         ("signature_missing", vec![], body.clone()),
-        ("signature_malformed", vec![("stripe-signature", "v1=abc".into())], body.clone()),
-        ("signature_malformed", vec![("stripe-signature", format!("t=soon,v1={}", "0".repeat(64)))], body.clone()),
-        ("signature_mismatch", vec![("stripe-signature", format!("t={t},v1={}", "0".repeat(64)))], body.clone()),
+        (
+            "signature_malformed",
+            vec![("stripe-signature", "v1=abc".into())],
+            body.clone(),
+        ),
+        (
+            "signature_malformed",
+            vec![("stripe-signature", format!("t=soon,v1={}", "0".repeat(64)))],
+            body.clone(),
+        ),
+        (
+            "signature_mismatch",
+            vec![("stripe-signature", format!("t={t},v1={}", "0".repeat(64)))],
+            body.clone(),
+        ),
         // A valid signature over other bytes: the body was tampered with.
-        ("signature_mismatch", vec![("stripe-signature", good.clone())], body.replace("-1250", "-1")),
-        ("timestamp_outside_tolerance", vec![("stripe-signature", sign(&body, t - 301))], body.clone()),
-        ("timestamp_outside_tolerance", vec![("stripe-signature", sign(&body, t + 400))], body.clone()),
-        ("body_not_json", vec![("stripe-signature", sign("not json", t))], "not json".into()),
-        ("body_not_json", vec![("stripe-signature", sign(&body[..body.len() / 2], t))], body[..body.len() / 2].to_owned()),
-        ("not_a_stripe_event", vec![("stripe-signature", sign("{\"hello\":1}", t))], "{\"hello\":1}".into()),
-        ("not_a_stripe_event", vec![("stripe-signature", sign("[]", t))], "[]".into()),
+        (
+            "signature_mismatch",
+            vec![("stripe-signature", good.clone())],
+            body.replace("-1250", "-1"),
+        ),
+        (
+            "timestamp_outside_tolerance",
+            vec![("stripe-signature", sign(&body, t - 301))],
+            body.clone(),
+        ),
+        (
+            "timestamp_outside_tolerance",
+            vec![("stripe-signature", sign(&body, t + 400))],
+            body.clone(),
+        ),
+        (
+            "body_not_json",
+            vec![("stripe-signature", sign("not json", t))],
+            "not json".into(),
+        ),
+        (
+            "body_not_json",
+            vec![("stripe-signature", sign(&body[..body.len() / 2], t))],
+            body[..body.len() / 2].to_owned(),
+        ),
+        (
+            "not_a_stripe_event",
+            vec![("stripe-signature", sign("{\"hello\":1}", t))],
+            "{\"hello\":1}".into(),
+        ),
+        (
+            "not_a_stripe_event",
+            vec![("stripe-signature", sign("[]", t))],
+            "[]".into(),
+        ),
     ];
     for (expected, headers, body) in &cases {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -94,15 +144,45 @@ async fn each_bad_request_gets_its_own_400_and_nothing_is_stored() {
         assert_eq!(error["code"], *expected, "{error}");
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    assert_eq!(gw.metric("cardstream_gateway_signature_failures_total", &[("reason", "signature_mismatch")]), 2.0);
-    assert_eq!(gw.metric("cardstream_gateway_signature_failures_total", &[("reason", "timestamp_outside_tolerance")]), 2.0);
     assert_eq!(
-        gw.metric("cardstream_gateway_webhook_rejections_total", &[("route", "/webhooks/stripe"), ("reason", "not_a_stripe_event")]),
+        gw.metric(
+            "cardstream_gateway_signature_failures_total",
+            &[("reason", "signature_mismatch")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        gw.metric(
+            "cardstream_gateway_signature_failures_total",
+            &[("reason", "timestamp_outside_tolerance")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        gw.metric(
+            "cardstream_gateway_webhook_rejections_total",
+            &[
+                ("route", "/webhooks/stripe"),
+                ("reason", "not_a_stripe_event")
+            ]
+        ),
         2.0
     );
     // Prove the topic works, then that only the good event is in it.
-    assert_eq!(gw.post("/webhooks/stripe", &[("stripe-signature", &good)], &body).await.status, 200);
-    let records = read_records(&broker.brokers(), &gw.topic, common::PARTITIONS, 2, Duration::from_secs(3)).await;
+    assert_eq!(
+        gw.post("/webhooks/stripe", &[("stripe-signature", &good)], &body)
+            .await
+            .status,
+        200
+    );
+    let records = read_records(
+        &broker.brokers(),
+        &gw.topic,
+        common::PARTITIONS,
+        2,
+        Duration::from_secs(3),
+    )
+    .await;
     assert_eq!(records.len(), 1, "a rejected request reached the topic");
     gw.stop().await;
 }
@@ -131,7 +211,10 @@ async fn bodies_over_the_limit_get_413_declared_or_not() {
 
     // Just under the limit is fine (and then judged on its signature).
     let small = format!("{{\"pad\":\"{}\"}}", "x".repeat(4000));
-    assert_eq!(gw.post_signed("/webhooks/stripe", &small).await.json()["error"]["code"], "not_a_stripe_event");
+    assert_eq!(
+        gw.post_signed("/webhooks/stripe", &small).await.json()["error"]["code"],
+        "not_a_stripe_event"
+    );
     gw.stop().await;
 }
 
@@ -139,22 +222,44 @@ async fn bodies_over_the_limit_get_413_declared_or_not() {
 async fn with_the_broker_down_webhooks_get_503_within_the_bound_and_never_2xx() {
     let mut broker = Broker::start(Storage::Memory).await;
     let mut gw = TestGateway::start(&broker, &["--produce-timeout", "1500ms"]).await;
-    assert_eq!(gw.post_signed("/webhooks/stripe", &transaction_event("evt_up", "ic_1")).await.status, 200);
+    assert_eq!(
+        gw.post_signed("/webhooks/stripe", &transaction_event("evt_up", "ic_1"))
+            .await
+            .status,
+        200
+    );
     broker.stop().await;
 
     let mut statuses = Vec::new();
     for i in 0..5 {
         let started = Instant::now();
-        let response = gw.post_signed("/webhooks/stripe", &transaction_event(&format!("evt_down_{i}"), "ic_1")).await;
+        let response = gw
+            .post_signed(
+                "/webhooks/stripe",
+                &transaction_event(&format!("evt_down_{i}"), "ic_1"),
+            )
+            .await;
         let took = started.elapsed();
-        assert!(took < Duration::from_millis(2500), "answered after {took:?}");
+        assert!(
+            took < Duration::from_millis(2500),
+            "answered after {took:?}"
+        );
         statuses.push(response.status.as_u16());
         if response.status == 503 {
             assert_eq!(response.json()["error"]["code"], "broker_unavailable");
         }
     }
-    assert_eq!(statuses, vec![503; 5], "every event sent while the broker was down must be refused");
-    assert!(gw.metric("cardstream_gateway_produce_failures_total", &[("path", "webhook")]) >= 5.0);
+    assert_eq!(
+        statuses,
+        vec![503; 5],
+        "every event sent while the broker was down must be refused"
+    );
+    assert!(
+        gw.metric(
+            "cardstream_gateway_produce_failures_total",
+            &[("path", "webhook")]
+        ) >= 5.0
+    );
     gw.stop().await;
 }
 
@@ -169,7 +274,10 @@ async fn readyz_follows_the_broker() {
     };
     assert!(wait_for(|| ready(&gw), 200).await, "never became ready");
     broker.stop().await;
-    assert!(wait_for(|| ready(&gw), 503).await, "stayed ready with the broker down");
+    assert!(
+        wait_for(|| ready(&gw), 503).await,
+        "stayed ready with the broker down"
+    );
     broker.start_again().await;
     assert!(wait_for(|| ready(&gw), 200).await, "did not recover");
     // And it produces again without a restart of its own.

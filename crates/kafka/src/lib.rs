@@ -13,10 +13,22 @@ pub use rdkafka;
 
 /// Ensures the events topic and its dead-letter topic exist with at least `partitions`.
 pub async fn ensure_topics(args: &TopicArgs) -> Result<(), Error> {
-    let events = ensure_topic(&args.kafka, &args.kafka.topic, args.partitions, args.replication).await?;
+    let events = ensure_topic(
+        &args.kafka,
+        &args.kafka.topic,
+        args.partitions,
+        args.replication,
+    )
+    .await?;
     let dlq_name = dlq_topic(&args.kafka.topic);
     // Dead letters are rare; a few partitions are plenty.
-    let dlq = ensure_topic(&args.kafka, &dlq_name, args.partitions.min(3), args.replication).await?;
+    let dlq = ensure_topic(
+        &args.kafka,
+        &dlq_name,
+        args.partitions.min(3),
+        args.replication,
+    )
+    .await?;
     tracing::info!(topic = %args.kafka.topic, partitions = events, dlq = %dlq_name, dlq_partitions = dlq, "topics ready");
     Ok(())
 }

@@ -10,7 +10,9 @@ use cardstream_stripe::{Currency, Event, Object, TransactionType, types};
 const START: i64 = 1_760_000_000;
 
 fn approve_all(_: &cardstream_simulator::Purchase) -> Answer {
-    Answer::Approved { reason: "approved".into() }
+    Answer::Approved {
+        reason: "approved".into(),
+    }
 }
 
 fn parse(events: &[SimEvent]) -> Vec<(Event, Object)> {
@@ -43,7 +45,11 @@ fn events_are_stripe_shaped_and_parse_with_the_model() {
     let ids: BTreeSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids.len(), events.len(), "event ids are unique");
     for (event, object) in &parsed {
-        assert!(event.id.starts_with("evt_1") && event.id.len() == 28, "{}", event.id);
+        assert!(
+            event.id.starts_with("evt_1") && event.id.len() == 28,
+            "{}",
+            event.id
+        );
         let id = match object {
             Object::Authorization(a) => &a.id,
             Object::Transaction(t) => &t.id,
@@ -56,13 +62,30 @@ fn events_are_stripe_shaped_and_parse_with_the_model() {
     }
     // Cardholders and cards come first.
     let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
-    let first_purchase = kinds.iter().position(|k| k.starts_with("issuing_authorization")).unwrap();
-    assert!(kinds[..first_purchase].iter().all(|k| *k == types::CARDHOLDER_CREATED || *k == types::CARD_CREATED));
-    assert_eq!(kinds.iter().filter(|k| **k == types::CARD_CREATED).count(), 50);
+    let first_purchase = kinds
+        .iter()
+        .position(|k| k.starts_with("issuing_authorization"))
+        .unwrap();
+    assert!(
+        kinds[..first_purchase]
+            .iter()
+            .all(|k| *k == types::CARDHOLDER_CREATED || *k == types::CARD_CREATED)
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == types::CARD_CREATED).count(),
+        50
+    );
     // Authorization events are about 2 KB, as Stripe's are.
-    let auth_sizes: Vec<usize> = events.iter().filter(|e| e.kind == types::AUTHORIZATION_CREATED).map(|e| e.body.len()).collect();
+    let auth_sizes: Vec<usize> = events
+        .iter()
+        .filter(|e| e.kind == types::AUTHORIZATION_CREATED)
+        .map(|e| e.body.len())
+        .collect();
     let mean = auth_sizes.iter().sum::<usize>() / auth_sizes.len();
-    assert!((1500..4000).contains(&mean), "mean authorization event is {mean} bytes");
+    assert!(
+        (1500..4000).contains(&mean),
+        "mean authorization event is {mean} bytes"
+    );
 }
 
 #[test]
@@ -72,17 +95,31 @@ fn traffic_spreads_over_categories_with_skew_and_several_currencies() {
     let mut currencies = BTreeSet::new();
     for (_, object) in parse(&events) {
         if let Object::Authorization(a) = object {
-            *categories.entry(a.merchant_data.category.clone()).or_default() += 1;
+            *categories
+                .entry(a.merchant_data.category.clone())
+                .or_default() += 1;
             currencies.insert(a.currency);
-            assert!(cardstream_stripe::is_merchant_category(&a.merchant_data.category));
+            assert!(cardstream_stripe::is_merchant_category(
+                &a.merchant_data.category
+            ));
         }
     }
-    assert!(categories.len() >= 40, "only {} categories", categories.len());
+    assert!(
+        categories.len() >= 40,
+        "only {} categories",
+        categories.len()
+    );
     let mut counts: Vec<usize> = categories.values().copied().collect();
     counts.sort_unstable_by(|a, b| b.cmp(a));
     let total: usize = counts.iter().sum();
-    assert!(counts[0] * 10 > total, "the top category should carry over a tenth: {counts:?}");
-    assert!(currencies.contains(&Currency::JPY), "a zero-decimal currency is simulated");
+    assert!(
+        counts[0] * 10 > total,
+        "the top category should carry over a tenth: {counts:?}"
+    );
+    assert!(
+        currencies.contains(&Currency::JPY),
+        "a zero-decimal currency is simulated"
+    );
     assert!(currencies.len() >= 3);
 }
 
@@ -92,9 +129,13 @@ fn follow_ups_honour_the_answer_and_add_up() {
     let events = generate(5, 40, START, 3000, |_| {
         n += 1;
         if n % 4 == 0 {
-            Answer::Declined { reason: "category_blocked".into() }
+            Answer::Declined {
+                reason: "category_blocked".into(),
+            }
         } else {
-            Answer::Approved { reason: "approved".into() }
+            Answer::Approved {
+                reason: "approved".into(),
+            }
         }
     });
     let parsed = parse(&events);
@@ -111,7 +152,11 @@ fn follow_ups_honour_the_answer_and_add_up() {
                 requested.insert(a.id.clone(), a.pending_request.as_ref().unwrap().amount);
             }
             Object::Authorization(a) if event.kind == types::AUTHORIZATION_CREATED => {
-                let reason = a.metadata.get("cardstream_reason").and_then(|r| r.as_str()).map(str::to_owned);
+                let reason = a
+                    .metadata
+                    .get("cardstream_reason")
+                    .and_then(|r| r.as_str())
+                    .map(str::to_owned);
                 let history = a.request_history.last().unwrap().reason.clone();
                 created.insert(a.id.clone(), (a.approved, reason, history));
             }
@@ -152,7 +197,10 @@ fn follow_ups_honour_the_answer_and_add_up() {
                     declined_by_gateway += 1;
                     assert_eq!(history, "webhook_declined");
                     assert_eq!(reason.as_deref(), Some("category_blocked"));
-                    assert!(!captured.contains_key(id), "a declined authorization is never captured");
+                    assert!(
+                        !captured.contains_key(id),
+                        "a declined authorization is never captured"
+                    );
                 }
             }
             // Not asked: Stripe declined by itself.
@@ -163,19 +211,33 @@ fn follow_ups_honour_the_answer_and_add_up() {
             }
         }
     }
-    assert!(declined_by_gateway > 100 && declined_by_stripe > 10, "{declined_by_gateway} {declined_by_stripe}");
+    assert!(
+        declined_by_gateway > 100 && declined_by_stripe > 10,
+        "{declined_by_gateway} {declined_by_stripe}"
+    );
     // Partial and split captures and refunds all occur.
-    let partial = captured.iter().filter(|(id, c)| requested.get(*id).is_some_and(|r| *c < r)).count();
+    let partial = captured
+        .iter()
+        .filter(|(id, c)| requested.get(*id).is_some_and(|r| *c < r))
+        .count();
     assert!(partial > 50, "{partial} partial captures");
     assert!(refunded.len() > 20, "{} refunds", refunded.len());
-    let split = parsed.iter().filter(|(_, o)| matches!(o, Object::Transaction(_))).count() > captured.len() + refunded.len();
+    let split = parsed
+        .iter()
+        .filter(|(_, o)| matches!(o, Object::Transaction(_)))
+        .count()
+        > captured.len() + refunded.len();
     assert!(split, "some authorizations are captured in two parts");
 }
 
 #[test]
 fn requests_go_to_the_authorization_endpoint_and_the_rest_to_events() {
     for event in generate(2, 10, START, 200, approve_all) {
-        let expected = if event.kind == types::AUTHORIZATION_REQUEST { Endpoint::Authorization } else { Endpoint::Events };
+        let expected = if event.kind == types::AUTHORIZATION_REQUEST {
+            Endpoint::Authorization
+        } else {
+            Endpoint::Events
+        };
         assert_eq!(event.endpoint, expected, "{}", event.kind);
     }
 }

@@ -60,16 +60,91 @@ struct ObjectHead<'a> {
     card: Option<CardRef<'a>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum CardRef<'a> {
-    Id(#[serde(borrow)] std::borrow::Cow<'a, str>),
-    Object {
-        #[serde(borrow)]
-        id: std::borrow::Cow<'a, str>,
-    },
-    /// `null`, or anything else that is not a card reference.
-    Other(serde::de::IgnoredAny),
+/// `card` as an id or an expanded object; only its id is kept. Written by hand rather than
+/// with `#[serde(untagged)]`, which would buffer a whole expanded card (with its cardholder) on
+/// the webhook hot path just to find its id.
+struct CardRef<'a>(Option<std::borrow::Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CardRef<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CardRefVisitor(std::marker::PhantomData))
+    }
+}
+
+struct CardRefVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for CardRefVisitor<'a> {
+    type Value = CardRef<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a card id or a card object")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(CardRef(Some(std::borrow::Cow::Borrowed(v))))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(CardRef(Some(std::borrow::Cow::Owned(v.to_owned()))))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(CardRef(None))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut id = None;
+        while let Some(IsId(is_id)) = map.next_key::<IsId>()? {
+            if is_id && id.is_none() {
+                // The same visitor reads the id string (and tolerates a null).
+                id = map.next_value::<CardRef<'a>>()?.0;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(CardRef(id))
+    }
+
+    // Numbers, booleans and arrays are not card references; ignore them rather than fail.
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(CardRef(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(CardRef(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(CardRef(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(CardRef(None))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(CardRef(None))
+    }
+}
+
+/// A map key, reduced to whether it is `"id"`, without allocating it.
+struct IsId(bool);
+
+impl<'de> Deserialize<'de> for IsId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = IsId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<IsId, E> {
+                Ok(IsId(v == "id"))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 impl Event {
@@ -112,10 +187,7 @@ impl Event {
         match serde_json::from_str::<ObjectHead<'_>>(self.data.object.get()) {
             Ok(head) => {
                 let is_card = head.object.as_deref() == Some("issuing.card");
-                let card = match head.card {
-                    Some(CardRef::Id(id)) | Some(CardRef::Object { id }) if !is_card => Some(id),
-                    _ => None,
-                };
+                let card = head.card.and_then(|c| c.0).filter(|_| !is_card);
                 card.or(head.id)
                     .map_or_else(|| self.id.clone(), |id| id.into_owned())
             }

@@ -81,6 +81,11 @@ impl Broker {
         self.addr.to_string()
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     pub fn storage(&self) -> Storage {
         self.storage
     }

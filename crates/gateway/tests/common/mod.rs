@@ -61,9 +61,13 @@ impl TestGateway {
     pub async fn start_on(brokers: &str, topic: &str, extra: &[&str]) -> TestGateway {
         let shutdown = CancellationToken::new();
         let registry = Registry::new();
-        let running = cardstream_gateway::start(args(brokers, topic, extra), registry.clone(), shutdown.clone())
-            .await
-            .unwrap();
+        let running = cardstream_gateway::start(
+            args(brokers, topic, extra),
+            registry.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
         TestGateway {
             running: Some(running),
             shutdown,
@@ -83,7 +87,8 @@ impl TestGateway {
     /// Posts `body` signed now with the test secret.
     pub async fn post_signed(&self, path: &str, body: &str) -> HttpResponse {
         let header = sign(body, now());
-        self.post(path, &[("stripe-signature", &header)], body).await
+        self.post(path, &[("stripe-signature", &header)], body)
+            .await
     }
 
     pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
@@ -133,8 +138,12 @@ pub fn transaction_event(id: &str, card: &str) -> String {
 /// Stripe's published authorization fixture, as an `issuing_authorization.request` event,
 /// asking for `amount` of `currency` at a merchant of `category`.
 pub fn authorization_request(id: &str, amount: i64, currency: &str, category: &str) -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../stripe/tests/fixtures/issuing.authorization.json");
-    let mut auth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../stripe/tests/fixtures/issuing.authorization.json"
+    );
+    let mut auth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     auth["pending_request"]["amount"] = serde_json::json!(amount);
     auth["pending_request"]["currency"] = serde_json::json!(currency);
     auth["merchant_data"]["category"] = serde_json::json!(category);

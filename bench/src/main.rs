@@ -1,0 +1,55 @@
+//! `cardstream-bench`: measures cardstream against baselines taken in the same run on the same
+//! machine, and prints the figures and their ratios. Run through `scripts/bench.sh`, which
+//! builds everything in release mode first.
+
+#![allow(clippy::print_stdout)]
+
+mod cpu;
+mod gateway;
+mod load;
+mod processes;
+mod report;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cardstream-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Gateway: verified webhooks/s and latency vs. a bare axum route and vs. producing the
+    /// same records with rdkafka directly; authorization latency at a fixed rate.
+    Gateway(gateway::GatewayBench),
+    /// (internal) An axum server whose webhook route reads the body and answers 200: the
+    /// baseline for the gateway's HTTP cost.
+    #[command(hide = true)]
+    BareServer {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Gateway(args) => gateway::run(args).await,
+            Command::BareServer { listen } => processes::bare_server(listen).await,
+        }
+    })
+}
+
+/// Formats a duration as milliseconds with two decimals.
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,70 @@
+//! The processes a benchmark drives: the real `cardstream` binary and the bare baseline server,
+//! each in its own process so the load generator does not share their runtime.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+use tokio::process::{Child, Command};
+
+pub(crate) fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// A binary next to this one in the target directory.
+pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is missing; build it in the same profile (scripts/bench.sh does)",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// Spawns a process and waits until `addr` accepts connections.
+pub(crate) async fn spawn_listening(
+    mut command: Command,
+    addr: SocketAddr,
+) -> anyhow::Result<Child> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start a benchmark process")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the process exited at start: {status}");
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "nothing listening on {addr} after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(child)
+}
+
+pub(crate) async fn bare_server(listen: SocketAddr) -> anyhow::Result<()> {
+    let app = Router::new().route(
+        "/webhooks/stripe",
+        post(|body: Bytes| async move {
+            std::hint::black_box(body);
+            (
+                [(http::header::CONTENT_TYPE, "application/json")],
+                r#"{"received":true}"#,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
