@@ -82,7 +82,8 @@ async fn each_bad_request_gets_its_own_400_and_nothing_is_stored() {
     let body = transaction_event("evt_bad", "ic_1");
     let t = now();
     let good = sign(&body, t);
-    let cases: Vec<(&str, Vec<(&str, String)>, String)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case<'_>> = vec![
         ("signature_missing", vec![], body.clone()),
         (
             "signature_malformed",
