@@ -28,20 +28,34 @@ pub(crate) enum Command {
     Simulate(Box<cardstream_simulator::SimulateArgs>),
     /// Create the events topic and its dead-letter topic if missing (grow partitions if fewer).
     Topics(cardstream_kafka::TopicArgs),
+    /// Fold events from Kafka into Postgres (run as many replicas as the topic has partitions).
+    Aggregator(Box<cardstream_aggregator::AggregatorArgs>),
+    /// Apply (or revert) the database schema. Run once per release, before the new version.
+    Migrate(crate::admin::MigrateArgs),
+    /// Rebuild every projection and rollup from the stored events.
+    Replay(crate::admin::ReplayArgs),
+    /// Check that the rollups equal a recomputation from the base tables.
+    Verify(crate::admin::VerifyArgs),
 }
 
 /// Arguments that hold secrets. They are accepted from the environment (or a file), never from
 /// the command line, where `ps` and shell history would show them.
-const SECRET_ARGS: &[&str] = &["webhook_secrets"];
+const SECRET_ARGS: &[(&str, &str)] = &[
+    (
+        "webhook_secrets",
+        "set CARDSTREAM_WEBHOOK_SECRETS or use --webhook-secrets-file",
+    ),
+    ("database_url", "set CARDSTREAM_DATABASE_URL"),
+];
 
 pub(crate) fn forbid_secrets_on_command_line(matches: &ArgMatches) -> anyhow::Result<()> {
     let mut current = Some(matches);
     while let Some(m) = current {
-        for id in SECRET_ARGS {
+        for (id, instead) in SECRET_ARGS {
             let given = m.try_get_raw(id).ok().flatten().is_some();
             if given && m.value_source(id) == Some(ValueSource::CommandLine) {
                 anyhow::bail!(
-                    "--{} would show the secret to anyone who can list processes; set CARDSTREAM_WEBHOOK_SECRETS or use --webhook-secrets-file instead",
+                    "--{} would show a secret to anyone who can list processes; {instead} instead",
                     id.replace('_', "-")
                 );
             }

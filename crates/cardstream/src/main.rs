@@ -1,6 +1,7 @@
 //! The `cardstream` binary: parses configuration and starts the component asked for. All logic
 //! lives in the library crates.
 
+mod admin;
 mod cli;
 
 use anyhow::Context;
@@ -38,6 +39,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
         }
         Command::Topics(args) => cardstream_kafka::ensure_topics(&args).await?,
+        Command::Aggregator(args) => {
+            let aggregator = cardstream_aggregator::start(*args, registry()?, shutdown).await?;
+            aggregator.wait().await?;
+        }
+        Command::Migrate(args) => admin::migrate(args).await?,
+        Command::Replay(args) => admin::replay(args).await?,
+        Command::Verify(args) => admin::verify(args).await?,
     }
     Ok(())
 }

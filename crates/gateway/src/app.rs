@@ -9,6 +9,7 @@ use axum::routing::post;
 use bytes::Bytes;
 use cardstream_kafka::EventProducer;
 use cardstream_policy::PolicyStore;
+use cardstream_store::SpendCache;
 use cardstream_stripe::{Event, Verifier};
 use cardstream_telemetry::HttpMetrics;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -26,6 +27,8 @@ pub struct Gateway {
     pub verifier: Verifier,
     pub producer: EventProducer,
     pub policy: PolicyStore,
+    /// Card spend for the policy's limits; `None` without a database.
+    pub spend: Option<SpendCache>,
     pub metrics: GatewayMetrics,
     pub body_limit: usize,
     pub produce_timeout: Duration,

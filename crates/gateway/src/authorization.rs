@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use cardstream_kafka::{OutgoingEvent, await_delivery};
-use cardstream_policy::{Request, decide};
+use cardstream_policy::{NoSpendData, Request, decide};
 use cardstream_stripe::{Object, types};
 use serde_json::json;
 
@@ -51,7 +51,15 @@ async fn answer(
             "the event's object is not an issuing.authorization".into(),
         ));
     };
-    let decision = decide(&gateway.policy.current(), &Request::from(&*authorization));
+    let request = Request::from(&*authorization);
+    let decision = match &gateway.spend {
+        Some(cache) => decide(&gateway.policy.current(), &request, cache),
+        None => decide(&gateway.policy.current(), &request, &NoSpendData),
+    };
+    if let (true, Some(cache)) = (decision.approved, &gateway.spend) {
+        // Count it now: the hold reaches Postgres only after the aggregator folds it.
+        cache.record_approval(request.card_id, request.amount);
+    }
     gateway.metrics.record_decision(&decision);
     tracing::debug!(
         authorization = %authorization.id,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use cardstream_kafka::KafkaArgs;
 use cardstream_policy::PolicyArgs;
+use cardstream_store::SpendCacheArgs;
 use cardstream_stripe::WebhookSecret;
 
 use crate::Error;
@@ -63,6 +64,14 @@ pub struct GatewayArgs {
 
     #[command(flatten)]
     pub policy: PolicyArgs,
+
+    /// Postgres, for the policy's spend limits (the gateway only reads spend from it). Set
+    /// through the environment: the URL may hold a password.
+    #[arg(long, env = "CARDSTREAM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    #[command(flatten)]
+    pub spend: SpendCacheArgs,
 }
 
 /// Webhook signing secrets. They come from the environment or a file, never from a flag on

@@ -41,6 +41,12 @@ pub enum Error {
     Telemetry(#[from] cardstream_telemetry::Error),
     #[error("could not register metric: {0}")]
     Metric(#[from] prometheus::Error),
+    #[error(
+        "the policy has spend limits but no database to read spend from: set CARDSTREAM_DATABASE_URL"
+    )]
+    NoDatabaseForLimits,
+    #[error(transparent)]
+    Store(#[from] cardstream_store::Error),
     #[error("--stripe-version {0:?} is not a valid header value")]
     StripeVersion(String),
     #[error("cannot listen on {addr}: {source}")]

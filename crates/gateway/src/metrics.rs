@@ -1,5 +1,7 @@
 use cardstream_policy::{Decision, Reason};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 use crate::Error;
 
@@ -23,6 +25,10 @@ pub struct GatewayMetrics {
     pub background_in_flight: IntGauge,
     /// Events accepted (answered 200 after acknowledgement).
     pub events_accepted: IntCounter,
+    /// Spend refreshes from Postgres by outcome.
+    pub spend_refreshes: IntCounterVec,
+    /// Age of the spend snapshot the limits use.
+    pub spend_age: Gauge,
 }
 
 impl GatewayMetrics {
@@ -80,6 +86,17 @@ impl GatewayMetrics {
                 "cardstream_gateway_events_accepted_total",
                 "Events acknowledged by the broker and answered 200.",
             )?,
+            spend_refreshes: IntCounterVec::new(
+                Opts::new(
+                    "cardstream_gateway_spend_refreshes_total",
+                    "Reads of card spend from Postgres for the spend limits, by outcome (ok, error).",
+                ),
+                &["outcome"],
+            )?,
+            spend_age: Gauge::new(
+                "cardstream_gateway_spend_age_seconds",
+                "Age of the card spend the limits decide with; past the staleness bound, limits follow on_spend_unknown.",
+            )?,
         };
         registry.register(Box::new(m.rejections.clone()))?;
         registry.register(Box::new(m.signature_failures.clone()))?;
@@ -89,6 +106,8 @@ impl GatewayMetrics {
         registry.register(Box::new(m.policy_reloads.clone()))?;
         registry.register(Box::new(m.background_in_flight.clone()))?;
         registry.register(Box::new(m.events_accepted.clone()))?;
+        registry.register(Box::new(m.spend_refreshes.clone()))?;
+        registry.register(Box::new(m.spend_age.clone()))?;
         // Create every decision series up front so dashboards and alerts see zeros, not gaps.
         for reason in Reason::ALL {
             let approved = if reason == Reason::Approved {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use cardstream_kafka::{EventProducer, ProducerTuning};
 use cardstream_policy::PolicyStore;
+use cardstream_store::{SpendCache, Store};
 use cardstream_stripe::Verifier;
 use cardstream_telemetry::{AdminServer, CancellationToken, HttpMetrics, Readiness, Registry};
 
@@ -62,10 +63,12 @@ pub async fn start(
     let stripe_version = HeaderValue::from_str(&args.stripe_version)
         .map_err(|_| Error::StripeVersion(args.stripe_version.clone()))?;
 
+    let spend = start_spend_cache(&args, &policy, &metrics, &shutdown).await?;
     let gateway = Arc::new(Gateway {
         verifier,
         producer: producer.clone(),
         policy,
+        spend,
         metrics,
         body_limit: args.body_limit,
         produce_timeout: args.produce_timeout,
@@ -113,6 +116,40 @@ pub async fn start(
         gateway,
         task,
     })
+}
+
+/// With a database, starts the spend view the limits read from, refreshed in the background.
+async fn start_spend_cache(
+    args: &GatewayArgs,
+    policy: &PolicyStore,
+    metrics: &GatewayMetrics,
+    shutdown: &CancellationToken,
+) -> Result<Option<SpendCache>, Error> {
+    let Some(url) = &args.database_url else {
+        if policy.current().needs_spend() {
+            return Err(Error::NoDatabaseForLimits);
+        }
+        return Ok(None);
+    };
+    // Lazy: the gateway starts and answers (following on_spend_unknown) while Postgres is away.
+    let store = Store::connect_lazy(url, 2).await?;
+    let cache = SpendCache::new(args.spend.clone());
+    let (refreshes, age, view) = (
+        metrics.spend_refreshes.clone(),
+        metrics.spend_age.clone(),
+        cache.clone(),
+    );
+    cache.spawn_refresh(store, shutdown.clone(), move |result| {
+        match result {
+            Ok(()) => refreshes.with_label_values(&["ok"]).inc(),
+            Err(err) => {
+                refreshes.with_label_values(&["error"]).inc();
+                tracing::warn!(error = %err, "cannot read card spend; limits use the last snapshot until it is stale");
+            }
+        }
+        age.set(view.age().map_or(f64::INFINITY, |a| a.as_secs_f64()));
+    });
+    Ok(Some(cache))
 }
 
 fn spawn_broker_probe(producer: EventProducer, readiness: Readiness, shutdown: CancellationToken) {

@@ -9,3 +9,12 @@ pub const EVENT_TYPE: &str = "stripe-event-type";
 pub const EVENT_CREATED: &str = "stripe-event-created";
 /// When the gateway received the webhook, unix milliseconds, as decimal text; for freshness.
 pub const RECEIVED_AT_MS: &str = "cardstream-received-at-ms";
+
+/// On dead letters: why the record could not be folded (a stable code).
+pub const DLQ_REASON: &str = "cardstream-dlq-reason";
+/// On dead letters: the error, as text (at most 1,000 characters).
+pub const DLQ_ERROR: &str = "cardstream-dlq-error";
+/// On dead letters: where the record was read.
+pub const DLQ_SOURCE_TOPIC: &str = "cardstream-source-topic";
+pub const DLQ_SOURCE_PARTITION: &str = "cardstream-source-partition";
+pub const DLQ_SOURCE_OFFSET: &str = "cardstream-source-offset";

@@ -4,10 +4,12 @@
 mod admin;
 mod config;
 pub mod headers;
+mod lag;
 mod producer;
 
 pub use admin::{ensure_topic, partition_count};
 pub use config::{KafkaArgs, TopicArgs, parse_property};
+pub use lag::{PartitionLag, group_lag, total_lag};
 pub use producer::{Delivery, EventProducer, OutgoingEvent, ProducerTuning, await_delivery};
 pub use rdkafka;
 

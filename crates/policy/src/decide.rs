@@ -1,6 +1,36 @@
-use cardstream_stripe::{Authorization, CardStatus, CardholderStatus, Money};
+use cardstream_stripe::{Authorization, CardStatus, CardholderStatus, Currency, Money};
 
 use crate::Policy;
+use crate::policy::FailMode;
+
+/// A card's spend so far in the current UTC day and month, in one currency: captures minus
+/// refunds plus approved holds not yet captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    Known {
+        day: i64,
+        month: i64,
+    },
+    /// Not known well enough to apply a limit: never loaded, or stale.
+    Unknown,
+}
+
+/// Where decisions read spend from. Implementations answer from memory: a decision must not
+/// wait on a database.
+pub trait SpendView: Send + Sync {
+    fn spend(&self, card_id: &str, currency: Currency) -> Spend;
+}
+
+/// For a gateway without a database: spend is never known, so limits follow
+/// `on_spend_unknown`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSpendData;
+
+impl SpendView for NoSpendData {
+    fn spend(&self, _: &str, _: Currency) -> Spend {
+        Spend::Unknown
+    }
+}
 
 /// What the policy looks at, taken from an `issuing_authorization.request`.
 #[derive(Debug, Clone)]
@@ -39,6 +69,12 @@ pub enum Reason {
     CurrencyNotAllowed,
     CategoryBlocked,
     AmountOverLimit,
+    DailyLimitExceeded,
+    MonthlyLimitExceeded,
+    /// Declined: a limit applies and the card's spend is unknown (fail closed).
+    SpendUnknown,
+    /// Approved although a limit applies and the card's spend is unknown (fail open).
+    ApprovedSpendUnknown,
 }
 
 impl Reason {
@@ -50,16 +86,28 @@ impl Reason {
             Reason::CurrencyNotAllowed => "currency_not_allowed",
             Reason::CategoryBlocked => "category_blocked",
             Reason::AmountOverLimit => "amount_over_limit",
+            Reason::DailyLimitExceeded => "daily_limit_exceeded",
+            Reason::MonthlyLimitExceeded => "monthly_limit_exceeded",
+            Reason::SpendUnknown => "spend_unknown",
+            Reason::ApprovedSpendUnknown => "approved_spend_unknown",
         }
     }
 
-    pub const ALL: [Reason; 6] = [
+    pub fn approves(&self) -> bool {
+        matches!(self, Reason::Approved | Reason::ApprovedSpendUnknown)
+    }
+
+    pub const ALL: [Reason; 10] = [
         Reason::Approved,
         Reason::CardInactive,
         Reason::CardholderInactive,
         Reason::CurrencyNotAllowed,
         Reason::CategoryBlocked,
         Reason::AmountOverLimit,
+        Reason::DailyLimitExceeded,
+        Reason::MonthlyLimitExceeded,
+        Reason::SpendUnknown,
+        Reason::ApprovedSpendUnknown,
     ];
 }
 
@@ -79,9 +127,9 @@ impl Decision {
     }
 }
 
-/// Decides in memory, in order: card, cardholder, currency, category, amount. The first rule
-/// that declines names the reason.
-pub fn decide(policy: &Policy, request: &Request<'_>) -> Decision {
+/// Decides in memory, in order: card, cardholder, currency, category, amount, then the daily
+/// and monthly spend limits. The first rule that declines names the reason.
+pub fn decide(policy: &Policy, request: &Request<'_>, spend: &dyn SpendView) -> Decision {
     let card_inactive = policy.inactive_cards.contains(request.card_id)
         || request
             .card_status
@@ -109,6 +157,30 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Decision {
         && request.amount.amount > *max
     {
         return Decision::decline(Reason::AmountOverLimit);
+    }
+    let daily = policy.daily_limit.get(&currency);
+    let monthly = policy.monthly_limit.get(&currency);
+    if daily.is_some() || monthly.is_some() {
+        match spend.spend(request.card_id, currency) {
+            Spend::Unknown => {
+                return match policy.on_spend_unknown {
+                    FailMode::Approve => Decision {
+                        approved: true,
+                        reason: Reason::ApprovedSpendUnknown,
+                    },
+                    FailMode::Decline => Decision::decline(Reason::SpendUnknown),
+                };
+            }
+            Spend::Known { day, month } => {
+                let asked = request.amount.amount;
+                if daily.is_some_and(|limit| day.saturating_add(asked) > *limit) {
+                    return Decision::decline(Reason::DailyLimitExceeded);
+                }
+                if monthly.is_some_and(|limit| month.saturating_add(asked) > *limit) {
+                    return Decision::decline(Reason::MonthlyLimitExceeded);
+                }
+            }
+        }
     }
     Decision {
         approved: true,
@@ -149,7 +221,11 @@ mod tests {
 
     #[test]
     fn the_empty_policy_approves_active_cards() {
-        let d = decide(&Policy::default(), &request(i64::MAX, Currency::GBP));
+        let d = decide(
+            &Policy::default(),
+            &request(i64::MAX, Currency::GBP),
+            &NoSpendData,
+        );
         assert_eq!(
             d,
             Decision {
@@ -163,45 +239,126 @@ mod tests {
     fn each_rule_declines_with_its_reason() {
         let p = policy();
         let ok = request(10000, Currency::USD);
-        assert_eq!(decide(&p, &ok).reason, Reason::Approved);
+        assert_eq!(decide_(&p, &ok).reason, Reason::Approved);
         assert_eq!(
-            decide(&p, &request(10001, Currency::USD)).reason,
+            decide_(&p, &request(10001, Currency::USD)).reason,
             Reason::AmountOverLimit
         );
         // The maximum is per currency in minor units: ¥10,000 is the JPY limit, not $100.
         assert_eq!(
-            decide(&p, &request(10000, Currency::JPY)).reason,
+            decide_(&p, &request(10000, Currency::JPY)).reason,
             Reason::Approved
         );
         assert_eq!(
-            decide(&p, &request(1, Currency::EUR)).reason,
+            decide_(&p, &request(1, Currency::EUR)).reason,
             Reason::CurrencyNotAllowed
         );
         let gambling = Request {
             category: "betting_casino_gambling",
             ..ok.clone()
         };
-        assert_eq!(decide(&p, &gambling).reason, Reason::CategoryBlocked);
+        assert_eq!(decide_(&p, &gambling).reason, Reason::CategoryBlocked);
         let lost = Request {
             card_id: "ic_lost",
             ..ok.clone()
         };
-        assert_eq!(decide(&p, &lost).reason, Reason::CardInactive);
+        assert_eq!(decide_(&p, &lost).reason, Reason::CardInactive);
         let canceled = Request {
             card_status: Some(&CardStatus::Canceled),
             ..ok.clone()
         };
-        assert_eq!(decide(&p, &canceled).reason, Reason::CardInactive);
+        assert_eq!(decide_(&p, &canceled).reason, Reason::CardInactive);
         let gone = Request {
             cardholder_id: Some("ich_gone"),
             ..ok.clone()
         };
-        assert_eq!(decide(&p, &gone).reason, Reason::CardholderInactive);
+        assert_eq!(decide_(&p, &gone).reason, Reason::CardholderInactive);
         let blocked = Request {
             cardholder_status: Some(&CardholderStatus::Blocked),
             ..ok
         };
-        assert_eq!(decide(&p, &blocked).reason, Reason::CardholderInactive);
+        assert_eq!(decide_(&p, &blocked).reason, Reason::CardholderInactive);
+    }
+
+    fn decide_(policy: &Policy, request: &Request<'_>) -> Decision {
+        decide(policy, request, &NoSpendData)
+    }
+
+    struct Fixed(Spend);
+
+    impl SpendView for Fixed {
+        fn spend(&self, card_id: &str, currency: Currency) -> Spend {
+            assert_eq!((card_id, currency), ("ic_1", Currency::USD));
+            self.0
+        }
+    }
+
+    #[test]
+    fn spend_limits_count_what_was_spent_plus_what_is_asked() {
+        let p = Policy::from_toml("[daily_limit]\nusd = 10000\n[monthly_limit]\nusd = 50000\n")
+            .unwrap();
+        let spent = |day, month| Fixed(Spend::Known { day, month });
+        let r = |amount| request(amount, Currency::USD);
+        assert_eq!(
+            decide(&p, &r(4000), &spent(6000, 6000)).reason,
+            Reason::Approved
+        );
+        assert_eq!(
+            decide(&p, &r(4001), &spent(6000, 6000)).reason,
+            Reason::DailyLimitExceeded
+        );
+        assert_eq!(
+            decide(&p, &r(1000), &spent(0, 49_001)).reason,
+            Reason::MonthlyLimitExceeded
+        );
+        assert_eq!(
+            decide(&p, &r(1000), &spent(0, 49_000)).reason,
+            Reason::Approved
+        );
+        // Refunds can make spend negative; that only leaves more room.
+        assert_eq!(
+            decide(&p, &r(12_000), &spent(-3000, -3000)).reason,
+            Reason::Approved
+        );
+        // Limits are per currency: a JPY purchase is not held to the USD limits.
+        assert_eq!(
+            decide(&p, &request(1_000_000, Currency::JPY), &NoSpendData).reason,
+            Reason::Approved
+        );
+    }
+
+    #[test]
+    fn unknown_spend_follows_the_configured_fail_mode() {
+        let closed = Policy::from_toml("[daily_limit]\nusd = 10000\n").unwrap();
+        let d = decide(&closed, &request(1, Currency::USD), &Fixed(Spend::Unknown));
+        assert_eq!(
+            d,
+            Decision {
+                approved: false,
+                reason: Reason::SpendUnknown
+            }
+        );
+        let open =
+            Policy::from_toml("on_spend_unknown = \"approve\"\n[daily_limit]\nusd = 10000\n")
+                .unwrap();
+        let d = decide(&open, &request(1, Currency::USD), &Fixed(Spend::Unknown));
+        assert_eq!(
+            d,
+            Decision {
+                approved: true,
+                reason: Reason::ApprovedSpendUnknown
+            }
+        );
+        // Without limits, spend is never consulted (Fixed would panic on a lookup for EUR).
+        assert_eq!(
+            decide(
+                &Policy::default(),
+                &request(1, Currency::EUR),
+                &Fixed(Spend::Unknown)
+            )
+            .reason,
+            Reason::Approved
+        );
     }
 
     #[test]

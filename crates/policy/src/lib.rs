@@ -9,9 +9,9 @@ mod decide;
 mod load;
 mod policy;
 
-pub use decide::{Decision, Reason, Request, decide};
+pub use decide::{Decision, NoSpendData, Reason, Request, Spend, SpendView, decide};
 pub use load::{PolicyArgs, PolicyStore};
-pub use policy::Policy;
+pub use policy::{FailMode, Policy};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 use cardstream_stripe::Currency;
 use tokio_util::sync::CancellationToken;
 
+use crate::policy::FailMode;
 use crate::{Error, Policy};
 
 /// Where the policy comes from: a TOML file, and/or individual settings that override the
@@ -35,6 +36,35 @@ pub struct PolicyArgs {
         value_parser = parse_max_amount
     )]
     pub max_amount: Option<Vec<(Currency, i64)>>,
+
+    /// Most a card may spend per UTC day, per currency, as `usd=100000,jpy=100000`; replaces
+    /// the file's `daily_limit`. Needs the database (CARDSTREAM_DATABASE_URL).
+    #[arg(
+        long = "policy-daily-limit",
+        env = "CARDSTREAM_POLICY_DAILY_LIMIT",
+        value_delimiter = ',',
+        value_parser = parse_max_amount
+    )]
+    pub daily_limit: Option<Vec<(Currency, i64)>>,
+
+    /// Most a card may spend per UTC calendar month, per currency; replaces the file's
+    /// `monthly_limit`.
+    #[arg(
+        long = "policy-monthly-limit",
+        env = "CARDSTREAM_POLICY_MONTHLY_LIMIT",
+        value_delimiter = ',',
+        value_parser = parse_max_amount
+    )]
+    pub monthly_limit: Option<Vec<(Currency, i64)>>,
+
+    /// Decision when a spend limit applies but the card's spend is unknown or stale; replaces
+    /// the file's `on_spend_unknown`.
+    #[arg(
+        long = "policy-on-spend-unknown",
+        env = "CARDSTREAM_POLICY_ON_SPEND_UNKNOWN",
+        value_enum
+    )]
+    pub on_spend_unknown: Option<FailMode>,
 
     /// Merchant categories always declined, comma-separated; replaces the file's
     /// `blocked_categories`.
@@ -108,6 +138,15 @@ impl PolicyArgs {
         }
         if let Some(v) = &self.max_amount {
             policy.max_amount = v.iter().copied().collect();
+        }
+        if let Some(v) = &self.daily_limit {
+            policy.daily_limit = v.iter().copied().collect();
+        }
+        if let Some(v) = &self.monthly_limit {
+            policy.monthly_limit = v.iter().copied().collect();
+        }
+        if let Some(mode) = self.on_spend_unknown {
+            policy.on_spend_unknown = mode;
         }
         if let Some(v) = &self.blocked_categories {
             policy.blocked_categories = v.iter().map(|s| s.trim().to_owned()).collect();

@@ -13,9 +13,14 @@ use crate::Error;
 /// blocked_categories = ["betting_casino_gambling"]
 /// inactive_cards = ["ic_123"]
 /// inactive_cardholders = []
+/// on_spend_unknown = "decline"
 /// [max_amount]          # per authorization, in minor units of each currency
 /// usd = 500000          # $5,000.00
 /// jpy = 500000          # ¥500,000
+/// [daily_limit]         # per card, per UTC day, spend plus held amounts
+/// usd = 1000000
+/// [monthly_limit]       # per card, per UTC calendar month
+/// usd = 5000000
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +41,27 @@ pub struct Policy {
     /// Cardholders (`ich_…`) known to be inactive here.
     #[serde(default)]
     pub inactive_cardholders: BTreeSet<String>,
+    /// Most a card may spend per UTC day, per currency, in minor units: captures minus
+    /// refunds so far today, plus approved holds not yet captured, plus this request.
+    #[serde(default)]
+    pub daily_limit: BTreeMap<Currency, i64>,
+    /// The same, per UTC calendar month.
+    #[serde(default)]
+    pub monthly_limit: BTreeMap<Currency, i64>,
+    /// What to decide when a limit applies but the card's spend is not known or is stale.
+    #[serde(default)]
+    pub on_spend_unknown: FailMode,
+}
+
+/// The decision when the data a rule needs is missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Approve (fail open): no purchase is lost to an outage, limits may be exceeded.
+    Approve,
+    /// Decline (fail closed): limits hold, purchases fail while spend is unknown.
+    #[default]
+    Decline,
 }
 
 impl Policy {
@@ -44,6 +70,11 @@ impl Policy {
         let policy: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
         policy.validate().map_err(|e| e.to_string())?;
         Ok(policy)
+    }
+
+    /// Whether any rule needs the card's spend.
+    pub fn needs_spend(&self) -> bool {
+        !self.daily_limit.is_empty() || !self.monthly_limit.is_empty()
     }
 
     /// Catches the mistakes that would silently change decisions: a misspelt category blocks
@@ -61,10 +92,16 @@ impl Policy {
                 unknown.join(", ")
             )));
         }
-        if let Some((currency, amount)) = self.max_amount.iter().find(|(_, a)| **a < 0) {
-            return Err(Error::Invalid(format!(
-                "max_amount for {currency} is {amount}; it must be zero or more"
-            )));
+        for (name, map) in [
+            ("max_amount", &self.max_amount),
+            ("daily_limit", &self.daily_limit),
+            ("monthly_limit", &self.monthly_limit),
+        ] {
+            if let Some((currency, amount)) = map.iter().find(|(_, a)| **a < 0) {
+                return Err(Error::Invalid(format!(
+                    "{name} for {currency} is {amount}; it must be zero or more"
+                )));
+            }
         }
         Ok(())
     }

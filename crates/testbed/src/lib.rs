@@ -1,17 +1,20 @@
-//! Real parts for cardstream's tests. Nothing here is a mock: tests talk to a real
-//! Kafka-protocol broker (tansu, installed by `scripts/install-tools.sh`), and a test that
-//! cannot find one fails with a message saying how to get it.
+//! Real parts for cardstream's tests. Nothing here is a mock: tests talk to the real Postgres
+//! (a database of their own per test) and a real Kafka-protocol broker (tansu, installed by
+//! `scripts/install-tools.sh`, one per test), and a test that cannot find either fails with a
+//! message saying how to get it.
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod broker;
 mod http;
 mod metrics;
+mod postgres;
 mod records;
 
 pub use broker::{Broker, Storage, tansu_binary};
 pub use http::{HttpResponse, post};
 pub use metrics::metric_value;
+pub use postgres::{PrivatePostgres, TestDatabase, admin_url};
 pub use records::{Record, read_records};
 
 /// A name no other test uses, for topics, groups and databases.

@@ -1,0 +1,64 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cardstream_kafka::KafkaArgs;
+use cardstream_store::DatabaseArgs;
+
+/// `cardstream aggregator` settings.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AggregatorArgs {
+    /// Address of the admin endpoints: /healthz, /readyz, /metrics.
+    #[arg(long, env = "CARDSTREAM_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Kafka consumer group. Every replica uses the same one; partitions are shared among them.
+    #[arg(
+        long,
+        env = "CARDSTREAM_CONSUMER_GROUP",
+        default_value = "cardstream-aggregator"
+    )]
+    pub consumer_group: String,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Connections to Postgres.
+    #[arg(long, env = "CARDSTREAM_DATABASE_POOL", default_value_t = 4)]
+    pub database_pool: u32,
+
+    /// Most records folded in one Postgres transaction.
+    #[arg(long, env = "CARDSTREAM_BATCH_SIZE", default_value_t = 2000)]
+    pub batch_size: usize,
+
+    /// Longest a batch waits to fill once its first record arrived.
+    #[arg(
+        long,
+        env = "CARDSTREAM_BATCH_WAIT",
+        default_value = "100ms",
+        value_parser = humantime::parse_duration
+    )]
+    pub batch_wait: Duration,
+
+    /// Longest wait between retries while Postgres or the dead-letter topic is unavailable
+    /// (the wait doubles from 100 ms up to this).
+    #[arg(
+        long,
+        env = "CARDSTREAM_MAX_RETRY_BACKOFF",
+        default_value = "10s",
+        value_parser = humantime::parse_duration
+    )]
+    pub max_retry_backoff: Duration,
+
+    /// How long the consumer may go without reading (while Postgres is unavailable and its
+    /// read-ahead is full) before Kafka gives its partitions to another consumer.
+    #[arg(
+        long,
+        env = "CARDSTREAM_MAX_POLL_INTERVAL",
+        default_value = "10m",
+        value_parser = humantime::parse_duration
+    )]
+    pub max_poll_interval: Duration,
+}

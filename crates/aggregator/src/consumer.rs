@@ -1,0 +1,510 @@
+//! The consume loop: collect a batch, send unreadable records to the dead-letter topic, write
+//! the rest to Postgres in one transaction (retrying while Postgres is away), and only then
+//! store the batch's offsets for Kafka to commit.
+//!
+//! While Postgres is away, consumption stops at a bounded read-ahead instead of using the
+//! consumer's pause/resume: against the test broker (tansu 0.6.0, librdkafka 2.12) a resumed
+//! partition skipped records, and a skipped record whose successors get committed is lost.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cardstream_store::{IncomingEvent, Position, Store};
+use cardstream_telemetry::CancellationToken;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::dlq::DeadLetters;
+use crate::metrics::AggregatorMetrics;
+use crate::records::{DeadLetter, Record, decode};
+use crate::{AggregatorArgs, Error};
+
+/// How long an idle consumer waits for a record before checking for shutdown.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Committed offsets trail the stored ones by at most about this much.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// While Postgres is away, read at most this many batches ahead.
+const READ_AHEAD_BATCHES: usize = 4;
+
+/// Rebalance and commit hooks.
+pub(crate) struct AggregatorContext {
+    pub(crate) metrics: AggregatorMetrics,
+    /// Set once the loop made its final commit: the revocation that closing the consumer
+    /// causes has nothing left to commit (and against the test broker such a commit waits
+    /// ~45 s for a coordinator that is already gone).
+    pub(crate) closing: std::sync::atomic::AtomicBool,
+}
+
+impl ClientContext for AggregatorContext {}
+
+fn nothing_to_commit(err: &KafkaError) -> bool {
+    matches!(err, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
+}
+
+impl ConsumerContext for AggregatorContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions)
+                if self.closing.load(std::sync::atomic::Ordering::Acquire) =>
+            {
+                tracing::info!(
+                    partitions = partitions.count(),
+                    "partitions released on shutdown"
+                );
+            }
+            Rebalance::Revoke(partitions) => {
+                self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+                // Every offset stored so far covers rows Postgres committed: hand them to Kafka
+                // now, synchronously, before another consumer starts from the committed offset.
+                match consumer.commit_consumer_state(CommitMode::Sync) {
+                    Ok(()) => self.metrics.commits.with_label_values(&["ok"]).inc(),
+                    Err(err) if nothing_to_commit(&err) => {}
+                    Err(err) => {
+                        self.metrics.commits.with_label_values(&["error"]).inc();
+                        tracing::warn!(error = %err, "could not commit offsets on revoke; the next owner re-reads those records (they are deduplicated)");
+                    }
+                }
+                tracing::info!(partitions = partitions.count(), "partitions revoked");
+            }
+            Rebalance::Assign(partitions) => {
+                self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                let list: Vec<i32> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
+                tracing::info!(?list, "partitions assigned");
+            }
+            Rebalance::Error(err) => tracing::warn!(error = %err, "rebalance failed"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.metrics.commits.with_label_values(&["ok"]).inc(),
+            Err(err) if nothing_to_commit(&err) => {}
+            Err(err) => {
+                self.metrics.commits.with_label_values(&["error"]).inc();
+                tracing::warn!(error = %err, "offset commit failed; it is retried with the next one");
+            }
+        }
+    }
+}
+
+pub(crate) type Kafka = StreamConsumer<AggregatorContext>;
+
+/// The consume loop's state.
+pub(crate) struct Worker {
+    pub(crate) consumer: Arc<Kafka>,
+    pub(crate) store: Store,
+    pub(crate) dead_letters: DeadLetters,
+    pub(crate) metrics: AggregatorMetrics,
+    pub(crate) args: AggregatorArgs,
+    /// Records that arrived while a batch was being retried; they start the next batch.
+    carry: Vec<Record>,
+    waiting: bool,
+    last_commit: Instant,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The stop was asked for while a batch could not be written; nothing of it was stored.
+#[derive(Debug)]
+pub(crate) struct Interrupted;
+
+impl Worker {
+    pub(crate) fn new(
+        consumer: Arc<Kafka>,
+        store: Store,
+        dead_letters: DeadLetters,
+        metrics: AggregatorMetrics,
+        args: AggregatorArgs,
+    ) -> Self {
+        Worker {
+            consumer,
+            store,
+            dead_letters,
+            metrics,
+            args,
+            carry: Vec::new(),
+            waiting: false,
+            last_commit: Instant::now(),
+        }
+    }
+
+    /// Runs until `shutdown`, then commits the stored offsets.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
+        while !shutdown.is_cancelled() {
+            let batch = self.collect(&shutdown).await;
+            if batch.is_empty() {
+                continue;
+            }
+            if self.process(batch, &shutdown).await.is_err() {
+                break;
+            }
+        }
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!("offsets committed"),
+            Err(err) if nothing_to_commit(&err) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "final offset commit failed; the next owner re-reads the last records (deduplicated)")
+            }
+        }
+        self.consumer
+            .context()
+            .closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        // Closing leaves the group and may block; keep it off the async workers, and finish
+        // it before reporting the stop, so a successor can join at once.
+        let consumer = self.consumer;
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        tracing::info!("aggregator stopped");
+        Ok(())
+    }
+
+    fn report_consumer_error(&self, err: &KafkaError) {
+        // Broker restarts surface here as transport errors; librdkafka reconnects by itself.
+        tracing::warn!(error = %err, "consumer error; librdkafka keeps retrying");
+    }
+
+    /// Up to `batch_size` records, waiting at most `batch_wait` after the first.
+    async fn collect(&mut self, shutdown: &CancellationToken) -> Vec<Record> {
+        let size = self.args.batch_size.max(1);
+        let take = self.carry.len().min(size);
+        let mut batch: Vec<Record> = self.carry.drain(..take).collect();
+        let mut deadline = (!batch.is_empty()).then(|| Instant::now() + self.args.batch_wait);
+        while batch.len() < size {
+            let wait = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => IDLE_POLL,
+            };
+            if wait.is_zero() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
+                    Err(_elapsed) => break,
+                    Ok(Ok(message)) => {
+                        batch.push(decode(&message));
+                        deadline.get_or_insert_with(|| Instant::now() + self.args.batch_wait);
+                    }
+                    Ok(Err(err)) => self.report_consumer_error(&err),
+                },
+            }
+        }
+        batch
+    }
+
+    /// Waits `duration` while still polling the consumer (so the group keeps this member and
+    /// rebalances are served); what arrives is carried to the next batches, up to a few
+    /// batches' worth. Past that it stops reading: records stay in Kafka, where they are safe.
+    async fn wait_serving(
+        &mut self,
+        duration: Duration,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Interrupted> {
+        let until = Instant::now() + duration;
+        let read_ahead = self.args.batch_size.max(1) * READ_AHEAD_BATCHES;
+        loop {
+            let remaining = until.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Ok(());
+            }
+            if self.carry.len() >= read_ahead {
+                tokio::select! {
+                    () = shutdown.cancelled() => return Err(Interrupted),
+                    () = tokio::time::sleep(remaining) => return Ok(()),
+                }
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Err(Interrupted),
+                received = tokio::time::timeout(remaining, self.consumer.recv()) => match received {
+                    Err(_elapsed) => return Ok(()),
+                    Ok(Ok(message)) => self.carry.push(decode(&message)),
+                    Ok(Err(err)) => self.report_consumer_error(&err),
+                },
+            }
+        }
+    }
+
+    fn set_waiting(&mut self, waiting: bool) {
+        self.waiting = waiting;
+        self.metrics.paused.set(i64::from(waiting));
+    }
+
+    /// Writes one batch for good, or returns `Interrupted` (nothing stored) on shutdown.
+    async fn process(
+        &mut self,
+        batch: Vec<Record>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Interrupted> {
+        let started = Instant::now();
+        let topic = self.args.kafka.topic.clone();
+        // Records of partitions this consumer lost meanwhile belong to their new owner.
+        let assigned: BTreeSet<i32> = self
+            .consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements_for_topic(&topic)
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (batch, revoked): (Vec<Record>, Vec<Record>) = batch
+            .into_iter()
+            .partition(|r| assigned.contains(&r.partition()));
+        if !revoked.is_empty() {
+            self.metrics
+                .records
+                .with_label_values(&["revoked"])
+                .inc_by(revoked.len() as u64);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let positions = positions(&batch);
+        let mut events = Vec::new();
+        let mut received = Vec::new();
+        let mut dead = Vec::new();
+        for record in batch {
+            match record {
+                Record::Event {
+                    event,
+                    received_at_ms,
+                } => {
+                    events.push(*event);
+                    received.push(received_at_ms);
+                }
+                Record::Dead(letter) => dead.push(letter),
+            }
+        }
+        self.send_dead_letters(&dead, shutdown).await?;
+        let (new, duplicates, rejected) = self.write(&events, &positions, shutdown).await?;
+        if !rejected.is_empty() {
+            self.send_dead_letters(&rejected, shutdown).await?;
+        }
+        self.store_offsets(&topic, &positions);
+
+        let now = now_ms();
+        for at in received.into_iter().flatten() {
+            self.metrics
+                .freshness
+                .observe((now - at).max(0) as f64 / 1000.0);
+        }
+        self.metrics
+            .records
+            .with_label_values(&["new"])
+            .inc_by(new as u64);
+        self.metrics
+            .records
+            .with_label_values(&["duplicate"])
+            .inc_by(duplicates as u64);
+        self.metrics
+            .records
+            .with_label_values(&["dead_letter"])
+            .inc_by((dead.len() + rejected.len()) as u64);
+        self.metrics.batches.inc();
+        self.metrics
+            .batch_size
+            .observe((events.len() + dead.len()) as f64);
+        self.metrics
+            .batch_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    async fn send_dead_letters(
+        &mut self,
+        letters: &[DeadLetter],
+        shutdown: &CancellationToken,
+    ) -> Result<(), Interrupted> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&DeadLetter> = letters.iter().collect();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.dead_letters.send(&refs).await {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "cannot write to the dead-letter topic; the batch waits");
+                    self.wait_serving(backoff, shutdown).await?;
+                    backoff = (backoff * 2).min(self.args.max_retry_backoff);
+                }
+            }
+        }
+        for letter in letters {
+            self.metrics
+                .dead_letters
+                .with_label_values(&[letter.reason])
+                .inc();
+            tracing::warn!(reason = letter.reason, error = %letter.error, partition = letter.partition, offset = letter.offset, "record sent to the dead-letter topic");
+        }
+        Ok(())
+    }
+
+    /// Writes the events and positions in one transaction, retrying transient failures with
+    /// consumption paused. A permanent failure is narrowed down by halves to the records
+    /// Postgres refuses, which come back as dead letters; the rest is written.
+    async fn write(
+        &mut self,
+        events: &[IncomingEvent],
+        positions: &[Position],
+        shutdown: &CancellationToken,
+    ) -> Result<(usize, usize, Vec<DeadLetter>), Interrupted> {
+        match self.apply(events, positions, shutdown).await? {
+            Ok((new, duplicates)) => Ok((new, duplicates, Vec::new())),
+            Err(err) => {
+                tracing::error!(error = %err, records = events.len(), "Postgres refused the batch; isolating the records it refuses");
+                let mut rejected = Vec::new();
+                let (mut new, mut duplicates) = (0, 0);
+                let mut stack = vec![events];
+                while let Some(part) = stack.pop() {
+                    match self.apply(part, &[], shutdown).await? {
+                        Ok((n, d)) => {
+                            new += n;
+                            duplicates += d;
+                        }
+                        Err(err) if part.len() == 1 => {
+                            rejected.push(rejected_letter(&part[0], &err))
+                        }
+                        Err(_) => {
+                            let (left, right) = part.split_at(part.len() / 2);
+                            stack.push(right);
+                            stack.push(left);
+                        }
+                    }
+                }
+                // The positions, on their own, once the rest is settled.
+                if let Err(err) = self.apply(&[], positions, shutdown).await? {
+                    tracing::error!(error = %err, "cannot record consumer positions");
+                }
+                Ok((new, duplicates, rejected))
+            }
+        }
+    }
+
+    /// One batch write, retried while the failure is transient. The inner `Err` is a permanent
+    /// failure.
+    async fn apply(
+        &mut self,
+        events: &[IncomingEvent],
+        positions: &[Position],
+        shutdown: &CancellationToken,
+    ) -> Result<Result<(usize, usize), cardstream_store::Error>, Interrupted> {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self
+                .store
+                .apply_batch(
+                    &self.args.consumer_group,
+                    &self.args.kafka.topic,
+                    events,
+                    positions,
+                )
+                .await
+            {
+                Ok(outcome) => {
+                    if self.waiting {
+                        tracing::info!("Postgres is back; resuming consumption");
+                        self.set_waiting(false);
+                    }
+                    return Ok(Ok((outcome.new_events, outcome.duplicates)));
+                }
+                Err(err) if err.is_transient() => {
+                    self.metrics
+                        .database_failures
+                        .with_label_values(&["transient"])
+                        .inc();
+                    if !self.waiting {
+                        tracing::warn!(error = %err, "Postgres unavailable; holding consumption and retrying the batch");
+                        self.set_waiting(true);
+                    }
+                    self.wait_serving(backoff, shutdown).await?;
+                    backoff = (backoff * 2).min(self.args.max_retry_backoff);
+                }
+                Err(err) => {
+                    self.metrics
+                        .database_failures
+                        .with_label_values(&["permanent"])
+                        .inc();
+                    return Ok(Err(err));
+                }
+            }
+        }
+    }
+
+    /// Stores the batch's offsets and commits the stored offsets at most every second (and, in
+    /// the rebalance hook and at shutdown, at once). Called only after Postgres committed the
+    /// batch.
+    fn store_offsets(&mut self, topic: &str, positions: &[Position]) {
+        let mut tpl = TopicPartitionList::new();
+        for p in positions {
+            if let Err(err) =
+                tpl.add_partition_offset(topic, p.partition, Offset::Offset(p.next_offset))
+            {
+                tracing::warn!(error = %err, "bad offset");
+            }
+        }
+        if let Err(err) = self.consumer.store_offsets(&tpl) {
+            // Typically the partition was revoked meanwhile; its new owner re-reads the records.
+            tracing::info!(error = %err, "could not store offsets");
+        }
+        if self.last_commit.elapsed() >= COMMIT_INTERVAL {
+            self.last_commit = Instant::now();
+            // Asynchronous: its outcome arrives in `commit_callback`. A lost commit only means
+            // some records are read again after a crash, and they are deduplicated.
+            if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Async)
+                && !nothing_to_commit(&err)
+            {
+                tracing::warn!(error = %err, "could not start an offset commit");
+            }
+        }
+    }
+}
+
+/// The next offset to read per partition: one past the highest offset in the batch.
+fn positions(batch: &[Record]) -> Vec<Position> {
+    let mut furthest: BTreeMap<i32, i64> = BTreeMap::new();
+    for record in batch {
+        let next = record.offset() + 1;
+        let entry = furthest.entry(record.partition()).or_insert(next);
+        *entry = (*entry).max(next);
+    }
+    furthest
+        .into_iter()
+        .map(|(partition, next_offset)| Position {
+            partition,
+            next_offset,
+        })
+        .collect()
+}
+
+fn rejected_letter(event: &IncomingEvent, err: &cardstream_store::Error) -> DeadLetter {
+    DeadLetter {
+        reason: "rejected_by_database",
+        error: err.to_string(),
+        partition: event.partition,
+        offset: event.offset,
+        key: None,
+        payload: event.payload.clone().into_bytes(),
+        headers: vec![(
+            cardstream_kafka::headers::EVENT_ID.to_owned(),
+            event.event.id.clone().into_bytes(),
+        )],
+    }
+}

@@ -1,0 +1,187 @@
+//! The aggregator: a Kafka consumer group that folds Stripe events into Postgres.
+//!
+//! Each batch is one Postgres transaction (raw events deduplicated by id, object rows, rollups,
+//! consumer positions, then a NOTIFY for the live dashboard); its offsets are stored for Kafka
+//! only after that transaction committed, and committed synchronously when partitions are
+//! revoked. Records that are not Stripe events go to `<topic>.dlq`. Replicas share the topic's
+//! partitions; more replicas than partitions sit idle.
+
+mod config;
+mod consumer;
+mod dlq;
+mod metrics;
+mod records;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cardstream_store::Store;
+use cardstream_telemetry::{AdminServer, CancellationToken, Readiness, Registry};
+use rdkafka::consumer::Consumer;
+
+pub use config::AggregatorArgs;
+pub use metrics::AggregatorMetrics;
+
+use crate::consumer::{AggregatorContext, Kafka, Worker};
+use crate::dlq::DeadLetters;
+
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Errors that stop the aggregator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kafka(#[from] cardstream_kafka::Error),
+    #[error("cannot subscribe to {topic}: {source}")]
+    Subscribe {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(transparent)]
+    Store(#[from] cardstream_store::Error),
+    #[error(transparent)]
+    Telemetry(#[from] cardstream_telemetry::Error),
+    #[error("could not register metric: {0}")]
+    Metric(#[from] prometheus::Error),
+    #[error("the consume loop failed: {0}")]
+    Task(String),
+}
+
+/// A started aggregator.
+#[derive(Debug)]
+pub struct RunningAggregator {
+    pub admin_addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl RunningAggregator {
+    /// Waits until it stopped (after `shutdown` was cancelled) and committed its offsets.
+    pub async fn wait(self) -> Result<(), Error> {
+        self.task.await.map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+/// Starts consuming. Runs until `shutdown` is cancelled.
+pub async fn start(
+    args: AggregatorArgs,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> Result<RunningAggregator, Error> {
+    let metrics = AggregatorMetrics::new(&registry)?;
+    // Lazy: start, and wait for Postgres, rather than crash-loop while it restarts.
+    let store = Store::connect_lazy(&args.database.url, args.database_pool).await?;
+    let consumer: Kafka = args
+        .kafka
+        .client_config(&[
+            ("group.id", &args.consumer_group),
+            // Offsets are stored by hand after Postgres committed, and committed by the loop:
+            // at most every second after a batch, synchronously on revoke and at shutdown.
+            ("enable.auto.offset.store", "false"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            // A Postgres outage can hold the loop without reading for a while; stay in the
+            // group for up to this long before letting another consumer take over.
+            (
+                "max.poll.interval.ms",
+                &args.max_poll_interval.as_millis().to_string(),
+            ),
+        ])
+        .create_with_context(AggregatorContext {
+            metrics: metrics.clone(),
+            closing: Default::default(),
+        })
+        .map_err(|e| Error::Kafka(cardstream_kafka::Error::Config(e)))?;
+    consumer
+        .subscribe(&[&args.kafka.topic])
+        .map_err(|source| Error::Subscribe {
+            topic: args.kafka.topic.clone(),
+            source,
+        })?;
+    let consumer = Arc::new(consumer);
+    let dead_letters = DeadLetters::new(&args.kafka)?;
+
+    let readiness = Readiness::new();
+    readiness.require("database").require("kafka");
+    spawn_health(
+        Arc::downgrade(&consumer),
+        store.clone(),
+        args.kafka.topic.clone(),
+        metrics.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+    );
+    let admin =
+        AdminServer::spawn(args.admin_listen, registry, readiness, shutdown.clone()).await?;
+    tracing::info!(topic = %args.kafka.topic, group = %args.consumer_group, batch_size = args.batch_size, "aggregator consuming");
+
+    let worker = Worker::new(consumer, store, dead_letters, metrics, args);
+    let task = tokio::spawn(worker.run(shutdown));
+    Ok(RunningAggregator {
+        admin_addr: admin.local_addr,
+        task,
+    })
+}
+
+/// Every few seconds: is Postgres reachable, is the broker, and how far behind is each
+/// assigned partition.
+/// Holds the consumer weakly: the loop owns it and closes it on shutdown.
+fn spawn_health(
+    consumer: std::sync::Weak<Kafka>,
+    store: Store,
+    topic: String,
+    metrics: AggregatorMetrics,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let db = sqlx_ping(&store).await;
+            readiness.set("database", db);
+            let Some(consumer) = consumer.upgrade() else {
+                return;
+            };
+            let (topic, metrics) = (topic.clone(), metrics.clone());
+            let kafka =
+                tokio::task::spawn_blocking(move || report_lag(&consumer, &topic, &metrics))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+            readiness.set("kafka", kafka);
+        }
+    });
+}
+
+async fn sqlx_ping(store: &Store) -> Result<(), String> {
+    store.ping().await.map_err(|e| e.to_string())
+}
+
+/// Sets the lag gauge of each assigned partition: the end of the partition minus this
+/// consumer's position.
+fn report_lag(consumer: &Kafka, topic: &str, metrics: &AggregatorMetrics) -> Result<(), String> {
+    let timeout = Duration::from_secs(2);
+    consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| e.to_string())?;
+    let positions = consumer.position().map_err(|e| e.to_string())?;
+    metrics.lag.reset();
+    for element in positions.elements_for_topic(topic) {
+        let partition = element.partition();
+        let Ok((_, high)) = consumer.fetch_watermarks(topic, partition, timeout) else {
+            continue;
+        };
+        let lag = match element.offset() {
+            rdkafka::Offset::Offset(position) => (high - position).max(0),
+            _ => continue,
+        };
+        metrics
+            .lag
+            .with_label_values(&[&partition.to_string()])
+            .set(lag);
+    }
+    Ok(())
+}

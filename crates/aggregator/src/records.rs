@@ -1,0 +1,110 @@
+//! Turning a Kafka record into an event to fold, or into a dead letter saying why not.
+
+use cardstream_kafka::headers;
+use cardstream_store::IncomingEvent;
+use cardstream_stripe::Event;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+
+/// A record taken off the topic, owned.
+#[derive(Debug, Clone)]
+pub(crate) enum Record {
+    Event {
+        event: Box<IncomingEvent>,
+        /// When the gateway received it (unix ms), for the freshness metric.
+        received_at_ms: Option<i64>,
+    },
+    Dead(DeadLetter),
+}
+
+impl Record {
+    pub(crate) fn partition(&self) -> i32 {
+        match self {
+            Record::Event { event, .. } => event.partition,
+            Record::Dead(dead) => dead.partition,
+        }
+    }
+
+    pub(crate) fn offset(&self) -> i64 {
+        match self {
+            Record::Event { event, .. } => event.offset,
+            Record::Dead(dead) => dead.offset,
+        }
+    }
+}
+
+/// A record that cannot be folded, with what is needed to find and fix it later.
+#[derive(Debug, Clone)]
+pub(crate) struct DeadLetter {
+    /// Stable, for the metric label and the `cardstream-dlq-reason` header.
+    pub(crate) reason: &'static str,
+    pub(crate) error: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
+}
+
+fn owned_headers(message: &BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
+    message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Decodes a record. Never fails: what cannot be read becomes a dead letter.
+pub(crate) fn decode(message: &BorrowedMessage<'_>) -> Record {
+    let payload = message.payload().unwrap_or_default();
+    let dead = |reason: &'static str, error: String| {
+        Record::Dead(DeadLetter {
+            reason,
+            error,
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: payload.to_vec(),
+            headers: owned_headers(message),
+        })
+    };
+    let text = match std::str::from_utf8(payload) {
+        Ok(text) => text,
+        Err(err) => return dead("not_utf8", err.to_string()),
+    };
+    let event = match Event::parse(payload) {
+        Ok(event) => event,
+        Err(err @ cardstream_stripe::Error::NotJson(_)) => {
+            return dead("not_json", err.to_string());
+        }
+        Err(err) => return dead("not_an_event", err.to_string()),
+    };
+    // Postgres' jsonb cannot hold the NUL character; such an event would fail its whole batch.
+    if text.contains("\\u0000") {
+        return dead(
+            "unsupported_content",
+            "the event contains a \\u0000 escape, which Postgres jsonb cannot store".into(),
+        );
+    }
+    let object = match event.object() {
+        Ok(object) => object,
+        Err(err) => return dead("invalid_object", err.to_string()),
+    };
+    let received_at_ms = message.headers().and_then(|h| {
+        h.iter()
+            .find(|h| h.key == headers::RECEIVED_AT_MS)
+            .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+    });
+    Record::Event {
+        event: Box::new(IncomingEvent {
+            event,
+            object,
+            payload: text.to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        }),
+        received_at_ms,
+    }
+}

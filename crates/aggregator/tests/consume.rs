@@ -1,0 +1,308 @@
+//! The aggregator on a real broker and a real Postgres.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use cardstream_kafka::{dlq_topic, headers};
+use cardstream_store::{Position, Store};
+use cardstream_testbed::{Broker, PrivatePostgres, Storage, TestDatabase, read_records};
+use common::{PARTITIONS, Setup, TestAggregator, WAIT, distinct, produce, produce_raw, simulated};
+
+/// The state the same events give when ingested once, in order, straight into a database.
+async fn expected_digests(
+    events: &[cardstream_simulator::SimEvent],
+) -> std::collections::BTreeMap<&'static str, (i64, String)> {
+    let db = TestDatabase::create().await;
+    let store = Store::connect(&db.url, 2).await.unwrap();
+    store.migrate_up().await.unwrap();
+    let incoming: Vec<_> = events
+        .iter()
+        .map(|e| cardstream_store::IncomingEvent::parse(&e.body, 0, 0).unwrap())
+        .collect();
+    store
+        .apply_batch(
+            "expected",
+            "expected",
+            &incoming,
+            &[Position {
+                partition: 0,
+                next_offset: 1,
+            }],
+        )
+        .await
+        .unwrap();
+    store.table_digests().await.unwrap()
+}
+
+#[tokio::test]
+async fn duplicated_reordered_events_on_the_topic_become_the_same_rows_once() {
+    let setup = Setup::new(Storage::Memory).await;
+    let events = simulated(21, 12, 250);
+    // Delivered twice, the second time backwards.
+    let mut delivered = events.clone();
+    delivered.extend(events.iter().rev().cloned());
+    produce(&setup.kafka(), &delivered).await;
+
+    let mut aggregator =
+        TestAggregator::start(setup.args("group-a", &["--batch-size", "300"])).await;
+    setup
+        .wait_for(
+            "SELECT count(*) FROM stripe_events",
+            distinct(&events) as i64,
+            WAIT,
+        )
+        .await;
+    // Every record read, half of them duplicates.
+    let deadline = std::time::Instant::now() + WAIT;
+    while aggregator.metric("cardstream_aggregator_records_total", &[]) < delivered.len() as f64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every record was read"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        aggregator.metric("cardstream_aggregator_records_total", &[("outcome", "new")]),
+        events.len() as f64
+    );
+    assert_eq!(
+        aggregator.metric(
+            "cardstream_aggregator_records_total",
+            &[("outcome", "duplicate")]
+        ),
+        events.len() as f64
+    );
+    aggregator.stop().await;
+
+    assert_eq!(
+        setup.store.table_digests().await.unwrap(),
+        expected_digests(&events).await
+    );
+    assert!(setup.store.rollup_drift().await.unwrap().is_clean());
+    // Positions cover everything read, and Kafka has them committed.
+    let positions = setup
+        .count("SELECT sum(next_offset)::int8 FROM consumer_positions")
+        .await;
+    assert_eq!(positions, delivered.len() as i64);
+    assert_eq!(
+        cardstream_kafka::total_lag(&setup.kafka(), "group-a", &setup.topic)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_partition() {
+    let setup = Setup::new(Storage::Memory).await;
+    let kafka = setup.kafka();
+    let events = simulated(22, 3, 30);
+    let (first, rest) = events.split_at(events.len() / 2);
+    produce(&kafka, first).await;
+    // All on one key, hence one partition, between good events of that partition.
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("not_json", b"this is not json".to_vec()),
+        ("not_utf8", vec![0xff, 0xfe, 0x00]),
+        ("not_an_event", br#"{"hello":"world"}"#.to_vec()),
+        ("invalid_object", br#"{"id":"evt_bad","object":"event","type":"issuing_transaction.created","created":1,"data":{"object":{"id":"ipi_x"}}}"#.to_vec()),
+        ("unsupported_content", br#"{"id":"evt_nul","object":"event","type":"plan.created","created":1,"data":{"object":{"id":"p","name":"a\u0000b"}}}"#.to_vec()),
+    ];
+    for (_, payload) in &bad {
+        produce_raw(&kafka, "ic_poison", payload).await;
+    }
+    produce(&kafka, rest).await;
+
+    let mut aggregator = TestAggregator::start(setup.args("group-dlq", &[])).await;
+    setup
+        .wait_for(
+            "SELECT count(*) FROM stripe_events",
+            distinct(&events) as i64,
+            WAIT,
+        )
+        .await;
+    let letters = read_records(
+        &setup.broker.brokers(),
+        &dlq_topic(&setup.topic),
+        3,
+        bad.len(),
+        WAIT,
+    )
+    .await;
+    aggregator.stop().await;
+
+    assert_eq!(letters.len(), bad.len());
+    for (reason, payload) in &bad {
+        let letter = letters
+            .iter()
+            .find(|l| l.header(headers::DLQ_REASON) == Some(reason))
+            .unwrap_or_else(|| panic!("no dead letter for {reason}"));
+        assert_eq!(
+            &letter.payload, payload,
+            "the dead letter keeps the original bytes"
+        );
+        assert_eq!(letter.key.as_deref(), Some(b"ic_poison".as_slice()));
+        assert_eq!(
+            letter.header(headers::DLQ_SOURCE_TOPIC),
+            Some(setup.topic.as_str())
+        );
+        assert!(
+            letter
+                .header(headers::DLQ_SOURCE_OFFSET)
+                .unwrap()
+                .parse::<i64>()
+                .is_ok()
+        );
+        assert!(
+            letter
+                .header(headers::DLQ_SOURCE_PARTITION)
+                .unwrap()
+                .parse::<i32>()
+                .is_ok()
+        );
+        assert!(!letter.header(headers::DLQ_ERROR).unwrap().is_empty());
+        assert_eq!(
+            aggregator.metric(
+                "cardstream_aggregator_dead_letters_total",
+                &[("reason", reason)]
+            ),
+            1.0
+        );
+    }
+    assert_eq!(
+        setup.store.table_digests().await.unwrap(),
+        expected_digests(&events).await
+    );
+    assert_eq!(
+        cardstream_kafka::total_lag(&setup.kafka(), "group-dlq", &setup.topic)
+            .await
+            .unwrap(),
+        0,
+        "the dead letters' offsets are committed too"
+    );
+}
+
+#[tokio::test]
+async fn a_postgres_restart_pauses_consumption_and_loses_nothing() {
+    let broker = Broker::start(Storage::Memory).await;
+    let mut postgres = PrivatePostgres::start().await;
+    let db = TestDatabase::create_on(&postgres.url("postgres")).await;
+    let setup = Setup::with(broker, db).await;
+    let events = simulated(23, 10, 400);
+    let (first, second) = events.split_at(events.len() / 3);
+    produce(&setup.kafka(), first).await;
+    let mut aggregator =
+        TestAggregator::start(setup.args("group-pg", &["--batch-size", "100"])).await;
+    setup
+        .wait_for(
+            "SELECT count(*) FROM stripe_events",
+            distinct(first) as i64,
+            WAIT,
+        )
+        .await;
+
+    postgres.stop().await;
+    produce(&setup.kafka(), second).await;
+    // Consumption runs into the outage and pauses.
+    let deadline = std::time::Instant::now() + WAIT;
+    while aggregator.metric("cardstream_aggregator_paused", &[]) < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the aggregator did not pause"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    postgres.start_again().await;
+
+    let store = Store::connect(&setup.db.url, 2).await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap_or(0);
+        if n == distinct(&events) as i64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {n} events after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        aggregator.metric(
+            "cardstream_aggregator_database_failures_total",
+            &[("kind", "transient")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        aggregator.metric("cardstream_aggregator_paused", &[]),
+        0.0,
+        "consumption resumed"
+    );
+    assert_eq!(
+        aggregator.metric(
+            "cardstream_aggregator_database_failures_total",
+            &[("kind", "permanent")]
+        ),
+        0.0
+    );
+    aggregator.stop().await;
+    assert_eq!(
+        store.table_digests().await.unwrap(),
+        expected_digests(&events).await
+    );
+    assert!(store.rollup_drift().await.unwrap().is_clean());
+}
+
+#[tokio::test]
+async fn a_broker_restart_is_survived() {
+    let setup = Setup::new(Storage::Sqlite).await;
+    let events = simulated(24, 8, 200);
+    let (first, second) = events.split_at(events.len() / 2);
+    produce(&setup.kafka(), first).await;
+    let mut aggregator = TestAggregator::start(setup.args("group-broker", &[])).await;
+    setup
+        .wait_for(
+            "SELECT count(*) FROM stripe_events",
+            distinct(first) as i64,
+            WAIT,
+        )
+        .await;
+
+    let mut broker = setup.broker;
+    broker.stop().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.start_again().await;
+    produce(
+        &cardstream_kafka::KafkaArgs::new(broker.brokers(), &setup.topic),
+        second,
+    )
+    .await;
+    let store = setup.store;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        if n == distinct(&events) as i64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {n} events after the broker restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    aggregator.stop().await;
+    assert_eq!(
+        store.table_digests().await.unwrap(),
+        expected_digests(&events).await
+    );
+    let _ = PARTITIONS;
+}

@@ -1,0 +1,224 @@
+//! The aggregator's write path: one transaction per batch holding the raw events (deduplicated
+//! by event id), the object rows, the rollups and the consumer positions, followed by a NOTIFY
+//! of the cards that changed.
+
+use std::collections::HashSet;
+
+use cardstream_stripe::{Event, Object};
+use sqlx::PgConnection;
+
+use crate::fold::{FoldEvent, fold};
+use crate::version::Version;
+use crate::{ACTIVITY_CHANNEL, Error, REBUILD_LOCK, Store};
+
+/// An event read from the topic, parsed and typed.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub event: Event,
+    pub object: Object,
+    /// The record's bytes, exactly as Stripe sent them (valid UTF-8 JSON).
+    pub payload: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl IncomingEvent {
+    /// Parses a record's bytes into an event with its typed object.
+    pub fn parse(
+        payload: &[u8],
+        partition: i32,
+        offset: i64,
+    ) -> Result<Self, cardstream_stripe::Error> {
+        let event = Event::parse(payload)?;
+        let object = event.object()?;
+        let payload = String::from_utf8(payload.to_vec())
+            .map_err(|e| cardstream_stripe::Error::NotJson(e.to_string()))?;
+        Ok(IncomingEvent {
+            event,
+            object,
+            payload,
+            partition,
+            offset,
+        })
+    }
+}
+
+/// Where a consumer group has got to in one partition: the next offset to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub partition: i32,
+    pub next_offset: i64,
+}
+
+/// What a batch changed.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Events stored for the first time.
+    pub new_events: usize,
+    /// Events already stored (redelivered, or repeated in the batch): changed nothing.
+    pub duplicates: usize,
+    /// New events whose object version was older than the stored row.
+    pub superseded: usize,
+    pub rows_written: usize,
+    /// Cards whose activity changed, as notified.
+    pub cards: Vec<String>,
+}
+
+impl Store {
+    /// Applies a batch atomically. When it returns `Ok`, everything in it is committed; when it
+    /// returns `Err`, nothing is, and the batch can be retried as it is.
+    pub async fn apply_batch(
+        &self,
+        group: &str,
+        topic: &str,
+        events: &[IncomingEvent],
+        positions: &[Position],
+    ) -> Result<BatchOutcome, Error> {
+        let mut tx = self.pool().begin().await?;
+        lock_partitions(&mut tx, topic, positions).await?;
+        let new_ids = insert_raw(&mut tx, topic, events).await?;
+
+        let mut seen = HashSet::new();
+        let fresh: Vec<FoldEvent> = events
+            .iter()
+            .filter(|e| new_ids.contains(e.event.id.as_str()) && seen.insert(e.event.id.as_str()))
+            .map(|e| FoldEvent {
+                version: Version::new(e.event.created, &e.event.kind, e.event.id.clone()),
+                object: e.object.clone(),
+            })
+            .collect();
+        let folded = fold(&mut tx, &fresh).await?;
+        folded.deltas.apply(&mut tx).await?;
+        save_positions(&mut tx, group, topic, positions).await?;
+        let cards: Vec<String> = folded.cards().map(str::to_owned).collect();
+        notify(&mut tx, &cards).await?;
+        tx.commit().await?;
+        Ok(BatchOutcome {
+            new_events: fresh.len(),
+            duplicates: events.len() - fresh.len(),
+            superseded: folded.superseded,
+            rows_written: folded.rows_written,
+            cards,
+        })
+    }
+}
+
+/// Serialises batches of the same partition (two consumers may briefly own one during a
+/// rebalance), in partition order so two batches never wait on each other crosswise; and
+/// shares the rebuild lock, so a replay waits for batches in flight and batches wait for it.
+async fn lock_partitions(
+    conn: &mut PgConnection,
+    topic: &str,
+    positions: &[Position],
+) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(REBUILD_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let mut partitions: Vec<i32> = positions.iter().map(|p| p.partition).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    for partition in partitions {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), $2)")
+            .bind(topic)
+            .bind(partition)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts the events not seen before; returns their ids.
+async fn insert_raw(
+    conn: &mut PgConnection,
+    topic: &str,
+    events: &[IncomingEvent],
+) -> Result<HashSet<String>, Error> {
+    if events.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO stripe_events
+             (event_id, event_type, created, livemode, payload, topic, kafka_partition, kafka_offset)
+         SELECT id, kind, created, livemode, payload::jsonb, $6, partition, kafka_offset
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::text[], $7::int4[], $8::int8[])
+              AS e(id, kind, created, livemode, payload, partition, kafka_offset)
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING event_id",
+    )
+    .bind(events.iter().map(|e| e.event.id.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event.kind.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event.created).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event.livemode).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>())
+    .bind(topic)
+    .bind(events.iter().map(|e| e.partition).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.offset).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ids.into_iter().collect())
+}
+
+async fn save_positions(
+    conn: &mut PgConnection,
+    group: &str,
+    topic: &str,
+    positions: &[Position],
+) -> Result<(), Error> {
+    // One row per partition (an upsert may not touch a row twice): the furthest position.
+    let mut furthest: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
+    for p in positions {
+        let entry = furthest.entry(p.partition).or_insert(p.next_offset);
+        *entry = (*entry).max(p.next_offset);
+    }
+    if furthest.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO consumer_positions AS t (consumer_group, topic, kafka_partition, next_offset)
+         SELECT $1, $2, p, o FROM unnest($3::int4[], $4::int8[]) AS u(p, o)
+         ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET
+             next_offset = GREATEST(t.next_offset, excluded.next_offset),
+             updated_at = now()",
+    )
+    .bind(group)
+    .bind(topic)
+    .bind(furthest.keys().copied().collect::<Vec<_>>())
+    .bind(furthest.values().copied().collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Postgres limits a NOTIFY payload to 8000 bytes; card ids are sent in chunks below that.
+const NOTIFY_CHUNK_BYTES: usize = 7_000;
+
+/// Tells listeners (the live dashboard) which cards changed. Delivered when the transaction
+/// commits, never for a batch that rolled back.
+pub(crate) async fn notify(conn: &mut PgConnection, cards: &[String]) -> Result<(), Error> {
+    let mut chunk: Vec<&str> = Vec::new();
+    let mut size = 0;
+    for card in cards {
+        if size + card.len() + 4 > NOTIFY_CHUNK_BYTES && !chunk.is_empty() {
+            send(conn, &chunk).await?;
+            chunk.clear();
+            size = 0;
+        }
+        size += card.len() + 4;
+        chunk.push(card);
+    }
+    if !chunk.is_empty() {
+        send(conn, &chunk).await?;
+    }
+    Ok(())
+}
+
+async fn send(conn: &mut PgConnection, cards: &[&str]) -> Result<(), Error> {
+    let payload = serde_json::json!({ "cards": cards }).to_string();
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(ACTIVITY_CHANNEL)
+        .bind(payload)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

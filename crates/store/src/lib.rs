@@ -1,0 +1,164 @@
+//! cardstream's Postgres layer.
+//!
+//! The write path (folding batches of events, replay) uses sqlx, sea-orm's own driver, through
+//! the pool of the sea-orm connection: it sends each table's rows as typed arrays in one
+//! `unnest` statement, which keeps a batch of thousands of events to a handful of round trips
+//! and clear of Postgres' 65,535-parameter limit. Reads and migrations go through sea-orm.
+
+mod fold;
+mod ingest;
+mod replay;
+mod rollups;
+mod rows;
+mod spend;
+mod verify;
+mod version;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+
+pub use fold::{FoldEvent, FoldOutcome, fold};
+pub use ingest::{BatchOutcome, IncomingEvent, Position};
+pub use replay::{ReplayProgress, ReplayStats};
+pub use spend::{SpendCache, SpendCacheArgs};
+pub use verify::{CONTENT_QUERIES, RollupDrift};
+pub use version::Version;
+
+/// Where the database is.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// Postgres URL, e.g. `postgres://user@host:5432/cardstream`. Set through the environment:
+    /// it may hold a password.
+    #[arg(
+        long = "database-url",
+        env = "CARDSTREAM_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub url: String,
+}
+
+/// The channel the aggregator NOTIFYs with `{"cards": [...]}` after each committed batch.
+pub const ACTIVITY_CHANNEL: &str = "cardstream_activity";
+
+/// Advisory lock taken shared by every batch and exclusively by a replay, so a rebuild never
+/// interleaves with live writes.
+pub(crate) const REBUILD_LOCK: i64 = 0x6361_7264_7374_726d;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot connect to Postgres: {0}")]
+    Connect(#[source] sea_orm::DbErr),
+    #[error("Postgres failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[source] sea_orm::DbErr),
+    #[error("stored event {event_id} cannot be read back: {message}")]
+    StoredEvent { event_id: String, message: String },
+    #[error("the projections disagree with what was just decided: {0}")]
+    Inconsistent(String),
+}
+
+impl Error {
+    /// Whether retrying later may succeed (Postgres down or restarting, a connection lost),
+    /// as opposed to a problem that will recur.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect(_) => true,
+            Error::Database(err) => match err {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_) => true,
+                sqlx::Error::Database(db) => {
+                    // Class 08 (connection), 53 (resources), 57 (operator intervention, e.g. a
+                    // shutdown or a terminated connection), 40 (serialization, deadlock).
+                    db.code()
+                        .is_some_and(|c| ["08", "53", "57", "40"].iter().any(|p| c.starts_with(p)))
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// A connection pool to cardstream's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects with a pool of up to `max_connections`. Acquiring a connection gives up after
+    /// a few seconds, so an unavailable database surfaces as an error instead of a hang.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, Error> {
+        Self::open(url, max_connections, false).await
+    }
+
+    /// Like [`Store::connect`], but connects on first use: for components that must start and
+    /// keep running while Postgres is away (the gateway's spend view).
+    pub async fn connect_lazy(url: &str, max_connections: u32) -> Result<Store, Error> {
+        Self::open(url, max_connections, true).await
+    }
+
+    async fn open(url: &str, max_connections: u32, lazy: bool) -> Result<Store, Error> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.connect_lazy(lazy);
+        options
+            .max_connections(max_connections)
+            .min_connections(0)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        let db = Database::connect(options).await.map_err(Error::Connect)?;
+        Ok(Store { db })
+    }
+
+    /// The sea-orm connection, for queries through entities.
+    pub fn orm(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The underlying sqlx pool, for the bulk write path.
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.db.get_postgres_connection_pool()
+    }
+
+    /// Checks that Postgres answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate_up(&self) -> Result<(), Error> {
+        cardstream_migrations::Migrator::up(&self.db, None)
+            .await
+            .map_err(Error::Migration)
+    }
+
+    /// Reverts `steps` migrations (all when `None`).
+    pub async fn migrate_down(&self, steps: Option<u32>) -> Result<(), Error> {
+        cardstream_migrations::Migrator::down(&self.db, steps)
+            .await
+            .map_err(Error::Migration)
+    }
+
+    /// Names of applied and pending migrations.
+    pub async fn migration_status(&self) -> Result<Vec<(String, bool)>, Error> {
+        let applied: std::collections::HashSet<String> =
+            cardstream_migrations::Migrator::get_applied_migrations(&self.db)
+                .await
+                .map_err(Error::Migration)?
+                .iter()
+                .map(|m| m.name().to_owned())
+                .collect();
+        Ok(cardstream_migrations::Migrator::migrations()
+            .iter()
+            .map(|m| (m.name().to_owned(), applied.contains(m.name())))
+            .collect())
+    }
+}

@@ -1,0 +1,132 @@
+//! Checks that the rollups equal a recomputation from the base tables.
+
+use crate::{Error, Store};
+
+/// Rows that differ between each rollup and its recomputation (missing, extra or different).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollupDrift {
+    pub daily: i64,
+    pub category: i64,
+    pub merchant: i64,
+}
+
+impl RollupDrift {
+    pub fn is_clean(&self) -> bool {
+        *self == RollupDrift::default()
+    }
+}
+
+/// Each table's content in a canonical order, without where and when a raw event was read (a
+/// redelivered event keeps its first position), so that two databases fed the same events in
+/// any way compare equal.
+pub const CONTENT_QUERIES: [(&str, &str); 9] = [
+    (
+        "stripe_events",
+        "SELECT event_id, event_type, created, livemode, payload FROM stripe_events ORDER BY event_id",
+    ),
+    ("cardholders", "SELECT * FROM cardholders ORDER BY id"),
+    ("cards", "SELECT * FROM cards ORDER BY id"),
+    ("authorizations", "SELECT * FROM authorizations ORDER BY id"),
+    ("transactions", "SELECT * FROM transactions ORDER BY id"),
+    ("disputes", "SELECT * FROM disputes ORDER BY id"),
+    (
+        "card_daily_spend",
+        "SELECT * FROM card_daily_spend ORDER BY card_id, day, currency",
+    ),
+    (
+        "card_category_spend",
+        "SELECT * FROM card_category_spend ORDER BY card_id, category, currency",
+    ),
+    (
+        "card_merchant_spend",
+        "SELECT * FROM card_merchant_spend ORDER BY card_id, merchant, currency",
+    ),
+];
+
+const DAY: &str = "DATE '1970-01-01' + floor(created::numeric / 86400)::int";
+
+impl Store {
+    /// Row count and an MD5 of each table's canonical content ([`CONTENT_QUERIES`]).
+    pub async fn table_digests(
+        &self,
+    ) -> Result<std::collections::BTreeMap<&'static str, (i64, String)>, Error> {
+        let mut out = std::collections::BTreeMap::new();
+        for (table, query) in CONTENT_QUERIES {
+            let sql = format!(
+                "SELECT count(*), md5(coalesce(string_agg(r::text, E'\\n'), '')) FROM ({query}) r"
+            );
+            let digest: (i64, String) = sqlx::query_as(&sql).fetch_one(self.pool()).await?;
+            out.insert(table, digest);
+        }
+        Ok(out)
+    }
+
+    /// Recomputes every rollup from `transactions` and `authorizations` and counts the rows
+    /// that differ from the stored rollups. All zero means the rollups are exact.
+    pub async fn rollup_drift(&self) -> Result<RollupDrift, Error> {
+        let daily = format!(
+            "WITH expected AS (
+                SELECT card_id, day, currency, sum(spend)::int8 AS spend, sum(captured)::int8 AS captured,
+                       sum(refunded)::int8 AS refunded, sum(captures)::int4 AS captures,
+                       sum(refunds)::int4 AS refunds, sum(approved)::int4 AS approved,
+                       sum(declined)::int4 AS declined
+                FROM (
+                    SELECT card_id, {DAY} AS day, currency,
+                           CASE WHEN kind IN ('capture', 'refund') THEN -amount ELSE 0 END AS spend,
+                           CASE WHEN kind = 'capture' THEN -amount ELSE 0 END AS captured,
+                           CASE WHEN kind = 'refund' THEN amount ELSE 0 END AS refunded,
+                           (kind = 'capture')::int AS captures, (kind = 'refund')::int AS refunds,
+                           0 AS approved, 0 AS declined
+                    FROM transactions
+                    UNION ALL
+                    SELECT card_id, {DAY}, currency, 0, 0, 0, 0, 0,
+                           approved::int, (NOT approved AND status <> 'pending')::int
+                    FROM authorizations
+                ) contributions
+                GROUP BY card_id, day, currency
+            ),
+            nonzero AS (
+                SELECT * FROM expected
+                WHERE NOT (spend = 0 AND captured = 0 AND refunded = 0 AND captures = 0
+                           AND refunds = 0 AND approved = 0 AND declined = 0)
+            ),
+            actual AS (
+                SELECT card_id, day, currency, spend, captured, refunded, captures, refunds,
+                       approved, declined
+                FROM card_daily_spend
+            )
+            SELECT (SELECT count(*) FROM (SELECT * FROM nonzero EXCEPT SELECT * FROM actual) a)
+                 + (SELECT count(*) FROM (SELECT * FROM actual EXCEPT SELECT * FROM nonzero) b)"
+        );
+        let keyed = |table: &str, column: &str, key: &str| {
+            format!(
+                "WITH expected AS (
+                    SELECT card_id, {key} AS k, currency, sum(-amount)::int8 AS spend,
+                           sum((kind = 'capture')::int)::int4 AS captures
+                    FROM transactions WHERE kind IN ('capture', 'refund')
+                    GROUP BY 1, 2, 3
+                    HAVING NOT (sum(-amount) = 0 AND sum((kind = 'capture')::int) = 0)
+                ),
+                actual AS (SELECT card_id, {column} AS k, currency, spend, captures FROM {table})
+                SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT SELECT * FROM actual) a)
+                     + (SELECT count(*) FROM (SELECT * FROM actual EXCEPT SELECT * FROM expected) b)"
+            )
+        };
+        let category = keyed("card_category_spend", "category", "merchant_category");
+        let merchant = keyed(
+            "card_merchant_spend",
+            "merchant",
+            "coalesce(nullif(merchant_name, ''), nullif(merchant_network_id, ''), 'unknown merchant')",
+        );
+        let count = |sql: String| async move {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .fetch_one(self.pool())
+                .await
+        };
+        Ok(RollupDrift {
+            daily: count(daily).await?,
+            category: count(category).await?,
+            merchant: count(merchant).await?,
+        })
+    }
+}

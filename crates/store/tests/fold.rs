@@ -1,0 +1,407 @@
+//! Folding events into projections and rollups, on a real Postgres.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use cardstream_store::{IncomingEvent, Position};
+use cardstream_stripe::{Event, Object, TransactionType};
+use common::{GROUP, TOPIC, assert_rollups_exact, count, dump, incoming, ingest, simulated, store};
+use serde_json::{Value, json};
+
+fn event(id: &str, kind: &str, created: i64, object: Value) -> IncomingEvent {
+    let body =
+        json!({"id": id, "object": "event", "type": kind, "created": created, "livemode": false,
+        "data": {"object": object}})
+        .to_string();
+    let event = Event::parse(body.as_bytes()).unwrap();
+    let object = event.object().unwrap();
+    IncomingEvent {
+        event,
+        object,
+        payload: body,
+        partition: 0,
+        offset: 0,
+    }
+}
+
+fn merchant(name: &str, category: &str) -> Value {
+    json!({"category": category, "name": name, "network_id": format!("net_{name}")})
+}
+
+fn transaction(
+    id: &str,
+    card: &str,
+    kind: &str,
+    amount: i64,
+    currency: &str,
+    created: i64,
+    category: &str,
+) -> Value {
+    json!({"id": id, "object": "issuing.transaction", "amount": amount, "currency": currency, "type": kind,
+        "card": card, "cardholder": "ich_1", "authorization": "iauth_1", "created": created,
+        "merchant_data": merchant("Rocket Rides", category)})
+}
+
+fn authorization(
+    id: &str,
+    card: &str,
+    amount: i64,
+    approved: bool,
+    status: &str,
+    created: i64,
+) -> Value {
+    let history = if status == "pending" && !approved {
+        json!([])
+    } else {
+        json!([{"amount": amount, "currency": "usd", "approved": approved, "created": created,
+            "reason": if approved { "webhook_approved" } else { "webhook_declined" }}])
+    };
+    json!({"id": id, "object": "issuing.authorization", "amount": if approved && status == "pending" { amount } else { 0 },
+        "currency": "usd", "approved": approved, "status": status, "created": created,
+        "card": {"id": card, "object": "issuing.card", "status": "active", "currency": "usd", "created": 1,
+                 "cardholder": {"id": "ich_1", "object": "issuing.cardholder", "status": "active", "created": 1}},
+        "merchant_data": merchant("Corner Store", "grocery_stores_supermarkets"),
+        "pending_request": if status == "pending" && !approved { json!({"amount": amount, "currency": "usd"}) } else { Value::Null },
+        "request_history": history, "metadata": {"cardstream_reason": if approved { "approved" } else { "category_blocked" }}})
+}
+
+async fn apply(
+    store: &cardstream_store::Store,
+    events: &[IncomingEvent],
+) -> cardstream_store::BatchOutcome {
+    let positions = vec![Position {
+        partition: 0,
+        next_offset: 1,
+    }];
+    store
+        .apply_batch(GROUP, TOPIC, events, &positions)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn simulated_traffic_lands_whole_and_the_rollups_match_the_events() {
+    let (_db, store) = store().await;
+    let sim = simulated(1, 20, 400);
+    let events = incoming(&sim);
+    ingest(&store, &events, 128).await;
+
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM stripe_events").await,
+        events.len() as i64
+    );
+    let mut final_txn: HashMap<String, (String, String, TransactionType, i64)> = HashMap::new();
+    let mut auths = BTreeSet::new();
+    let mut declined = BTreeSet::new();
+    for e in &events {
+        match &e.object {
+            Object::Transaction(t) => {
+                final_txn.insert(
+                    t.id.clone(),
+                    (
+                        t.card.id().to_owned(),
+                        t.currency.to_string(),
+                        t.kind.clone(),
+                        t.amount,
+                    ),
+                );
+            }
+            Object::Authorization(a) => {
+                auths.insert(a.id.clone());
+                if !a.approved && a.status.as_str() != "pending" {
+                    declined.insert(a.id.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM authorizations").await,
+        auths.len() as i64
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM transactions").await,
+        final_txn.len() as i64
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM cards").await, 20);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT coalesce(sum(declined), 0) FROM card_daily_spend"
+        )
+        .await,
+        declined.len() as i64
+    );
+
+    // Spend per card and currency is −(sum of capture and refund amounts), from the events.
+    let mut expected: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (card, currency, kind, amount) in final_txn.values() {
+        if matches!(kind, TransactionType::Capture | TransactionType::Refund) {
+            *expected
+                .entry((card.clone(), currency.clone()))
+                .or_default() -= amount;
+        }
+    }
+    let stored: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT card_id, currency, sum(spend)::int8 FROM card_daily_spend GROUP BY 1, 2 HAVING sum(spend) <> 0 ORDER BY 1, 2",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let stored: BTreeMap<(String, String), i64> = stored
+        .into_iter()
+        .map(|(c, cur, s)| ((c, cur), s))
+        .collect();
+    expected.retain(|_, v| *v != 0);
+    assert_eq!(stored, expected);
+    // A card's rollups are in its own currency only: nothing mixes.
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM card_daily_spend d JOIN cards c ON c.id = d.card_id WHERE c.currency <> d.currency").await,
+        0
+    );
+    // Declines carry their reasons.
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM authorizations WHERE NOT approved AND status <> 'pending' AND decline_reason IS NULL").await,
+        0
+    );
+    assert_rollups_exact(&store).await;
+}
+
+#[tokio::test]
+async fn a_second_delivery_of_anything_changes_nothing() {
+    let (_db, store) = store().await;
+    let events = incoming(&simulated(2, 10, 150));
+    ingest(&store, &events, 64).await;
+    let before = dump(&store).await;
+    // Again, in other batch sizes, and with repeats inside one batch.
+    let mut doubled = events.clone();
+    doubled.extend(events.iter().take(50).cloned());
+    for chunk in doubled.chunks(97) {
+        let outcome = apply(&store, chunk).await;
+        assert_eq!(outcome.new_events, 0);
+        assert_eq!(outcome.duplicates, chunk.len());
+        assert_eq!(outcome.rows_written, 0);
+    }
+    assert_eq!(dump(&store).await, before);
+    assert_rollups_exact(&store).await;
+}
+
+#[tokio::test]
+async fn an_older_version_arriving_late_is_kept_raw_but_never_overwrites() {
+    let (_db, store) = store().await;
+    let pending = event(
+        "evt_c",
+        "issuing_authorization.created",
+        100,
+        authorization("iauth_1", "ic_1", 900, true, "pending", 100),
+    );
+    let closed = event(
+        "evt_u",
+        "issuing_authorization.updated",
+        105,
+        authorization("iauth_1", "ic_1", 900, true, "closed", 100),
+    );
+    apply(&store, std::slice::from_ref(&closed)).await;
+    let outcome = apply(&store, std::slice::from_ref(&pending)).await;
+    assert_eq!(
+        (outcome.new_events, outcome.superseded, outcome.rows_written),
+        (1, 1, 0)
+    );
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM authorizations WHERE id = 'iauth_1'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "closed");
+    assert_eq!(count(&store, "SELECT count(*) FROM stripe_events").await, 2);
+
+    // In the same second, the request loses to the outcome, whatever the event ids.
+    let request = event(
+        "evt_zzz",
+        "issuing_authorization.request",
+        200,
+        authorization("iauth_2", "ic_1", 500, false, "pending", 200),
+    );
+    let created = event(
+        "evt_aaa",
+        "issuing_authorization.created",
+        200,
+        authorization("iauth_2", "ic_1", 500, false, "closed", 200),
+    );
+    apply(&store, &[created, request]).await;
+    let (approved, status, reason): (bool, String, Option<String>) = sqlx::query_as(
+        "SELECT approved, status, decline_reason FROM authorizations WHERE id = 'iauth_2'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (approved, status.as_str(), reason.as_deref()),
+        (false, "closed", Some("webhook_declined"))
+    );
+    assert_rollups_exact(&store).await;
+}
+
+#[tokio::test]
+async fn spend_is_minus_captures_and_refunds_per_currency_and_declines_never_count() {
+    let (_db, store) = store().await;
+    let day = 1_764_028_800; // 2025-11-25 00:00 UTC
+    let events = vec![
+        event(
+            "evt_1",
+            "issuing_transaction.created",
+            day + 10,
+            transaction(
+                "ipi_1",
+                "ic_1",
+                "capture",
+                -1000,
+                "usd",
+                day + 10,
+                "bakeries",
+            ),
+        ),
+        event(
+            "evt_2",
+            "issuing_transaction.created",
+            day + 20,
+            transaction("ipi_2", "ic_1", "refund", 300, "usd", day + 20, "bakeries"),
+        ),
+        event(
+            "evt_3",
+            "issuing_transaction.created",
+            day + 30,
+            transaction(
+                "ipi_3",
+                "ic_1",
+                "capture",
+                -500,
+                "jpy",
+                day + 30,
+                "taxicabs_limousines",
+            ),
+        ),
+        event(
+            "evt_4",
+            "issuing_authorization.created",
+            day + 40,
+            authorization("iauth_d", "ic_1", 7000, false, "closed", day + 40),
+        ),
+        event(
+            "evt_5",
+            "issuing_authorization.created",
+            day + 50,
+            authorization("iauth_a", "ic_1", 1000, true, "pending", day + 50),
+        ),
+    ];
+    apply(&store, &events).await;
+    type Daily = (String, i64, i64, i64, i32, i32, i32, i32);
+    let rows: Vec<Daily> = sqlx::query_as(
+        "SELECT currency, spend, captured, refunded, captures, refunds, approved, declined
+         FROM card_daily_spend WHERE card_id = 'ic_1' ORDER BY currency",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("jpy".into(), 500, 500, 0, 1, 0, 0, 0),
+            ("usd".into(), 700, 1000, 300, 1, 1, 1, 1),
+        ]
+    );
+    let categories: Vec<(String, String, i64, i32)> = sqlx::query_as(
+        "SELECT category, currency, spend, captures FROM card_category_spend ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        categories,
+        vec![
+            ("bakeries".into(), "usd".into(), 700, 1),
+            ("taxicabs_limousines".into(), "jpy".into(), 500, 1)
+        ]
+    );
+    assert_rollups_exact(&store).await;
+}
+
+#[tokio::test]
+async fn a_newer_version_of_a_transaction_moves_its_contribution() {
+    for reversed in [false, true] {
+        let (_db, store) = store().await;
+        let day = 1_764_028_800;
+        let first = event(
+            "evt_a",
+            "issuing_transaction.created",
+            day,
+            transaction("ipi_1", "ic_1", "capture", -100, "usd", day, "bakeries"),
+        );
+        // The update moves the capture to the next day, changes its amount and its category.
+        let second = event(
+            "evt_b",
+            "issuing_transaction.updated",
+            day + 90_000,
+            transaction(
+                "ipi_1",
+                "ic_1",
+                "capture",
+                -150,
+                "usd",
+                day + 86_400,
+                "book_stores",
+            ),
+        );
+        let order = if reversed {
+            vec![second, first]
+        } else {
+            vec![first, second]
+        };
+        for e in order {
+            apply(&store, &[e]).await;
+        }
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT (day - DATE '1970-01-01')::int8, spend FROM card_daily_spend ORDER BY day",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![((day + 86_400) / 86_400, 150)],
+            "reversed: {reversed}"
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM card_category_spend WHERE category = 'bakeries'"
+            )
+            .await,
+            0
+        );
+        assert_rollups_exact(&store).await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_event_types_are_kept_raw_and_touch_nothing_else() {
+    let (_db, store) = store().await;
+    let plan = event(
+        "evt_plan",
+        "plan.created",
+        5,
+        json!({"id": "price_1", "object": "plan", "amount": 2000}),
+    );
+    let outcome = apply(&store, &[plan]).await;
+    assert_eq!((outcome.new_events, outcome.rows_written), (1, 0));
+    let kind: String = sqlx::query_scalar("SELECT event_type FROM stripe_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(kind, "plan.created");
+    let positions: i64 = count(&store, "SELECT next_offset FROM consumer_positions").await;
+    assert_eq!(positions, 1);
+}

@@ -1,0 +1,80 @@
+//! The schema migrates up and down cleanly, and again.
+
+#![allow(clippy::unwrap_used)]
+
+use cardstream_store::Store;
+use cardstream_testbed::TestDatabase;
+
+async fn tables(store: &Store) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_name <> 'seaql_migrations' ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn migrations_go_up_down_and_up_again() {
+    let db = TestDatabase::create().await;
+    let store = Store::connect(&db.url, 2).await.unwrap();
+    assert!(tables(&store).await.is_empty());
+    assert!(
+        store
+            .migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, applied)| !applied)
+    );
+
+    store.migrate_up().await.unwrap();
+    let all = tables(&store).await;
+    for expected in [
+        "authorizations",
+        "card_category_spend",
+        "card_daily_spend",
+        "card_merchant_spend",
+        "cardholders",
+        "cards",
+        "consumer_positions",
+        "disputes",
+        "stripe_events",
+        "transactions",
+    ] {
+        assert!(
+            all.iter().any(|t| t == expected),
+            "{expected} missing from {all:?}"
+        );
+    }
+    assert!(
+        store
+            .migration_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, applied)| *applied)
+    );
+    // Up again is a no-op.
+    store.migrate_up().await.unwrap();
+
+    store.migrate_down(Some(1)).await.unwrap();
+    assert!(
+        !tables(&store)
+            .await
+            .iter()
+            .any(|t| t.starts_with("card_") && t.ends_with("_spend"))
+    );
+    assert!(tables(&store).await.iter().any(|t| t == "stripe_events"));
+
+    store.migrate_down(None).await.unwrap();
+    assert!(
+        tables(&store).await.is_empty(),
+        "{:?}",
+        tables(&store).await
+    );
+
+    store.migrate_up().await.unwrap();
+    assert_eq!(tables(&store).await, all);
+}
