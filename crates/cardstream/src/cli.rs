@@ -1,6 +1,6 @@
 use cardstream_telemetry::LogFormat;
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, Parser, Subcommand};
 
 /// cardstream turns Stripe Issuing webhooks into a live card-spend dashboard.
 #[derive(Debug, Parser)]
@@ -38,29 +38,40 @@ pub(crate) enum Command {
     Verify(crate::admin::VerifyArgs),
 }
 
-/// Arguments that hold secrets. They are accepted from the environment (or a file), never from
+/// Flags that carry secrets. They are accepted from the environment (or a file), never from
 /// the command line, where `ps` and shell history would show them.
-const SECRET_ARGS: &[(&str, &str)] = &[
+const SECRET_FLAGS: &[(&str, &str)] = &[
     (
-        "webhook_secrets",
+        "webhook-secrets",
         "set CARDSTREAM_WEBHOOK_SECRETS or use --webhook-secrets-file",
     ),
-    ("database_url", "set CARDSTREAM_DATABASE_URL"),
+    ("database-url", "set CARDSTREAM_DATABASE_URL"),
 ];
 
+/// Refuses a secret given as a command-line flag, in any subcommand.
 pub(crate) fn forbid_secrets_on_command_line(matches: &ArgMatches) -> anyhow::Result<()> {
-    let mut current = Some(matches);
-    while let Some(m) = current {
-        for (id, instead) in SECRET_ARGS {
-            let given = m.try_get_raw(id).ok().flatten().is_some();
-            if given && m.value_source(id) == Some(ValueSource::CommandLine) {
-                anyhow::bail!(
-                    "--{} would show a secret to anyone who can list processes; {instead} instead",
-                    id.replace('_', "-")
-                );
-            }
+    forbid_in(&Cli::command(), matches)
+}
+
+fn forbid_in(command: &clap::Command, matches: &ArgMatches) -> anyhow::Result<()> {
+    for arg in command.get_arguments() {
+        let Some((flag, instead)) = SECRET_FLAGS
+            .iter()
+            .find(|(flag, _)| arg.get_long() == Some(*flag))
+        else {
+            continue;
+        };
+        let id = arg.get_id().as_str();
+        if matches.value_source(id) == Some(ValueSource::CommandLine) {
+            anyhow::bail!(
+                "--{flag} would show a secret to anyone who can list processes; {instead} instead"
+            );
         }
-        current = m.subcommand().map(|(_, sub)| sub);
+    }
+    if let Some((name, sub_matches)) = matches.subcommand()
+        && let Some(sub) = command.find_subcommand(name)
+    {
+        forbid_in(sub, sub_matches)?;
     }
     Ok(())
 }
@@ -68,7 +79,6 @@ pub(crate) fn forbid_secrets_on_command_line(matches: &ArgMatches) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_cli_is_well_formed() {
