@@ -4,6 +4,7 @@
 
 #![allow(clippy::print_stdout)]
 
+mod aggregator;
 mod cpu;
 mod gateway;
 mod load;
@@ -27,6 +28,9 @@ enum Command {
     /// Gateway: verified webhooks/s and latency vs. a bare axum route and vs. producing the
     /// same records with rdkafka directly; authorization latency at a fixed rate.
     Gateway(gateway::GatewayBench),
+    /// Aggregator: events/s from the topic to committed rows vs. COPY of the same rows; lag
+    /// after the run; time to replay.
+    Aggregator(aggregator::AggregatorBench),
     /// (internal) An axum server whose webhook route reads the body and answers 200: the
     /// baseline for the gateway's HTTP cost.
     #[command(hide = true)]
@@ -44,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Gateway(args) => gateway::run(args).await,
+            Command::Aggregator(args) => aggregator::run(args).await,
             Command::BareServer { listen } => processes::bare_server(listen).await,
         }
     })

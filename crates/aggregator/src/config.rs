@@ -30,7 +30,7 @@ pub struct AggregatorArgs {
     pub database_pool: u32,
 
     /// Most records folded in one Postgres transaction.
-    #[arg(long, env = "CARDSTREAM_BATCH_SIZE", default_value_t = 2000)]
+    #[arg(long, env = "CARDSTREAM_BATCH_SIZE", default_value_t = 5000)]
     pub batch_size: usize,
 
     /// Longest a batch waits to fill once its first record arrived.

@@ -112,6 +112,8 @@ pub(crate) struct Worker {
     carry: Vec<Record>,
     waiting: bool,
     last_commit: Instant,
+    /// Offsets stored since the last commit.
+    uncommitted: bool,
 }
 
 fn now_ms() -> i64 {
@@ -141,6 +143,7 @@ impl Worker {
             carry: Vec::new(),
             waiting: false,
             last_commit: Instant::now(),
+            uncommitted: false,
         }
     }
 
@@ -149,6 +152,8 @@ impl Worker {
         while !shutdown.is_cancelled() {
             let batch = self.collect(&shutdown).await;
             if batch.is_empty() {
+                // Idle: commit what the last batches stored, so the group's lag reads zero.
+                self.commit_stored();
                 continue;
             }
             if self.process(batch, &shutdown).await.is_err() {
@@ -295,7 +300,8 @@ impl Worker {
             }
         }
         self.send_dead_letters(&dead, shutdown).await?;
-        let (new, duplicates, rejected) = self.write(&events, &positions, shutdown).await?;
+        let event_count = events.len();
+        let (new, duplicates, rejected) = self.write(events, &positions, shutdown).await?;
         if !rejected.is_empty() {
             self.send_dead_letters(&rejected, shutdown).await?;
         }
@@ -322,7 +328,7 @@ impl Worker {
         self.metrics.batches.inc();
         self.metrics
             .batch_size
-            .observe((events.len() + dead.len()) as f64);
+            .observe((event_count + dead.len()) as f64);
         self.metrics
             .batch_duration
             .observe(started.elapsed().as_secs_f64());
@@ -359,10 +365,60 @@ impl Worker {
         Ok(())
     }
 
-    /// Writes the events and positions in one transaction, retrying transient failures with
-    /// consumption paused. A permanent failure is narrowed down by halves to the records
-    /// Postgres refuses, which come back as dead letters; the rest is written.
+    /// Writes the batch: each partition's part in its own transaction, all at once. Partitions
+    /// are independent (a card, and with it every row its events touch, lives in one), so the
+    /// transactions never wait on each other, and Postgres can use more than one core. A part
+    /// that fails is then written on its own, with retries.
     async fn write(
+        &mut self,
+        events: Vec<IncomingEvent>,
+        positions: &[Position],
+        shutdown: &CancellationToken,
+    ) -> Result<(usize, usize, Vec<DeadLetter>), Interrupted> {
+        let mut parts: BTreeMap<i32, (Vec<IncomingEvent>, Vec<Position>)> = BTreeMap::new();
+        for position in positions {
+            parts
+                .entry(position.partition)
+                .or_default()
+                .1
+                .push(*position);
+        }
+        for event in events {
+            parts.entry(event.partition).or_default().0.push(event);
+        }
+        let (group, topic) = (&self.args.consumer_group, &self.args.kafka.topic);
+        let attempts =
+            futures_util::future::join_all(parts.values().map(|(events, positions)| {
+                self.store.apply_batch(group, topic, events, positions)
+            }))
+            .await;
+        let (mut new, mut duplicates, mut rejected) = (0, 0, Vec::new());
+        let mut failed = Vec::new();
+        for ((events, positions), attempt) in parts.into_values().zip(attempts) {
+            match attempt {
+                Ok(outcome) => {
+                    new += outcome.new_events;
+                    duplicates += outcome.duplicates;
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "a partition's part of the batch failed; retrying it alone");
+                    failed.push((events, positions));
+                }
+            }
+        }
+        for (events, positions) in failed {
+            let (n, d, r) = self.write_part(&events, &positions, shutdown).await?;
+            new += n;
+            duplicates += d;
+            rejected.extend(r);
+        }
+        Ok((new, duplicates, rejected))
+    }
+
+    /// Writes events and positions in one transaction, retrying transient failures while
+    /// holding consumption. A permanent failure is narrowed down by halves to the records
+    /// Postgres refuses, which come back as dead letters; the rest is written.
+    async fn write_part(
         &mut self,
         events: &[IncomingEvent],
         positions: &[Position],
@@ -466,15 +522,23 @@ impl Worker {
             // Typically the partition was revoked meanwhile; its new owner re-reads the records.
             tracing::info!(error = %err, "could not store offsets");
         }
-        if self.last_commit.elapsed() >= COMMIT_INTERVAL {
-            self.last_commit = Instant::now();
-            // Asynchronous: its outcome arrives in `commit_callback`. A lost commit only means
-            // some records are read again after a crash, and they are deduplicated.
-            if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Async)
-                && !nothing_to_commit(&err)
-            {
-                tracing::warn!(error = %err, "could not start an offset commit");
-            }
+        self.uncommitted = true;
+        self.commit_stored();
+    }
+
+    /// Commits the stored offsets if a second has passed since the last commit. Asynchronous:
+    /// the outcome arrives in `commit_callback`; a lost commit only means some records are read
+    /// again after a crash, and they are deduplicated.
+    fn commit_stored(&mut self) {
+        if !self.uncommitted || self.last_commit.elapsed() < COMMIT_INTERVAL {
+            return;
+        }
+        self.last_commit = Instant::now();
+        self.uncommitted = false;
+        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Async)
+            && !nothing_to_commit(&err)
+        {
+            tracing::warn!(error = %err, "could not start an offset commit");
         }
     }
 }
