@@ -16,6 +16,9 @@ pub(crate) struct MigrateArgs {
     /// With `down`: how many migrations to revert (all when omitted).
     #[arg(long)]
     steps: Option<u32>,
+    /// Create the database first if it does not exist.
+    #[arg(long)]
+    create_database: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -29,6 +32,11 @@ enum MigrateAction {
 }
 
 pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    if args.create_database
+        && cardstream_store::create_database_if_missing(&args.database.url).await?
+    {
+        eprintln!("created the database");
+    }
     let store = Store::connect(&args.database.url, 1).await?;
     match args.action {
         MigrateAction::Up => store.migrate_up().await?,

@@ -102,3 +102,39 @@ async fn a_database_url_on_the_command_line_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn migrate_can_create_the_database() {
+    let name = cardstream_testbed::unique_name("cardstream_created");
+    let admin = cardstream_testbed::admin_url();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let run = |args: &'static [&'static str]| {
+        let url = url.clone();
+        async move {
+            let output = Command::new(env!("CARGO_BIN_EXE_cardstream"))
+                .args(args)
+                .env("CARDSTREAM_DATABASE_URL", url)
+                .output()
+                .await
+                .unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        }
+    };
+    let (ok, out) = run(&["migrate", "--create-database"]).await;
+    assert!(
+        ok && out.contains("created the database")
+            && out.contains("applied m20261125_000002_rollups"),
+        "{out}"
+    );
+    // Idempotent.
+    let (ok, out) = run(&["migrate", "--create-database"]).await;
+    assert!(ok && !out.contains("created the database"), "{out}");
+    let store = Store::connect(&admin, 1).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(store.pool())
+        .await
+        .unwrap();
+}

@@ -85,6 +85,29 @@ impl Error {
     }
 }
 
+/// Creates the database named in `url` if it does not exist yet, connecting to the same
+/// server's `postgres` database to do so. Returns whether it was created.
+pub async fn create_database_if_missing(url: &str) -> Result<bool, Error> {
+    use sqlx::Connection;
+    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let mut conn = sqlx::PgConnection::connect_with(&options.database("postgres")).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+    if exists {
+        return Ok(false);
+    }
+    // Identifiers cannot be bound as parameters; quote it.
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    sqlx::query(&format!("CREATE DATABASE {quoted}"))
+        .execute(&mut conn)
+        .await?;
+    Ok(true)
+}
+
 /// A connection pool to cardstream's database.
 #[derive(Debug, Clone)]
 pub struct Store {
