@@ -21,6 +21,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0002_rollups.up.sql"),
                 down: include_str!("../sql/0002_rollups.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261125_000003_accounts_and_policy",
+                up: include_str!("../sql/0003_accounts_and_policy.up.sql"),
+                down: include_str!("../sql/0003_accounts_and_policy.down.sql"),
+            }),
         ]
     }
 }

@@ -110,3 +110,70 @@ pub(crate) async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `cardstream users`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UsersArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(subcommand)]
+    action: UsersAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum UsersAction {
+    /// Adds a dashboard user. The password is read from CARDSTREAM_USER_PASSWORD, or from the
+    /// first line of standard input, never from a flag.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum, default_value = "cardholder")]
+        role: RoleArg,
+        /// A cardholder (`ich_…`) the user may see; repeat for several.
+        #[arg(long = "cardholder")]
+        cardholders: Vec<String>,
+    },
+    /// Lists users with their role and cardholders.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Admin,
+    Cardholder,
+}
+
+pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
+    let store = Store::connect(&args.database.url, 1).await?;
+    match args.action {
+        UsersAction::Add { email, role, cardholders } => {
+            let password = match std::env::var("CARDSTREAM_USER_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprint!("password for {email}: ");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            anyhow::ensure!(password.chars().count() >= 12, "the password needs at least 12 characters");
+            let hash = cardstream_api::hash_password(&password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+            let role = match role {
+                RoleArg::Admin => cardstream_store::Role::Admin,
+                RoleArg::Cardholder => cardstream_store::Role::Cardholder,
+            };
+            let user = store.create_user(&email, &hash, role, &cardholders).await?;
+            eprintln!("added user {} ({}) with id {}", user.email, user.role.as_str(), user.id);
+        }
+        UsersAction::List => {
+            let users = store.users().await?;
+            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+            let links = store.cardholders_of(&ids).await?;
+            for user in users {
+                let holders: Vec<&str> = links.iter().filter(|(id, _)| *id == user.id).map(|(_, h)| h.as_str()).collect();
+                eprintln!("{}\t{}\t{}\t{}", user.id, user.email, user.role.as_str(), holders.join(","));
+            }
+        }
+    }
+    Ok(())
+}

@@ -36,6 +36,12 @@ pub(crate) enum Command {
     Replay(crate::admin::ReplayArgs),
     /// Check that the rollups equal a recomputation from the base tables.
     Verify(crate::admin::VerifyArgs),
+    /// Serve the GraphQL API (and the dashboard).
+    Api(Box<cardstream_api::ApiArgs>),
+    /// Manage dashboard users.
+    Users(crate::admin::UsersArgs),
+    /// Print the GraphQL schema (SDL), as committed in crates/api/schema.graphql.
+    Schema,
 }
 
 /// Flags that carry secrets. They are accepted from the environment (or a file), never from
@@ -46,6 +52,7 @@ const SECRET_FLAGS: &[(&str, &str)] = &[
         "set CARDSTREAM_WEBHOOK_SECRETS or use --webhook-secrets-file",
     ),
     ("database-url", "set CARDSTREAM_DATABASE_URL"),
+    ("token-secret", "set CARDSTREAM_TOKEN_SECRET"),
 ];
 
 /// Refuses a secret given as a command-line flag, in any subcommand.

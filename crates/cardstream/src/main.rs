@@ -46,6 +46,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(args) => admin::migrate(args).await?,
         Command::Replay(args) => admin::replay(args).await?,
         Command::Verify(args) => admin::verify(args).await?,
+        Command::Api(args) => {
+            let api = cardstream_api::start(*args, registry()?, shutdown, axum::Router::new()).await?;
+            api.wait().await?;
+        }
+        Command::Users(args) => admin::users(args).await?,
+        Command::Schema => {
+            use std::io::Write;
+            std::io::stdout().write_all(cardstream_api::sdl().as_bytes())?;
+        }
     }
     Ok(())
 }

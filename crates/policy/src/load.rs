@@ -164,15 +164,27 @@ impl PolicyArgs {
 
 /// The policy in force, swapped atomically: a decision reads it without locking, and a reload
 /// never leaves a half-updated policy visible.
+///
+/// Two sources: the configured policy (file and environment) and the one an admin saved in the
+/// database. The saved one, when there is one, is in force.
 #[derive(Clone, Debug)]
 pub struct PolicyStore {
     current: Arc<ArcSwap<Policy>>,
+    layers: Arc<std::sync::Mutex<Layers>>,
+}
+
+#[derive(Debug)]
+struct Layers {
+    configured: Arc<Policy>,
+    saved: Option<(i64, Arc<Policy>)>,
 }
 
 impl PolicyStore {
     pub fn new(policy: Policy) -> Self {
+        let policy = Arc::new(policy);
         PolicyStore {
-            current: Arc::new(ArcSwap::from_pointee(policy)),
+            current: Arc::new(ArcSwap::new(policy.clone())),
+            layers: Arc::new(std::sync::Mutex::new(Layers { configured: policy, saved: None })),
         }
     }
 
@@ -181,8 +193,30 @@ impl PolicyStore {
         self.current.load_full()
     }
 
+    /// Replaces the configured policy (in force unless an admin saved one).
     pub fn replace(&self, policy: Policy) {
-        self.current.store(Arc::new(policy));
+        if let Ok(mut layers) = self.layers.lock() {
+            layers.configured = Arc::new(policy);
+            self.publish(&layers);
+        }
+    }
+
+    /// Sets (or, with `None`, clears) the policy an admin saved, with its version.
+    pub fn set_saved(&self, saved: Option<(i64, Policy)>) {
+        if let Ok(mut layers) = self.layers.lock() {
+            layers.saved = saved.map(|(version, policy)| (version, Arc::new(policy)));
+            self.publish(&layers);
+        }
+    }
+
+    /// The version of the saved policy in force, if any.
+    pub fn saved_version(&self) -> Option<i64> {
+        self.layers.lock().ok().and_then(|l| l.saved.as_ref().map(|(v, _)| *v))
+    }
+
+    fn publish(&self, layers: &Layers) {
+        let effective = layers.saved.as_ref().map_or_else(|| layers.configured.clone(), |(_, p)| p.clone());
+        self.current.store(effective);
     }
 
     /// Re-reads the policy file every `reload_interval` and swaps in a changed policy. An
@@ -213,9 +247,10 @@ impl PolicyStore {
                 last = now;
                 match args.resolve() {
                     Ok(policy) => {
-                        if *store.current() != policy {
-                            store.replace(policy);
-                            tracing::info!(path = %path.display(), "authorization policy reloaded");
+                        store.replace(policy);
+                        tracing::info!(path = %path.display(), "configured authorization policy reloaded");
+                        if store.saved_version().is_some() {
+                            tracing::info!("an admin-saved policy is in force; the file applies again if it is removed");
                         }
                         on_reload(Ok(()));
                     }
@@ -232,6 +267,19 @@ impl PolicyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_policy_wins_over_the_configured_one_until_cleared() {
+        let store = PolicyStore::new(Policy::from_toml("allowed_currencies = [\"usd\"]").unwrap());
+        let saved = Policy::from_toml("allowed_currencies = [\"eur\"]").unwrap();
+        store.set_saved(Some((3, saved)));
+        assert_eq!(store.saved_version(), Some(3));
+        assert!(store.current().allowed_currencies.contains(&Currency::EUR));
+        store.replace(Policy::from_toml("allowed_currencies = [\"jpy\"]").unwrap());
+        assert!(store.current().allowed_currencies.contains(&Currency::EUR), "the saved one stays in force");
+        store.set_saved(None);
+        assert!(store.current().allowed_currencies.contains(&Currency::JPY));
+    }
 
     #[test]
     fn overrides_replace_file_fields() {

@@ -5,8 +5,12 @@
 //! `unnest` statement, which keeps a batch of thousands of events to a handful of round trips
 //! and clear of Postgres' 65,535-parameter limit. Reads and migrations go through sea-orm.
 
+mod accounts;
+pub mod entities;
 mod fold;
 mod ingest;
+mod policy_store;
+mod queries;
 mod replay;
 mod rollups;
 mod rows;
@@ -19,7 +23,10 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 
+pub use accounts::{Role, User};
 pub use fold::{FoldEvent, FoldOutcome, fold};
+pub use policy_store::StoredPolicy;
+pub use queries::{ActivityFilter, ActivityStatus, Cursor, KeyedSpend, SeriesBucket, SpendKey, SpendPoint, SpendTotals};
 pub use ingest::{BatchOutcome, IncomingEvent, Position};
 pub use replay::{ReplayProgress, ReplayStats};
 pub use spend::{SpendCache, SpendCacheArgs};
@@ -59,6 +66,10 @@ pub enum Error {
     StoredEvent { event_id: String, message: String },
     #[error("the projections disagree with what was just decided: {0}")]
     Inconsistent(String),
+    #[error("Postgres failed: {0}")]
+    Orm(#[source] sea_orm::DbErr),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl Error {
@@ -67,6 +78,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Connect(_) => true,
+            Error::Orm(sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_)) => true,
             Error::Database(err) => match err {
                 sqlx::Error::Io(_)
                 | sqlx::Error::PoolTimedOut
@@ -112,6 +124,8 @@ pub async fn create_database_if_missing(url: &str) -> Result<bool, Error> {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Statements run through sea-orm (the API's reads), for the N+1 tests and metrics.
+    statements: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -136,8 +150,18 @@ impl Store {
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
             .sqlx_logging(false);
-        let db = Database::connect(options).await.map_err(Error::Connect)?;
-        Ok(Store { db })
+        let mut db = Database::connect(options).await.map_err(Error::Connect)?;
+        let statements = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        Ok(Store { db, statements })
+    }
+
+    /// How many statements went through sea-orm since connecting.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The sea-orm connection, for queries through entities.

@@ -1,0 +1,68 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cardstream_store::DatabaseArgs;
+
+/// Whether the schema can be introspected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Introspection {
+    /// By anyone.
+    Always,
+    /// By signed-in users only (the SDL is public in the repository anyway).
+    Authenticated,
+    /// By no one.
+    Never,
+}
+
+/// `cardstream api` settings.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// Address of GraphQL (`/graphql`, `/graphql/ws`) and the dashboard.
+    #[arg(long, env = "CARDSTREAM_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Address of the admin endpoints: /healthz, /readyz, /metrics.
+    #[arg(long, env = "CARDSTREAM_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Connections to Postgres.
+    #[arg(long, env = "CARDSTREAM_DATABASE_POOL", default_value_t = 8)]
+    pub database_pool: u32,
+
+    /// Secret that signs sign-in tokens (at least 32 bytes). Set through the environment only;
+    /// every API replica needs the same one.
+    #[arg(long = "token-secret", env = "CARDSTREAM_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: String,
+
+    /// How long a sign-in token is valid.
+    #[arg(long, env = "CARDSTREAM_TOKEN_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Deepest query accepted.
+    #[arg(long, env = "CARDSTREAM_GRAPHQL_MAX_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+
+    /// Costliest query accepted (each field costs 1; a list field costs its page size times
+    /// its children).
+    #[arg(long, env = "CARDSTREAM_GRAPHQL_MAX_COMPLEXITY", default_value_t = 5000)]
+    pub max_complexity: usize,
+
+    /// Largest page a connection returns.
+    #[arg(long, env = "CARDSTREAM_GRAPHQL_MAX_PAGE_SIZE", default_value_t = 100)]
+    pub max_page_size: i32,
+
+    /// Failed sign-ins allowed per account per minute.
+    #[arg(long, env = "CARDSTREAM_LOGIN_ATTEMPTS_PER_ACCOUNT", default_value_t = 5)]
+    pub login_attempts_per_account: u32,
+
+    /// Failed sign-ins allowed per client address per minute.
+    #[arg(long, env = "CARDSTREAM_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 30)]
+    pub login_attempts_per_address: u32,
+
+    /// Who may introspect the schema.
+    #[arg(long, env = "CARDSTREAM_GRAPHQL_INTROSPECTION", value_enum, default_value = "authenticated")]
+    pub introspection: Introspection,
+}

@@ -1,0 +1,179 @@
+//! Admin objects: users and the authorization policy.
+
+use async_graphql::{Enum, ID, InputObject, SimpleObject};
+use cardstream_policy::{FailMode, Policy};
+use cardstream_store::{Role, User};
+
+use super::errors::{ApiError, ApiResult};
+use super::scalars::{Long, Money};
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum RoleKind {
+    Admin,
+    Cardholder,
+}
+
+impl From<Role> for RoleKind {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Admin => RoleKind::Admin,
+            Role::Cardholder => RoleKind::Cardholder,
+        }
+    }
+}
+
+impl From<RoleKind> for Role {
+    fn from(role: RoleKind) -> Self {
+        match role {
+            RoleKind::Admin => Role::Admin,
+            RoleKind::Cardholder => Role::Cardholder,
+        }
+    }
+}
+
+/// Someone who signs in to the dashboard.
+#[derive(SimpleObject, Clone)]
+pub struct UserObject {
+    pub id: ID,
+    pub email: String,
+    pub role: RoleKind,
+    /// The cardholders this user sees (empty for admins, who see all).
+    pub cardholder_ids: Vec<ID>,
+}
+
+impl UserObject {
+    pub fn new(user: &User, cardholders: impl IntoIterator<Item = String>) -> Self {
+        UserObject {
+            id: ID(user.id.to_string()),
+            email: user.email.clone(),
+            role: user.role.into(),
+            cardholder_ids: cardholders.into_iter().map(ID).collect(),
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum FailModeKind {
+    Approve,
+    Decline,
+}
+
+/// An amount per currency.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(input_name = "CurrencyAmountInput")]
+pub struct CurrencyAmount {
+    pub currency: String,
+    /// Minor units.
+    pub amount: Long,
+}
+
+/// The authorization policy: what the gateway approves when Stripe asks.
+#[derive(SimpleObject, Clone)]
+pub struct PolicyObject {
+    /// 0 when no admin has saved one (the gateway then uses its own configuration).
+    pub version: Long,
+    pub allowed_currencies: Vec<String>,
+    pub max_amount: Vec<CurrencyAmountView>,
+    pub blocked_categories: Vec<String>,
+    pub inactive_cards: Vec<String>,
+    pub inactive_cardholders: Vec<String>,
+    pub daily_limit: Vec<CurrencyAmountView>,
+    pub monthly_limit: Vec<CurrencyAmountView>,
+    pub on_spend_unknown: FailModeKind,
+    pub updated_by: Option<String>,
+}
+
+/// An amount per currency, formatted too.
+#[derive(SimpleObject, Clone)]
+pub struct CurrencyAmountView {
+    pub currency: String,
+    pub amount: Money,
+}
+
+fn amounts(map: &std::collections::BTreeMap<cardstream_stripe::Currency, i64>) -> Vec<CurrencyAmountView> {
+    map.iter()
+        .map(|(c, a)| CurrencyAmountView { currency: c.to_string(), amount: Money::new(*a, c.as_str()) })
+        .collect()
+}
+
+impl PolicyObject {
+    pub fn new(version: i64, policy: &Policy, updated_by: Option<String>) -> Self {
+        PolicyObject {
+            version: Long(version),
+            allowed_currencies: policy.allowed_currencies.iter().map(ToString::to_string).collect(),
+            max_amount: amounts(&policy.max_amount),
+            blocked_categories: policy.blocked_categories.iter().cloned().collect(),
+            inactive_cards: policy.inactive_cards.iter().cloned().collect(),
+            inactive_cardholders: policy.inactive_cardholders.iter().cloned().collect(),
+            daily_limit: amounts(&policy.daily_limit),
+            monthly_limit: amounts(&policy.monthly_limit),
+            on_spend_unknown: match policy.on_spend_unknown {
+                FailMode::Approve => FailModeKind::Approve,
+                FailMode::Decline => FailModeKind::Decline,
+            },
+            updated_by,
+        }
+    }
+}
+
+/// A whole new policy (every field replaces the stored one).
+#[derive(InputObject, Clone)]
+pub struct PolicyInput {
+    #[graphql(default)]
+    pub allowed_currencies: Vec<String>,
+    #[graphql(default)]
+    pub max_amount: Vec<CurrencyAmount>,
+    #[graphql(default)]
+    pub blocked_categories: Vec<String>,
+    #[graphql(default)]
+    pub inactive_cards: Vec<String>,
+    #[graphql(default)]
+    pub inactive_cardholders: Vec<String>,
+    #[graphql(default)]
+    pub daily_limit: Vec<CurrencyAmount>,
+    #[graphql(default)]
+    pub monthly_limit: Vec<CurrencyAmount>,
+    #[graphql(default_with = "FailModeKind::Decline")]
+    pub on_spend_unknown: FailModeKind,
+}
+
+fn currency(code: &str) -> ApiResult<cardstream_stripe::Currency> {
+    code.parse().map_err(|e: cardstream_stripe::Error| ApiError::BadUserInput(e.to_string()))
+}
+
+fn amount_map(items: &[CurrencyAmount]) -> ApiResult<std::collections::BTreeMap<cardstream_stripe::Currency, i64>> {
+    items.iter().map(|i| Ok((currency(&i.currency)?, i.amount.0))).collect()
+}
+
+impl PolicyInput {
+    /// The policy, validated as the gateway would validate it.
+    pub fn to_policy(&self) -> ApiResult<Policy> {
+        let policy = Policy {
+            allowed_currencies: self.allowed_currencies.iter().map(|c| currency(c)).collect::<ApiResult<_>>()?,
+            max_amount: amount_map(&self.max_amount)?,
+            blocked_categories: self.blocked_categories.iter().map(|c| c.trim().to_owned()).collect(),
+            inactive_cards: self.inactive_cards.iter().map(|c| c.trim().to_owned()).collect(),
+            inactive_cardholders: self.inactive_cardholders.iter().map(|c| c.trim().to_owned()).collect(),
+            daily_limit: amount_map(&self.daily_limit)?,
+            monthly_limit: amount_map(&self.monthly_limit)?,
+            on_spend_unknown: match self.on_spend_unknown {
+                FailModeKind::Approve => FailMode::Approve,
+                FailModeKind::Decline => FailMode::Decline,
+            },
+        };
+        policy.validate().map_err(|e| ApiError::BadUserInput(e.to_string()))?;
+        Ok(policy)
+    }
+}
+
+/// A new user.
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    pub email: String,
+    /// At least 12 characters.
+    pub password: String,
+    pub role: RoleKind,
+    /// For cardholder users: the cardholders they may see.
+    #[graphql(default)]
+    pub cardholder_ids: Vec<ID>,
+}

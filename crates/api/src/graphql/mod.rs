@@ -1,0 +1,50 @@
+//! The GraphQL schema.
+
+// async-graphql needs the schema's types public (they appear in `ApiSchema`); their modules
+// are private, so most are not reachable from outside, which is fine. They are plumbing
+// between the store and the wire, with nothing to gain from Debug.
+#![allow(unreachable_pub, missing_debug_implementations)]
+
+mod activity;
+mod admin;
+mod context;
+mod errors;
+mod metrics;
+mod mutation;
+mod objects;
+mod query;
+mod scalars;
+mod subscription;
+mod summary;
+
+use async_graphql::Schema;
+
+pub use context::{Limits, loader};
+pub use metrics::OperationMetrics;
+pub use mutation::{ClientAddress, Mutation};
+pub use query::Query;
+pub use subscription::Subscription;
+
+/// The schema type.
+pub type ApiSchema = Schema<Query, Mutation, Subscription>;
+
+/// How deep and how costly a query may be.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    pub depth: usize,
+    pub complexity: usize,
+    pub max_page_size: i32,
+}
+
+/// The schema, without its runtime data (for the SDL export).
+pub fn schema_builder(limits: QueryLimits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation, Subscription)
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity)
+        .data(Limits { max_page_size: limits.max_page_size })
+}
+
+/// The SDL of the schema, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    schema_builder(QueryLimits { depth: 0, complexity: 0, max_page_size: 0 }).finish().sdl()
+}

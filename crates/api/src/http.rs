@@ -1,0 +1,116 @@
+//! The HTTP side: `POST /graphql`, `GET /graphql` (GraphiQL), `GET /graphql/ws`
+//! (graphql-transport-ws).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::Data;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use cardstream_store::Store;
+
+use crate::auth::{Tokens, Viewer};
+use crate::config::Introspection;
+use crate::graphql::{ApiSchema, ClientAddress, loader};
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) schema: ApiSchema,
+    pub(crate) store: Store,
+    pub(crate) tokens: Tokens,
+    pub(crate) introspection: Introspection,
+}
+
+/// GraphQL requests are small; anything bigger is refused before parsing.
+const GRAPHQL_BODY_LIMIT: usize = 64 * 1024;
+
+pub(crate) fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql/ws", get(websocket))
+        .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT))
+        .with_state(state)
+}
+
+/// The viewer behind a bearer token, from the database (so role and links are current).
+pub(crate) async fn viewer_for(state: &AppState, token: Option<&str>) -> Option<Viewer> {
+    let user_id = state.tokens.verify(token?)?;
+    let user = state.store.user(user_id).await.ok()??;
+    let cardholders = state
+        .store
+        .cardholders_of(&[user.id])
+        .await
+        .ok()?
+        .into_iter()
+        .map(|(_, h)| h)
+        .collect();
+    Some(Viewer { user, cardholders })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn graphql(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let mut request = request.into_inner().data(loader(state.store.clone())).data(ClientAddress(Some(peer.ip())));
+    let viewer = viewer_for(&state, bearer(&headers)).await;
+    let introspect = match state.introspection {
+        Introspection::Always => true,
+        Introspection::Authenticated => viewer.is_some(),
+        Introspection::Never => false,
+    };
+    if !introspect {
+        request = request.disable_introspection();
+    }
+    if let Some(viewer) = viewer {
+        request = request.data(viewer);
+    }
+    state.schema.execute(request).await.into()
+}
+
+async fn graphiql() -> impl IntoResponse {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+/// Subscriptions over graphql-transport-ws. The token comes in `connection_init`'s payload as
+/// `{"authorization": "Bearer <token>"}` (or `{"token": "<token>"}`); without a valid one the
+/// connection is refused.
+async fn websocket(State(state): State<Arc<AppState>>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let schema = state.schema.clone();
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = payload["authorization"]
+                        .as_str()
+                        .and_then(|a| a.strip_prefix("Bearer "))
+                        .or_else(|| payload["token"].as_str())
+                        .map(str::trim);
+                    let viewer = viewer_for(&state, token)
+                        .await
+                        .ok_or_else(|| async_graphql::Error::new("UNAUTHENTICATED: send a valid token in connection_init"))?;
+                    let mut data = Data::default();
+                    data.insert(viewer);
+                    data.insert(loader(state.store.clone()));
+                    Ok(data)
+                })
+                .serve()
+        })
+}

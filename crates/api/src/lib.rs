@@ -1,0 +1,121 @@
+//! `cardstream api`: the card-spend dashboard's GraphQL API.
+//!
+//! Cardholder users see only the cardholders linked to them; admins see all and edit users and
+//! the authorization policy. Queries read the projections and rollups through sea-orm;
+//! subscriptions are fed by the aggregator's NOTIFY.
+
+mod auth;
+mod config;
+mod graphql;
+mod http;
+mod live;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cardstream_store::Store;
+use cardstream_telemetry::{AdminServer, CancellationToken, HttpMetrics, Readiness, Registry};
+use prometheus::{IntCounterVec, Opts};
+
+pub use auth::{Tokens, hash_password, verify_password};
+pub use config::{ApiArgs, Introspection};
+pub use graphql::{ApiSchema, OperationMetrics, QueryLimits, sdl};
+
+/// The smallest token secret accepted.
+const MIN_SECRET: usize = 32;
+
+/// Errors that stop the API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("CARDSTREAM_TOKEN_SECRET must be at least {MIN_SECRET} bytes")]
+    WeakSecret,
+    #[error(transparent)]
+    Store(#[from] cardstream_store::Error),
+    #[error(transparent)]
+    Telemetry(#[from] cardstream_telemetry::Error),
+    #[error("could not register metric: {0}")]
+    Metric(#[from] prometheus::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("the API server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A started API.
+#[derive(Debug)]
+pub struct RunningApi {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub store: Store,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+}
+
+impl RunningApi {
+    pub async fn wait(self) -> Result<(), Error> {
+        self.task.await.map_err(|e| Error::Serve(std::io::Error::other(e)))?
+    }
+}
+
+/// Starts the API and its admin endpoints; runs until `shutdown`. `extra` routes (the
+/// dashboard's assets) are merged in.
+pub async fn start(args: ApiArgs, registry: Registry, shutdown: CancellationToken, extra: axum::Router) -> Result<RunningApi, Error> {
+    if args.token_secret.len() < MIN_SECRET {
+        return Err(Error::WeakSecret);
+    }
+    let store = Store::connect_lazy(&args.database.url, args.database_pool).await?;
+    let notifications = IntCounterVec::new(
+        Opts::new("cardstream_api_activity_notifications_total", "Activity notifications from Postgres, by outcome."),
+        &["outcome"],
+    )?;
+    registry.register(Box::new(notifications.clone()))?;
+    let live = live::Live::start(args.database.url.clone(), notifications, shutdown.clone());
+    let tokens = Tokens::new(args.token_secret.as_bytes(), args.token_ttl);
+    let schema = graphql::schema_builder(QueryLimits {
+        depth: args.max_depth,
+        complexity: args.max_complexity,
+        max_page_size: args.max_page_size,
+    })
+    .extension(OperationMetrics::new(&registry)?)
+    .data(store.clone())
+    .data(tokens.clone())
+    .data(live)
+    .data(auth::LoginLimiter::new(args.login_attempts_per_account, args.login_attempts_per_address))
+    .finish();
+    let state = Arc::new(http::AppState { schema, store: store.clone(), tokens, introspection: args.introspection });
+    let http_metrics = HttpMetrics::new("api", &registry)?;
+    let router = http::routes(state)
+        .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(http_metrics, HttpMetrics::track));
+
+    let readiness = Readiness::new();
+    readiness.require("database");
+    spawn_database_probe(store.clone(), readiness.clone(), shutdown.clone());
+    let admin = AdminServer::spawn(args.admin_listen, registry, readiness, shutdown.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| Error::Bind { addr: args.listen, source })?;
+    let addr = listener.local_addr().map_err(Error::Serve)?;
+    tracing::info!(%addr, "API listening (/graphql, /graphql/ws)");
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .map_err(Error::Serve);
+        shutdown.cancel();
+        served
+    });
+    Ok(RunningApi { addr, admin_addr: admin.local_addr, store, task })
+}
+
+fn spawn_database_probe(store: Store, readiness: Readiness, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            readiness.set("database", store.ping().await.map_err(|e| e.to_string()));
+        }
+    });
+}

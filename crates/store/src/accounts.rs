@@ -1,0 +1,145 @@
+//! Dashboard accounts: users, their roles, and the cardholders a cardholder user may see.
+
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+
+use crate::entities::{user_cardholders, users};
+use crate::{Error, Store};
+
+/// What a user may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything, and the admin operations.
+    Admin,
+    /// The cardholders linked to the user, and their cards.
+    Cardholder,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Cardholder => "cardholder",
+        }
+    }
+
+    fn parse(s: &str) -> Role {
+        // The column has a CHECK constraint; anything but "admin" gets the narrower role.
+        if s == "admin" { Role::Admin } else { Role::Cardholder }
+    }
+}
+
+/// A dashboard user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub role: Role,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
+
+impl From<users::Model> for User {
+    fn from(m: users::Model) -> Self {
+        User { id: m.id, email: m.email, role: Role::parse(&m.role), password_hash: m.password_hash }
+    }
+}
+
+fn db(err: sea_orm::DbErr) -> Error {
+    Error::Orm(err)
+}
+
+impl Store {
+    /// Creates a user linked to `cardholders`. A taken email (in any case) is
+    /// [`Error::Conflict`].
+    pub async fn create_user(&self, email: &str, password_hash: &str, role: Role, cardholders: &[String]) -> Result<User, Error> {
+        let email = email.trim();
+        if self.user_by_email(email).await?.is_some() {
+            return Err(Error::Conflict(format!("a user with email {email} exists")));
+        }
+        let tx = self.orm().begin().await.map_err(db)?;
+        let user = users::ActiveModel {
+            email: Set(email.to_owned()),
+            password_hash: Set(password_hash.to_owned()),
+            role: Set(role.as_str().to_owned()),
+            ..Default::default()
+        }
+        .insert(&tx)
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::Conflict(format!("a user with email {email} exists")),
+            _ => db(e),
+        })?;
+        for cardholder in cardholders {
+            user_cardholders::ActiveModel { user_id: Set(user.id), cardholder_id: Set(cardholder.clone()) }
+                .insert(&tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(user.into())
+    }
+
+    /// The user with this email, whatever its case.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, Error> {
+        Ok(users::Entity::find()
+            .filter(Expr::expr(Func::lower(Expr::col(users::Column::Email))).eq(email.trim().to_lowercase()))
+            .one(self.orm())
+            .await
+            .map_err(db)?
+            .map(User::from))
+    }
+
+    pub async fn user(&self, id: i64) -> Result<Option<User>, Error> {
+        Ok(users::Entity::find_by_id(id).one(self.orm()).await.map_err(db)?.map(User::from))
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, Error> {
+        Ok(users::Entity::find()
+            .order_by_asc(users::Column::Id)
+            .all(self.orm())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(User::from)
+            .collect())
+    }
+
+    /// The cardholders `user_id` may see, for each of `user_ids`.
+    pub async fn cardholders_of(&self, user_ids: &[i64]) -> Result<Vec<(i64, String)>, Error> {
+        Ok(user_cardholders::Entity::find()
+            .filter(user_cardholders::Column::UserId.is_in(user_ids.iter().copied()))
+            .order_by_asc(user_cardholders::Column::CardholderId)
+            .all(self.orm())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|m| (m.user_id, m.cardholder_id))
+            .collect())
+    }
+
+    pub async fn link_cardholder(&self, user_id: i64, cardholder_id: &str) -> Result<(), Error> {
+        user_cardholders::Entity::insert(user_cardholders::ActiveModel {
+            user_id: Set(user_id),
+            cardholder_id: Set(cardholder_id.to_owned()),
+        })
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([user_cardholders::Column::UserId, user_cardholders::Column::CardholderId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .do_nothing()
+        .exec(self.orm())
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    pub async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<(), Error> {
+        users::ActiveModel { id: Set(user_id), password_hash: Set(password_hash.to_owned()), ..Default::default() }
+            .update(self.orm())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,4 @@
+DROP INDEX authorizations_card_approved;
+DROP TABLE authorization_policy;
+DROP TABLE user_cardholders;
+DROP TABLE users;
