@@ -34,7 +34,11 @@ pub struct ApiArgs {
 
     /// Secret that signs sign-in tokens (at least 32 bytes). Set through the environment only;
     /// every API replica needs the same one.
-    #[arg(long = "token-secret", env = "CARDSTREAM_TOKEN_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "token-secret",
+        env = "CARDSTREAM_TOKEN_SECRET",
+        hide_env_values = true
+    )]
     pub token_secret: String,
 
     /// How long a sign-in token is valid.
@@ -47,7 +51,11 @@ pub struct ApiArgs {
 
     /// Costliest query accepted (each field costs 1; a list field costs its page size times
     /// its children).
-    #[arg(long, env = "CARDSTREAM_GRAPHQL_MAX_COMPLEXITY", default_value_t = 5000)]
+    #[arg(
+        long,
+        env = "CARDSTREAM_GRAPHQL_MAX_COMPLEXITY",
+        default_value_t = 5000
+    )]
     pub max_complexity: usize,
 
     /// Largest page a connection returns.
@@ -55,14 +63,27 @@ pub struct ApiArgs {
     pub max_page_size: i32,
 
     /// Failed sign-ins allowed per account per minute.
-    #[arg(long, env = "CARDSTREAM_LOGIN_ATTEMPTS_PER_ACCOUNT", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "CARDSTREAM_LOGIN_ATTEMPTS_PER_ACCOUNT",
+        default_value_t = 5
+    )]
     pub login_attempts_per_account: u32,
 
     /// Failed sign-ins allowed per client address per minute.
-    #[arg(long, env = "CARDSTREAM_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "CARDSTREAM_LOGIN_ATTEMPTS_PER_ADDRESS",
+        default_value_t = 30
+    )]
     pub login_attempts_per_address: u32,
 
     /// Who may introspect the schema.
-    #[arg(long, env = "CARDSTREAM_GRAPHQL_INTROSPECTION", value_enum, default_value = "authenticated")]
+    #[arg(
+        long,
+        env = "CARDSTREAM_GRAPHQL_INTROSPECTION",
+        value_enum,
+        default_value = "authenticated"
+    )]
     pub introspection: Introspection,
 }

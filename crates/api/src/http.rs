@@ -8,11 +8,12 @@ use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use cardstream_store::Store;
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::{Tokens, Viewer};
 use crate::config::Introspection;
@@ -34,7 +35,9 @@ pub(crate) fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(websocket))
-        .layer(DefaultBodyLimit::max(GRAPHQL_BODY_LIMIT))
+        // The GraphQL extractor reads the body itself and ignores axum's DefaultBodyLimit, so
+        // the limit is enforced around it: 413 before a byte is parsed.
+        .layer(RequestBodyLimitLayer::new(GRAPHQL_BODY_LIMIT))
         .with_state(state)
 }
 
@@ -68,7 +71,10 @@ async fn graphql(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
-    let mut request = request.into_inner().data(loader(state.store.clone())).data(ClientAddress(Some(peer.ip())));
+    let mut request = request
+        .into_inner()
+        .data(loader(state.store.clone()))
+        .data(ClientAddress(Some(peer.ip())));
     let viewer = viewer_for(&state, bearer(&headers)).await;
     let introspect = match state.introspection {
         Introspection::Always => true,
@@ -76,6 +82,20 @@ async fn graphql(
         Introspection::Never => false,
     };
     if !introspect {
+        // Without this answer a disabled introspection just returns null, which reads like a
+        // bug to a client.
+        if request.query.contains("__schema") || request.query.contains("__type") {
+            let refusal = async_graphql::ServerError::new(
+                "introspection is disabled here: sign in first (the SDL is in crates/api/schema.graphql)",
+                None,
+            );
+            let mut refusal = refusal;
+            refusal
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "INTROSPECTION_DISABLED");
+            return async_graphql::Response::from_errors(vec![refusal]).into();
+        }
         request = request.disable_introspection();
     }
     if let Some(viewer) = viewer {
@@ -85,13 +105,22 @@ async fn graphql(
 }
 
 async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
 
 /// Subscriptions over graphql-transport-ws. The token comes in `connection_init`'s payload as
 /// `{"authorization": "Bearer <token>"}` (or `{"token": "<token>"}`); without a valid one the
 /// connection is refused.
-async fn websocket(State(state): State<Arc<AppState>>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(state): State<Arc<AppState>>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
@@ -103,9 +132,11 @@ async fn websocket(State(state): State<Arc<AppState>>, protocol: GraphQLProtocol
                         .and_then(|a| a.strip_prefix("Bearer "))
                         .or_else(|| payload["token"].as_str())
                         .map(str::trim);
-                    let viewer = viewer_for(&state, token)
-                        .await
-                        .ok_or_else(|| async_graphql::Error::new("UNAUTHENTICATED: send a valid token in connection_init"))?;
+                    let viewer = viewer_for(&state, token).await.ok_or_else(|| {
+                        async_graphql::Error::new(
+                            "UNAUTHENTICATED: send a valid token in connection_init",
+                        )
+                    })?;
                     let mut data = Data::default();
                     data.insert(viewer);
                     data.insert(loader(state.store.clone()));

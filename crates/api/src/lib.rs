@@ -36,7 +36,10 @@ pub enum Error {
     #[error("could not register metric: {0}")]
     Metric(#[from] prometheus::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the API server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -52,19 +55,29 @@ pub struct RunningApi {
 
 impl RunningApi {
     pub async fn wait(self) -> Result<(), Error> {
-        self.task.await.map_err(|e| Error::Serve(std::io::Error::other(e)))?
+        self.task
+            .await
+            .map_err(|e| Error::Serve(std::io::Error::other(e)))?
     }
 }
 
 /// Starts the API and its admin endpoints; runs until `shutdown`. `extra` routes (the
 /// dashboard's assets) are merged in.
-pub async fn start(args: ApiArgs, registry: Registry, shutdown: CancellationToken, extra: axum::Router) -> Result<RunningApi, Error> {
+pub async fn start(
+    args: ApiArgs,
+    registry: Registry,
+    shutdown: CancellationToken,
+    extra: axum::Router,
+) -> Result<RunningApi, Error> {
     if args.token_secret.len() < MIN_SECRET {
         return Err(Error::WeakSecret);
     }
     let store = Store::connect_lazy(&args.database.url, args.database_pool).await?;
     let notifications = IntCounterVec::new(
-        Opts::new("cardstream_api_activity_notifications_total", "Activity notifications from Postgres, by outcome."),
+        Opts::new(
+            "cardstream_api_activity_notifications_total",
+            "Activity notifications from Postgres, by outcome.",
+        ),
         &["outcome"],
     )?;
     registry.register(Box::new(notifications.clone()))?;
@@ -79,32 +92,55 @@ pub async fn start(args: ApiArgs, registry: Registry, shutdown: CancellationToke
     .data(store.clone())
     .data(tokens.clone())
     .data(live)
-    .data(auth::LoginLimiter::new(args.login_attempts_per_account, args.login_attempts_per_address))
+    .data(auth::LoginLimiter::new(
+        args.login_attempts_per_account,
+        args.login_attempts_per_address,
+    ))
     .finish();
-    let state = Arc::new(http::AppState { schema, store: store.clone(), tokens, introspection: args.introspection });
+    let state = Arc::new(http::AppState {
+        schema,
+        store: store.clone(),
+        tokens,
+        introspection: args.introspection,
+    });
     let http_metrics = HttpMetrics::new("api", &registry)?;
     let router = http::routes(state)
         .merge(extra)
-        .layer(axum::middleware::from_fn_with_state(http_metrics, HttpMetrics::track));
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            HttpMetrics::track,
+        ));
 
     let readiness = Readiness::new();
     readiness.require("database");
     spawn_database_probe(store.clone(), readiness.clone(), shutdown.clone());
-    let admin = AdminServer::spawn(args.admin_listen, registry, readiness, shutdown.clone()).await?;
+    let admin =
+        AdminServer::spawn(args.admin_listen, registry, readiness, shutdown.clone()).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|source| Error::Bind { addr: args.listen, source })?;
+        .map_err(|source| Error::Bind {
+            addr: args.listen,
+            source,
+        })?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
     tracing::info!(%addr, "API listening (/graphql, /graphql/ws)");
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .map_err(Error::Serve);
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .map_err(Error::Serve);
         shutdown.cancel();
         served
     });
-    Ok(RunningApi { addr, admin_addr: admin.local_addr, store, task })
+    Ok(RunningApi {
+        addr,
+        admin_addr: admin.local_addr,
+        store,
+        task,
+    })
 }
 
 fn spawn_database_probe(store: Store, readiness: Readiness, shutdown: CancellationToken) {

@@ -21,9 +21,15 @@ pub(crate) struct Live {
 
 impl Live {
     /// Starts listening; reconnects with backoff while Postgres is away.
-    pub(crate) fn start(database_url: String, notifications: IntCounterVec, shutdown: CancellationToken) -> Live {
+    pub(crate) fn start(
+        database_url: String,
+        notifications: IntCounterVec,
+        shutdown: CancellationToken,
+    ) -> Live {
         let (sender, _) = broadcast::channel(1024);
-        let live = Live { sender: sender.clone() };
+        let live = Live {
+            sender: sender.clone(),
+        };
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
             loop {
@@ -33,12 +39,17 @@ impl Live {
                     tracing::info!(channel = ACTIVITY_CHANNEL, "listening for activity");
                     loop {
                         let note = listener.recv().await?;
-                        let cards: Vec<String> = serde_json::from_str::<serde_json::Value>(note.payload())
-                            .ok()
-                            .and_then(|v| {
-                                v["cards"].as_array().map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
-                            })
-                            .unwrap_or_default();
+                        let cards: Vec<String> =
+                            serde_json::from_str::<serde_json::Value>(note.payload())
+                                .ok()
+                                .and_then(|v| {
+                                    v["cards"].as_array().map(|a| {
+                                        a.iter()
+                                            .filter_map(|c| c.as_str().map(str::to_owned))
+                                            .collect()
+                                    })
+                                })
+                                .unwrap_or_default();
                         notifications.with_label_values(&["received"]).inc();
                         // No subscribers is fine.
                         let _ = sender.send(Arc::new(cards));

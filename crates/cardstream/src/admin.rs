@@ -146,7 +146,11 @@ enum RoleArg {
 pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
     let store = Store::connect(&args.database.url, 1).await?;
     match args.action {
-        UsersAction::Add { email, role, cardholders } => {
+        UsersAction::Add {
+            email,
+            role,
+            cardholders,
+        } => {
             let password = match std::env::var("CARDSTREAM_USER_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -156,22 +160,41 @@ pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
-            anyhow::ensure!(password.chars().count() >= 12, "the password needs at least 12 characters");
-            let hash = cardstream_api::hash_password(&password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+            anyhow::ensure!(
+                password.chars().count() >= 12,
+                "the password needs at least 12 characters"
+            );
+            let hash = cardstream_api::hash_password(&password)
+                .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
             let role = match role {
                 RoleArg::Admin => cardstream_store::Role::Admin,
                 RoleArg::Cardholder => cardstream_store::Role::Cardholder,
             };
             let user = store.create_user(&email, &hash, role, &cardholders).await?;
-            eprintln!("added user {} ({}) with id {}", user.email, user.role.as_str(), user.id);
+            eprintln!(
+                "added user {} ({}) with id {}",
+                user.email,
+                user.role.as_str(),
+                user.id
+            );
         }
         UsersAction::List => {
             let users = store.users().await?;
             let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
             let links = store.cardholders_of(&ids).await?;
             for user in users {
-                let holders: Vec<&str> = links.iter().filter(|(id, _)| *id == user.id).map(|(_, h)| h.as_str()).collect();
-                eprintln!("{}\t{}\t{}\t{}", user.id, user.email, user.role.as_str(), holders.join(","));
+                let holders: Vec<&str> = links
+                    .iter()
+                    .filter(|(id, _)| *id == user.id)
+                    .map(|(_, h)| h.as_str())
+                    .collect();
+                eprintln!(
+                    "{}\t{}\t{}\t{}",
+                    user.id,
+                    user.email,
+                    user.role.as_str(),
+                    holders.join(",")
+                );
             }
         }
     }

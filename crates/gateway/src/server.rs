@@ -133,7 +133,13 @@ async fn start_spend_cache(
     };
     // Lazy: the gateway starts and answers (following on_spend_unknown) while Postgres is away.
     let store = Store::connect_lazy(url, 2).await?;
-    spawn_policy_sync(store.clone(), policy.clone(), metrics.policy_reloads.clone(), args.spend.refresh_interval, shutdown.clone());
+    spawn_policy_sync(
+        store.clone(),
+        policy.clone(),
+        metrics.policy_reloads.clone(),
+        args.spend.refresh_interval,
+        shutdown.clone(),
+    );
     let cache = SpendCache::new(args.spend.clone());
     let (refreshes, age, view) = (
         metrics.spend_refreshes.clone(),
@@ -155,7 +161,13 @@ async fn start_spend_cache(
 
 /// Follows the policy admins save in the database: each new version is in force within one
 /// interval, without a restart.
-fn spawn_policy_sync(store: Store, policy: PolicyStore, reloads: prometheus::IntCounterVec, every: Duration, shutdown: CancellationToken) {
+fn spawn_policy_sync(
+    store: Store,
+    policy: PolicyStore,
+    reloads: prometheus::IntCounterVec,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -177,21 +189,23 @@ fn spawn_policy_sync(store: Store, policy: PolicyStore, reloads: prometheus::Int
             }
             match saved {
                 None => policy.set_saved(None),
-                Some(saved) => match serde_json::from_value::<cardstream_policy::Policy>(saved.policy)
-                    .map_err(|e| e.to_string())
-                    .and_then(|p| p.validate().map(|()| p).map_err(|e| e.to_string()))
-                {
-                    Ok(parsed) => {
-                        policy.set_saved(Some((saved.version, parsed)));
-                        reloads.with_label_values(&["saved"]).inc();
-                        tracing::info!(version = saved.version, by = ?saved.updated_by, "applied the authorization policy saved by an admin");
+                Some(saved) => {
+                    match serde_json::from_value::<cardstream_policy::Policy>(saved.policy)
+                        .map_err(|e| e.to_string())
+                        .and_then(|p| p.validate().map(|()| p).map_err(|e| e.to_string()))
+                    {
+                        Ok(parsed) => {
+                            policy.set_saved(Some((saved.version, parsed)));
+                            reloads.with_label_values(&["saved"]).inc();
+                            tracing::info!(version = saved.version, by = ?saved.updated_by, "applied the authorization policy saved by an admin");
+                        }
+                        Err(err) => {
+                            rejected = Some(saved.version);
+                            reloads.with_label_values(&["invalid"]).inc();
+                            tracing::error!(version = saved.version, error = %err, "the saved policy is invalid; keeping the one in force");
+                        }
                     }
-                    Err(err) => {
-                        rejected = Some(saved.version);
-                        reloads.with_label_values(&["invalid"]).inc();
-                        tracing::error!(version = saved.version, error = %err, "the saved policy is invalid; keeping the one in force");
-                    }
-                },
+                }
             }
         }
     });

@@ -184,7 +184,10 @@ impl PolicyStore {
         let policy = Arc::new(policy);
         PolicyStore {
             current: Arc::new(ArcSwap::new(policy.clone())),
-            layers: Arc::new(std::sync::Mutex::new(Layers { configured: policy, saved: None })),
+            layers: Arc::new(std::sync::Mutex::new(Layers {
+                configured: policy,
+                saved: None,
+            })),
         }
     }
 
@@ -211,11 +214,17 @@ impl PolicyStore {
 
     /// The version of the saved policy in force, if any.
     pub fn saved_version(&self) -> Option<i64> {
-        self.layers.lock().ok().and_then(|l| l.saved.as_ref().map(|(v, _)| *v))
+        self.layers
+            .lock()
+            .ok()
+            .and_then(|l| l.saved.as_ref().map(|(v, _)| *v))
     }
 
     fn publish(&self, layers: &Layers) {
-        let effective = layers.saved.as_ref().map_or_else(|| layers.configured.clone(), |(_, p)| p.clone());
+        let effective = layers
+            .saved
+            .as_ref()
+            .map_or_else(|| layers.configured.clone(), |(_, p)| p.clone());
         self.current.store(effective);
     }
 
@@ -250,7 +259,9 @@ impl PolicyStore {
                         store.replace(policy);
                         tracing::info!(path = %path.display(), "configured authorization policy reloaded");
                         if store.saved_version().is_some() {
-                            tracing::info!("an admin-saved policy is in force; the file applies again if it is removed");
+                            tracing::info!(
+                                "an admin-saved policy is in force; the file applies again if it is removed"
+                            );
                         }
                         on_reload(Ok(()));
                     }
@@ -276,7 +287,10 @@ mod tests {
         assert_eq!(store.saved_version(), Some(3));
         assert!(store.current().allowed_currencies.contains(&Currency::EUR));
         store.replace(Policy::from_toml("allowed_currencies = [\"jpy\"]").unwrap());
-        assert!(store.current().allowed_currencies.contains(&Currency::EUR), "the saved one stays in force");
+        assert!(
+            store.current().allowed_currencies.contains(&Currency::EUR),
+            "the saved one stays in force"
+        );
         store.set_saved(None);
         assert!(store.current().allowed_currencies.contains(&Currency::JPY));
     }

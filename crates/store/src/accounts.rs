@@ -1,7 +1,9 @@
 //! Dashboard accounts: users, their roles, and the cardholders a cardholder user may see.
 
 use sea_orm::sea_query::{Expr, Func};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
 
 use crate::entities::{user_cardholders, users};
 use crate::{Error, Store};
@@ -25,7 +27,11 @@ impl Role {
 
     fn parse(s: &str) -> Role {
         // The column has a CHECK constraint; anything but "admin" gets the narrower role.
-        if s == "admin" { Role::Admin } else { Role::Cardholder }
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::Cardholder
+        }
     }
 }
 
@@ -41,7 +47,12 @@ pub struct User {
 
 impl From<users::Model> for User {
     fn from(m: users::Model) -> Self {
-        User { id: m.id, email: m.email, role: Role::parse(&m.role), password_hash: m.password_hash }
+        User {
+            id: m.id,
+            email: m.email,
+            role: Role::parse(&m.role),
+            password_hash: m.password_hash,
+        }
     }
 }
 
@@ -52,7 +63,13 @@ fn db(err: sea_orm::DbErr) -> Error {
 impl Store {
     /// Creates a user linked to `cardholders`. A taken email (in any case) is
     /// [`Error::Conflict`].
-    pub async fn create_user(&self, email: &str, password_hash: &str, role: Role, cardholders: &[String]) -> Result<User, Error> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: Role,
+        cardholders: &[String],
+    ) -> Result<User, Error> {
         let email = email.trim();
         if self.user_by_email(email).await?.is_some() {
             return Err(Error::Conflict(format!("a user with email {email} exists")));
@@ -67,14 +84,19 @@ impl Store {
         .insert(&tx)
         .await
         .map_err(|e| match e.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::Conflict(format!("a user with email {email} exists")),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                Error::Conflict(format!("a user with email {email} exists"))
+            }
             _ => db(e),
         })?;
         for cardholder in cardholders {
-            user_cardholders::ActiveModel { user_id: Set(user.id), cardholder_id: Set(cardholder.clone()) }
-                .insert(&tx)
-                .await
-                .map_err(db)?;
+            user_cardholders::ActiveModel {
+                user_id: Set(user.id),
+                cardholder_id: Set(cardholder.clone()),
+            }
+            .insert(&tx)
+            .await
+            .map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
         Ok(user.into())
@@ -83,7 +105,10 @@ impl Store {
     /// The user with this email, whatever its case.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, Error> {
         Ok(users::Entity::find()
-            .filter(Expr::expr(Func::lower(Expr::col(users::Column::Email))).eq(email.trim().to_lowercase()))
+            .filter(
+                Expr::expr(Func::lower(Expr::col(users::Column::Email)))
+                    .eq(email.trim().to_lowercase()),
+            )
             .one(self.orm())
             .await
             .map_err(db)?
@@ -91,7 +116,11 @@ impl Store {
     }
 
     pub async fn user(&self, id: i64) -> Result<Option<User>, Error> {
-        Ok(users::Entity::find_by_id(id).one(self.orm()).await.map_err(db)?.map(User::from))
+        Ok(users::Entity::find_by_id(id)
+            .one(self.orm())
+            .await
+            .map_err(db)?
+            .map(User::from))
     }
 
     pub async fn users(&self) -> Result<Vec<User>, Error> {
@@ -124,9 +153,12 @@ impl Store {
             cardholder_id: Set(cardholder_id.to_owned()),
         })
         .on_conflict(
-            sea_orm::sea_query::OnConflict::columns([user_cardholders::Column::UserId, user_cardholders::Column::CardholderId])
-                .do_nothing()
-                .to_owned(),
+            sea_orm::sea_query::OnConflict::columns([
+                user_cardholders::Column::UserId,
+                user_cardholders::Column::CardholderId,
+            ])
+            .do_nothing()
+            .to_owned(),
         )
         .do_nothing()
         .exec(self.orm())
@@ -136,10 +168,14 @@ impl Store {
     }
 
     pub async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<(), Error> {
-        users::ActiveModel { id: Set(user_id), password_hash: Set(password_hash.to_owned()), ..Default::default() }
-            .update(self.orm())
-            .await
-            .map_err(db)?;
+        users::ActiveModel {
+            id: Set(user_id),
+            password_hash: Set(password_hash.to_owned()),
+            ..Default::default()
+        }
+        .update(self.orm())
+        .await
+        .map_err(db)?;
         Ok(())
     }
 }

@@ -19,18 +19,30 @@ impl Store {
             .one(self.orm())
             .await
             .map_err(Error::Orm)?
-            .map(|m| StoredPolicy { version: m.version, policy: m.policy, updated_by: m.updated_by }))
+            .map(|m| StoredPolicy {
+                version: m.version,
+                policy: m.policy,
+                updated_by: m.updated_by,
+            }))
     }
 
     /// Saves a new version. With `expected_version`, refuses ([`Error::Conflict`]) when the
     /// stored version is another: someone saved meanwhile. Returns the new version.
-    pub async fn save_policy(&self, expected_version: Option<i64>, policy: serde_json::Value, by: &str) -> Result<i64, Error> {
+    pub async fn save_policy(
+        &self,
+        expected_version: Option<i64>,
+        policy: serde_json::Value,
+        by: &str,
+    ) -> Result<i64, Error> {
         let tx = self.orm().begin().await.map_err(Error::Orm)?;
         // Serialise saves: the row may not exist yet, so lock something that does.
         tx.execute_unprepared("LOCK TABLE authorization_policy IN SHARE ROW EXCLUSIVE MODE")
             .await
             .map_err(Error::Orm)?;
-        let current = authorization_policy::Entity::find_by_id(1i16).one(&tx).await.map_err(Error::Orm)?;
+        let current = authorization_policy::Entity::find_by_id(1i16)
+            .one(&tx)
+            .await
+            .map_err(Error::Orm)?;
         let current_version = current.as_ref().map_or(0, |c| c.version);
         if let Some(expected) = expected_version
             && expected != current_version

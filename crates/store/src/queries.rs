@@ -123,15 +123,24 @@ impl Store {
     }
 
     /// A page of all cards (for admins), by id.
-    pub async fn all_cards(&self, after: Option<&str>, limit: u64) -> Result<Vec<cards::Model>, Error> {
-        let mut query = cards::Entity::find().order_by_asc(cards::Column::Id).limit(limit);
+    pub async fn all_cards(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<cards::Model>, Error> {
+        let mut query = cards::Entity::find()
+            .order_by_asc(cards::Column::Id)
+            .limit(limit);
         if let Some(after) = after {
             query = query.filter(cards::Column::Id.gt(after));
         }
         query.all(self.orm()).await.map_err(db)
     }
 
-    pub async fn cardholders_by_ids(&self, ids: &[String]) -> Result<Vec<cardholders::Model>, Error> {
+    pub async fn cardholders_by_ids(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<cardholders::Model>, Error> {
         cardholders::Entity::find()
             .filter(cardholders::Column::Id.is_in(ids.iter().cloned()))
             .all(self.orm())
@@ -140,8 +149,14 @@ impl Store {
     }
 
     /// A page of all cardholders (for admins), by id.
-    pub async fn all_cardholders(&self, after: Option<&str>, limit: u64) -> Result<Vec<cardholders::Model>, Error> {
-        let mut query = cardholders::Entity::find().order_by_asc(cardholders::Column::Id).limit(limit);
+    pub async fn all_cardholders(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<cardholders::Model>, Error> {
+        let mut query = cardholders::Entity::find()
+            .order_by_asc(cardholders::Column::Id)
+            .limit(limit);
         if let Some(after) = after {
             query = query.filter(cardholders::Column::Id.gt(after));
         }
@@ -149,26 +164,45 @@ impl Store {
     }
 
     pub async fn authorization(&self, id: &str) -> Result<Option<authorizations::Model>, Error> {
-        authorizations::Entity::find_by_id(id.to_owned()).one(self.orm()).await.map_err(db)
+        authorizations::Entity::find_by_id(id.to_owned())
+            .one(self.orm())
+            .await
+            .map_err(db)
     }
 
     /// Up to `limit` authorizations of `card_id` after `after`, newest first.
-    pub async fn activity(&self, card_id: &str, filter: &ActivityFilter, after: Option<&Cursor>, limit: u64) -> Result<Vec<authorizations::Model>, Error> {
+    pub async fn activity(
+        &self,
+        card_id: &str,
+        filter: &ActivityFilter,
+        after: Option<&Cursor>,
+        limit: u64,
+    ) -> Result<Vec<authorizations::Model>, Error> {
         use authorizations::Column as C;
         let mut condition = Condition::all().add(C::CardId.eq(card_id));
         condition = match filter.status {
             Some(ActivityStatus::Approved) => condition.add(C::Approved.eq(true)),
-            Some(ActivityStatus::Declined) => condition.add(C::Approved.eq(false)).add(C::Status.ne("pending")),
-            Some(ActivityStatus::Pending) => condition.add(C::Approved.eq(false)).add(C::Status.eq("pending")),
+            Some(ActivityStatus::Declined) => condition
+                .add(C::Approved.eq(false))
+                .add(C::Status.ne("pending")),
+            Some(ActivityStatus::Pending) => condition
+                .add(C::Approved.eq(false))
+                .add(C::Status.eq("pending")),
             None => condition,
         };
         if let Some(category) = &filter.category {
             condition = condition.add(C::MerchantCategory.eq(category.as_str()));
         }
-        if let Some(text) = filter.merchant.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some(text) = filter
+            .merchant
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             let pattern = format!("%{}%", like_literal(&text.to_lowercase()));
             condition = condition.add(
-                Expr::expr(Func::lower(Expr::col(C::MerchantName))).like(LikeExpr::new(pattern).escape('\\')),
+                Expr::expr(Func::lower(Expr::col(C::MerchantName)))
+                    .like(LikeExpr::new(pattern).escape('\\')),
             );
         }
         if let Some(from) = filter.from {
@@ -185,9 +219,11 @@ impl Store {
         }
         if let Some(cursor) = after {
             condition = condition.add(
-                Condition::any()
-                    .add(C::Created.lt(cursor.created))
-                    .add(Condition::all().add(C::Created.eq(cursor.created)).add(C::Id.lt(cursor.id.as_str()))),
+                Condition::any().add(C::Created.lt(cursor.created)).add(
+                    Condition::all()
+                        .add(C::Created.eq(cursor.created))
+                        .add(C::Id.lt(cursor.id.as_str())),
+                ),
             );
         }
         authorizations::Entity::find()
@@ -201,7 +237,10 @@ impl Store {
     }
 
     /// The transactions of the given authorizations, oldest first: one statement for a page.
-    pub async fn transactions_of(&self, authorization_ids: &[String]) -> Result<Vec<transactions::Model>, Error> {
+    pub async fn transactions_of(
+        &self,
+        authorization_ids: &[String],
+    ) -> Result<Vec<transactions::Model>, Error> {
         transactions::Entity::find()
             .filter(transactions::Column::AuthorizationId.is_in(authorization_ids.iter().cloned()))
             .order_by_asc(transactions::Column::Created)
@@ -212,7 +251,10 @@ impl Store {
     }
 
     /// Disputes on transactions of the given cards, newest first.
-    pub async fn disputes_of(&self, card_ids: &[String]) -> Result<Vec<(disputes::Model, String)>, Error> {
+    pub async fn disputes_of(
+        &self,
+        card_ids: &[String],
+    ) -> Result<Vec<(disputes::Model, String)>, Error> {
         #[derive(FromQueryResult)]
         struct Row {
             id: String,
@@ -253,7 +295,13 @@ impl Store {
 
     /// Totals of `card_id` in `currency` over days `[from_day, to_day)` (days since
     /// 1970-01-01; open ends when `None`), from the daily rollup.
-    pub async fn spend_totals(&self, card_id: &str, currency: &str, from_day: Option<i32>, to_day: Option<i32>) -> Result<SpendTotals, Error> {
+    pub async fn spend_totals(
+        &self,
+        card_id: &str,
+        currency: &str,
+        from_day: Option<i32>,
+        to_day: Option<i32>,
+    ) -> Result<SpendTotals, Error> {
         SpendTotals::find_by_statement(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT coalesce(sum(spend), 0)::int8 AS spend, coalesce(sum(captured), 0)::int8 AS captured,
@@ -274,7 +322,14 @@ impl Store {
 
     /// Spend by category or by merchant, largest first. Over all time it reads the rollup;
     /// over a range, the card's transactions (a card has few, and they are indexed by card).
-    pub async fn spend_by(&self, key: SpendKey, card_id: &str, currency: &str, range: (Option<i64>, Option<i64>), limit: u64) -> Result<Vec<KeyedSpend>, Error> {
+    pub async fn spend_by(
+        &self,
+        key: SpendKey,
+        card_id: &str,
+        currency: &str,
+        range: (Option<i64>, Option<i64>),
+        limit: u64,
+    ) -> Result<Vec<KeyedSpend>, Error> {
         let (rollup, column, expression) = match key {
             SpendKey::Category => ("card_category_spend", "category", "merchant_category"),
             SpendKey::Merchant => (
@@ -304,15 +359,26 @@ impl Store {
             values.push(range.0.into());
             values.push(range.1.into());
         }
-        KeyedSpend::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
-            .all(self.orm())
-            .await
-            .map_err(db)
+        KeyedSpend::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .all(self.orm())
+        .await
+        .map_err(db)
     }
 
     /// Spend per bucket over days `[from_day, to_day)`, from the daily rollup. Weeks start on
     /// Monday; buckets without spend are left out.
-    pub async fn spend_series(&self, card_id: &str, currency: &str, from_day: Option<i32>, to_day: Option<i32>, bucket: SeriesBucket) -> Result<Vec<SpendPoint>, Error> {
+    pub async fn spend_series(
+        &self,
+        card_id: &str,
+        currency: &str,
+        from_day: Option<i32>,
+        to_day: Option<i32>,
+        bucket: SeriesBucket,
+    ) -> Result<Vec<SpendPoint>, Error> {
         let sql = format!(
             "SELECT (date_trunc('{unit}', day)::date - DATE '1970-01-01')::int4 AS day,
                     sum(spend)::int8 AS spend, sum(captures)::int8 AS captures
@@ -326,7 +392,12 @@ impl Store {
         SpendPoint::find_by_statement(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,
-            [card_id.into(), currency.into(), from_day.into(), to_day.into()],
+            [
+                card_id.into(),
+                currency.into(),
+                from_day.into(),
+                to_day.into(),
+            ],
         ))
         .all(self.orm())
         .await

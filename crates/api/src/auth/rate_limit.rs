@@ -15,23 +15,40 @@ pub(crate) struct LoginLimiter {
 
 impl LoginLimiter {
     pub(crate) fn new(per_account: u32, per_address: u32) -> Self {
-        LoginLimiter { per_account, per_address, window: Duration::from_secs(60), failures: Mutex::new(HashMap::new()) }
+        LoginLimiter {
+            per_account,
+            per_address,
+            window: Duration::from_secs(60),
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     fn keys(email: &str, address: Option<IpAddr>) -> [(String, bool); 2] {
         [
             (format!("account:{}", email.trim().to_lowercase()), true),
-            (format!("address:{}", address.map_or_else(|| "unknown".to_owned(), |a| a.to_string())), false),
+            (
+                format!(
+                    "address:{}",
+                    address.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
+                ),
+                false,
+            ),
         ]
     }
 
     /// `Err(seconds to wait)` when this account or address failed too often recently.
     pub(crate) fn check(&self, email: &str, address: Option<IpAddr>) -> Result<(), u64> {
-        let Ok(mut failures) = self.failures.lock() else { return Ok(()) };
+        let Ok(mut failures) = self.failures.lock() else {
+            return Ok(());
+        };
         let now = Instant::now();
         let mut wait = 0;
         for (key, is_account) in Self::keys(email, address) {
-            let limit = if is_account { self.per_account } else { self.per_address };
+            let limit = if is_account {
+                self.per_account
+            } else {
+                self.per_address
+            };
             if let Some(times) = failures.get_mut(&key) {
                 times.retain(|t| now.duration_since(*t) < self.window);
                 if times.len() >= limit as usize
@@ -88,6 +105,10 @@ mod tests {
         limiter.record_failure("a@example.com", ip);
         limiter.record_failure("b@example.com", ip);
         assert!(limiter.check("c@example.com", ip).is_err());
-        assert!(limiter.check("c@example.com", "10.0.0.3".parse().ok()).is_ok());
+        assert!(
+            limiter
+                .check("c@example.com", "10.0.0.3".parse().ok())
+                .is_ok()
+        );
     }
 }

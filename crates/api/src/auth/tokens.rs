@@ -25,7 +25,9 @@ pub struct Tokens {
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("Tokens")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,7 +49,11 @@ impl Tokens {
     /// A token for `user_id`, and its expiry (unix seconds).
     pub fn issue(&self, user_id: i64) -> Result<(String, u64), jsonwebtoken::errors::Error> {
         let iat = now();
-        let claims = Claims { sub: user_id.to_string(), iat, exp: iat + self.ttl.as_secs() };
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iat,
+            exp: iat + self.ttl.as_secs(),
+        };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, claims.exp))
     }
@@ -69,11 +75,17 @@ mod tests {
 
     #[test]
     fn tokens_verify_only_with_the_secret_and_before_expiry() {
-        let tokens = Tokens::new(b"a secret of at least thirty-two bytes!!", Duration::from_secs(60));
+        let tokens = Tokens::new(
+            b"a secret of at least thirty-two bytes!!",
+            Duration::from_secs(60),
+        );
         let (token, exp) = tokens.issue(42).unwrap();
         assert!(exp > now());
         assert_eq!(tokens.verify(&token), Some(42));
-        let other = Tokens::new(b"another secret of thirty-two bytes!!!!", Duration::from_secs(60));
+        let other = Tokens::new(
+            b"another secret of thirty-two bytes!!!!",
+            Duration::from_secs(60),
+        );
         assert_eq!(other.verify(&token), None);
         let mut tampered = token.clone();
         tampered.pop();
@@ -87,7 +99,10 @@ mod tests {
 
     #[test]
     fn the_none_algorithm_is_refused() {
-        let tokens = Tokens::new(b"a secret of at least thirty-two bytes!!", Duration::from_secs(60));
+        let tokens = Tokens::new(
+            b"a secret of at least thirty-two bytes!!",
+            Duration::from_secs(60),
+        );
         // {"alg":"none"} . {"sub":"1","exp":9999999999,"iat":0} . (no signature)
         let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5LCJpYXQiOjB9.";
         assert_eq!(tokens.verify(forged), None);

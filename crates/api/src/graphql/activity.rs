@@ -59,17 +59,24 @@ fn encode_cursor(created: i64, id: &str) -> String {
 
 fn decode_cursor(cursor: &str) -> ApiResult<Cursor> {
     let invalid = || ApiError::BadUserInput("`after` is not a cursor this API gave out".into());
-    if cursor.len() % 2 != 0 || cursor.len() > 512 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 512 {
         return Err(invalid());
     }
     let bytes: Vec<u8> = (0..cursor.len())
         .step_by(2)
-        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            cursor
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect::<Option<_>>()
         .ok_or_else(invalid)?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (created, id) = text.split_once(':').ok_or_else(invalid)?;
-    Ok(Cursor { created: created.parse().map_err(|_| invalid())?, id: id.to_owned() })
+    Ok(Cursor {
+        created: created.parse().map_err(|_| invalid())?,
+        id: id.to_owned(),
+    })
 }
 
 fn filter(input: Option<ActivityFilterInput>) -> ApiResult<ActivityFilter> {
@@ -77,15 +84,21 @@ fn filter(input: Option<ActivityFilterInput>) -> ApiResult<ActivityFilter> {
     if let Some(category) = &input.category
         && !cardstream_stripe::is_merchant_category(category)
     {
-        return Err(ApiError::BadUserInput(format!("{category:?} is not a Stripe merchant category")));
+        return Err(ApiError::BadUserInput(format!(
+            "{category:?} is not a Stripe merchant category"
+        )));
     }
     if let (Some(min), Some(max)) = (input.min_amount, input.max_amount)
         && min.0 > max.0
     {
-        return Err(ApiError::BadUserInput("minAmount is above maxAmount".into()));
+        return Err(ApiError::BadUserInput(
+            "minAmount is above maxAmount".into(),
+        ));
     }
     if input.merchant.as_ref().is_some_and(|m| m.len() > 200) {
-        return Err(ApiError::BadUserInput("the merchant search is longer than 200 characters".into()));
+        return Err(ApiError::BadUserInput(
+            "the merchant search is longer than 200 characters".into(),
+        ));
     }
     Ok(ActivityFilter {
         status: input.status.map(|s| match s {
@@ -103,26 +116,45 @@ fn filter(input: Option<ActivityFilterInput>) -> ApiResult<ActivityFilter> {
 }
 
 /// One page of a card's activity, after checking the viewer may see the card.
-pub async fn activity_page(ctx: &Context<'_>, card_id: &str, input: Option<ActivityFilterInput>, first: Option<i32>, after: Option<String>) -> ApiResult<AuthorizationConnection> {
+pub async fn activity_page(
+    ctx: &Context<'_>,
+    card_id: &str,
+    input: Option<ActivityFilterInput>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> ApiResult<AuthorizationConnection> {
     let max = limits(ctx).max_page_size;
     let first = first.unwrap_or(20);
     if !(1..=max).contains(&first) {
-        return Err(ApiError::BadUserInput(format!("`first` must be between 1 and {max}")));
+        return Err(ApiError::BadUserInput(format!(
+            "`first` must be between 1 and {max}"
+        )));
     }
     visible_card(ctx, card_id).await?;
     let filter = filter(input)?;
     let after = after.as_deref().map(decode_cursor).transpose()?;
     let limit = u64::try_from(first).unwrap_or(20);
     // One row more than asked, to know whether there is a next page.
-    let mut rows = store(ctx).activity(card_id, &filter, after.as_ref(), limit + 1).await?;
+    let mut rows = store(ctx)
+        .activity(card_id, &filter, after.as_ref(), limit + 1)
+        .await?;
     let has_next_page = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(20));
     let edges: Vec<AuthorizationEdge> = rows
         .into_iter()
-        .map(|row| AuthorizationEdge { cursor: encode_cursor(row.created, &row.id), node: Authorization(row) })
+        .map(|row| AuthorizationEdge {
+            cursor: encode_cursor(row.created, &row.id),
+            node: Authorization(row),
+        })
         .collect();
     let end_cursor = edges.last().map(|e| e.cursor.clone());
-    Ok(AuthorizationConnection { edges, page_info: PageInfo { has_next_page, end_cursor } })
+    Ok(AuthorizationConnection {
+        edges,
+        page_info: PageInfo {
+            has_next_page,
+            end_cursor,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -132,7 +164,13 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
         let c = encode_cursor(1_764_000_000, "iauth_1Pgc77B7WZ01zgkWn0SmtHBY");
-        assert_eq!(decode_cursor(&c).unwrap(), Cursor { created: 1_764_000_000, id: "iauth_1Pgc77B7WZ01zgkWn0SmtHBY".into() });
+        assert_eq!(
+            decode_cursor(&c).unwrap(),
+            Cursor {
+                created: 1_764_000_000,
+                id: "iauth_1Pgc77B7WZ01zgkWn0SmtHBY".into()
+            }
+        );
         for bad in ["", "zz", "abc", "6162", &"61".repeat(300)] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }

@@ -90,9 +90,14 @@ pub struct CurrencyAmountView {
     pub amount: Money,
 }
 
-fn amounts(map: &std::collections::BTreeMap<cardstream_stripe::Currency, i64>) -> Vec<CurrencyAmountView> {
+fn amounts(
+    map: &std::collections::BTreeMap<cardstream_stripe::Currency, i64>,
+) -> Vec<CurrencyAmountView> {
     map.iter()
-        .map(|(c, a)| CurrencyAmountView { currency: c.to_string(), amount: Money::new(*a, c.as_str()) })
+        .map(|(c, a)| CurrencyAmountView {
+            currency: c.to_string(),
+            amount: Money::new(*a, c.as_str()),
+        })
         .collect()
 }
 
@@ -100,7 +105,11 @@ impl PolicyObject {
     pub fn new(version: i64, policy: &Policy, updated_by: Option<String>) -> Self {
         PolicyObject {
             version: Long(version),
-            allowed_currencies: policy.allowed_currencies.iter().map(ToString::to_string).collect(),
+            allowed_currencies: policy
+                .allowed_currencies
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             max_amount: amounts(&policy.max_amount),
             blocked_categories: policy.blocked_categories.iter().cloned().collect(),
             inactive_cards: policy.inactive_cards.iter().cloned().collect(),
@@ -138,22 +147,44 @@ pub struct PolicyInput {
 }
 
 fn currency(code: &str) -> ApiResult<cardstream_stripe::Currency> {
-    code.parse().map_err(|e: cardstream_stripe::Error| ApiError::BadUserInput(e.to_string()))
+    code.parse()
+        .map_err(|e: cardstream_stripe::Error| ApiError::BadUserInput(e.to_string()))
 }
 
-fn amount_map(items: &[CurrencyAmount]) -> ApiResult<std::collections::BTreeMap<cardstream_stripe::Currency, i64>> {
-    items.iter().map(|i| Ok((currency(&i.currency)?, i.amount.0))).collect()
+fn amount_map(
+    items: &[CurrencyAmount],
+) -> ApiResult<std::collections::BTreeMap<cardstream_stripe::Currency, i64>> {
+    items
+        .iter()
+        .map(|i| Ok((currency(&i.currency)?, i.amount.0)))
+        .collect()
 }
 
 impl PolicyInput {
     /// The policy, validated as the gateway would validate it.
     pub fn to_policy(&self) -> ApiResult<Policy> {
         let policy = Policy {
-            allowed_currencies: self.allowed_currencies.iter().map(|c| currency(c)).collect::<ApiResult<_>>()?,
+            allowed_currencies: self
+                .allowed_currencies
+                .iter()
+                .map(|c| currency(c))
+                .collect::<ApiResult<_>>()?,
             max_amount: amount_map(&self.max_amount)?,
-            blocked_categories: self.blocked_categories.iter().map(|c| c.trim().to_owned()).collect(),
-            inactive_cards: self.inactive_cards.iter().map(|c| c.trim().to_owned()).collect(),
-            inactive_cardholders: self.inactive_cardholders.iter().map(|c| c.trim().to_owned()).collect(),
+            blocked_categories: self
+                .blocked_categories
+                .iter()
+                .map(|c| c.trim().to_owned())
+                .collect(),
+            inactive_cards: self
+                .inactive_cards
+                .iter()
+                .map(|c| c.trim().to_owned())
+                .collect(),
+            inactive_cardholders: self
+                .inactive_cardholders
+                .iter()
+                .map(|c| c.trim().to_owned())
+                .collect(),
             daily_limit: amount_map(&self.daily_limit)?,
             monthly_limit: amount_map(&self.monthly_limit)?,
             on_spend_unknown: match self.on_spend_unknown {
@@ -161,7 +192,9 @@ impl PolicyInput {
                 FailModeKind::Decline => FailMode::Decline,
             },
         };
-        policy.validate().map_err(|e| ApiError::BadUserInput(e.to_string()))?;
+        policy
+            .validate()
+            .map_err(|e| ApiError::BadUserInput(e.to_string()))?;
         Ok(policy)
     }
 }

@@ -35,7 +35,11 @@ pub fn viewer<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
 /// The viewer, who must be an admin.
 pub fn admin<'a>(ctx: &Context<'a>) -> ApiResult<&'a Viewer> {
     let viewer = viewer(ctx)?;
-    if viewer.is_admin() { Ok(viewer) } else { Err(ApiError::Forbidden) }
+    if viewer.is_admin() {
+        Ok(viewer)
+    } else {
+        Err(ApiError::Forbidden)
+    }
 }
 
 /// Loads rows by key in one statement per batch.
@@ -51,7 +55,11 @@ impl Loader<String> for StoreLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, cards::Model>, LoadError> {
-        let rows = self.store.cards_by_ids(keys).await.map_err(|e| Arc::new(ApiError::from(e)))?;
+        let rows = self
+            .store
+            .cards_by_ids(keys)
+            .await
+            .map_err(|e| Arc::new(ApiError::from(e)))?;
         Ok(rows.into_iter().map(|c| (c.id.clone(), c)).collect())
     }
 }
@@ -64,10 +72,20 @@ impl Loader<CardholderId> for StoreLoader {
     type Value = cardholders::Model;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[CardholderId]) -> Result<HashMap<CardholderId, cardholders::Model>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[CardholderId],
+    ) -> Result<HashMap<CardholderId, cardholders::Model>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self.store.cardholders_by_ids(&ids).await.map_err(|e| Arc::new(ApiError::from(e)))?;
-        Ok(rows.into_iter().map(|h| (CardholderId(h.id.clone()), h)).collect())
+        let rows = self
+            .store
+            .cardholders_by_ids(&ids)
+            .await
+            .map_err(|e| Arc::new(ApiError::from(e)))?;
+        Ok(rows
+            .into_iter()
+            .map(|h| (CardholderId(h.id.clone()), h))
+            .collect())
     }
 }
 
@@ -79,13 +97,23 @@ impl Loader<TransactionsOf> for StoreLoader {
     type Value = Vec<transactions::Model>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[TransactionsOf]) -> Result<HashMap<TransactionsOf, Vec<transactions::Model>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[TransactionsOf],
+    ) -> Result<HashMap<TransactionsOf, Vec<transactions::Model>>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self.store.transactions_of(&ids).await.map_err(|e| Arc::new(ApiError::from(e)))?;
-        let mut out: HashMap<TransactionsOf, Vec<transactions::Model>> = keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        let rows = self
+            .store
+            .transactions_of(&ids)
+            .await
+            .map_err(|e| Arc::new(ApiError::from(e)))?;
+        let mut out: HashMap<TransactionsOf, Vec<transactions::Model>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for row in rows {
             if let Some(auth) = &row.authorization_id {
-                out.entry(TransactionsOf(auth.clone())).or_default().push(row);
+                out.entry(TransactionsOf(auth.clone()))
+                    .or_default()
+                    .push(row);
             }
         }
         Ok(out)
@@ -114,5 +142,9 @@ pub async fn visible_card(ctx: &Context<'_>, id: &str) -> ApiResult<cards::Model
         .await
         .map_err(load_error)?
         .ok_or(ApiError::NotFound("card"))?;
-    if viewer.sees_cardholder(&card.cardholder_id) { Ok(card) } else { Err(ApiError::NotFound("card")) }
+    if viewer.sees_cardholder(&card.cardholder_id) {
+        Ok(card)
+    } else {
+        Err(ApiError::NotFound("card"))
+    }
 }

@@ -8,6 +8,7 @@
 mod activity;
 mod admin;
 mod context;
+mod error_codes;
 mod errors;
 mod metrics;
 mod mutation;
@@ -37,14 +38,25 @@ pub struct QueryLimits {
 }
 
 /// The schema, without its runtime data (for the SDL export).
-pub fn schema_builder(limits: QueryLimits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+pub fn schema_builder(
+    limits: QueryLimits,
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query, Mutation, Subscription)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
-        .data(Limits { max_page_size: limits.max_page_size })
+        .extension(error_codes::ErrorCodes)
+        .data(Limits {
+            max_page_size: limits.max_page_size,
+        })
 }
 
 /// The SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    schema_builder(QueryLimits { depth: 0, complexity: 0, max_page_size: 0 }).finish().sdl()
+    schema_builder(QueryLimits {
+        depth: 0,
+        complexity: 0,
+        max_page_size: 0,
+    })
+    .finish()
+    .sdl()
 }

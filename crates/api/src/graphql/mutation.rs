@@ -29,11 +29,18 @@ const MIN_PASSWORD: usize = 12;
 #[Object]
 impl Mutation {
     /// Signs in. Failures are rate-limited per account and per client address.
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> async_graphql::Result<LoginPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> async_graphql::Result<LoginPayload> {
         async {
             let limiter = ctx.data_unchecked::<LoginLimiter>();
             let address = ctx.data_opt::<ClientAddress>().and_then(|a| a.0);
-            limiter.check(&email, address).map_err(ApiError::RateLimited)?;
+            limiter
+                .check(&email, address)
+                .map_err(ApiError::RateLimited)?;
             let store = store(ctx);
             let user = store.user_by_email(&email).await?;
             let valid = match &user {
@@ -63,32 +70,59 @@ impl Mutation {
 
     /// Admin: replaces the authorization policy. With `expectedVersion`, refuses (CONFLICT)
     /// when someone saved another version meanwhile. The gateway applies it within seconds.
-    async fn update_policy(&self, ctx: &Context<'_>, policy: PolicyInput, expected_version: Option<Long>) -> async_graphql::Result<PolicyObject> {
+    async fn update_policy(
+        &self,
+        ctx: &Context<'_>,
+        policy: PolicyInput,
+        expected_version: Option<Long>,
+    ) -> async_graphql::Result<PolicyObject> {
         async {
             let viewer = admin(ctx)?;
             let parsed = policy.to_policy()?;
-            let json = serde_json::to_value(&parsed).map_err(|e| ApiError::Internal(e.to_string()))?;
-            let version = store(ctx).save_policy(expected_version.map(|v| v.0), json, &viewer.user.email).await?;
+            let json =
+                serde_json::to_value(&parsed).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let version = store(ctx)
+                .save_policy(expected_version.map(|v| v.0), json, &viewer.user.email)
+                .await?;
             tracing::info!(version, by = %viewer.user.email, "authorization policy saved");
-            Ok::<_, ApiError>(PolicyObject::new(version, &parsed, Some(viewer.user.email.clone())))
+            Ok::<_, ApiError>(PolicyObject::new(
+                version,
+                &parsed,
+                Some(viewer.user.email.clone()),
+            ))
         }
         .await
         .extend()
     }
 
     /// Admin: creates a user.
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> async_graphql::Result<UserObject> {
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> async_graphql::Result<UserObject> {
         async {
             admin(ctx)?;
             if input.password.chars().count() < MIN_PASSWORD {
-                return Err(ApiError::BadUserInput(format!("the password needs at least {MIN_PASSWORD} characters")));
+                return Err(ApiError::BadUserInput(format!(
+                    "the password needs at least {MIN_PASSWORD} characters"
+                )));
             }
             if !input.email.contains('@') || input.email.len() > 254 {
-                return Err(ApiError::BadUserInput("that is not an email address".into()));
+                return Err(ApiError::BadUserInput(
+                    "that is not an email address".into(),
+                ));
             }
-            let hash = hash_password(&input.password).map_err(|e| ApiError::Internal(e.to_string()))?;
-            let cardholders: Vec<String> = input.cardholder_ids.iter().map(|id| id.to_string()).collect();
-            let user = store(ctx).create_user(&input.email, &hash, input.role.into(), &cardholders).await?;
+            let hash =
+                hash_password(&input.password).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let cardholders: Vec<String> = input
+                .cardholder_ids
+                .iter()
+                .map(|id| id.to_string())
+                .collect();
+            let user = store(ctx)
+                .create_user(&input.email, &hash, input.role.into(), &cardholders)
+                .await?;
             Ok::<_, ApiError>(UserObject::new(&user, cardholders))
         }
         .await

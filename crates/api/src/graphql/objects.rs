@@ -32,7 +32,11 @@ impl Cardholder {
     }
     /// The cardholder's cards, oldest first.
     async fn cards(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Card>> {
-        let cards = store(ctx).cards_of(std::slice::from_ref(&self.0.id)).await.map_err(super::errors::ApiError::from).extend()?;
+        let cards = store(ctx)
+            .cards_of(std::slice::from_ref(&self.0.id))
+            .await
+            .map_err(super::errors::ApiError::from)
+            .extend()?;
         Ok(cards.into_iter().map(Card).collect())
     }
 }
@@ -79,8 +83,15 @@ impl Card {
         Ok(holder.map(Cardholder))
     }
     /// Spend over a range of days (all time by default) in the card's currency (or another).
-    async fn spend_summary(&self, ctx: &Context<'_>, range: Option<DateRange>, currency: Option<String>) -> async_graphql::Result<SpendSummary> {
-        SpendSummary::load(ctx, &self.0, range, currency).await.extend()
+    async fn spend_summary(
+        &self,
+        ctx: &Context<'_>,
+        range: Option<DateRange>,
+        currency: Option<String>,
+    ) -> async_graphql::Result<SpendSummary> {
+        SpendSummary::load(ctx, &self.0, range, currency)
+            .await
+            .extend()
     }
     /// Authorizations, newest first, with their transactions.
     #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
@@ -91,7 +102,9 @@ impl Card {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<AuthorizationConnection> {
-        activity_page(ctx, &self.0.id, filter, first, after).await.extend()
+        activity_page(ctx, &self.0.id, filter, first, after)
+            .await
+            .extend()
     }
 }
 
@@ -191,7 +204,10 @@ impl Authorization {
                     .map(|e| RequestHistoryEntry {
                         approved: e["approved"].as_bool().unwrap_or(false),
                         reason: e["reason"].as_str().unwrap_or_default().to_owned(),
-                        amount: Money::new(e["amount"].as_i64().unwrap_or(0), e["currency"].as_str().unwrap_or(&self.0.currency)),
+                        amount: Money::new(
+                            e["amount"].as_i64().unwrap_or(0),
+                            e["currency"].as_str().unwrap_or(&self.0.currency),
+                        ),
                         created: DateTime(e["created"].as_i64().unwrap_or(self.0.created)),
                     })
                     .collect()
@@ -206,7 +222,11 @@ impl Authorization {
             .await
             .map_err(load_error)
             .extend()?;
-        Ok(rows.unwrap_or_default().into_iter().map(Transaction).collect())
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Transaction)
+            .collect())
     }
 }
 
@@ -277,11 +297,26 @@ impl Dispute {
 }
 
 /// Checks the viewer may see an authorization, through its card.
-pub async fn visible_authorization(ctx: &Context<'_>, id: &str) -> super::errors::ApiResult<Authorization> {
+pub async fn visible_authorization(
+    ctx: &Context<'_>,
+    id: &str,
+) -> super::errors::ApiResult<Authorization> {
     let viewer = viewer(ctx)?;
-    let auth = store(ctx).authorization(id).await?.ok_or(super::errors::ApiError::NotFound("authorization"))?;
+    let auth = store(ctx)
+        .authorization(id)
+        .await?
+        .ok_or(super::errors::ApiError::NotFound("authorization"))?;
     let mine = viewer.is_admin()
-        || auth.cardholder_id.as_deref().is_some_and(|h| viewer.sees_cardholder(h))
-        || super::context::visible_card(ctx, &auth.card_id).await.is_ok();
-    if mine { Ok(Authorization(auth)) } else { Err(super::errors::ApiError::NotFound("authorization")) }
+        || auth
+            .cardholder_id
+            .as_deref()
+            .is_some_and(|h| viewer.sees_cardholder(h))
+        || super::context::visible_card(ctx, &auth.card_id)
+            .await
+            .is_ok();
+    if mine {
+        Ok(Authorization(auth))
+    } else {
+        Err(super::errors::ApiError::NotFound("authorization"))
+    }
 }

@@ -26,7 +26,9 @@ fn page_size(ctx: &Context<'_>, first: i32) -> ApiResult<u64> {
     if (1..=max).contains(&first) {
         Ok(u64::try_from(first).unwrap_or(1))
     } else {
-        Err(ApiError::BadUserInput(format!("`first` must be between 1 and {max}")))
+        Err(ApiError::BadUserInput(format!(
+            "`first` must be between 1 and {max}"
+        )))
     }
 }
 
@@ -49,16 +51,30 @@ impl Query {
         async {
             let viewer = viewer(ctx)?;
             let ids: Vec<String> = viewer.cardholders.iter().cloned().collect();
-            let cardholders = store(ctx).cardholders_by_ids(&ids).await?.into_iter().map(Cardholder).collect();
+            let cardholders = store(ctx)
+                .cardholders_by_ids(&ids)
+                .await?
+                .into_iter()
+                .map(Cardholder)
+                .collect();
             let cards = viewer_cards(ctx, 50, None).await?;
-            Ok::<_, ApiError>(ViewerObject { user: UserObject::new(&viewer.user, ids), cardholders, cards })
+            Ok::<_, ApiError>(ViewerObject {
+                user: UserObject::new(&viewer.user, ids),
+                cardholders,
+                cards,
+            })
         }
         .await
         .extend()
     }
 
     /// The viewer's cards. Admins page through all cards by id with `first` and `after`.
-    async fn cards(&self, ctx: &Context<'_>, #[graphql(default = 50)] first: i32, after: Option<ID>) -> async_graphql::Result<Vec<Card>> {
+    async fn cards(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<ID>,
+    ) -> async_graphql::Result<Vec<Card>> {
         async {
             let first = page_size(ctx, first)?;
             viewer_cards(ctx, first, after.as_ref().map(|a| a.as_str())).await
@@ -82,39 +98,75 @@ impl Query {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<AuthorizationConnection> {
-        activity_page(ctx, &card_id, filter, first, after).await.extend()
+        activity_page(ctx, &card_id, filter, first, after)
+            .await
+            .extend()
     }
 
     /// An authorization, with its request history and transactions.
-    async fn authorization(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Authorization> {
+    async fn authorization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Authorization> {
         visible_authorization(ctx, &id).await.extend()
     }
 
     /// Disputes on a card's transactions; without `cardId`, on all the viewer's cards.
-    async fn disputes(&self, ctx: &Context<'_>, card_id: Option<ID>) -> async_graphql::Result<Vec<Dispute>> {
+    async fn disputes(
+        &self,
+        ctx: &Context<'_>,
+        card_id: Option<ID>,
+    ) -> async_graphql::Result<Vec<Dispute>> {
         async {
             let cards: Vec<String> = match card_id {
                 Some(id) => vec![visible_card(ctx, &id).await?.id],
-                None => viewer_cards(ctx, 100, None).await?.into_iter().map(|c| c.0.id).collect(),
+                None => viewer_cards(ctx, 100, None)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.0.id)
+                    .collect(),
             };
-            Ok::<_, ApiError>(store(ctx).disputes_of(&cards).await?.into_iter().map(|(d, card)| Dispute(d, card)).collect())
+            Ok::<_, ApiError>(
+                store(ctx)
+                    .disputes_of(&cards)
+                    .await?
+                    .into_iter()
+                    .map(|(d, card)| Dispute(d, card))
+                    .collect(),
+            )
         }
         .await
         .extend()
     }
 
     /// Stripe's merchant categories, for filters.
-    async fn merchant_categories(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<&'static str>> {
+    async fn merchant_categories(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<&'static str>> {
         viewer(ctx).extend()?;
         Ok(cardstream_stripe::merchant_categories().collect())
     }
 
     /// Admin: cardholders, by id.
-    async fn cardholders(&self, ctx: &Context<'_>, #[graphql(default = 50)] first: i32, after: Option<ID>) -> async_graphql::Result<Vec<Cardholder>> {
+    async fn cardholders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<ID>,
+    ) -> async_graphql::Result<Vec<Cardholder>> {
         async {
             admin(ctx)?;
             let first = page_size(ctx, first)?;
-            Ok::<_, ApiError>(store(ctx).all_cardholders(after.as_ref().map(|a| a.as_str()), first).await?.into_iter().map(Cardholder).collect())
+            Ok::<_, ApiError>(
+                store(ctx)
+                    .all_cardholders(after.as_ref().map(|a| a.as_str()), first)
+                    .await?
+                    .into_iter()
+                    .map(Cardholder)
+                    .collect(),
+            )
         }
         .await
         .extend()
@@ -131,7 +183,15 @@ impl Query {
             Ok::<_, ApiError>(
                 users
                     .iter()
-                    .map(|u| UserObject::new(u, links.iter().filter(|(id, _)| *id == u.id).map(|(_, h)| h.clone())))
+                    .map(|u| {
+                        UserObject::new(
+                            u,
+                            links
+                                .iter()
+                                .filter(|(id, _)| *id == u.id)
+                                .map(|(_, h)| h.clone()),
+                        )
+                    })
                     .collect(),
             )
         }
@@ -146,10 +206,20 @@ impl Query {
             match store(ctx).stored_policy().await? {
                 Some(stored) => {
                     let policy: cardstream_policy::Policy = serde_json::from_value(stored.policy)
-                        .map_err(|e| ApiError::Internal(format!("the stored policy does not parse: {e}")))?;
-                    Ok::<_, ApiError>(PolicyObject::new(stored.version, &policy, stored.updated_by))
+                        .map_err(|e| {
+                        ApiError::Internal(format!("the stored policy does not parse: {e}"))
+                    })?;
+                    Ok::<_, ApiError>(PolicyObject::new(
+                        stored.version,
+                        &policy,
+                        stored.updated_by,
+                    ))
                 }
-                None => Ok(PolicyObject::new(0, &cardstream_policy::Policy::default(), None)),
+                None => Ok(PolicyObject::new(
+                    0,
+                    &cardstream_policy::Policy::default(),
+                    None,
+                )),
             }
         }
         .await

@@ -27,44 +27,63 @@ pub struct ActivityEvent {
 impl Subscription {
     /// Every new or changed authorization of a card the viewer may see, as the aggregator
     /// commits it. Fed by Postgres NOTIFY; no polling.
-    async fn activity(&self, ctx: &Context<'_>, card_id: ID) -> async_graphql::Result<impl Stream<Item = ActivityEvent> + use<>> {
+    async fn activity(
+        &self,
+        ctx: &Context<'_>,
+        card_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = ActivityEvent> + use<>> {
         let card = visible_card(ctx, &card_id).await.extend()?;
         let store = store(ctx).clone();
         let live = ctx.data_unchecked::<Live>().clone();
         let receiver = live.subscribe();
         // What the client has already seen: the current page, so only changes are sent.
         let mut seen: HashMap<String, String> = HashMap::new();
-        if let Ok(rows) = store.activity(&card.id, &ActivityFilter::default(), None, WATCHED).await {
+        if let Ok(rows) = store
+            .activity(&card.id, &ActivityFilter::default(), None, WATCHED)
+            .await
+        {
             seen.extend(rows.into_iter().map(|r| (r.id, r.version_event_id)));
         }
         let state = (receiver, seen, store, card.id);
-        Ok(stream::unfold(state, |(mut receiver, mut seen, store, card_id)| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(cards) if !cards.iter().any(|c| *c == card_id) => continue,
-                    // Lagged: some notifications were dropped; compare anyway.
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return None,
+        Ok(stream::unfold(
+            state,
+            |(mut receiver, mut seen, store, card_id)| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(cards) if !cards.contains(&card_id) => continue,
+                        // Lagged: some notifications were dropped; compare anyway.
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return None,
+                    }
+                    let Ok(rows) = store
+                        .activity(&card_id, &ActivityFilter::default(), None, WATCHED)
+                        .await
+                    else {
+                        continue;
+                    };
+                    let mut changed: Vec<ActivityEvent> = rows
+                        .into_iter()
+                        .filter(|r| seen.get(&r.id) != Some(&r.version_event_id))
+                        .map(|r| ActivityEvent {
+                            card_id: ID(card_id.clone()),
+                            authorization: Authorization(r),
+                        })
+                        .collect();
+                    if changed.is_empty() {
+                        continue;
+                    }
+                    for event in &changed {
+                        seen.insert(
+                            event.authorization.0.id.clone(),
+                            event.authorization.0.version_event_id.clone(),
+                        );
+                    }
+                    // Oldest first, as they happened.
+                    changed.reverse();
+                    return Some((stream::iter(changed), (receiver, seen, store, card_id)));
                 }
-                let Ok(rows) = store.activity(&card_id, &ActivityFilter::default(), None, WATCHED).await else {
-                    continue;
-                };
-                let mut changed: Vec<ActivityEvent> = rows
-                    .into_iter()
-                    .filter(|r| seen.get(&r.id) != Some(&r.version_event_id))
-                    .map(|r| ActivityEvent { card_id: ID(card_id.clone()), authorization: Authorization(r) })
-                    .collect();
-                if changed.is_empty() {
-                    continue;
-                }
-                for event in &changed {
-                    seen.insert(event.authorization.0.id.clone(), event.authorization.0.version_event_id.clone());
-                }
-                // Oldest first, as they happened.
-                changed.reverse();
-                return Some((stream::iter(changed), (receiver, seen, store, card_id)));
-            }
-        })
+            },
+        )
         .flatten())
     }
 }

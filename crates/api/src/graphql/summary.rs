@@ -55,9 +55,17 @@ pub struct SpendSummary {
 }
 
 impl SpendSummary {
-    pub async fn load(ctx: &Context<'_>, card: &cards::Model, range: Option<DateRange>, currency: Option<String>) -> ApiResult<SpendSummary> {
+    pub async fn load(
+        ctx: &Context<'_>,
+        card: &cards::Model,
+        range: Option<DateRange>,
+        currency: Option<String>,
+    ) -> ApiResult<SpendSummary> {
         let currency = match currency {
-            Some(c) => c.parse::<cardstream_stripe::Currency>().map_err(|e| ApiError::BadUserInput(e.to_string()))?.to_string(),
+            Some(c) => c
+                .parse::<cardstream_stripe::Currency>()
+                .map_err(|e| ApiError::BadUserInput(e.to_string()))?
+                .to_string(),
             None => card.currency.clone(),
         };
         let from_day = range.and_then(|r| r.from).map(|d| d.day_number());
@@ -65,22 +73,46 @@ impl SpendSummary {
         if let (Some(from), Some(to)) = (from_day, to_day)
             && from >= to
         {
-            return Err(ApiError::BadUserInput("the range's `from` is after its `to`".into()));
+            return Err(ApiError::BadUserInput(
+                "the range's `from` is after its `to`".into(),
+            ));
         }
-        let totals = store(ctx).spend_totals(&card.id, &currency, from_day, to_day).await?;
-        Ok(SpendSummary { card_id: card.id.clone(), currency, from_day, to_day, totals })
+        let totals = store(ctx)
+            .spend_totals(&card.id, &currency, from_day, to_day)
+            .await?;
+        Ok(SpendSummary {
+            card_id: card.id.clone(),
+            currency,
+            from_day,
+            to_day,
+            totals,
+        })
     }
 
     fn seconds(&self) -> (Option<i64>, Option<i64>) {
-        (self.from_day.map(|d| i64::from(d) * 86_400), self.to_day.map(|d| i64::from(d) * 86_400))
+        (
+            self.from_day.map(|d| i64::from(d) * 86_400),
+            self.to_day.map(|d| i64::from(d) * 86_400),
+        )
     }
 
-    async fn keyed(&self, ctx: &Context<'_>, key: SpendKey, limit: i32) -> ApiResult<Vec<KeyedSpend>> {
+    async fn keyed(
+        &self,
+        ctx: &Context<'_>,
+        key: SpendKey,
+        limit: i32,
+    ) -> ApiResult<Vec<KeyedSpend>> {
         let limit = u64::try_from(limit.clamp(1, 100)).unwrap_or(10);
-        let rows = store(ctx).spend_by(key, &self.card_id, &self.currency, self.seconds(), limit).await?;
+        let rows = store(ctx)
+            .spend_by(key, &self.card_id, &self.currency, self.seconds(), limit)
+            .await?;
         Ok(rows
             .into_iter()
-            .map(|r| KeyedSpend { key: r.key, amount: Money::new(r.spend, &self.currency), count: Long(r.captures) })
+            .map(|r| KeyedSpend {
+                key: r.key,
+                amount: Money::new(r.spend, &self.currency),
+                count: Long(r.captures),
+            })
             .collect())
     }
 }
@@ -96,7 +128,8 @@ impl SpendSummary {
     }
     /// Spend per purchase (total spend over captures); none without purchases.
     async fn average_spend(&self) -> Option<Money> {
-        (self.totals.captures > 0).then(|| Money::new(self.totals.spend / self.totals.captures, &self.currency))
+        (self.totals.captures > 0)
+            .then(|| Money::new(self.totals.spend / self.totals.captures, &self.currency))
     }
     /// Captures.
     async fn purchases(&self) -> Long {
@@ -121,29 +154,51 @@ impl SpendSummary {
         (decided > 0).then(|| self.totals.approved as f64 / decided as f64)
     }
     /// Spend by merchant category, largest first.
-    async fn by_category(&self, ctx: &Context<'_>, #[graphql(default = 20)] limit: i32) -> async_graphql::Result<Vec<KeyedSpend>> {
+    async fn by_category(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] limit: i32,
+    ) -> async_graphql::Result<Vec<KeyedSpend>> {
         self.keyed(ctx, SpendKey::Category, limit).await.extend()
     }
     /// The merchants with the most spend.
-    async fn top_merchants(&self, ctx: &Context<'_>, #[graphql(default = 5)] limit: i32) -> async_graphql::Result<Vec<KeyedSpend>> {
+    async fn top_merchants(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 5)] limit: i32,
+    ) -> async_graphql::Result<Vec<KeyedSpend>> {
         self.keyed(ctx, SpendKey::Merchant, limit).await.extend()
     }
     /// Spend per day, week or month; buckets without spend are left out.
-    async fn time_series(&self, ctx: &Context<'_>, #[graphql(default_with = "Bucket::Day")] bucket: Bucket) -> async_graphql::Result<Vec<SpendPoint>> {
+    async fn time_series(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Bucket::Day")] bucket: Bucket,
+    ) -> async_graphql::Result<Vec<SpendPoint>> {
         let bucket = match bucket {
             Bucket::Day => SeriesBucket::Day,
             Bucket::Week => SeriesBucket::Week,
             Bucket::Month => SeriesBucket::Month,
         };
         let rows = store(ctx)
-            .spend_series(&self.card_id, &self.currency, self.from_day, self.to_day, bucket)
+            .spend_series(
+                &self.card_id,
+                &self.currency,
+                self.from_day,
+                self.to_day,
+                bucket,
+            )
             .await
             .map_err(ApiError::from)
             .extend()?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
-                Some(SpendPoint { start: Date::from_day_number(r.day)?, amount: Money::new(r.spend, &self.currency), count: Long(r.captures) })
+                Some(SpendPoint {
+                    start: Date::from_day_number(r.day)?,
+                    amount: Money::new(r.spend, &self.currency),
+                    count: Long(r.captures),
+                })
             })
             .collect())
     }

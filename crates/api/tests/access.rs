@@ -1,0 +1,307 @@
+//! Accounts and access: signing in, and a cardholder reaching nothing but their own cards by
+//! any path (query by id, activity, authorization, disputes, subscription, admin operations).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{PASSWORD, TestApi, code};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+#[tokio::test]
+async fn sign_in_checks_the_password_and_rate_limits_failures() {
+    let api = TestApi::start(&["--login-attempts-per-account", "3"]).await;
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token expiresAt user { email role cardholderIds } } }";
+    let ok = api
+        .gql(
+            None,
+            login,
+            json!({"e": "ALICE@example.com", "p": PASSWORD}),
+        )
+        .await;
+    assert_eq!(ok["data"]["login"]["user"]["role"], "CARDHOLDER");
+    assert_eq!(
+        ok["data"]["login"]["user"]["cardholderIds"],
+        json!([api.alice_holder])
+    );
+    assert!(
+        ok["data"]["login"]["expiresAt"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    for _ in 0..3 {
+        let bad = api
+            .gql(
+                None,
+                login,
+                json!({"e": "alice@example.com", "p": "wrong password!"}),
+            )
+            .await;
+        assert_eq!(code(&bad), "UNAUTHENTICATED");
+    }
+    // The fourth attempt is refused before the password is looked at, even the right one.
+    let limited = api
+        .gql(
+            None,
+            login,
+            json!({"e": "alice@example.com", "p": PASSWORD}),
+        )
+        .await;
+    assert_eq!(code(&limited), "RATE_LIMITED");
+    assert!(
+        limited["errors"][0]["extensions"]["retryAfterSeconds"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // Other accounts are not affected; unknown emails get the same answer as wrong passwords.
+    assert!(
+        api.gql(None, login, json!({"e": "bob@example.com", "p": PASSWORD}))
+            .await["data"]["login"]["token"]
+            .is_string()
+    );
+    assert_eq!(
+        code(
+            &api.gql(
+                None,
+                login,
+                json!({"e": "nobody@example.com", "p": PASSWORD})
+            )
+            .await
+        ),
+        "UNAUTHENTICATED"
+    );
+}
+
+#[tokio::test]
+async fn without_a_valid_token_nothing_is_visible() {
+    let api = TestApi::start(&[]).await;
+    let card = &api.cards_of(&api.alice_holder)[0];
+    for token in [
+        None,
+        Some("garbage"),
+        Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIiwiZXhwIjo5OTk5OTk5OTk5fQ."),
+    ] {
+        let response = api
+            .gql(
+                token,
+                "query($id: ID!) { card(id: $id) { id } }",
+                json!({"id": card}),
+            )
+            .await;
+        assert_eq!(code(&response), "UNAUTHENTICATED", "{token:?}");
+        assert_eq!(
+            code(
+                &api.gql(token, "{ viewer { user { email } } }", json!({}))
+                    .await
+            ),
+            "UNAUTHENTICATED"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
+    let api = TestApi::start(&[]).await;
+    let alice = api.login("alice@example.com").await;
+    let own = &api.cards_of(&api.alice_holder)[0];
+    let other = &api.cards_of(&api.bob_holder)[0];
+
+    let viewer = api
+        .gql(
+            Some(&alice),
+            "{ viewer { cards { id } cardholders { id } } }",
+            json!({}),
+        )
+        .await;
+    let ids: Vec<&str> = viewer["data"]["viewer"]["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = api
+        .cards_of(&api.alice_holder)
+        .iter()
+        .map(String::as_str)
+        .collect();
+    expected.sort_unstable();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, expected);
+    assert_eq!(
+        viewer["data"]["viewer"]["cardholders"],
+        json!([{"id": api.alice_holder}])
+    );
+
+    // Own card: fine.
+    assert_eq!(
+        api.gql(
+            Some(&alice),
+            "query($id: ID!) { card(id: $id) { id } }",
+            json!({"id": own})
+        )
+        .await["data"]["card"]["id"],
+        json!(own)
+    );
+    // Someone else's card, by every route: NOT_FOUND, never the data.
+    let card = api
+        .gql(
+            Some(&alice),
+            "query($id: ID!) { card(id: $id) { id last4 } }",
+            json!({"id": other}),
+        )
+        .await;
+    assert_eq!(code(&card), "NOT_FOUND");
+    assert_eq!(card["data"], Value::Null);
+    let activity = api
+        .gql(
+            Some(&alice),
+            "query($id: ID!) { activity(cardId: $id) { edges { node { id } } } }",
+            json!({"id": other}),
+        )
+        .await;
+    assert_eq!(code(&activity), "NOT_FOUND");
+    let disputes = api
+        .gql(
+            Some(&alice),
+            "query($id: ID!) { disputes(cardId: $id) { id } }",
+            json!({"id": other}),
+        )
+        .await;
+    assert_eq!(code(&disputes), "NOT_FOUND");
+    // An authorization of Bob's card, found through Bob.
+    let bob = api.login("bob@example.com").await;
+    let bobs = api
+        .gql(
+            Some(&bob),
+            "query($id: ID!) { activity(cardId: $id, first: 1) { edges { node { id } } } }",
+            json!({"id": other}),
+        )
+        .await;
+    let auth_id = bobs["data"]["activity"]["edges"][0]["node"]["id"]
+        .as_str()
+        .expect("bob's card has activity")
+        .to_owned();
+    assert_eq!(
+        api.gql(
+            Some(&bob),
+            "query($id: ID!) { authorization(id: $id) { id } }",
+            json!({"id": auth_id})
+        )
+        .await["data"]["authorization"]["id"],
+        json!(auth_id)
+    );
+    let stolen = api
+        .gql(
+            Some(&alice),
+            "query($id: ID!) { authorization(id: $id) { id merchant { name } } }",
+            json!({"id": auth_id}),
+        )
+        .await;
+    assert_eq!(code(&stolen), "NOT_FOUND");
+    // A card that does not exist answers exactly the same.
+    let missing = api
+        .gql(
+            Some(&alice),
+            "query($id: ID!) { card(id: $id) { id } }",
+            json!({"id": "ic_doesnotexist"}),
+        )
+        .await;
+    assert_eq!(
+        missing["errors"][0]["message"],
+        card["errors"][0]["message"]
+    );
+
+    // Admin-only operations.
+    for query in [
+        "{ users { email } }",
+        "{ policy { version } }",
+        "{ cardholders { id } }",
+    ] {
+        assert_eq!(
+            code(&api.gql(Some(&alice), query, json!({})).await),
+            "FORBIDDEN",
+            "{query}"
+        );
+    }
+    let create = "mutation { createUser(input: {email: \"mallory@example.com\", password: \"long enough password\", role: ADMIN}) { id } }";
+    assert_eq!(
+        code(&api.gql(Some(&alice), create, json!({})).await),
+        "FORBIDDEN"
+    );
+
+    // The admin sees everything.
+    let admin = api.login("admin@example.com").await;
+    assert_eq!(
+        api.gql(
+            Some(&admin),
+            "query($id: ID!) { card(id: $id) { id } }",
+            json!({"id": other})
+        )
+        .await["data"]["card"]["id"],
+        json!(other)
+    );
+    let users = api
+        .gql(Some(&admin), "{ users { email role } }", json!({}))
+        .await;
+    assert_eq!(users["data"]["users"].as_array().unwrap().len(), 3);
+}
+
+async fn subscribe(api: &TestApi, token: &str, card: &str) -> Vec<Value> {
+    let mut request = api.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    let query = "subscription($id: ID!) { activity(cardId: $id) { authorization { id } } }";
+    ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": card}}}).to_string())).await.unwrap();
+    let mut messages = Vec::new();
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(std::time::Duration::from_secs(2), ws.next()).await
+    {
+        if let Message::Text(text) = message {
+            messages.push(serde_json::from_str::<Value>(&text).unwrap());
+        }
+    }
+    messages
+}
+
+#[tokio::test]
+async fn a_subscription_to_someone_elses_card_is_refused() {
+    let api = TestApi::start(&[]).await;
+    let alice = api.login("alice@example.com").await;
+    let other = &api.cards_of(&api.bob_holder)[0];
+    let messages = subscribe(&api, &alice, other).await;
+    // The operation ends at once with NOT_FOUND and no data.
+    let refused = messages
+        .iter()
+        .find(|m| {
+            m["type"] == "next" && m["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        })
+        .unwrap_or_else(|| panic!("no NOT_FOUND in {messages:?}"));
+    assert_eq!(refused["payload"]["data"], Value::Null);
+    assert!(messages.iter().any(|m| m["type"] == "complete"));
+    // Own card: accepted (no error; events come as activity happens).
+    let own = &api.cards_of(&api.alice_holder)[0];
+    let messages = subscribe(&api, &alice, own).await;
+    assert!(messages.iter().any(|m| m["type"] == "connection_ack"));
+    assert!(
+        !messages.iter().any(|m| m["type"] == "error"
+            || m["type"] == "complete"
+            || !m["payload"]["errors"].is_null()),
+        "{messages:?}"
+    );
+}

@@ -1,0 +1,186 @@
+//! Query limits, batching of lookups (no N+1), error codes and per-operation metrics.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{TestApi, code};
+use serde_json::json;
+
+const PAGE: &str = "query($id: ID!, $first: Int) { activity(cardId: $id, first: $first) {
+    edges { node { id amount { formatted } merchant { name } transactions { id amount { amount } } } } } }";
+
+async fn busiest(api: &TestApi, token: &str) -> String {
+    let cards = api
+        .gql(
+            Some(token),
+            "{ cards(first: 100) { id spendSummary { approved declined } } }",
+            json!({}),
+        )
+        .await;
+    cards["data"]["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|c| {
+            c["spendSummary"]["approved"].as_i64().unwrap()
+                + c["spendSummary"]["declined"].as_i64().unwrap()
+        })
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_page_of_activity_costs_the_same_few_statements_whatever_its_size() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let card = busiest(&api, &admin).await;
+    let mut counts = Vec::new();
+    for first in [5, 20, 50] {
+        let before = api.running.store.statements();
+        let response = api
+            .gql(Some(&admin), PAGE, json!({"id": card, "first": first}))
+            .await;
+        let after = api.running.store.statements();
+        let edges = response["data"]["activity"]["edges"].as_array().unwrap();
+        assert_eq!(
+            edges.len(),
+            first as usize,
+            "the card has at least 50 authorizations"
+        );
+        counts.push(after - before);
+    }
+    // Sign-in check (user, links), the card check, the page, the page's transactions: five.
+    // A list of more than 30 items is polled in more than one pass, and when a pass outlasts
+    // the DataLoader's 1 ms window (a busy machine) its batch is split in two: one more
+    // statement, never one per row as N+1 would give.
+    assert!(counts[0] <= 5, "{counts:?} statements for one page");
+    assert!(
+        counts.iter().all(|c| *c <= counts[0] + 1),
+        "statements per page size 5, 20, 50: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn deep_costly_and_oversized_requests_are_refused_with_codes() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let card = busiest(&api, &admin).await;
+
+    // cards → cardholder → cards → … thirteen levels deep (the limit is twelve).
+    let nested = format!(
+        "{{ viewer {{ {}id{} }} }}",
+        "cards { cardholder { ".repeat(6),
+        " } }".repeat(6)
+    );
+    assert_eq!(
+        code(&api.gql(Some(&admin), &nested, json!({})).await),
+        "QUERY_TOO_DEEP"
+    );
+
+    // 100 authorizations × transactions × fields, under 10 aliases: far over the budget.
+    let alias = |i: usize| {
+        format!(
+            "a{i}: activity(cardId: $id, first: 100) {{ edges {{ node {{ id merchant {{ name category city }} transactions {{ id kind amount {{ amount currency formatted }} }} }} }} }}"
+        )
+    };
+    let bomb = format!(
+        "query($id: ID!) {{ {} }}",
+        (0..10).map(alias).collect::<Vec<_>>().join(" ")
+    );
+    assert_eq!(
+        code(&api.gql(Some(&admin), &bomb, json!({"id": card})).await),
+        "QUERY_TOO_COMPLEX"
+    );
+
+    assert_eq!(
+        code(&api.gql(Some(&admin), "{ cards { id ", json!({})).await),
+        "GRAPHQL_PARSE_FAILED"
+    );
+    assert_eq!(
+        code(&api.gql(Some(&admin), "{ nosuchfield }", json!({})).await),
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+
+    // Batches are not accepted: one operation per request.
+    let batch = json!([{"query": "{ viewer { user { email } } }"}, {"query": "{ viewer { user { email } } }"}]).to_string();
+    let auth = format!("Bearer {admin}");
+    let response = cardstream_testbed::post(
+        &api.url(),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+        ],
+        batch,
+    )
+    .await;
+    assert!(
+        response.status.is_client_error(),
+        "a batch got {}",
+        response.status
+    );
+
+    // A body far larger than any real query.
+    let huge =
+        json!({"query": format!("{{ viewer {{ user {{ email }} }} }} # {}", "x".repeat(200_000))})
+            .to_string();
+    let response =
+        cardstream_testbed::post(&api.url(), &[("content-type", "application/json")], huge).await;
+    assert_eq!(response.status, 413);
+}
+
+#[tokio::test]
+async fn introspection_needs_a_sign_in_by_default() {
+    let api = TestApi::start(&[]).await;
+    let query = "{ __schema { queryType { name } } }";
+    let anonymous = api.gql(None, query, json!({})).await;
+    assert_eq!(code(&anonymous), "INTROSPECTION_DISABLED");
+    assert!(anonymous["data"].is_null(), "{anonymous}");
+    let admin = api.login("admin@example.com").await;
+    assert_eq!(
+        api.gql(Some(&admin), query, json!({})).await["data"]["__schema"]["queryType"]["name"],
+        "Query"
+    );
+}
+
+#[tokio::test]
+async fn operations_are_counted_by_root_field_and_outcome() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let card = busiest(&api, &admin).await;
+    api.gql(
+        Some(&admin),
+        "query($id: ID!) { card(id: $id) { id } }",
+        json!({"id": card}),
+    )
+    .await;
+    api.gql(
+        Some(&admin),
+        "query($id: ID!) { card(id: $id) { id } }",
+        json!({"id": "ic_nope"}),
+    )
+    .await;
+    api.gql(Some(&admin), "{ nosuchfield }", json!({})).await;
+    let metric = |labels: &[(&str, &str)]| {
+        cardstream_testbed::metric_value(
+            &api.registry,
+            "cardstream_api_graphql_requests_total",
+            labels,
+        )
+    };
+    assert_eq!(
+        metric(&[("type", "query"), ("field", "card"), ("outcome", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        metric(&[("type", "query"), ("field", "card"), ("outcome", "error")]),
+        1.0
+    );
+    assert_eq!(metric(&[("field", "invalid")]), 1.0);
+    assert_eq!(
+        metric(&[("type", "mutation"), ("field", "login"), ("outcome", "ok")]),
+        1.0
+    );
+}

@@ -1,0 +1,502 @@
+//! Every query and filter against data whose answers are computed here from the events.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use cardstream_stripe::{Authorization, Event, Object, Transaction, TransactionType};
+use common::TestApi;
+use serde_json::{Value, json};
+
+/// The newest version of every authorization and transaction, by the store's rule.
+fn final_objects(api: &TestApi) -> (Vec<Authorization>, Vec<Transaction>) {
+    let rank = |kind: &str| match kind.rsplit('.').next() {
+        Some("request") => 0,
+        Some("created") => 1,
+        _ => 2,
+    };
+    let mut auths: HashMap<String, ((i64, i32, String), Authorization)> = HashMap::new();
+    let mut txns: HashMap<String, ((i64, i32, String), Transaction)> = HashMap::new();
+    for e in &api.events {
+        let event = Event::parse(&e.body).unwrap();
+        let version = (event.created, rank(&event.kind), event.id.clone());
+        match event.object().unwrap() {
+            Object::Authorization(a) if auths.get(&a.id).is_none_or(|(v, _)| *v < version) => {
+                auths.insert(a.id.clone(), (version, *a));
+            }
+            Object::Transaction(t) if txns.get(&t.id).is_none_or(|(v, _)| *v < version) => {
+                txns.insert(t.id.clone(), (version, *t));
+            }
+            _ => {}
+        }
+    }
+    (
+        auths.into_values().map(|(_, a)| a).collect(),
+        txns.into_values().map(|(_, t)| t).collect(),
+    )
+}
+
+fn requested(a: &Authorization) -> i64 {
+    match (&a.pending_request, a.request_history.last()) {
+        (Some(p), _) => p.amount,
+        (None, Some(h)) => h.amount,
+        (None, None) => a.amount,
+    }
+}
+
+fn busiest_card(auths: &[Authorization]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in auths {
+        *counts.entry(a.card_id()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .unwrap()
+        .0
+        .to_owned()
+}
+
+const SUMMARY: &str = "query($id: ID!, $range: DateRange) { card(id: $id) { currency spendSummary(range: $range) {
+    currency totalSpend { amount currency formatted } averageSpend { amount } purchases refunded { amount } refunds approved declined approvalRate
+    byCategory(limit: 100) { key amount { amount } count } topMerchants(limit: 3) { key amount { amount } count }
+    timeSeries(bucket: DAY) { start amount { amount } count } weekly: timeSeries(bucket: WEEK) { amount { amount } } } } }";
+
+#[tokio::test]
+async fn the_spend_summary_equals_what_the_events_say() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let (auths, txns) = final_objects(&api);
+    let card = busiest_card(&auths);
+    let mine: Vec<&Transaction> = txns.iter().filter(|t| t.card.id() == card).collect();
+    let spend: i64 = mine
+        .iter()
+        .filter(|t| matches!(t.kind, TransactionType::Capture | TransactionType::Refund))
+        .map(|t| -t.amount)
+        .sum();
+    let captures = mine
+        .iter()
+        .filter(|t| t.kind == TransactionType::Capture)
+        .count() as i64;
+    let refunded: i64 = mine
+        .iter()
+        .filter(|t| t.kind == TransactionType::Refund)
+        .map(|t| t.amount)
+        .sum();
+    let card_auths: Vec<&Authorization> = auths.iter().filter(|a| a.card_id() == card).collect();
+    let approved = card_auths.iter().filter(|a| a.approved).count() as i64;
+    let declined = card_auths
+        .iter()
+        .filter(|a| !a.approved && a.status.as_str() != "pending")
+        .count() as i64;
+
+    let response = api.gql(Some(&admin), SUMMARY, json!({"id": card})).await;
+    let summary = &response["data"]["card"]["spendSummary"];
+    assert!(response["errors"].is_null(), "{response}");
+    assert_eq!(summary["totalSpend"]["amount"], json!(spend));
+    assert_eq!(summary["purchases"], json!(captures));
+    assert_eq!(summary["averageSpend"]["amount"], json!(spend / captures));
+    assert_eq!(summary["refunded"]["amount"], json!(refunded));
+    assert_eq!(summary["approved"], json!(approved));
+    assert_eq!(summary["declined"], json!(declined));
+    let rate = summary["approvalRate"].as_f64().unwrap();
+    assert!((rate - approved as f64 / (approved + declined) as f64).abs() < 1e-9);
+
+    let mut by_category: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut by_merchant: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for t in mine
+        .iter()
+        .filter(|t| matches!(t.kind, TransactionType::Capture | TransactionType::Refund))
+    {
+        let capture = i64::from(t.kind == TransactionType::Capture);
+        let c = by_category
+            .entry(t.merchant_data.category.clone())
+            .or_default();
+        c.0 -= t.amount;
+        c.1 += capture;
+        let m = by_merchant
+            .entry(t.merchant_data.name.clone().unwrap())
+            .or_default();
+        m.0 -= t.amount;
+        m.1 += capture;
+    }
+    let got: BTreeMap<String, (i64, i64)> = summary["byCategory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["key"].as_str().unwrap().to_owned(),
+                (
+                    c["amount"]["amount"].as_i64().unwrap(),
+                    c["count"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    by_category.retain(|_, v| *v != (0, 0));
+    assert_eq!(got, by_category);
+    // Top merchants: the three largest, largest first.
+    let mut merchants: Vec<(String, i64)> =
+        by_merchant.into_iter().map(|(k, v)| (k, v.0)).collect();
+    merchants.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top: Vec<(String, i64)> = summary["topMerchants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["key"].as_str().unwrap().to_owned(),
+                m["amount"]["amount"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(top, merchants[..3].to_vec());
+    // The series add up to the total, by day and by week.
+    for series in ["timeSeries", "weekly"] {
+        let sum: i64 = summary[series]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["amount"]["amount"].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum, spend, "{series}");
+    }
+
+    // A range: the first day only.
+    let first_day = summary["timeSeries"][0]["start"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let day_spend = summary["timeSeries"][0]["amount"]["amount"]
+        .as_i64()
+        .unwrap();
+    let ranged = api
+        .gql(
+            Some(&admin),
+            SUMMARY,
+            json!({"id": card, "range": {"from": first_day, "to": first_day}}),
+        )
+        .await;
+    assert_eq!(
+        ranged["data"]["card"]["spendSummary"]["totalSpend"]["amount"],
+        json!(day_spend)
+    );
+    let ranged_categories: i64 = ranged["data"]["card"]["spendSummary"]["byCategory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["amount"]["amount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        ranged_categories, day_spend,
+        "categories over a range come from that range only"
+    );
+    let bad = api
+        .gql(
+            Some(&admin),
+            SUMMARY,
+            json!({"id": card, "range": {"from": "2026-02-02", "to": "2026-02-01"}}),
+        )
+        .await;
+    assert_eq!(common::code(&bad), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn zero_decimal_currencies_are_formatted_as_such() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let card = json!({"id": "ic_yen", "object": "issuing.card", "cardholder": "ich_yen", "status": "active", "currency": "jpy", "created": 1});
+    let capture = json!({"id": "ipi_yen", "object": "issuing.transaction", "amount": -123_456, "currency": "jpy", "type": "capture",
+        "card": "ic_yen", "created": 1_764_000_000, "merchant_data": {"category": "bakeries", "name": "Pan"}});
+    let events: Vec<cardstream_store::IncomingEvent> = [("evt_yen_1", "issuing_card.created", card), ("evt_yen_2", "issuing_transaction.created", capture)]
+        .into_iter()
+        .map(|(id, kind, object)| {
+            let body = json!({"id": id, "object": "event", "type": kind, "created": 1_764_000_000, "data": {"object": object}}).to_string();
+            cardstream_store::IncomingEvent::parse(body.as_bytes(), 0, 0).unwrap()
+        })
+        .collect();
+    api.store.apply_batch("t", "t", &events, &[]).await.unwrap();
+    let response = api.gql(Some(&admin), "{ card(id: \"ic_yen\") { spendSummary { totalSpend { amount currency formatted } } } }", json!({})).await;
+    assert_eq!(
+        response["data"]["card"]["spendSummary"]["totalSpend"],
+        json!({"amount": 123_456, "currency": "jpy", "formatted": "¥123,456"})
+    );
+}
+
+const PAGE: &str = "query($id: ID!, $filter: ActivityFilterInput, $first: Int, $after: String) {
+    activity(cardId: $id, filter: $filter, first: $first, after: $after) {
+        edges { cursor node { id approved outcome status declineReason amount { amount } merchant { name category } created transactions { id amount { amount } } } }
+        pageInfo { hasNextPage endCursor } } }";
+
+/// Every node of the activity, paging through with `first`.
+async fn all_pages(
+    api: &TestApi,
+    token: &str,
+    card: &str,
+    filter: Value,
+    first: i64,
+) -> Vec<Value> {
+    let mut nodes = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let response = api
+            .gql(
+                Some(token),
+                PAGE,
+                json!({"id": card, "filter": filter, "first": first, "after": after}),
+            )
+            .await;
+        assert!(response["errors"].is_null(), "{response}");
+        let page = &response["data"]["activity"];
+        nodes.extend(
+            page["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"].clone()),
+        );
+        if page["pageInfo"]["hasNextPage"] != true {
+            return nodes;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+}
+
+fn ids(nodes: &[Value]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn activity_pages_and_filters_return_exactly_the_matching_authorizations() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let (auths, txns) = final_objects(&api);
+    let card = busiest_card(&auths);
+    let mut mine: Vec<&Authorization> = auths.iter().filter(|a| a.card_id() == card).collect();
+    mine.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
+    let expect = |keep: &dyn Fn(&Authorization) -> bool| -> Vec<String> {
+        mine.iter()
+            .filter(|a| keep(a))
+            .map(|a| a.id.clone())
+            .collect()
+    };
+
+    let everything = all_pages(&api, &admin, &card, Value::Null, 7).await;
+    assert_eq!(ids(&everything), expect(&|_| true));
+    assert!(
+        everything.len() > 20,
+        "the busiest card has {} authorizations",
+        everything.len()
+    );
+    // Transactions come with their authorization.
+    for node in &everything {
+        let expected: usize = txns
+            .iter()
+            .filter(|t| t.authorization.as_ref().map(|a| a.id()) == node["id"].as_str())
+            .count();
+        assert_eq!(node["transactions"].as_array().unwrap().len(), expected);
+    }
+
+    let declined = all_pages(&api, &admin, &card, json!({"status": "DECLINED"}), 50).await;
+    assert_eq!(
+        ids(&declined),
+        expect(&|a| !a.approved && a.status.as_str() != "pending")
+    );
+    assert!(
+        declined
+            .iter()
+            .all(|n| n["outcome"] == "DECLINED" && n["declineReason"].is_string())
+    );
+    assert_eq!(
+        ids(&all_pages(&api, &admin, &card, json!({"status": "APPROVED"}), 50).await),
+        expect(&|a| a.approved)
+    );
+
+    let category = mine[0].merchant_data.category.clone();
+    assert_eq!(
+        ids(&all_pages(&api, &admin, &card, json!({"category": category}), 50).await),
+        expect(&|a| a.merchant_data.category == category)
+    );
+
+    // Part of a merchant's name, in another case.
+    let name = mine[0].merchant_data.name.clone().unwrap();
+    let part: String = name.split_whitespace().nth(1).unwrap().to_uppercase();
+    let found = all_pages(&api, &admin, &card, json!({"merchant": part}), 50).await;
+    assert_eq!(
+        ids(&found),
+        expect(&|a| a
+            .merchant_data
+            .name
+            .as_deref()
+            .unwrap()
+            .to_uppercase()
+            .contains(&part))
+    );
+    assert!(!found.is_empty());
+    // LIKE wildcards are literal.
+    assert!(
+        all_pages(&api, &admin, &card, json!({"merchant": "%"}), 50)
+            .await
+            .is_empty()
+    );
+
+    // A date range: the day of the newest authorization.
+    let day = mine[0].created.div_euclid(86_400);
+    let date = time_date(day);
+    let on_day = all_pages(&api, &admin, &card, json!({"from": date, "to": date}), 50).await;
+    assert_eq!(
+        ids(&on_day),
+        expect(&|a| a.created.div_euclid(86_400) == day)
+    );
+
+    // An amount range in minor units.
+    let mut amounts: Vec<i64> = mine.iter().map(|a| requested(a)).collect();
+    amounts.sort_unstable();
+    let (low, high) = (amounts[amounts.len() / 4], amounts[amounts.len() * 3 / 4]);
+    let middle = all_pages(
+        &api,
+        &admin,
+        &card,
+        json!({"minAmount": low, "maxAmount": high}),
+        50,
+    )
+    .await;
+    assert_eq!(
+        ids(&middle),
+        expect(&|a| (low..=high).contains(&requested(a)))
+    );
+
+    // Bad input is refused, with its code.
+    for (filter, first) in [
+        (json!({"category": "not_a_category"}), 10),
+        (json!({"minAmount": 5, "maxAmount": 1}), 10),
+        (Value::Null, 0),
+        (Value::Null, 101),
+    ] {
+        let response = api
+            .gql(
+                Some(&admin),
+                PAGE,
+                json!({"id": card, "filter": filter, "first": first}),
+            )
+            .await;
+        assert_eq!(
+            common::code(&response),
+            "BAD_USER_INPUT",
+            "{filter} {first}"
+        );
+    }
+    let response = api
+        .gql(
+            Some(&admin),
+            PAGE,
+            json!({"id": card, "after": "not-a-cursor"}),
+        )
+        .await;
+    assert_eq!(common::code(&response), "BAD_USER_INPUT");
+}
+
+fn time_date(day: i64) -> String {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[tokio::test]
+async fn pages_stay_stable_while_new_activity_arrives() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let (auths, _) = final_objects(&api);
+    let card = busiest_card(&auths);
+    let before = all_pages(&api, &admin, &card, Value::Null, 100).await;
+
+    let first = api
+        .gql(Some(&admin), PAGE, json!({"id": card, "first": 5}))
+        .await;
+    let cursor = first["data"]["activity"]["pageInfo"]["endCursor"].clone();
+    let mut seen = ids(&first["data"]["activity"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect::<Vec<_>>());
+
+    // More purchases happen (the same simulation, continued: newer events for the same cards).
+    let more = common::events(600);
+    common::ingest(&api.store, &more).await;
+
+    let mut after = cursor;
+    loop {
+        let response = api
+            .gql(
+                Some(&admin),
+                PAGE,
+                json!({"id": card, "first": 5, "after": after}),
+            )
+            .await;
+        let page = &response["data"]["activity"];
+        seen.extend(ids(&page["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"].clone())
+            .collect::<Vec<_>>()));
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    // Nothing repeated, nothing skipped: exactly what was there before, in the same order.
+    assert_eq!(seen, ids(&before));
+    let now = all_pages(&api, &admin, &card, Value::Null, 100).await;
+    assert!(now.len() > before.len(), "new activity arrived");
+}
+
+#[tokio::test]
+async fn an_authorization_shows_its_history_and_transactions() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let (auths, txns) = final_objects(&api);
+    let auth = auths
+        .iter()
+        .find(|a| {
+            txns.iter()
+                .filter(|t| t.authorization.as_ref().map(|x| x.id()) == Some(a.id.as_str()))
+                .count()
+                == 2
+        })
+        .expect("a split capture");
+    let query = "query($id: ID!) { authorization(id: $id) { id cardId approved status cardstreamReason amount { amount currency }
+        requestHistory { approved reason amount { amount } created } transactions { id kind amount { amount } spend { amount } } merchant { name category } } }";
+    let response = api.gql(Some(&admin), query, json!({"id": auth.id})).await;
+    let got = &response["data"]["authorization"];
+    assert_eq!(got["cardId"], json!(auth.card_id()));
+    assert_eq!(got["status"], json!(auth.status.as_str()));
+    assert_eq!(got["requestHistory"][0]["reason"], "webhook_approved");
+    assert_eq!(got["cardstreamReason"], "approved");
+    let transactions = got["transactions"].as_array().unwrap();
+    assert_eq!(transactions.len(), 2);
+    let total: i64 = transactions
+        .iter()
+        .map(|t| t["spend"]["amount"].as_i64().unwrap())
+        .sum();
+    assert!(total > 0 && total <= requested(auth));
+    assert!(
+        transactions
+            .iter()
+            .all(|t| t["kind"] == "capture" && t["amount"]["amount"].as_i64().unwrap() < 0)
+    );
+}
