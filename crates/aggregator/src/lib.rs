@@ -115,7 +115,12 @@ pub async fn start(
     tracing::info!(topic = %args.kafka.topic, group = %args.consumer_group, batch_size = args.batch_size, "aggregator consuming");
 
     let worker = Worker::new(consumer, store, dead_letters, metrics, args);
-    let task = tokio::spawn(worker.run(shutdown));
+    let task = tokio::spawn(async move {
+        let result = worker.run(shutdown.clone()).await;
+        // Whatever ended the loop ends the process's other tasks too (the admin server).
+        shutdown.cancel();
+        result
+    });
     Ok(RunningAggregator {
         admin_addr: admin.local_addr,
         task,

@@ -42,6 +42,9 @@ pub(crate) enum Command {
     Users(crate::admin::UsersArgs),
     /// Print the GraphQL schema (SDL), as committed in crates/api/schema.graphql.
     Schema,
+    /// Run everything on this machine: a local broker, a fresh database, gateway, aggregator,
+    /// API, demo users and simulated traffic.
+    Dev(Box<crate::dev::DevArgs>),
 }
 
 /// Flags that carry secrets. They are accepted from the environment (or a file), never from

@@ -3,6 +3,7 @@
 
 mod admin;
 mod cli;
+mod dev;
 
 use anyhow::Context;
 use cardstream_telemetry::{cancel_on_signal, init_logging, registry};
@@ -47,10 +48,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay(args) => admin::replay(args).await?,
         Command::Verify(args) => admin::verify(args).await?,
         Command::Api(args) => {
-            let api = cardstream_api::start(*args, registry()?, shutdown, axum::Router::new()).await?;
+            let api =
+                cardstream_api::start(*args, registry()?, shutdown, axum::Router::new()).await?;
             api.wait().await?;
         }
         Command::Users(args) => admin::users(args).await?,
+        Command::Dev(args) => dev::run(*args, shutdown).await?,
         Command::Schema => {
             use std::io::Write;
             std::io::stdout().write_all(cardstream_api::sdl().as_bytes())?;

@@ -149,6 +149,10 @@ impl LocalBroker {
             .args(["--storage-engine", engine])
             // tansu reads a .env from its working directory: this one has none.
             .current_dir(self.dir.path())
+            // A group of its own: Ctrl-C in a terminal signals the whole foreground group,
+            // and the broker must outlive the components that flush and commit to it; its
+            // owner stops it last.
+            .process_group(0)
             .env_remove("STORAGE_ENGINE")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -25,9 +25,12 @@ use sea_orm_migration::MigratorTrait;
 
 pub use accounts::{Role, User};
 pub use fold::{FoldEvent, FoldOutcome, fold};
-pub use policy_store::StoredPolicy;
-pub use queries::{ActivityFilter, ActivityStatus, Cursor, KeyedSpend, SeriesBucket, SpendKey, SpendPoint, SpendTotals};
 pub use ingest::{BatchOutcome, IncomingEvent, Position};
+pub use policy_store::StoredPolicy;
+pub use queries::{
+    ActivityFilter, ActivityStatus, Cursor, KeyedSpend, SeriesBucket, SpendKey, SpendPoint,
+    SpendTotals,
+};
 pub use replay::{ReplayProgress, ReplayStats};
 pub use spend::{SpendCache, SpendCacheArgs};
 pub use verify::{CONTENT_QUERIES, RollupDrift};
@@ -118,6 +121,23 @@ pub async fn create_database_if_missing(url: &str) -> Result<bool, Error> {
         .execute(&mut conn)
         .await?;
     Ok(true)
+}
+
+/// Drops the database named in `url` (closing its sessions) and creates it empty: a fresh
+/// start for `cardstream dev`, whose broker forgets everything on exit.
+pub async fn recreate_database(url: &str) -> Result<(), Error> {
+    use sqlx::Connection;
+    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let mut conn = sqlx::PgConnection::connect_with(&options.database("postgres")).await?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {quoted}"))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
 }
 
 /// A connection pool to cardstream's database.

@@ -1,0 +1,335 @@
+//! `cardstream dev`: the whole system in one process on a laptop. A Kafka-protocol broker
+//! (tansu, in memory) as a child process, the topics, a fresh database on the local Postgres,
+//! the gateway, the aggregator and the API, two demo users, and the simulator sending gentle
+//! traffic so the dashboard fills. Ctrl-C stops everything.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use cardstream_local::{LocalBroker, Storage};
+use cardstream_store::{Role, Store};
+use cardstream_telemetry::{CancellationToken, registry};
+use clap::{Args, FromArgMatches};
+
+/// The demo users `cardstream dev` creates. Their passwords are printed: this is a laptop.
+const DEMO_ADMIN: (&str, &str) = ("admin@cardstream.dev", "cardstream-admin");
+const DEMO_CARDHOLDER: (&str, &str) = ("demo@cardstream.dev", "cardstream-demo");
+const DEV_SECRET: &str = "whsec_cardstream_dev";
+
+/// `cardstream dev` settings.
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Address of the dashboard and GraphQL.
+    #[arg(long, env = "CARDSTREAM_DEV_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Address Stripe (here: the simulator) posts webhooks to.
+    #[arg(
+        long,
+        env = "CARDSTREAM_DEV_WEBHOOK_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    webhook_listen: SocketAddr,
+
+    /// Admin endpoints (/metrics, /healthz, /readyz): the API on this port, the gateway on the
+    /// next, the aggregator on the one after.
+    #[arg(
+        long,
+        env = "CARDSTREAM_DEV_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    admin_listen: SocketAddr,
+
+    /// The database to use; it is dropped and created afresh at start (the in-memory broker
+    /// starts empty too), unless --keep-data. Set through the environment.
+    #[arg(
+        long = "database-url",
+        env = "CARDSTREAM_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/cardstream_dev"
+    )]
+    database_url: String,
+
+    /// Keep the database of the previous run instead of starting fresh.
+    #[arg(long)]
+    keep_data: bool,
+
+    /// Use this Kafka broker instead of starting a local one.
+    #[arg(long, env = "CARDSTREAM_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+
+    /// Partitions of the events topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+
+    /// Simulated deliveries per second (0: no simulated traffic).
+    #[arg(long, env = "CARDSTREAM_DEV_RATE", default_value_t = 10.0)]
+    rate: f64,
+
+    /// Simulated cards.
+    #[arg(long, default_value_t = 40)]
+    cards: usize,
+
+    /// Seed of the simulated card program (default: from the clock, so each fresh run has
+    /// new event ids).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// Parses a component's settings from `argv` (flags only; its environment variables apply
+/// to whatever `argv` leaves out), so `dev` configures the components exactly as their own
+/// subcommands would be.
+fn component_args<T: Args + FromArgMatches>(argv: &[String]) -> anyhow::Result<T> {
+    let command = T::augment_args(clap::Command::new("cardstream-dev").no_binary_name(true));
+    let matches = command
+        .try_get_matches_from(argv)
+        .context("internal dev settings are invalid")?;
+    Ok(T::from_arg_matches(&matches)?)
+}
+
+fn argv(pairs: &[(&str, &str)]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|(k, v)| [format!("--{k}"), (*v).to_owned()])
+        .collect()
+}
+
+/// The admin port `by` after `addr`'s; port 0 (any free port) stays 0 for every component.
+fn next_port(addr: SocketAddr, by: u16) -> SocketAddr {
+    match addr.port() {
+        0 => addr,
+        port => SocketAddr::new(addr.ip(), port.saturating_add(by)),
+    }
+}
+
+pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(42, |d| d.as_secs())
+    });
+
+    // The broker first: nothing else is useful without it.
+    let (_broker, brokers) = match &args.kafka_brokers {
+        Some(brokers) => (None, brokers.clone()),
+        None => {
+            let broker = LocalBroker::start(Storage::Memory)
+                .await
+                .context("cannot start the local Kafka-protocol broker")?;
+            let brokers = broker.brokers();
+            (Some(broker), brokers)
+        }
+    };
+    cardstream_kafka::ensure_topics(&component_args(&argv(&[
+        ("kafka-brokers", &brokers),
+        ("partitions", &args.partitions.to_string()),
+    ]))?)
+    .await
+    .context("cannot create the topics")?;
+
+    let url = &args.database_url;
+    if args.keep_data {
+        cardstream_store::create_database_if_missing(url).await?;
+    } else {
+        cardstream_store::recreate_database(url)
+            .await
+            .context("cannot create the dev database on the local Postgres")?;
+    }
+    let store = Store::connect(url, 2).await?;
+    store.migrate_up().await?;
+    let demo_holders = demo_cardholders(seed, args.cards);
+    create_demo_users(&store, &demo_holders).await?;
+
+    // The components stop on their own token, after the simulator has finished: its last
+    // purchases' follow-ups still find a gateway to accept them.
+    let components = CancellationToken::new();
+    let token_secret = random_secret();
+    let gateway = cardstream_gateway::start(
+        component_args(&argv(&[
+            ("listen", &args.webhook_listen.to_string()),
+            ("admin-listen", &next_port(args.admin_listen, 1).to_string()),
+            ("kafka-brokers", &brokers),
+            ("webhook-secrets", DEV_SECRET),
+            ("database-url", url),
+            ("policy-blocked-categories", "betting_casino_gambling"),
+            (
+                "policy-max-amount",
+                "usd=150000,eur=150000,gbp=120000,jpy=200000",
+            ),
+            (
+                "policy-daily-limit",
+                "usd=300000,eur=300000,gbp=250000,jpy=400000",
+            ),
+        ]))?,
+        registry()?,
+        components.clone(),
+    )
+    .await?;
+    let aggregator = cardstream_aggregator::start(
+        component_args(&argv(&[
+            ("admin-listen", &next_port(args.admin_listen, 2).to_string()),
+            ("kafka-brokers", &brokers),
+            ("database-url", url),
+        ]))?,
+        registry()?,
+        components.clone(),
+    )
+    .await?;
+    let api = cardstream_api::start(
+        component_args(&argv(&[
+            ("listen", &args.listen.to_string()),
+            ("admin-listen", &args.admin_listen.to_string()),
+            ("database-url", url),
+            ("token-secret", &token_secret),
+        ]))?,
+        registry()?,
+        components.clone(),
+        axum::Router::new(),
+    )
+    .await?;
+
+    let simulator = (args.rate > 0.0).then(|| {
+        let mut sim =
+            cardstream_simulator::SimulateArgs::new(format!("http://{}", gateway.addr), DEV_SECRET);
+        sim.rate = args.rate;
+        sim.cards = args.cards;
+        sim.seed = seed;
+        sim.concurrency = 8;
+        tokio::spawn(cardstream_simulator::run(sim, shutdown.clone()))
+    });
+
+    eprintln!(
+        "\ncardstream dev is running (Ctrl-C stops everything)\n\
+         \n  dashboard + GraphQL  http://{api}/  (POST /graphql, ws /graphql/ws)\
+         \n  webhooks             http://{gw}/webhooks/stripe  (secret {DEV_SECRET})\
+         \n  authorizations       http://{gw}/webhooks/stripe/authorization\
+         \n  metrics              http://{api_admin}/metrics (api), http://{gw_admin}/metrics (gateway), http://{agg_admin}/metrics (aggregator)\
+         \n  broker               {brokers} (topic stripe.events, {partitions} partitions)\
+         \n  database             {db}\
+         \n  simulator            {rate} deliveries/s over {cards} cards (seed {seed})\
+         \n\n  sign in as the admin      {admin_email} / {admin_password}\
+         \n  or as a cardholder        {demo_email} / {demo_password} ({holders} cardholder)\n",
+        api = api.addr,
+        gw = gateway.addr,
+        api_admin = api.admin_addr,
+        gw_admin = gateway.admin_addr,
+        agg_admin = aggregator.admin_addr,
+        partitions = args.partitions,
+        db = redact(url),
+        rate = args.rate,
+        cards = args.cards,
+        admin_email = DEMO_ADMIN.0,
+        admin_password = DEMO_ADMIN.1,
+        demo_email = DEMO_CARDHOLDER.0,
+        demo_password = DEMO_CARDHOLDER.1,
+        holders = demo_holders.join(", "),
+    );
+
+    // Ctrl-C, or a component that failed (each cancels the shared token as it ends).
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = components.cancelled() => shutdown.cancel(),
+    }
+    if let Some(simulator) = simulator {
+        match tokio::time::timeout(Duration::from_secs(15), simulator).await {
+            Ok(Ok(Ok(summary))) => eprint!("{summary}"),
+            Ok(Ok(Err(err))) => tracing::warn!(error = %err, "the simulator failed"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "the simulator task failed"),
+            Err(_) => tracing::warn!("the simulator did not stop within 15 s"),
+        }
+    }
+    components.cancel();
+    let (gateway, aggregator, api) = tokio::join!(gateway.wait(), aggregator.wait(), api.wait());
+    gateway.context("the gateway failed")?;
+    aggregator.context("the aggregator failed")?;
+    api.context("the API failed")?;
+    eprintln!("stopped cleanly");
+    Ok(())
+}
+
+/// The simulated cardholder with the most cards, so the demo user has a card switcher.
+fn demo_cardholders(seed: u64, cards: usize) -> Vec<String> {
+    let script = cardstream_simulator::Script::new(seed, cards, None, 1000);
+    let world = script.world();
+    let mut counts = vec![0usize; world.cardholders.len()];
+    for card in &world.cards {
+        counts[card.cardholder] += 1;
+    }
+    let busiest = (0..counts.len()).max_by_key(|i| (counts[*i], std::cmp::Reverse(*i)));
+    busiest
+        .map(|i| vec![world.cardholders[i].id.clone()])
+        .unwrap_or_default()
+}
+
+async fn create_demo_users(store: &Store, holders: &[String]) -> anyhow::Result<()> {
+    for ((email, password), role, links) in [
+        (DEMO_ADMIN, Role::Admin, &[][..]),
+        (DEMO_CARDHOLDER, Role::Cardholder, holders),
+    ] {
+        if store.user_by_email(email).await?.is_some() {
+            continue;
+        }
+        let hash = cardstream_api::hash_password(password)
+            .map_err(|e| anyhow::anyhow!("cannot hash a demo password: {e}"))?;
+        store.create_user(email, &hash, role, links).await?;
+    }
+    Ok(())
+}
+
+/// A token secret for this run only: tokens do not outlive the process, which is right here.
+fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            redact("postgres://app:hunter2@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+    }
+
+    #[test]
+    fn the_demo_cardholder_has_cards() {
+        let holders = demo_cardholders(7, 40);
+        assert_eq!(holders.len(), 1);
+        assert!(holders[0].starts_with("ich_"), "{holders:?}");
+    }
+
+    #[test]
+    fn component_settings_parse_from_flags() {
+        let args: cardstream_aggregator::AggregatorArgs = component_args(&argv(&[
+            ("admin-listen", "127.0.0.1:1"),
+            ("kafka-brokers", "127.0.0.1:2"),
+            ("database-url", "postgres://x@y/z"),
+        ]))
+        .unwrap();
+        assert_eq!(args.kafka.brokers, "127.0.0.1:2");
+        assert_eq!(args.database.url, "postgres://x@y/z");
+    }
+}

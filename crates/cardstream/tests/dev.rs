@@ -1,0 +1,281 @@
+//! `cardstream dev` end to end: the one command brings up a broker, a fresh database, the
+//! gateway, aggregator and API with demo users; a signed webhook posted to its gateway reaches
+//! a cardholder's live subscription; Ctrl-C (SIGTERM) stops it cleanly.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use cardstream_simulator::{Answer, Endpoint, generate};
+use cardstream_stripe::{Event, Object, WebhookSecret, signature};
+use cardstream_testbed::TestDatabase;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const SEED: u64 = 7;
+const CARDS: usize = 12;
+
+/// What the banner says, read from the process's standard error.
+struct Banner {
+    api: String,
+    webhooks: String,
+    lines: Vec<String>,
+}
+
+fn address_after(line: &str, label: &str) -> Option<String> {
+    let rest = line.trim_start().strip_prefix(label)?.trim_start();
+    let url = rest.split_whitespace().next()?;
+    Some(
+        url.trim_start_matches("http://")
+            .split('/')
+            .next()?
+            .to_owned(),
+    )
+}
+
+async fn gql(api: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth.as_str()));
+    }
+    let body = json!({"query": query, "variables": variables}).to_string();
+    cardstream_testbed::post(&format!("http://{api}/graphql"), &headers, body)
+        .await
+        .json()
+}
+
+#[tokio::test]
+async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription() {
+    // A database of the test's own; `dev` drops and recreates it, the guard drops it at the end.
+    let db = TestDatabase::create().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cardstream"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--webhook-listen"])
+        .args([
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--rate",
+            "0",
+        ])
+        .args(["--seed", &SEED.to_string(), "--cards", &CARDS.to_string()])
+        .env("CARDSTREAM_DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .env_remove("CARDSTREAM_KAFKA_BROKERS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut banner = Banner {
+        api: String::new(),
+        webhooks: String::new(),
+        lines: Vec::new(),
+    };
+    let read_banner = async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if let Some(a) = address_after(&line, "dashboard + GraphQL") {
+                banner.api = a;
+            }
+            if let Some(a) = address_after(&line, "webhooks") {
+                banner.webhooks = a;
+            }
+            let done = line.contains("or as a cardholder");
+            banner.lines.push(line);
+            if done {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(90), read_banner)
+        .await
+        .is_err()
+    {
+        panic!("no banner within 90 s:\n{}", banner.lines.join("\n"));
+    }
+    let all = banner.lines.join("\n");
+    assert!(
+        !banner.api.is_empty() && !banner.webhooks.is_empty(),
+        "{all}"
+    );
+    assert!(
+        all.contains("demo@cardstream.dev / cardstream-demo"),
+        "{all}"
+    );
+    assert!(
+        all.contains("admin@cardstream.dev / cardstream-admin"),
+        "{all}"
+    );
+
+    // The printed demo login works and sees the demo cardholder's cards (none yet: no
+    // traffic has been sent).
+    let login = gql(
+        &banner.api,
+        None,
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        json!({"e": "demo@cardstream.dev", "p": "cardstream-demo"}),
+    )
+    .await;
+    let token = login["data"]["login"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{login}"))
+        .to_owned();
+
+    // The same seed gives `dev`'s simulated world: its cardholders and cards.
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let events = generate(SEED, CARDS, start, 40, |_| Answer::Approved {
+        reason: "approved".into(),
+    });
+    // Cardholders and cards first, so the subscription can be opened on a known card.
+    let secret = [WebhookSecret::new("whsec_cardstream_dev")];
+    let post = |i: usize| {
+        let e = &events[i];
+        let path = match e.endpoint {
+            Endpoint::Events => "/webhooks/stripe",
+            Endpoint::Authorization => "/webhooks/stripe/authorization",
+        };
+        let url = format!("http://{}{path}", banner.webhooks);
+        let header = signature::header(&secret, start, &e.body);
+        let body = e.body.clone();
+        async move {
+            let response = cardstream_testbed::post(
+                &url,
+                &[
+                    ("content-type", "application/json"),
+                    ("stripe-signature", &header),
+                ],
+                body,
+            )
+            .await;
+            assert_eq!(
+                response.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&response.body)
+            );
+        }
+    };
+    for (i, e) in events.iter().enumerate() {
+        if matches!(
+            e.kind,
+            "issuing_cardholder.created" | "issuing_card.created"
+        ) {
+            post(i).await;
+        }
+    }
+    // The demo user sees their cardholder once the aggregator folded it.
+    let visible = Instant::now();
+    let holder = loop {
+        let seen = gql(
+            &banner.api,
+            Some(&token),
+            "{ viewer { cardholders { id } } }",
+            json!({}),
+        )
+        .await;
+        if let Some(id) = seen["data"]["viewer"]["cardholders"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            visible.elapsed() < Duration::from_secs(30),
+            "the demo cardholder never appeared: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The demo holder's first purchase, and the card it is on.
+    let (first_purchase, card) = events
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| match Event::parse(&e.body).ok()?.object().ok()? {
+            Object::Authorization(a)
+                if a.cardholder.as_ref().map(|c| c.id()) == Some(holder.as_str()) =>
+            {
+                Some((i, a.card_id().to_owned()))
+            }
+            _ => None,
+        })
+        .expect("the demo cardholder buys something within 40 purchases");
+
+    let mut request = format!("ws://{}/graphql/ws", banner.api)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init =
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
+    ws.send(Message::text(init.to_string())).await.unwrap();
+    let query =
+        "subscription($id: ID!) { activity(cardId: $id) { authorization { id approved } } }";
+    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": card}}});
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    // The subscription reads what the card already shows before it listens; give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Every purchase event, in order; the clock starts at the 200 for the demo holder's first.
+    let mut answered = None;
+    for (i, e) in events.iter().enumerate() {
+        if matches!(
+            e.kind,
+            "issuing_cardholder.created" | "issuing_card.created"
+        ) {
+            continue;
+        }
+        post(i).await;
+        if i == first_purchase {
+            answered = Some(Instant::now());
+        }
+    }
+    let answered = answered.unwrap();
+    let delivered = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(message) = ws.next().await {
+            if let Message::Text(text) = message.unwrap() {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["type"] == "next" {
+                    return value;
+                }
+            }
+        }
+        panic!("the subscription closed");
+    })
+    .await
+    .expect("the subscription delivered nothing within 20 s of the webhook's 200");
+    let latency = answered.elapsed();
+    assert!(delivered["payload"]["errors"].is_null(), "{delivered}");
+    assert!(
+        delivered["payload"]["data"]["activity"]["authorization"]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("iauth_")),
+        "{delivered}"
+    );
+    eprintln!("webhook 200 → subscription: {latency:?}");
+
+    // Ctrl-C: every component stops and the process exits 0.
+    let status = common::terminate(&mut child).await;
+    let rest = async {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            rest.push(line);
+        }
+        rest.join("\n")
+    };
+    let rest = tokio::time::timeout(Duration::from_secs(5), rest)
+        .await
+        .unwrap_or_default();
+    assert!(status.success(), "dev exited with {status}:\n{rest}");
+    assert!(rest.contains("stopped cleanly"), "{rest}");
+}
