@@ -5,8 +5,11 @@
 #![allow(clippy::print_stdout)]
 
 mod aggregator;
+mod api;
 mod cpu;
+mod freshness;
 mod gateway;
+mod graphql;
 mod load;
 mod processes;
 mod report;
@@ -31,6 +34,9 @@ enum Command {
     /// Aggregator: events/s from the topic to committed rows vs. COPY of the same rows; lag
     /// after the run; time to replay.
     Aggregator(aggregator::AggregatorBench),
+    /// API: dashboard queries on 1,000,000 transactions over 10,000 cards from concurrent
+    /// clients vs. the cheapest signed-in request; freshness (webhook 200 → subscription).
+    Api(api::ApiBench),
     /// (internal) An axum server whose webhook route reads the body and answers 200: the
     /// baseline for the gateway's HTTP cost.
     #[command(hide = true)]
@@ -49,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Gateway(args) => gateway::run(args).await,
             Command::Aggregator(args) => aggregator::run(args).await,
+            Command::Api(args) => api::run(args).await,
             Command::BareServer { listen } => processes::bare_server(listen).await,
         }
     })

@@ -79,6 +79,10 @@ pub async fn start(
             ("enable.auto.offset.store", "false"),
             ("enable.auto.commit", "false"),
             ("auto.offset.reset", "earliest"),
+            // How long the broker may hold a fetch that found nothing new. A dashboard waits
+            // on this when traffic is light (librdkafka's 500 ms default was most of the
+            // webhook-to-screen delay); at 50 ms an idle consumer sends 20 small requests/s.
+            ("fetch.wait.max.ms", "50"),
             // A Postgres outage can hold the loop without reading for a while; stay in the
             // group for up to this long before letting another consumer take over.
             (
