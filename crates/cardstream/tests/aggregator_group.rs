@@ -35,8 +35,10 @@ async fn a_member_killed_without_committing_loses_nothing_and_counts_nothing_twi
     // As Kubernetes would, start a replacement for the killed pod. (Needed here: tansu 0.6.0
     // keeps a member whose session expired in the next assignment, so without a newcomer the
     // dead member's partitions stay assigned to it; Apache Kafka would hand them to the
-    // survivor after session.timeout.ms.)
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // survivor after session.timeout.ms.) The newcomer joins after the dead member's session
+    // (6 s) expired: tansu drops expired members on the next join or heartbeat, and a join
+    // before that once formed groups that left the dead member's partitions unread.
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let mut c = setup.aggregator("group", "c");
 
     setup
@@ -60,11 +62,9 @@ async fn a_member_killed_without_committing_loses_nothing_and_counts_nothing_twi
             .unwrap(),
         0
     );
-    assert!(
-        setup.log("c").contains("partitions assigned"),
-        "{}",
-        setup.log("c")
-    );
+    // Who read the dead member's partitions, the survivor or the newcomer, is the broker's
+    // choice (tansu reassigns on the first join or heartbeat after the session expired);
+    // either way every event was folded once.
 }
 
 #[tokio::test]
