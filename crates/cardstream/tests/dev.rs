@@ -207,6 +207,24 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
             _ => None,
         })
         .expect("the demo cardholder buys something within 40 purchases");
+    // Cards and cardholders sit on different partitions: wait for this card's row too.
+    loop {
+        let seen = gql(
+            &banner.api,
+            Some(&token),
+            "query($id: ID!) { card(id: $id) { id } }",
+            json!({"id": card}),
+        )
+        .await;
+        if seen["data"]["card"]["id"] == card.as_str() {
+            break;
+        }
+        assert!(
+            visible.elapsed() < Duration::from_secs(30),
+            "the card never appeared: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let mut request = format!("ws://{}/graphql/ws", banner.api)
         .into_client_request()
