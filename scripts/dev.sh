@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-tools.sh
+scripts/web.sh
 TOOLS="${CARDSTREAM_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/cardstream/tools}"
 export CARDSTREAM_TANSU_BIN="${CARDSTREAM_TANSU_BIN:-$TOOLS/bin/tansu}"
 export RUST_LOG="${RUST_LOG:-warn,cardstream=info}"

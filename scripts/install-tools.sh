@@ -3,8 +3,11 @@
 # local Postgres, into a per-user tool cache. Idempotent: a second run finds everything and
 # takes a second.
 #
-#   tansu  a Kafka-protocol broker (Apache Kafka itself cannot be installed from the registries
-#          this project reaches). Built from crates.io once: about 15-25 minutes on 2 cores.
+#   tansu     a Kafka-protocol broker (Apache Kafka itself cannot be installed from the
+#             registries this project reaches). Built from crates.io once: about 15-25 minutes on
+#             2 cores.
+#   chromium  Debian's, for the dashboard's browser tests (driven by playwright-core, which is
+#             an npm dev dependency of web/; no browser download).
 #
 # The cache is $CARDSTREAM_TOOLS, else ${XDG_CACHE_HOME:-~/.cache}/cardstream/tools.
 set -euo pipefail
@@ -27,4 +30,15 @@ else
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
     --root "$TOOLS" --quiet
   "$tansu" --version
+fi
+
+if command -v chromium >/dev/null; then
+  echo "tools: chromium present ($(command -v chromium))"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "tools: installing Debian's chromium for the browser tests"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+else
+  echo "tools: chromium is missing and cannot be installed without root: apt-get install chromium" >&2
+  exit 1
 fi

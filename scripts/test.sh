@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every check and test of cardstream: formatting, lints, then the unit and integration
 # tests against the real Postgres (127.0.0.1:5432) and real Kafka-protocol brokers that the
-# tests start themselves. Installs what it needs first (scripts/install-tools.sh).
+# tests start themselves, then the dashboard's tests in headless chromium against
+# `cardstream dev`. Installs what it needs first (scripts/install-tools.sh, scripts/web.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-tools.sh
 TOOLS="${CARDSTREAM_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/cardstream/tools}"
 export CARDSTREAM_TANSU_BIN="$TOOLS/bin/tansu"
+
+echo "== dashboard build"
+scripts/web.sh
 
 echo "== format"
 cargo fmt --all -- --check
@@ -19,3 +23,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast "$@"
 fi
+echo "== browser tests (screenshots in web/test-results/)"
+cargo build --locked -p cardstream
+(cd web && CARDSTREAM_BIN="$PWD/../target/debug/cardstream" node --test tests/)

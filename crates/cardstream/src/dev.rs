@@ -185,7 +185,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
         ]))?,
         registry()?,
         components.clone(),
-        axum::Router::new(),
+        cardstream_web::router(),
     )
     .await?;
 

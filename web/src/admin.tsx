@@ -1,0 +1,172 @@
+// Admin: the spending policy (the gateway follows a saved edit within seconds), cardholders
+// with their cards, and users.
+
+import { useEffect, useState } from "preact/hooks";
+import { gql, type Money } from "./api";
+import { Card, ErrorNote, Link, Loading } from "./ui";
+
+interface Amount { currency: string; amount: Money }
+interface Policy {
+  version: number;
+  allowedCurrencies: string[];
+  blockedCategories: string[];
+  inactiveCards: string[];
+  inactiveCardholders: string[];
+  maxAmount: Amount[];
+  dailyLimit: Amount[];
+  monthlyLimit: Amount[];
+  onSpendUnknown: "APPROVE" | "DECLINE";
+  updatedBy: string | null;
+}
+interface Holder { id: string; name: string | null; email: string | null; status: string; cards: { id: string; last4: string | null; currency: string }[] }
+interface User { id: string; email: string; role: string; cardholderIds: string[] }
+
+const AMOUNTS = "{ currency amount { amount formatted } }";
+const POLICY_FIELDS = `version allowedCurrencies blockedCategories inactiveCards inactiveCardholders
+  maxAmount ${AMOUNTS} dailyLimit ${AMOUNTS} monthlyLimit ${AMOUNTS} onSpendUnknown updatedBy`;
+const QUERY = `{ policy { ${POLICY_FIELDS} }
+  cardholders(first: 50) { id name email status cards { id last4 currency } }
+  users { id email role cardholderIds } }`;
+
+export function AdminView() {
+  const [data, setData] = useState<{ policy: Policy; cardholders: Holder[]; users: User[] } | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const load = () => gql<{ policy: Policy; cardholders: Holder[]; users: User[] }>(QUERY).then(setData).catch(setError);
+  useEffect(() => { load(); }, []);
+  if (error) return <ErrorNote error={error} />;
+  if (!data) return <Loading what="the admin view" />;
+  return (
+    <div class="admin">
+      <PolicyEditor policy={data.policy} onSaved={load} />
+      <Card title="Cardholders">
+        {data.cardholders.length === 0 ? <p class="empty">No cardholders yet.</p> : (
+          <table class="activity">
+            <thead><tr><th>Name</th><th>Email</th><th>Status</th><th>Cards</th></tr></thead>
+            <tbody>
+              {data.cardholders.map((h) => (
+                <tr key={h.id}>
+                  <td>{h.name ?? h.id}</td><td>{h.email}</td><td>{h.status}</td>
+                  <td>{h.cards.map((c) => <span key={c.id} class="chip"><Link href={`/cards/${c.id}`}>•••• {c.last4} {c.currency.toUpperCase()}</Link></span>)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Card>
+      <Card title="Users">
+        <ul>{data.users.map((u) => <li key={u.id}>{u.email} · {u.role.toLowerCase()}{u.cardholderIds.length ? ` · ${u.cardholderIds.join(", ")}` : ""}</li>)}</ul>
+        <NewUser onCreated={load} />
+      </Card>
+    </div>
+  );
+}
+
+const list = (s: string) => s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+const amounts = (s: string) =>
+  list(s).map((pair) => {
+    const [currency, amount] = pair.split("=");
+    if (!currency || !/^\d+$/.test(amount ?? "")) throw new Error(`"${pair}" is not currency=minor units (e.g. usd=50000)`);
+    return { currency: currency.toLowerCase(), amount: Number(amount) };
+  });
+const showAmounts = (a: Amount[]) => a.map((x) => `${x.currency}=${x.amount.amount}`).join(", ");
+
+function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void }) {
+  const [form, setForm] = useState({
+    allowedCurrencies: policy.allowedCurrencies.join(", "),
+    blockedCategories: policy.blockedCategories.join(", "),
+    inactiveCards: policy.inactiveCards.join(", "),
+    inactiveCardholders: policy.inactiveCardholders.join(", "),
+    maxAmount: showAmounts(policy.maxAmount),
+    dailyLimit: showAmounts(policy.dailyLimit),
+    monthlyLimit: showAmounts(policy.monthlyLimit),
+    onSpendUnknown: policy.onSpendUnknown,
+  });
+  const [status, setStatus] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const field = (name: keyof typeof form, label: string, hint: string) => (
+    <label>
+      {label}
+      <input name={name} value={form[name]} placeholder={hint} onInput={(e) => setForm({ ...form, [name]: e.currentTarget.value })} />
+    </label>
+  );
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const input = {
+        allowedCurrencies: list(form.allowedCurrencies),
+        blockedCategories: list(form.blockedCategories),
+        inactiveCards: list(form.inactiveCards),
+        inactiveCardholders: list(form.inactiveCardholders),
+        maxAmount: amounts(form.maxAmount),
+        dailyLimit: amounts(form.dailyLimit),
+        monthlyLimit: amounts(form.monthlyLimit),
+        onSpendUnknown: form.onSpendUnknown,
+      };
+      const d = await gql<{ updatePolicy: { version: number } }>(
+        `mutation($p: PolicyInput!, $v: Long) { updatePolicy(policy: $p, expectedVersion: $v) { version } }`,
+        { p: input, v: policy.version },
+      );
+      setStatus(`Saved as version ${d.updatePolicy.version}; the gateway applies it within seconds.`);
+      onSaved();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <Card title="Spending policy">
+      <form class="policy" onSubmit={save} data-testid="policy">
+        <p class="hint">Version {policy.version}{policy.updatedBy ? `, saved by ${policy.updatedBy}` : " (the gateway's own configuration until an admin saves one)"}.</p>
+        {field("blockedCategories", "Blocked categories", "betting_casino_gambling")}
+        {field("allowedCurrencies", "Allowed currencies (empty: any)", "usd, eur")}
+        {field("maxAmount", "Most per authorization", "usd=500000, jpy=500000")}
+        {field("dailyLimit", "Daily limit per card", "usd=100000")}
+        {field("monthlyLimit", "Monthly limit per card", "usd=1000000")}
+        {field("inactiveCards", "Inactive cards", "ic_…")}
+        {field("inactiveCardholders", "Inactive cardholders", "ich_…")}
+        <label>
+          When spend is unknown
+          <select name="onSpendUnknown" value={form.onSpendUnknown} onChange={(e) => setForm({ ...form, onSpendUnknown: e.currentTarget.value as "APPROVE" | "DECLINE" })}>
+            <option value="DECLINE">Decline</option>
+            <option value="APPROVE">Approve</option>
+          </select>
+        </label>
+        {error ? <ErrorNote error={error} /> : null}
+        {status && <p class="ok" role="status">{status}</p>}
+        <button type="submit">Save policy</button>
+      </form>
+    </Card>
+  );
+}
+
+function NewUser({ onCreated }: { onCreated: () => void }) {
+  const [form, setForm] = useState({ email: "", password: "", role: "CARDHOLDER", cardholderIds: "" });
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await gql(`mutation($i: CreateUserInput!) { createUser(input: $i) { id } }`, {
+        i: { email: form.email, password: form.password, role: form.role, cardholderIds: list(form.cardholderIds) },
+      });
+      setForm({ email: "", password: "", role: "CARDHOLDER", cardholderIds: "" });
+      onCreated();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <form class="newuser" onSubmit={submit}>
+      <h3>Add a user</h3>
+      <input aria-label="Email" type="email" required placeholder="email" value={form.email} onInput={(e) => setForm({ ...form, email: e.currentTarget.value })} />
+      <input aria-label="Password" type="password" required minLength={12} placeholder="password (12+ characters)" value={form.password} onInput={(e) => setForm({ ...form, password: e.currentTarget.value })} />
+      <select aria-label="Role" value={form.role} onChange={(e) => setForm({ ...form, role: e.currentTarget.value })}>
+        <option value="CARDHOLDER">Cardholder</option>
+        <option value="ADMIN">Admin</option>
+      </select>
+      <input aria-label="Cardholders" placeholder="ich_… (cardholders they may see)" value={form.cardholderIds} onInput={(e) => setForm({ ...form, cardholderIds: e.currentTarget.value })} />
+      {error ? <ErrorNote error={error} /> : null}
+      <button type="submit">Add user</button>
+    </form>
+  );
+}

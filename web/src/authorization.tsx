@@ -1,0 +1,72 @@
+// One authorization: what was asked, the decisions in its request history, and the captures
+// and refunds that followed.
+
+import { useEffect, useState } from "preact/hooks";
+import { gql, type Money } from "./api";
+import { Card, ErrorNote, Link, Loading } from "./ui";
+
+interface Auth {
+  id: string;
+  cardId: string;
+  amount: Money;
+  heldAmount: Money;
+  outcome: string;
+  status: string;
+  declineReason: string | null;
+  cardstreamReason: string | null;
+  created: string;
+  merchant: { name: string | null; category: string; city: string | null; country: string | null };
+  requestHistory: { approved: boolean; reason: string; amount: Money; created: string }[];
+  transactions: { id: string; kind: string; amount: Money; created: string }[];
+}
+
+const QUERY = `query($id: ID!) { authorization(id: $id) { id cardId outcome status declineReason cardstreamReason created
+  amount { formatted } heldAmount { formatted } merchant { name category city country }
+  requestHistory { approved reason created amount { formatted } }
+  transactions { id kind created amount { formatted } } } }`;
+
+export function AuthorizationView({ id }: { id: string }) {
+  const [auth, setAuth] = useState<Auth | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    gql<{ authorization: Auth }>(QUERY, { id }).then((d) => setAuth(d.authorization)).catch(setError);
+  }, [id]);
+  if (error) return <ErrorNote error={error} />;
+  if (!auth) return <Loading what="the authorization" />;
+  const m = auth.merchant;
+  return (
+    <div class="detail" data-testid="authorization">
+      <p class="back"><Link href={`/cards/${auth.cardId}`}>← Back to the card</Link></p>
+      <h1>{m.name ?? "Unknown merchant"} · {auth.amount.formatted}</h1>
+      <p>
+        <span class={`badge ${auth.outcome.toLowerCase()}`}>{auth.outcome.toLowerCase()}</span> {auth.status} ·{" "}
+        {new Date(auth.created).toLocaleString()} · {m.category.replaceAll("_", " ")}
+        {m.city ? ` · ${m.city}` : ""}{m.country ? `, ${m.country}` : ""}
+      </p>
+      {auth.outcome === "DECLINED" && (
+        <p class="note">Declined: {(auth.cardstreamReason ?? auth.declineReason ?? "no reason given").replaceAll("_", " ")}</p>
+      )}
+      <p>Held now: {auth.heldAmount.formatted}</p>
+      <Card title="Request history">
+        {auth.requestHistory.length === 0 ? <p class="empty">No decision yet.</p> : (
+          <ul>
+            {auth.requestHistory.map((h) => (
+              <li key={h.created + h.reason}>
+                {new Date(h.created).toLocaleString()}: {h.approved ? "approved" : "declined"} {h.amount.formatted} ({h.reason.replaceAll("_", " ")})
+              </li>
+            ))}
+          </ul>
+        )}
+      </Card>
+      <Card title="Transactions">
+        {auth.transactions.length === 0 ? <p class="empty">Nothing captured.</p> : (
+          <ul>
+            {auth.transactions.map((t) => (
+              <li key={t.id}>{new Date(t.created).toLocaleString()}: {t.kind} {t.amount.formatted}</li>
+            ))}
+          </ul>
+        )}
+      </Card>
+    </div>
+  );
+}

@@ -1,0 +1,37 @@
+// Spend over time, drawn by uPlot (a small, fast canvas chart library).
+
+import { useEffect, useRef } from "preact/hooks";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { Money } from "./api";
+
+export function SpendChart({ points }: { points: { start: string; amount: Money; count: number }[] }) {
+  const host = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = host.current;
+    if (!el) return;
+    const currency = points[0]?.amount.currency ?? "";
+    // Minor units to major for the axis; JPY and the other zero-decimal currencies stay as they are.
+    const scale = ["jpy", "krw", "vnd", "clp", "isk", "ugx", "xaf", "xof", "pyg", "rwf", "kmf", "gnf", "mga", "vuv", "xpf", "bif", "djf"].includes(currency) ? 1 : 100;
+    const xs = points.map((p) => Date.parse(`${p.start}T00:00:00Z`) / 1000);
+    const ys = points.map((p) => p.amount.amount / scale);
+    const plot = new uPlot(
+      {
+        width: Math.max(240, el.clientWidth),
+        height: 200,
+        legend: { show: false },
+        // From the data itself, two days either side: for a single point uPlot pads the time
+        // scale by a thousand days (a milliseconds/seconds slip) before any range callback.
+        scales: { x: { time: true, range: () => [xs[0] - 2 * 86_400, xs[xs.length - 1] + 2 * 86_400] } },
+        series: [{}, { label: `Spend (${currency.toUpperCase()})`, stroke: "#3b6fd4", fill: "rgba(59,111,212,0.15)", paths: uPlot.paths.bars?.({ size: [0.8, 40] }) }],
+        axes: [{}, { size: 60 }],
+      },
+      [xs, ys],
+      el,
+    );
+    const resize = () => plot.setSize({ width: Math.max(240, el.clientWidth), height: 200 });
+    addEventListener("resize", resize);
+    return () => { removeEventListener("resize", resize); plot.destroy(); };
+  }, [points]);
+  return <div class="chart" ref={host} data-testid="chart" />;
+}

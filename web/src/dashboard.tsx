@@ -1,0 +1,190 @@
+// One card's dashboard: the card switcher, the period, the tiles, spend by category, spend over
+// time, top merchants, activity and disputes. A subscription keeps it live.
+
+import { useEffect, useState } from "preact/hooks";
+import { gql, subscribe, type Money } from "./api";
+import type { Viewer } from "./main";
+import { navigate } from "./main";
+import { ActivityTable } from "./activity";
+import { SpendChart } from "./chart";
+import { Card, ErrorNote, Link, Loading } from "./ui";
+
+interface Keyed { key: string; amount: Money; count: number }
+interface Summary {
+  totalSpend: Money;
+  averageSpend: Money | null;
+  purchases: number;
+  approved: number;
+  declined: number;
+  approvalRate: number | null;
+  byCategory: Keyed[];
+  topMerchants: Keyed[];
+  timeSeries: { start: string; amount: Money; count: number }[];
+}
+interface CardData {
+  id: string;
+  last4: string | null;
+  brand: string | null;
+  currency: string;
+  status: string;
+  cardholder: { name: string | null } | null;
+  spendSummary: Summary;
+}
+interface Dispute { id: string; transactionId: string; amount: Money; status: string; reason: string | null; created: string }
+
+const SUMMARY = `query($id: ID!, $range: DateRange, $bucket: Bucket!) {
+  card(id: $id) { id last4 brand currency status cardholder { name }
+    spendSummary(range: $range) {
+      totalSpend { amount currency formatted } averageSpend { amount currency formatted }
+      purchases approved declined approvalRate
+      byCategory(limit: 12) { key count amount { amount currency formatted } }
+      topMerchants(limit: 5) { key count amount { amount currency formatted } }
+      timeSeries(bucket: $bucket) { start count amount { amount currency formatted } }
+    } }
+  disputes(cardId: $id) { id transactionId status reason created amount { amount currency formatted } }
+}`;
+
+const PERIODS: Record<string, { label: string; days: number | null; bucket: string }> = {
+  "30d": { label: "30 days", days: 30, bucket: "DAY" },
+  "90d": { label: "90 days", days: 90, bucket: "WEEK" },
+  all: { label: "All time", days: null, bucket: "MONTH" },
+};
+
+function rangeOf(days: number | null) {
+  if (days === null) return null;
+  const from = new Date(Date.now() - (days - 1) * 86_400_000);
+  return { from: from.toISOString().slice(0, 10) };
+}
+
+export function CardView({ cardId, viewer }: { cardId: string; viewer: Viewer }) {
+  const [period, setPeriod] = useState("30d");
+  const [data, setData] = useState<{ card: CardData; disputes: Dispute[] } | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [liveVersion, setLiveVersion] = useState(0);
+  const [liveNote, setLiveNote] = useState<string | null>(null);
+
+  useEffect(() => {
+    let cancelled = false;
+    const p = PERIODS[period];
+    gql<{ card: CardData; disputes: Dispute[] }>(SUMMARY, { id: cardId, range: rangeOf(p.days), bucket: p.bucket })
+      .then((d) => { if (!cancelled) { setData(d); setError(null); } })
+      .catch((e) => { if (!cancelled) setError(e); });
+    return () => { cancelled = true; };
+  }, [cardId, period, liveVersion]);
+
+  useEffect(() => {
+    setData(null);
+    return subscribe<{ activity: { authorization: { id: string } } }>(
+      `subscription($id: ID!) { activity(cardId: $id) { authorization { id } } }`,
+      { id: cardId },
+      () => { setLiveNote(null); setLiveVersion((v) => v + 1); },
+      (message) => setLiveNote(message),
+    );
+  }, [cardId]);
+
+  if (error) return <ErrorNote error={error} />;
+  if (!data) return <Loading what="the card" />;
+  const { card, disputes } = data;
+  const s = card.spendSummary;
+  return (
+    <div class="dashboard">
+      <div class="toolbar">
+        <label>
+          Card
+          <select
+            data-testid="card-switcher"
+            value={card.id}
+            onChange={(e) => navigate(`/cards/${e.currentTarget.value}`)}
+          >
+            {viewer.cards.some((c) => c.id === card.id) ? null : <option value={card.id}>•••• {card.last4}</option>}
+            {viewer.cards.map((c) => (
+              <option value={c.id} key={c.id}>
+                {c.brand ?? "Card"} •••• {c.last4} ({c.currency.toUpperCase()}){c.cardholder?.name ? ` · ${c.cardholder.name}` : ""}
+              </option>
+            ))}
+          </select>
+        </label>
+        <div class="periods" role="group" aria-label="Period">
+          {Object.entries(PERIODS).map(([key, p]) => (
+            <button type="button" key={key} aria-pressed={period === key} onClick={() => setPeriod(key)}>{p.label}</button>
+          ))}
+        </div>
+        <span class={`live ${liveNote ? "off" : "on"}`} title={liveNote ?? "Live: new purchases appear as they happen"}>
+          {liveNote ? "reconnecting" : "live"}
+        </span>
+      </div>
+      {card.status !== "active" && <p class="note">This card is {card.status}.</p>}
+      <div class="tiles">
+        <Tile label="Total spend" value={s.totalSpend.formatted} testid="tile-total" />
+        <Tile label="Average spend" value={s.averageSpend?.formatted ?? "—"} testid="tile-average" />
+        <Tile label="Purchases" value={String(s.purchases)} testid="tile-purchases" />
+        <Tile
+          label="Approval rate"
+          value={s.approvalRate === null ? "—" : `${Math.round(s.approvalRate * 100)}%`}
+          detail={`${s.approved} approved · ${s.declined} declined`}
+          testid="tile-approval"
+        />
+      </div>
+      <div class="grid">
+        <Categories rows={s.byCategory} />
+        <Card title="Spend over time">
+          {s.timeSeries.length === 0 ? <p class="empty">No spend in this period.</p> : <SpendChart points={s.timeSeries} />}
+        </Card>
+        <Card title="Top merchants">
+          {s.topMerchants.length === 0 ? <p class="empty">No purchases yet.</p> : (
+            <ol class="merchants">
+              {s.topMerchants.map((m) => <li key={m.key}><span>{m.key}</span><span>{m.amount.formatted}</span></li>)}
+            </ol>
+          )}
+        </Card>
+        <Card title="Disputes">
+          {disputes.length === 0 ? <p class="empty">No disputes.</p> : (
+            <ul class="disputes">
+              {disputes.map((d) => (
+                <li key={d.id}>{d.amount.formatted} · {d.status}{d.reason ? ` · ${d.reason.replaceAll("_", " ")}` : ""}</li>
+              ))}
+            </ul>
+          )}
+        </Card>
+      </div>
+      <ActivityTable cardId={card.id} version={liveVersion} />
+      <p class="back"><Link href="/">All cards</Link></p>
+    </div>
+  );
+}
+
+function Tile({ label, value, detail, testid }: { label: string; value: string; detail?: string; testid: string }) {
+  return (
+    <div class="tile" data-testid={testid}>
+      <span class="label">{label}</span>
+      <span class="value">{value}</span>
+      {detail && <span class="detail">{detail}</span>}
+    </div>
+  );
+}
+
+function Categories({ rows }: { rows: Keyed[] }) {
+  const [by, setBy] = useState<"amount" | "count">("amount");
+  const value = (r: Keyed) => (by === "amount" ? Math.max(r.amount.amount, 0) : r.count);
+  const sorted = [...rows].sort((a, b) => value(b) - value(a));
+  const max = Math.max(1, ...sorted.map(value));
+  return (
+    <Card title="Spend by category">
+      <div class="periods" role="group" aria-label="Measure">
+        <button type="button" aria-pressed={by === "amount"} onClick={() => setBy("amount")}>Amount</button>
+        <button type="button" aria-pressed={by === "count"} onClick={() => setBy("count")}>Purchases</button>
+      </div>
+      {sorted.length === 0 ? <p class="empty">No purchases in this period.</p> : (
+        <ul class="bars" data-testid="categories">
+          {sorted.map((r) => (
+            <li key={r.key}>
+              <span class="name">{r.key.replaceAll("_", " ")}</span>
+              <span class="bar" style={{ width: `${(100 * value(r)) / max}%` }} />
+              <span class="num">{by === "amount" ? r.amount.formatted : r.count}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </Card>
+  );
+}

@@ -1,0 +1,44 @@
+// Small shared pieces: loading, empty and error states, and the links that navigate in-app.
+
+import type { ComponentChildren } from "preact";
+import { ApiError } from "./api";
+
+export function Loading({ what }: { what: string }) {
+  return <p class="loading" role="status">Loading {what}…</p>;
+}
+
+export function ErrorNote({ error }: { error: unknown }) {
+  const e = error as ApiError;
+  const text =
+    e?.code === "NOT_FOUND"
+      ? "Not found: it does not exist, or it is not yours to see."
+      : e?.code === "FORBIDDEN"
+        ? "Only an admin may see this."
+        : (e?.message ?? "Something went wrong.");
+  return <p class="error" role="alert" data-code={e?.code}>{text}</p>;
+}
+
+export function Link({ href, children }: { href: string; children: ComponentChildren }) {
+  return (
+    <a
+      href={href}
+      onClick={(e) => {
+        if (e.ctrlKey || e.metaKey) return;
+        e.preventDefault();
+        history.pushState(null, "", href);
+        dispatchEvent(new PopStateEvent("popstate"));
+      }}
+    >
+      {children}
+    </a>
+  );
+}
+
+export function Card({ title, children }: { title: string; children: ComponentChildren }) {
+  return (
+    <section class="panel">
+      <h2>{title}</h2>
+      {children}
+    </section>
+  );
+}

@@ -1,0 +1,137 @@
+// What the browser tests stand on: `cardstream dev` (the real binary: broker, Postgres,
+// gateway, aggregator, API, the embedded dashboard) on free ports with a database of its own,
+// Debian's chromium driven by playwright-core, psql for what the database holds, and signed
+// Stripe webhooks.
+
+import { spawn, execFileSync } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+export const SECRET = "whsec_cardstream_dev";
+export const SHOTS = `${here}../test-results`;
+const BINARY = process.env.CARDSTREAM_BIN ?? `${here}../../target/debug/cardstream`;
+const CHROMIUM = process.env.CARDSTREAM_CHROMIUM ?? "/usr/bin/chromium";
+const FIXTURES = process.env.CARDSTREAM_FIXTURES ?? `${here}../../../shared/fixtures/stripe`;
+
+/** Starts `cardstream dev` and waits for its banner. */
+export async function startDev({ seed = 11, cards = 12, rate = 0 } = {}) {
+  const database = `cardstream_web_${randomBytes(6).toString("hex")}`;
+  const url = `postgres://postgres@127.0.0.1:5432/${database}`;
+  const child = spawn(
+    BINARY,
+    ["dev", "--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+      "--rate", String(rate), "--seed", String(seed), "--cards", String(cards)],
+    { env: { ...process.env, CARDSTREAM_DATABASE_URL: url, RUST_LOG: "warn" }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  const lines = [];
+  const banner = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no banner within 90 s:\n${lines.join("\n")}`)), 90_000);
+    const found = {};
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      lines.push(line);
+      const m = line.match(/^\s*(dashboard \+ GraphQL|webhooks)\s+http:\/\/([^/\s]+)/);
+      if (m) found[m[1] === "webhooks" ? "webhooks" : "api"] = m[2];
+      if (line.includes("or as a cardholder")) { clearTimeout(timer); resolve(found); }
+    });
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`cardstream dev exited (${code}):\n${lines.join("\n")}`)); });
+  });
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    try { psql("postgres", `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`); } catch { /* already gone */ }
+  };
+  return { api: `http://${banner.api}`, webhooks: `http://${banner.webhooks}`, database, stop };
+}
+
+/** One value (or rows joined by newlines) from psql. */
+export function psql(database, sql) {
+  return execFileSync("psql", ["-At", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-c", sql], { encoding: "utf8" }).trim();
+}
+
+export async function waitFor(what, check, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function browser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-dev-shm-usage"],
+  });
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+export async function signIn(page, base, email, password) {
+  await page.goto(`${base}/login`);
+  await page.fill("input[name=email]", email);
+  await page.fill("input[name=password]", password);
+  await page.click("button[type=submit]");
+  await page.waitForSelector("[data-testid=who]");
+}
+
+/** Posts a signed body to one of the gateway's webhook endpoints. */
+export async function postWebhook(webhooks, path, event) {
+  const body = JSON.stringify(event);
+  const t = Math.floor(Date.now() / 1000);
+  const v1 = createHmac("sha256", SECRET).update(`${t}.${body}`).digest("hex");
+  const response = await fetch(`${webhooks}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "stripe-signature": `t=${t},v1=${v1}` },
+    body,
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/** An Issuing authorization event on `card`, from Stripe's published example object. */
+export function authorizationEvent(type, { card, holder, currency, amount, category, merchant, approved }) {
+  const object = JSON.parse(readFileSync(`${FIXTURES}/issuing.authorization.json`, "utf8"));
+  const now = Math.floor(Date.now() / 1000);
+  object.id = `iauth_web${randomBytes(8).toString("hex")}`;
+  object.card.id = card;
+  if (object.card.cardholder && typeof object.card.cardholder === "object") object.card.cardholder.id = holder;
+  else object.card.cardholder = holder;
+  object.cardholder = holder;
+  object.currency = currency;
+  object.merchant_currency = currency;
+  object.created = now;
+  object.merchant_data.category = category;
+  object.merchant_data.name = merchant;
+  if (type === "issuing_authorization.request") {
+    object.approved = false;
+    object.status = "pending";
+    object.amount = 0;
+    object.merchant_amount = amount;
+    object.pending_request = { ...object.pending_request, amount, currency, merchant_amount: amount, merchant_currency: currency };
+    object.request_history = [];
+  } else {
+    object.approved = approved;
+    object.status = approved ? "pending" : "closed";
+    object.amount = approved ? amount : 0;
+    object.merchant_amount = amount;
+    object.pending_request = null;
+    object.request_history = [{
+      amount, currency, merchant_amount: amount, merchant_currency: currency, approved, created: now,
+      reason: approved ? "webhook_approved" : "webhook_declined", amount_details: null, authorized_currency: currency,
+      network_risk_score: null, reason_message: null, requested_at: now,
+    }];
+  }
+  return {
+    id: `evt_web${randomBytes(8).toString("hex")}`, object: "event", api_version: "2024-06-20", created: now,
+    livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type,
+    data: { object },
+  };
+}
