@@ -126,6 +126,18 @@ test("filters and pagination return what they say", async () => {
   }
   await screenshot(page, "filters");
   await page.getByRole("button", { name: "Clear" }).click();
+  // Category: only the florist purchase is in "florists" on this card.
+  const florists = Number(psql(dev.database, `SELECT count(*) FROM authorizations WHERE card_id = '${card.id}' AND merchant_category = 'florists'`));
+  await page.selectOption("select[name=category]", "florists");
+  await waitFor("the category filter", async () => {
+    const categories = await page.locator("[data-testid=activity] tbody td:nth-child(3)").allTextContents();
+    return categories.length === Math.min(20, florists) && categories.every((c) => c === "florists");
+  }, 5_000);
+  // Dates: nothing happened after tomorrow.
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  await page.fill("input[name=from]", tomorrow);
+  await page.getByText("No activity matches.").waitFor({ timeout: 5_000 });
+  await page.getByRole("button", { name: "Clear" }).click();
   const total = Number(psql(dev.database, `SELECT count(*) FROM authorizations WHERE card_id = '${card.id}'`));
   await waitFor("the first page", async () => (await page.locator("[data-testid=activity] tbody tr").count()) === Math.min(20, total), 5_000);
   assert.ok(total > 20, `the busiest demo card has ${total} authorizations`);
