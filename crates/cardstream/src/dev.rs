@@ -17,6 +17,12 @@ const DEMO_ADMIN: (&str, &str) = ("admin@cardstream.dev", "cardstream-admin");
 const DEMO_CARDHOLDER: (&str, &str) = ("demo@cardstream.dev", "cardstream-demo");
 const DEV_SECRET: &str = "whsec_cardstream_dev";
 
+/// The demo card program's spending policy, as the gateway's settings and as the policy the
+/// admin sees (and edits) in the dashboard.
+const BLOCKED_CATEGORIES: &str = "betting_casino_gambling";
+const MAX_AMOUNT: &str = "usd=150000,eur=150000,gbp=120000,jpy=200000";
+const DAILY_LIMIT: &str = "usd=300000,eur=300000,gbp=250000,jpy=400000";
+
 /// `cardstream dev` settings.
 #[derive(Debug, Args)]
 pub(crate) struct DevArgs {
@@ -140,6 +146,13 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
     store.migrate_up().await?;
     let demo_holders = demo_cardholders(seed, args.cards);
     create_demo_users(&store, &demo_holders).await?;
+    // Saved as an admin would: the dashboard's policy editor then starts from what the gateway
+    // enforces, instead of from an empty policy whose first save would drop the limits.
+    if store.stored_policy().await?.is_none() {
+        store
+            .save_policy(Some(0), dev_policy(), DEMO_ADMIN.0)
+            .await?;
+    }
 
     // The components stop on their own token, after the simulator has finished: its last
     // purchases' follow-ups still find a gateway to accept them.
@@ -152,15 +165,9 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
             ("kafka-brokers", &brokers),
             ("webhook-secrets", DEV_SECRET),
             ("database-url", url),
-            ("policy-blocked-categories", "betting_casino_gambling"),
-            (
-                "policy-max-amount",
-                "usd=150000,eur=150000,gbp=120000,jpy=200000",
-            ),
-            (
-                "policy-daily-limit",
-                "usd=300000,eur=300000,gbp=250000,jpy=400000",
-            ),
+            ("policy-blocked-categories", BLOCKED_CATEGORIES),
+            ("policy-max-amount", MAX_AMOUNT),
+            ("policy-daily-limit", DAILY_LIMIT),
         ]))?,
         registry()?,
         components.clone(),
@@ -248,6 +255,27 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
     Ok(())
 }
 
+/// The policy above in the form the API stores it (the gateway's `Policy` as JSON).
+fn dev_policy() -> serde_json::Value {
+    let amounts = |pairs: &str| -> serde_json::Map<String, serde_json::Value> {
+        pairs
+            .split(',')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(currency, amount)| {
+                (
+                    currency.to_owned(),
+                    amount.parse::<i64>().unwrap_or(0).into(),
+                )
+            })
+            .collect()
+    };
+    serde_json::json!({
+        "blocked_categories": BLOCKED_CATEGORIES.split(',').collect::<Vec<_>>(),
+        "max_amount": amounts(MAX_AMOUNT),
+        "daily_limit": amounts(DAILY_LIMIT),
+    })
+}
+
 /// The simulated cardholder with the most cards, so the demo user has a card switcher.
 fn demo_cardholders(seed: u64, cards: usize) -> Vec<String> {
     let script = cardstream_simulator::Script::new(seed, cards, None, 1000);
@@ -312,6 +340,15 @@ mod tests {
             redact("postgres://postgres@127.0.0.1/x"),
             "postgres://postgres@127.0.0.1/x"
         );
+    }
+
+    #[test]
+    fn the_saved_policy_is_the_gateways_policy() {
+        let policy: cardstream_policy::Policy = serde_json::from_value(dev_policy()).unwrap();
+        assert_eq!(policy.blocked_categories.len(), 1);
+        assert_eq!(policy.max_amount.len(), 4);
+        assert_eq!(policy.daily_limit.len(), 4);
+        assert!(policy.daily_limit.values().all(|v| *v > 0));
     }
 
     #[test]
