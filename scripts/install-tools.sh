@@ -6,8 +6,8 @@
 #   tansu     a Kafka-protocol broker (Apache Kafka itself cannot be installed from the
 #             registries this project reaches). Built from crates.io once: about 15-25 minutes on
 #             2 cores.
-#   chromium  Debian's, for the dashboard's browser tests (driven by playwright-core, which is
-#             an npm dev dependency of web/; no browser download).
+#   chromium  with --browser only: Debian's, for the dashboard's browser tests (driven by
+#             playwright-core, an npm dev dependency of web/; no browser download).
 #
 # The cache is $CARDSTREAM_TOOLS, else ${XDG_CACHE_HOME:-~/.cache}/cardstream/tools.
 set -euo pipefail
@@ -32,7 +32,9 @@ else
   "$tansu" --version
 fi
 
-if command -v chromium >/dev/null; then
+if [ "${1:-}" != "--browser" ]; then
+  exit 0
+elif command -v chromium >/dev/null; then
   echo "tools: chromium present ($(command -v chromium))"
 elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "tools: installing Debian's chromium for the browser tests"

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-tools.sh
+scripts/install-tools.sh --browser
 TOOLS="${CARDSTREAM_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/cardstream/tools}"
 export CARDSTREAM_TANSU_BIN="$TOOLS/bin/tansu"
 
@@ -25,4 +25,4 @@ else
 fi
 echo "== browser tests (screenshots in web/test-results/)"
 cargo build --locked -p cardstream
-(cd web && CARDSTREAM_BIN="$PWD/../target/debug/cardstream" node --test tests/)
+(cd web && CARDSTREAM_BIN="$PWD/../target/debug/cardstream" node --test tests/*.test.mjs)

@@ -3,7 +3,7 @@
 # headless chromium against `cardstream dev` built in release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-tools.sh >/dev/null
+scripts/install-tools.sh --browser >/dev/null
 scripts/web.sh >/dev/null
 TOOLS="${CARDSTREAM_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/cardstream/tools}"
 export CARDSTREAM_TANSU_BIN="$TOOLS/bin/tansu"

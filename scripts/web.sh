@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../web"
 
-if ! command -v node >/dev/null; then
-  echo "web: Node.js (>= 20.19) is needed to build the dashboard (apt-get install nodejs npm)" >&2
+# Vite 7 needs Node.js 20.19 or later (Debian 12's own nodejs package is 18).
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null; then
+  echo "web: Node.js >= 20.19 is needed to build the dashboard; found: $(node --version 2>/dev/null || echo none)" >&2
   exit 1
 fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -3,11 +3,10 @@
 // in headless chromium against `cardstream dev` on this machine. Median of 5 cold loads each.
 // Run through scripts/web-budget.sh.
 
-import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
-import { browser, psql, SECRET, startDev, waitFor } from "../tests/harness.mjs";
+import { browser, psql, simulate, startDev } from "../tests/harness.mjs";
 
 const dist = fileURLToPath(new URL("../dist/assets/", import.meta.url));
 const BINARY = process.env.CARDSTREAM_BIN ?? fileURLToPath(new URL("../../target/debug/cardstream", import.meta.url));
@@ -21,9 +20,7 @@ const sum = (ext, key) => files.filter((f) => f.name.endsWith(ext)).reduce((n, f
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 
 const dev = await startDev({ seed: 5, cards: 12 });
-execFileSync(BINARY, ["simulate", "--target", dev.webhooks, "--seed", "5", "--cards", "12", "--count", "600", "--rate", "0", "--progress", "0s"],
-  { env: { ...process.env, CARDSTREAM_WEBHOOK_SECRETS: SECRET }, stdio: "ignore" });
-await waitFor("cards", async () => Number(psql(dev.database, "SELECT count(*) FROM cards")) >= 12);
+await simulate(BINARY, dev, { seed: 5, cards: 12, count: 600 });
 const login = await (await fetch(`${dev.api}/graphql`, {
   method: "POST", headers: { "content-type": "application/json" },
   body: JSON.stringify({ query: 'mutation { login(email: "demo@cardstream.dev", password: "cardstream-demo") { token } }' }),

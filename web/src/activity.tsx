@@ -43,7 +43,9 @@ function toInput(f: Filter) {
 
 let categoriesCache: Promise<string[]> | null = null;
 function categories(): Promise<string[]> {
-  categoriesCache ??= gql<{ merchantCategories: string[] }>("{ merchantCategories }").then((d) => d.merchantCategories);
+  categoriesCache ??= gql<{ merchantCategories: string[] }>("{ merchantCategories }")
+    .then((d) => d.merchantCategories)
+    .catch((e) => { categoriesCache = null; throw e; });
   return categoriesCache;
 }
 
@@ -142,7 +144,8 @@ export function ActivityTable({ cardId, version }: { cardId: string; version: nu
   );
 }
 
-/** What the row cost: captures are money out (shown negative), a refund comes back. */
+/** An approved authorization is money out, shown negative; a declined one moved nothing and
+ * shows what was asked. (Refunds are transactions, on the authorization's page.) */
 function spend(r: Row): string {
   return r.approved ? `−${r.amount.formatted}` : r.amount.formatted;
 }

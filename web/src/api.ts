@@ -57,7 +57,13 @@ function client(): Client {
       url: `${scheme}://${location.host}/graphql/ws`,
       connectionParams: () => ({ authorization: `Bearer ${token() ?? ""}` }),
       retryAttempts: Infinity,
-      shouldRetry: () => true,
+      // The server closes with 4403 when the token is refused: retrying cannot help.
+      shouldRetry: (event) => !(event instanceof CloseEvent && (event.code === 4403 || event.code === 4401)),
+      on: {
+        // For the browser tests: the moment live updates can arrive.
+        connected: () => { document.documentElement.dataset.live = "connected"; },
+        closed: () => { document.documentElement.dataset.live = "closed"; },
+      },
     });
   }
   return socket;
@@ -77,7 +83,12 @@ export function subscribe<T>(
         if (result.errors?.length) onError(result.errors[0].message);
         else if (result.data) onData(result.data as T);
       },
-      error: () => onError("live updates were interrupted; reconnecting"),
+      error: (e) =>
+        onError(
+          e instanceof CloseEvent && (e.code === 4403 || e.code === 4401)
+            ? "live updates were refused: sign in again"
+            : "live updates were interrupted; reconnecting",
+        ),
       complete: () => {},
     },
   );

@@ -5,9 +5,8 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import {
-  authorizationEvent, browser, postWebhook, psql, screenshot, SECRET, signIn, startDev, waitFor,
+  authorizationEvent, browser, live, postWebhook, psql, screenshot, signIn, simulate, startDev, waitFor,
 } from "./harness.mjs";
 
 const BINARY = process.env.CARDSTREAM_BIN ?? new URL("../../target/debug/cardstream", import.meta.url).pathname;
@@ -20,21 +19,7 @@ const digits = (s) => s.replace(/[^0-9]/g, "").replace(/^0+/, "") || "0";
 before(async () => {
   dev = await startDev({ seed: SEED, cards: CARDS });
   // The same seed and card count as `dev` (whose own simulator is off): its world, with history.
-  const summary = execFileSync(
-    BINARY,
-    ["simulate", "--target", dev.webhooks, "--seed", String(SEED), "--cards", String(CARDS), "--count", "1500", "--rate", "0", "--progress", "0s"],
-    { env: { ...process.env, CARDSTREAM_WEBHOOK_SECRETS: SECRET }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
-  );
-  void summary;
-  // Folded when the count stops moving.
-  let last = -1;
-  await waitFor("the aggregator to catch up", async () => {
-    await new Promise((r) => setTimeout(r, 700));
-    const now = Number(psql(dev.database, "SELECT count(*) FROM stripe_events"));
-    const done = now > 0 && now === last;
-    last = now;
-    return done;
-  }, 60_000);
+  await simulate(BINARY, dev, { seed: SEED, cards: CARDS, count: 1500 });
   holder = psql(dev.database, "SELECT cardholder_id FROM user_cardholders uc JOIN users u ON u.id = uc.user_id WHERE u.email = 'demo@cardstream.dev'");
   cards = psql(dev.database, `SELECT c.id, c.currency, count(a.id) FROM cards c LEFT JOIN authorizations a ON a.card_id = c.id
     WHERE c.cardholder_id = '${holder}' GROUP BY c.id, c.currency ORDER BY count(a.id) DESC, c.id`)
@@ -84,7 +69,7 @@ test("a purchase appears live, within 2 s of the webhook's 200, and moves the ti
   const event = authorizationEvent("issuing_authorization.created", {
     card: card.id, holder, currency: card.currency, amount: 1234, category: "bakeries", merchant, approved: true,
   });
-  await new Promise((r) => setTimeout(r, 500)); // the subscription is open
+  await live(page);
   const posted = await postWebhook(dev.webhooks, "/webhooks/stripe", event);
   assert.equal(posted.status, 200);
   const answered = Date.now();

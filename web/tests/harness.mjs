@@ -3,7 +3,7 @@
 // Debian's chromium driven by playwright-core, psql for what the database holds, and signed
 // Stripe webhooks.
 
-import { spawn, execFileSync } from "node:child_process";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -15,7 +15,7 @@ export const SECRET = "whsec_cardstream_dev";
 export const SHOTS = `${here}../test-results`;
 const BINARY = process.env.CARDSTREAM_BIN ?? `${here}../../target/debug/cardstream`;
 const CHROMIUM = process.env.CARDSTREAM_CHROMIUM ?? "/usr/bin/chromium";
-const FIXTURES = process.env.CARDSTREAM_FIXTURES ?? `${here}../../../shared/fixtures/stripe`;
+const FIXTURES = process.env.CARDSTREAM_FIXTURES ?? `${here}../../crates/stripe/tests/fixtures`;
 
 /** Starts `cardstream dev` and waits for its banner. */
 export async function startDev({ seed = 11, cards = 12, rate = 0 } = {}) {
@@ -25,11 +25,11 @@ export async function startDev({ seed = 11, cards = 12, rate = 0 } = {}) {
     BINARY,
     ["dev", "--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
       "--rate", String(rate), "--seed", String(seed), "--cards", String(cards)],
-    { env: { ...process.env, CARDSTREAM_DATABASE_URL: url, RUST_LOG: "warn" }, stdio: ["ignore", "ignore", "pipe"] },
+    { env: { ...process.env, CARDSTREAM_DEV_DATABASE_URL: url, RUST_LOG: "warn" }, stdio: ["ignore", "ignore", "pipe"] },
   );
   const lines = [];
   const banner = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner within 90 s:\n${lines.join("\n")}`)), 90_000);
+    const timer = setTimeout(() => { child.kill("SIGTERM"); reject(new Error(`no banner within 90 s:\n${lines.join("\n")}`)); }, 90_000);
     const found = {};
     createInterface({ input: child.stderr }).on("line", (line) => {
       lines.push(line);
@@ -40,8 +40,14 @@ export async function startDev({ seed = 11, cards = 12, rate = 0 } = {}) {
     child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`cardstream dev exited (${code}):\n${lines.join("\n")}`)); });
   });
   const stop = async () => {
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      // A clean stop takes seconds (flush, commit, then the broker); past 30 s, kill it.
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      await exited;
+      clearTimeout(timer);
+    }
     try { psql("postgres", `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`); } catch { /* already gone */ }
   };
   return { api: `http://${banner.api}`, webhooks: `http://${banner.webhooks}`, database, stop };
@@ -50,6 +56,27 @@ export async function startDev({ seed = 11, cards = 12, rate = 0 } = {}) {
 /** One value (or rows joined by newlines) from psql. */
 export function psql(database, sql) {
   return execFileSync("psql", ["-At", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-c", sql], { encoding: "utf8" }).trim();
+}
+
+/** Sends `cardstream simulate` traffic to the gateway and waits until the aggregator has
+ * folded every event the gateway accepted. */
+export async function simulate(binary, dev, { seed, cards, count }) {
+  const run = spawnSync(
+    binary,
+    ["simulate", "--target", dev.webhooks, "--seed", String(seed), "--cards", String(cards), "--count", String(count), "--rate", "0", "--progress", "0s"],
+    { env: { ...process.env, CARDSTREAM_WEBHOOK_SECRETS: SECRET }, encoding: "utf8" },
+  );
+  const accepted = Number(run.stderr.match(/accepted \(2xx\) (\d+)/)?.[1]);
+  if (run.status !== 0 || !accepted) throw new Error(`cardstream simulate failed:\n${run.stderr}`);
+  await waitFor(`${accepted} events folded`, async () => Number(psql(dev.database, "SELECT count(*) FROM stripe_events")) >= accepted, 60_000);
+  return accepted;
+}
+
+/** Waits until the page's live updates are connected. */
+export async function live(page) {
+  await page.waitForSelector("html[data-live=connected]", { state: "attached", timeout: 10_000 });
+  // The subscribe message follows the connection; give the server a moment to register it.
+  await new Promise((r) => setTimeout(r, 200));
 }
 
 export async function waitFor(what, check, timeoutMs = 30_000) {

@@ -84,12 +84,11 @@ async fn graphql(
     if !introspect {
         // Without this answer a disabled introspection just returns null, which reads like a
         // bug to a client.
-        if request.query.contains("__schema") || request.query.contains("__type") {
-            let refusal = async_graphql::ServerError::new(
+        if asks_for_introspection(&request.query) {
+            let mut refusal = async_graphql::ServerError::new(
                 "introspection is disabled here: sign in first (the SDL is in crates/api/schema.graphql)",
                 None,
             );
-            let mut refusal = refusal;
             refusal
                 .extensions
                 .get_or_insert_with(Default::default)
@@ -144,4 +143,54 @@ async fn websocket(
                 })
                 .serve()
         })
+}
+
+/// Whether the document selects `__schema` or `__type` anywhere (`__typename` is ordinary and
+/// allowed). A document that does not parse is left to the executor, which names the error.
+fn asks_for_introspection(query: &str) -> bool {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    fn walk(set: &SelectionSet) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(field) => {
+                matches!(field.node.name.node.as_str(), "__schema" | "__type")
+                    || walk(&field.node.selection_set.node)
+            }
+            Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node),
+            Selection::FragmentSpread(_) => false,
+        })
+    }
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    document
+        .operations
+        .iter()
+        .any(|(_, op)| walk(&op.node.selection_set.node))
+        || document
+            .fragments
+            .values()
+            .any(|fragment| walk(&fragment.node.selection_set.node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asks_for_introspection;
+
+    #[test]
+    fn typename_is_not_introspection() {
+        assert!(asks_for_introspection("{ __schema { types { name } } }"));
+        assert!(asks_for_introspection(
+            "query { a: __type(name: \"Card\") { name } }"
+        ));
+        assert!(asks_for_introspection(
+            "{ viewer { ...F } } fragment F on ViewerObject { user { __type: email } __schema { x } }"
+        ));
+        assert!(!asks_for_introspection(
+            "mutation { login(email: \"__type\", password: \"x\") { __typename token } }"
+        ));
+        assert!(!asks_for_introspection(
+            "{ cards { id __typename } } # __schema"
+        ));
+        assert!(!asks_for_introspection("{ broken"));
+    }
 }

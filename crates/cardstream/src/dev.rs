@@ -48,10 +48,12 @@ pub(crate) struct DevArgs {
     admin_listen: SocketAddr,
 
     /// The database to use; it is dropped and created afresh at start (the in-memory broker
-    /// starts empty too), unless --keep-data. Set through the environment.
+    /// starts empty too), unless --keep-data. A variable of its own, not
+    /// CARDSTREAM_DATABASE_URL: a shell set up for a real deployment must not get its
+    /// database dropped by `dev`. Set through the environment.
     #[arg(
         long = "database-url",
-        env = "CARDSTREAM_DATABASE_URL",
+        env = "CARDSTREAM_DEV_DATABASE_URL",
         hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/cardstream_dev"
     )]
@@ -261,11 +263,8 @@ fn dev_policy() -> serde_json::Value {
         pairs
             .split(',')
             .filter_map(|pair| pair.split_once('='))
-            .map(|(currency, amount)| {
-                (
-                    currency.to_owned(),
-                    amount.parse::<i64>().unwrap_or(0).into(),
-                )
+            .filter_map(|(currency, amount)| {
+                Some((currency.to_owned(), amount.parse::<i64>().ok()?.into()))
             })
             .collect()
     };
@@ -295,7 +294,9 @@ async fn create_demo_users(store: &Store, holders: &[String]) -> anyhow::Result<
         (DEMO_ADMIN, Role::Admin, &[][..]),
         (DEMO_CARDHOLDER, Role::Cardholder, holders),
     ] {
-        if store.user_by_email(email).await?.is_some() {
+        if let Some(user) = store.user_by_email(email).await? {
+            // --keep-data with a new seed simulates new cardholders: show the new one too.
+            store.link_cardholders(user.id, links).await?;
             continue;
         }
         let hash = cardstream_api::hash_password(password)
@@ -345,10 +346,12 @@ mod tests {
     #[test]
     fn the_saved_policy_is_the_gateways_policy() {
         let policy: cardstream_policy::Policy = serde_json::from_value(dev_policy()).unwrap();
+        policy.validate().unwrap();
+        // Every pair in the constants made it through (a typo would drop one).
         assert_eq!(policy.blocked_categories.len(), 1);
-        assert_eq!(policy.max_amount.len(), 4);
-        assert_eq!(policy.daily_limit.len(), 4);
-        assert!(policy.daily_limit.values().all(|v| *v > 0));
+        assert_eq!(policy.max_amount.len(), MAX_AMOUNT.split(',').count());
+        assert_eq!(policy.daily_limit.len(), DAILY_LIMIT.split(',').count());
+        assert_eq!(policy.daily_limit.values().copied().max(), Some(400_000));
     }
 
     #[test]

@@ -22,6 +22,20 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 const SEED: u64 = 7;
 const CARDS: usize = 12;
 
+/// A failing test ends `dev` with SIGTERM, not SIGKILL, so that it stops its broker child too
+/// (which runs in a process group of its own and would outlive a killed parent).
+struct StopOnPanic(Option<u32>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if let (true, Some(pid)) = (std::thread::panicking(), self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
 /// What the banner says, read from the process's standard error.
 struct Banner {
     api: String,
@@ -66,15 +80,15 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
             "0",
         ])
         .args(["--seed", &SEED.to_string(), "--cards", &CARDS.to_string()])
-        .env("CARDSTREAM_DATABASE_URL", &db.url)
+        .env("CARDSTREAM_DEV_DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
         .env_remove("CARDSTREAM_KAFKA_BROKERS")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let _stop_on_panic = StopOnPanic(child.id());
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut banner = Banner {
         api: String::new(),

@@ -102,6 +102,25 @@ impl Store {
         Ok(user.into())
     }
 
+    /// Lets `user_id` see `cardholders` too (links it has already are kept).
+    pub async fn link_cardholders(
+        &self,
+        user_id: i64,
+        cardholders: &[String],
+    ) -> Result<(), Error> {
+        for cardholder in cardholders {
+            sqlx::query(
+                "INSERT INTO user_cardholders (user_id, cardholder_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(cardholder)
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The user with this email, whatever its case.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, Error> {
         Ok(users::Entity::find()
