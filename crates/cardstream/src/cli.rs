@@ -42,6 +42,8 @@ pub(crate) enum Command {
     Users(crate::admin::UsersArgs),
     /// Print the GraphQL schema (SDL), as committed in crates/api/schema.graphql.
     Schema,
+    /// Print the CardStream CustomResourceDefinition (YAML), as committed in k8s/crd.yaml.
+    Crd,
     /// Run everything on this machine: a local broker, a fresh database, gateway, aggregator,
     /// API, demo users and simulated traffic.
     Dev(Box<crate::dev::DevArgs>),

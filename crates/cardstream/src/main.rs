@@ -54,6 +54,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Users(args) => admin::users(args).await?,
         Command::Dev(args) => dev::run(*args, shutdown).await?,
+        Command::Crd => {
+            use std::io::Write;
+            std::io::stdout().write_all(cardstream_operator::crd_yaml()?.as_bytes())?;
+        }
         Command::Schema => {
             use std::io::Write;
             std::io::stdout().write_all(cardstream_api::sdl().as_bytes())?;
