@@ -3,12 +3,14 @@
 //! committed as `k8s/crd.yaml` and checked for drift by a test. The reconciler follows.
 
 mod crd;
+mod scaling;
 
 pub use crd::{
     AggregatorSpec, AutoscalingSpec, CardStream, CardStreamSpec, CardStreamStatus, ComponentSpec,
     ConfigMapKeyRef, KafkaSpec, PolicySource, SecretKeyRef,
 };
 use kube::CustomResourceExt;
+pub use scaling::Recommender;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
