@@ -3,6 +3,7 @@
 //! committed as `k8s/crd.yaml` and checked for drift by a test. The reconciler follows.
 
 mod crd;
+mod objects;
 mod scaling;
 
 pub use crd::{
@@ -10,6 +11,10 @@ pub use crd::{
     ConfigMapKeyRef, KafkaSpec, PolicySource, SecretKeyRef,
 };
 use kube::CustomResourceExt;
+pub use objects::{
+    Component, deployment, disruption_budget, labels, migration_job, object_name,
+    policy_config_map, service,
+};
 pub use scaling::Recommender;
 
 /// Errors of this crate.

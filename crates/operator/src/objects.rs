@@ -1,0 +1,400 @@
+//! The objects a CardStream becomes: pure functions from the resource to what should exist, so
+//! that what the operator applies is tested without an API server.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+
+use crate::{CardStream, SecretKeyRef};
+
+/// The three workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    Gateway,
+    Aggregator,
+    Api,
+}
+
+impl Component {
+    pub const ALL: [Component; 3] = [Component::Gateway, Component::Aggregator, Component::Api];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Gateway => "gateway",
+            Component::Aggregator => "aggregator",
+            Component::Api => "api",
+        }
+    }
+
+    /// Whether it serves traffic (and so gets a Service).
+    pub fn serves(self) -> bool {
+        self != Component::Aggregator
+    }
+}
+
+const HTTP_PORT: i32 = 8080;
+const ADMIN_PORT: i32 = 9090;
+/// A non-root user present in distroless-style images.
+const USER: i64 = 65532;
+const SECRETS_DIR: &str = "/var/run/cardstream/webhook-secrets";
+const POLICY_DIR: &str = "/etc/cardstream/policy";
+
+/// The ConfigMap and key the gateway reads its policy file from, if any.
+fn policy_source(cs: &CardStream) -> Option<(String, String)> {
+    let policy = cs.spec.policy.as_ref()?;
+    if policy.inline.is_some() {
+        return Some((
+            format!("{}-policy", cs.name_any()),
+            "policy.toml".to_owned(),
+        ));
+    }
+    let reference = policy.config_map.as_ref()?;
+    Some((reference.name.clone(), reference.key.clone()))
+}
+
+/// `cardstream-<instance>-<component>`.
+pub fn object_name(cs: &CardStream, component: Component) -> String {
+    format!("{}-{}", cs.name_any(), component.name())
+}
+
+/// The labels every object of a component carries (and selects its pods by).
+pub fn labels(cs: &CardStream, component: Option<Component>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "cardstream".to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), cs.name_any()),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "cardstream-operator".to_owned(),
+        ),
+    ]);
+    if let Some(component) = component {
+        labels.insert(
+            "app.kubernetes.io/component".to_owned(),
+            component.name().to_owned(),
+        );
+    }
+    labels
+}
+
+fn meta(cs: &CardStream, name: String, component: Option<Component>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: cs.namespace(),
+        labels: Some(labels(cs, component)),
+        // Deleting the CardStream deletes everything it made.
+        owner_references: owner(cs).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn owner(cs: &CardStream) -> Option<OwnerReference> {
+    cs.controller_owner_ref(&())
+}
+
+fn secret_env(name: &str, secret: &SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name.clone(),
+                key: secret.key.clone(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn plain(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+fn http_probe(path: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String("admin".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(5),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+/// The container of `component`, as `cardstream <component>`.
+fn container(cs: &CardStream, component: Component) -> Container {
+    let spec = &cs.spec;
+    let mut env = vec![
+        plain(
+            "CARDSTREAM_KAFKA_BROKERS",
+            spec.kafka.bootstrap_servers.clone(),
+        ),
+        plain("CARDSTREAM_KAFKA_TOPIC", spec.kafka.topic.clone()),
+        plain("CARDSTREAM_LISTEN", format!("0.0.0.0:{HTTP_PORT}")),
+        plain("CARDSTREAM_ADMIN_LISTEN", format!("0.0.0.0:{ADMIN_PORT}")),
+        plain("CARDSTREAM_LOG_FORMAT", "json"),
+        secret_env("CARDSTREAM_DATABASE_URL", &spec.database_url_secret),
+    ];
+    if !spec.kafka.properties.is_empty() {
+        env.push(env_joined(
+            "CARDSTREAM_KAFKA_PROPERTIES",
+            &spec.kafka.properties,
+        ));
+    }
+    let mut mounts = Vec::new();
+    match component {
+        Component::Gateway => {
+            env.push(plain(
+                "CARDSTREAM_WEBHOOK_SECRETS_FILE",
+                format!("{SECRETS_DIR}/{}", spec.webhook_secrets_secret.key),
+            ));
+            mounts.push(VolumeMount {
+                name: "webhook-secrets".to_owned(),
+                mount_path: SECRETS_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+            if let Some((_, key)) = policy_source(cs) {
+                // Mounted as a directory (not subPath) so edits reach the running pod.
+                env.push(plain(
+                    "CARDSTREAM_POLICY_FILE",
+                    format!("{POLICY_DIR}/{key}"),
+                ));
+                mounts.push(VolumeMount {
+                    name: "policy".to_owned(),
+                    mount_path: POLICY_DIR.to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                });
+            }
+        }
+        Component::Api => env.push(secret_env("CARDSTREAM_TOKEN_SECRET", &spec.token_secret)),
+        Component::Aggregator => {}
+    }
+    let resources = match component {
+        Component::Gateway => spec.gateway.resources.clone(),
+        Component::Aggregator => spec.aggregator.component.resources.clone(),
+        Component::Api => spec.api.resources.clone(),
+    };
+    let mut ports = vec![ContainerPort {
+        name: Some("admin".to_owned()),
+        container_port: ADMIN_PORT,
+        ..ContainerPort::default()
+    }];
+    if component.serves() {
+        ports.push(ContainerPort {
+            name: Some("http".to_owned()),
+            container_port: HTTP_PORT,
+            ..ContainerPort::default()
+        });
+    }
+    Container {
+        name: component.name().to_owned(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: spec.image_pull_policy.clone(),
+        args: Some(vec![component.name().to_owned()]),
+        env: Some(env),
+        ports: Some(ports),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        liveness_probe: Some(http_probe("/healthz")),
+        readiness_probe: Some(http_probe("/readyz")),
+        resources,
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(USER),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+fn env_joined(name: &str, values: &[String]) -> EnvVar {
+    plain(name, values.join(","))
+}
+
+fn pod_security() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(USER),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+/// The Deployment of `component` with `replicas` (the aggregator's come from the autoscaler).
+pub fn deployment(cs: &CardStream, component: Component, replicas: i32) -> Deployment {
+    let volumes = (component == Component::Gateway).then(|| {
+        let mut volumes = vec![Volume {
+            name: "webhook-secrets".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(cs.spec.webhook_secrets_secret.name.clone()),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        }];
+        if let Some((name, _)) = policy_source(cs) {
+            volumes.push(Volume {
+                name: "policy".to_owned(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: name.clone(),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
+        volumes
+    });
+    let annotations = BTreeMap::from([
+        ("prometheus.io/scrape".to_owned(), "true".to_owned()),
+        ("prometheus.io/port".to_owned(), ADMIN_PORT.to_string()),
+    ]);
+    Deployment {
+        metadata: meta(cs, object_name(cs, component), Some(component)),
+        spec: DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(labels(cs, Some(component))),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(cs, Some(component))),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container(cs, component)],
+                    volumes,
+                    security_context: Some(pod_security()),
+                    automount_service_account_token: Some(false),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    }
+}
+
+/// The Service in front of the gateway or the API.
+pub fn service(cs: &CardStream, component: Component) -> Service {
+    Service {
+        metadata: meta(cs, object_name(cs, component), Some(component)),
+        spec: Some(ServiceSpec {
+            selector: Some(labels(cs, Some(component))),
+            ports: Some(vec![
+                ServicePort {
+                    name: Some("http".to_owned()),
+                    port: 80,
+                    target_port: Some(IntOrString::String("http".to_owned())),
+                    ..ServicePort::default()
+                },
+                ServicePort {
+                    name: Some("admin".to_owned()),
+                    port: ADMIN_PORT,
+                    target_port: Some(IntOrString::String("admin".to_owned())),
+                    ..ServicePort::default()
+                },
+            ]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+/// At most one pod of a component down at a time during voluntary disruptions (drains).
+pub fn disruption_budget(cs: &CardStream, component: Component) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(cs, object_name(cs, component), Some(component)),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(labels(cs, Some(component))),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    }
+}
+
+/// `cardstream migrate` for the CardStream's image, run before its workloads move to it. Named
+/// after the image, so each new version migrates once.
+pub fn migration_job(cs: &CardStream) -> Job {
+    let mut container = container(cs, Component::Aggregator);
+    container.name = "migrate".to_owned();
+    container.args = Some(vec!["migrate".to_owned()]);
+    container.ports = None;
+    container.liveness_probe = None;
+    container.readiness_probe = None;
+    Job {
+        metadata: meta(
+            cs,
+            format!("{}-migrate-{}", cs.name_any(), short_hash(&cs.spec.image)),
+            None,
+        ),
+        spec: Some(JobSpec {
+            backoff_limit: Some(4),
+            ttl_seconds_after_finished: Some(86_400),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(cs, None)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    restart_policy: Some("Never".to_owned()),
+                    security_context: Some(pod_security()),
+                    automount_service_account_token: Some(false),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        ..Job::default()
+    }
+}
+
+/// The inline policy as a ConfigMap the gateway mounts (none for a ConfigMap reference).
+pub fn policy_config_map(cs: &CardStream) -> Option<ConfigMap> {
+    let inline = cs.spec.policy.as_ref()?.inline.clone()?;
+    Some(ConfigMap {
+        metadata: meta(cs, format!("{}-policy", cs.name_any()), None),
+        data: Some(BTreeMap::from([("policy.toml".to_owned(), inline)])),
+        ..ConfigMap::default()
+    })
+}
+
+/// 8 hex digits of FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
+fn short_hash(text: &str) -> String {
+    let hash = text.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
+}

@@ -1,0 +1,162 @@
+//! What the reconciler applies, built from the sample CardStream and checked without an API
+//! server: names, labels and selectors that match, owner references, secrets by reference only,
+//! probes, a non-root and read-only container, and the migration Job.
+
+#![allow(clippy::unwrap_used)]
+
+use cardstream_operator::{
+    CardStream, Component, deployment, disruption_budget, labels, migration_job, policy_config_map,
+    service,
+};
+
+fn sample() -> CardStream {
+    let text = std::fs::read_to_string(format!(
+        "{}/../../k8s/sample-cardstream.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut cs: CardStream = serde_yaml::from_str(&text).unwrap();
+    cs.metadata.namespace = Some("payments".into());
+    cs.metadata.uid = Some("0b6c1d9e-0000-4000-8000-000000000001".into());
+    cs
+}
+
+fn env_of(
+    d: &k8s_openapi::api::apps::v1::Deployment,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    let pod = d.spec.template.spec.as_ref().unwrap();
+    pod.containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let secret = e
+                .value_from
+                .and_then(|v| v.secret_key_ref)
+                .map(|s| format!("{}/{}", s.name, s.key));
+            (e.name, e.value, secret)
+        })
+        .collect()
+}
+
+#[test]
+fn each_workload_runs_its_subcommand_with_matching_selectors_and_an_owner() {
+    let cs = sample();
+    for component in Component::ALL {
+        let d = deployment(&cs, component, 3);
+        let name = format!("cardstream-{}", component.name());
+        assert_eq!(d.metadata.name.as_deref(), Some(name.as_str()));
+        assert_eq!(d.metadata.namespace.as_deref(), Some("payments"));
+        let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("CardStream", Some(true))
+        );
+        assert_eq!(d.spec.replicas, Some(3));
+        let selector = d.spec.selector.match_labels.clone().unwrap();
+        let template = d
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .clone()
+            .unwrap();
+        assert!(selector.iter().all(|(k, v)| template.get(k) == Some(v)));
+        assert_eq!(selector, labels(&cs, Some(component)));
+        let container = &d.spec.template.spec.as_ref().unwrap().containers[0];
+        assert_eq!(
+            container.args.clone().unwrap(),
+            vec![component.name().to_owned()]
+        );
+        assert_eq!(
+            container.image.as_deref(),
+            Some("ghcr.io/cardstream/cardstream:0.1.0")
+        );
+        let probe = container
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(probe.path.as_deref(), Some("/readyz"));
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+    }
+}
+
+#[test]
+fn secrets_are_referenced_never_copied() {
+    let cs = sample();
+    let gateway = env_of(&deployment(&cs, Component::Gateway, 2));
+    let api = env_of(&deployment(&cs, Component::Api, 2));
+    let find = |env: &[(String, Option<String>, Option<String>)], name: &str| {
+        env.iter().find(|(n, _, _)| n == name).cloned()
+    };
+    assert_eq!(
+        find(&gateway, "CARDSTREAM_DATABASE_URL")
+            .unwrap()
+            .2
+            .as_deref(),
+        Some("cardstream/database-url")
+    );
+    assert_eq!(
+        find(&gateway, "CARDSTREAM_WEBHOOK_SECRETS_FILE")
+            .unwrap()
+            .1
+            .as_deref(),
+        Some("/var/run/cardstream/webhook-secrets/webhook-secrets")
+    );
+    assert_eq!(
+        find(&api, "CARDSTREAM_TOKEN_SECRET").unwrap().2.as_deref(),
+        Some("cardstream/token-secret")
+    );
+    // Only the API holds the token secret; only the gateway the webhook secrets.
+    assert!(find(&gateway, "CARDSTREAM_TOKEN_SECRET").is_none());
+    assert!(find(&api, "CARDSTREAM_WEBHOOK_SECRETS_FILE").is_none());
+    // The inline policy reaches the gateway through its ConfigMap.
+    assert_eq!(
+        find(&gateway, "CARDSTREAM_POLICY_FILE")
+            .unwrap()
+            .1
+            .as_deref(),
+        Some("/etc/cardstream/policy/policy.toml")
+    );
+    let config = policy_config_map(&cs).unwrap();
+    assert!(config.data.unwrap()["policy.toml"].contains("betting_casino_gambling"));
+}
+
+#[test]
+fn services_budgets_and_the_migration_job() {
+    let cs = sample();
+    for component in [Component::Gateway, Component::Api] {
+        let s = service(&cs, component);
+        let spec = s.spec.unwrap();
+        assert_eq!(spec.selector.unwrap(), labels(&cs, Some(component)));
+        assert_eq!(spec.ports.unwrap()[0].port, 80);
+    }
+    let pdb = disruption_budget(&cs, Component::Aggregator).spec.unwrap();
+    assert_eq!(
+        pdb.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    let job = migration_job(&cs);
+    let name = job.metadata.name.clone().unwrap();
+    assert!(name.starts_with("cardstream-migrate-"), "{name}");
+    // The same image gives the same Job (it migrates once); another image another Job.
+    assert_eq!(migration_job(&cs).metadata.name, job.metadata.name);
+    let mut next = cs.clone();
+    next.spec.image = "ghcr.io/cardstream/cardstream:0.2.0".into();
+    assert_ne!(migration_job(&next).metadata.name, job.metadata.name);
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(
+        pod.containers[0].args.clone().unwrap(),
+        vec!["migrate".to_owned()]
+    );
+}
