@@ -1,0 +1,165 @@
+//! The Docker Compose stack, checked where no Docker engine runs: the services the README
+//! lists exist, run the right subcommand, start in the right order, publish the documented
+//! ports, and Prometheus scrapes every component.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_yaml::{Mapping, Value};
+
+fn repo_file(path: &str) -> String {
+    let full = format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+/// A service with YAML merge keys (`<<: *anchor`) applied, as Compose applies them.
+fn merged(value: &Value) -> Mapping {
+    let mut out = Mapping::new();
+    if let Some(map) = value.as_mapping() {
+        if let Some(base) = map.get("<<") {
+            out = merged(base);
+        }
+        for (k, v) in map {
+            if k.as_str() == Some("<<") {
+                continue;
+            }
+            let v = if v.as_mapping().is_some_and(|m| m.contains_key("<<")) {
+                Value::Mapping(merged(v))
+            } else {
+                v.clone()
+            };
+            out.insert(k.clone(), v);
+        }
+    }
+    out
+}
+
+fn services() -> Mapping {
+    let compose: Value = serde_yaml::from_str(&repo_file("docker-compose.yml")).unwrap();
+    compose["services"].as_mapping().unwrap().clone()
+}
+
+fn service(name: &str) -> Mapping {
+    merged(
+        services()
+            .get(name)
+            .unwrap_or_else(|| panic!("no service {name}")),
+    )
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_sequence)
+        .map(|s| {
+            s.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_service_the_readme_lists_exists() {
+    let readme = repo_file("README.md");
+    let section = readme
+        .split("## Docker and Compose")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let listed: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .collect();
+    assert_eq!(listed.len(), 8, "{listed:?}");
+    let services = services();
+    for name in &listed {
+        assert!(
+            services.contains_key(*name),
+            "README lists {name}; compose has no such service"
+        );
+    }
+    assert_eq!(
+        services.len(),
+        listed.len(),
+        "compose has services the README does not list"
+    );
+}
+
+#[test]
+fn cardstream_services_run_their_subcommand_in_order_with_their_secrets() {
+    for (name, command, after) in [
+        ("migrate", "migrate", vec!["postgres"]),
+        ("topics", "topics", vec!["kafka"]),
+        ("gateway", "gateway", vec!["migrate", "topics"]),
+        ("aggregator", "aggregator", vec!["migrate", "topics"]),
+        ("api", "api", vec!["migrate"]),
+    ] {
+        let s = service(name);
+        assert_eq!(
+            strings(s.get("command")).first().map(String::as_str),
+            Some(command),
+            "{name}"
+        );
+        assert_eq!(
+            s.get("image").and_then(Value::as_str),
+            Some("cardstream:local"),
+            "{name}"
+        );
+        let depends = s.get("depends_on").and_then(Value::as_mapping).unwrap();
+        for dependency in after {
+            let condition = depends[dependency]["condition"].as_str().unwrap();
+            let expected = if ["postgres", "kafka"].contains(&dependency) {
+                "service_healthy"
+            } else {
+                "service_completed_successfully"
+            };
+            assert_eq!(condition, expected, "{name} after {dependency}");
+        }
+        let env = s.get("environment").map(merged).unwrap();
+        for key in [
+            "CARDSTREAM_KAFKA_BROKERS",
+            "CARDSTREAM_DATABASE_URL",
+            "CARDSTREAM_ADMIN_LISTEN",
+        ] {
+            assert!(env.contains_key(key), "{name} lacks {key}");
+        }
+    }
+    assert!(
+        service("gateway")["environment"]
+            .as_mapping()
+            .unwrap()
+            .contains_key("CARDSTREAM_WEBHOOK_SECRETS")
+    );
+    assert!(
+        service("api")["environment"]
+            .as_mapping()
+            .unwrap()
+            .contains_key("CARDSTREAM_TOKEN_SECRET")
+    );
+}
+
+#[test]
+fn ports_and_scrape_targets_match_the_readme() {
+    assert_eq!(strings(service("api").get("ports")), vec!["8080:8080"]);
+    assert_eq!(strings(service("gateway").get("ports")), vec!["8081:8080"]);
+    assert_eq!(
+        strings(service("prometheus").get("ports")),
+        vec!["9099:9090"]
+    );
+    let prometheus: Value = serde_yaml::from_str(&repo_file("deploy/prometheus.yml")).unwrap();
+    let targets: Vec<String> = prometheus["scrape_configs"][0]["static_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|c| strings(c.get("targets")))
+        .collect();
+    assert_eq!(targets, vec!["gateway:9090", "aggregator:9090", "api:9090"]);
+    let kafka = service("kafka");
+    let env = kafka["environment"].as_mapping().unwrap();
+    assert_eq!(
+        env["KAFKA_PROCESS_ROLES"].as_str(),
+        Some("broker,controller"),
+        "KRaft"
+    );
+}
