@@ -32,3 +32,92 @@ fn the_sample_cardstream_parses_with_defaults_filled_in() {
     let policy = sample.spec.policy.unwrap().inline.unwrap();
     assert!(policy.contains("betting_casino_gambling"), "{policy}");
 }
+
+/// Every document of `k8s/operator.yaml`, each parsed as the Kubernetes type its kind names
+/// (a misspelt field fails here rather than at `kubectl apply`).
+#[test]
+fn the_operator_manifests_are_valid_objects_with_least_privilege() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+    use serde::Deserialize;
+
+    let text = repo_file("k8s/operator.yaml");
+    let mut kinds = Vec::new();
+    let mut rules = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(document).unwrap();
+        let kind = value["kind"].as_str().unwrap().to_owned();
+        let strict = |v: serde_yaml::Value| serde_json::to_value(v).unwrap();
+        match kind.as_str() {
+            "ClusterRole" => {
+                let role: ClusterRole = serde_json::from_value(strict(value)).unwrap();
+                rules.extend(role.rules.unwrap());
+            }
+            "Role" => {
+                let role: Role = serde_json::from_value(strict(value)).unwrap();
+                rules.extend(role.rules.unwrap());
+            }
+            "Deployment" => {
+                let d: Deployment = serde_json::from_value(strict(value)).unwrap();
+                let pod = d.spec.template.spec.unwrap();
+                assert_eq!(
+                    pod.service_account_name.as_deref(),
+                    Some("cardstream-operator")
+                );
+                assert_eq!(
+                    pod.containers[0].args.clone().unwrap(),
+                    vec!["operator".to_owned()]
+                );
+                assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+            }
+            _ => {}
+        }
+        kinds.push(kind);
+    }
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Deployment"
+        ]
+    );
+    let resources: Vec<String> = rules
+        .iter()
+        .flat_map(|r| r.resources.clone().unwrap())
+        .collect();
+    for needed in [
+        "cardstreams",
+        "cardstreams/status",
+        "cardstreams/finalizers",
+        "deployments",
+        "leases",
+    ] {
+        assert!(
+            resources.iter().any(|r| r == needed),
+            "no rule for {needed}"
+        );
+    }
+    for rule in &rules {
+        assert!(
+            !rule.verbs.iter().any(|v| v == "*"),
+            "a wildcard verb: {rule:?}"
+        );
+        assert!(
+            !rule.resources.clone().unwrap().iter().any(|r| r == "*"),
+            "a wildcard resource"
+        );
+        assert!(
+            !rule
+                .resources
+                .clone()
+                .unwrap()
+                .iter()
+                .any(|r| r == "secrets"),
+            "the operator never reads Secrets"
+        );
+    }
+}
