@@ -34,7 +34,8 @@ fn the_sample_cardstream_parses_with_defaults_filled_in() {
 }
 
 /// Every document of `k8s/operator.yaml`, each parsed as the Kubernetes type its kind names
-/// (a misspelt field fails here rather than at `kubectl apply`).
+/// (a value of the wrong type or a missing required field fails here; unknown field names do
+/// not, k8s-openapi ignores them).
 #[test]
 fn the_operator_manifests_are_valid_objects_with_least_privilege() {
     use k8s_openapi::api::apps::v1::Deployment;
