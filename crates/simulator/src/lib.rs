@@ -143,6 +143,30 @@ pub enum Error {
     },
 }
 
+/// [`generate`] with a fixed mix of answers: every `nth` authorization request declined (as
+/// `category_blocked`), the others approved. For tests and benchmarks.
+pub fn generate_declining_every(
+    nth: usize,
+    seed: u64,
+    cards: usize,
+    start: i64,
+    purchases: usize,
+) -> Vec<SimEvent> {
+    let mut n = 0;
+    generate(seed, cards, start, purchases, |_| {
+        n += 1;
+        if nth > 0 && n % nth == 0 {
+            Answer::Declined {
+                reason: "category_blocked".into(),
+            }
+        } else {
+            Answer::Approved {
+                reason: "approved".into(),
+            }
+        }
+    })
+}
+
 /// Generates the events of `purchases` purchases without sending anything, in the order they
 /// happen, deciding each authorization request with `decide`. For tests and benchmarks that
 /// need the simulator's events without a gateway.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use cardstream_aggregator::{AggregatorArgs, RunningAggregator};
 use cardstream_kafka::{EventProducer, KafkaArgs, OutgoingEvent, ProducerTuning};
-use cardstream_simulator::{Answer, SimEvent, generate};
+use cardstream_simulator::{SimEvent, generate_declining_every};
 use cardstream_store::Store;
 use cardstream_stripe::Event;
 use cardstream_telemetry::{CancellationToken, Registry};
@@ -157,19 +157,7 @@ impl TestAggregator {
 
 /// Simulator events, every fourth authorization declined.
 pub fn simulated(seed: u64, cards: usize, purchases: usize) -> Vec<SimEvent> {
-    let mut n = 0;
-    generate(seed, cards, 1_764_000_000, purchases, |_| {
-        n += 1;
-        if n % 4 == 0 {
-            Answer::Declined {
-                reason: "category_blocked".into(),
-            }
-        } else {
-            Answer::Approved {
-                reason: "approved".into(),
-            }
-        }
-    })
+    generate_declining_every(4, seed, cards, 1_764_000_000, purchases)
 }
 
 /// Produces events as the gateway would (key = card, headers), waiting for every ack.

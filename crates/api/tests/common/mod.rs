@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use cardstream_api::{ApiArgs, RunningApi};
-use cardstream_simulator::{Answer, Script, SimEvent, generate};
+use cardstream_simulator::{Script, SimEvent, generate_declining_every};
 use cardstream_store::{IncomingEvent, Position, Role, Store};
 use cardstream_telemetry::{CancellationToken, Registry};
 use cardstream_testbed::TestDatabase;
@@ -41,19 +41,7 @@ pub struct TestApi {
 
 /// Every fourth gateway decision is a decline.
 pub fn events(purchases: usize) -> Vec<SimEvent> {
-    let mut n = 0;
-    generate(SEED, CARDS, START, purchases, |_| {
-        n += 1;
-        if n % 4 == 0 {
-            Answer::Declined {
-                reason: "category_blocked".into(),
-            }
-        } else {
-            Answer::Approved {
-                reason: "approved".into(),
-            }
-        }
-    })
+    generate_declining_every(4, SEED, CARDS, START, purchases)
 }
 
 pub async fn ingest(store: &Store, events: &[SimEvent]) {

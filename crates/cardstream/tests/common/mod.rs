@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cardstream_kafka::{EventProducer, KafkaArgs, OutgoingEvent, ProducerTuning, TopicArgs};
-use cardstream_simulator::{Answer, SimEvent, generate};
+use cardstream_simulator::{SimEvent, generate_declining_every};
 use cardstream_store::{IncomingEvent, Position, Store};
 use cardstream_stripe::Event;
 use cardstream_testbed::{Broker, Storage, TestDatabase, unique_name};
@@ -119,19 +119,7 @@ impl Setup {
 }
 
 pub fn simulated(seed: u64, cards: usize, purchases: usize) -> Vec<SimEvent> {
-    let mut n = 0;
-    generate(seed, cards, 1_764_000_000, purchases, |_| {
-        n += 1;
-        if n % 4 == 0 {
-            Answer::Declined {
-                reason: "category_blocked".into(),
-            }
-        } else {
-            Answer::Approved {
-                reason: "approved".into(),
-            }
-        }
-    })
+    generate_declining_every(4, seed, cards, 1_764_000_000, purchases)
 }
 
 pub async fn produce(kafka: &KafkaArgs, events: &[SimEvent]) {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use cardstream_simulator::{Answer, SimEvent, generate};
+use cardstream_simulator::{SimEvent, generate_declining_every};
 use cardstream_store::{IncomingEvent, Position, Store};
 use cardstream_testbed::TestDatabase;
 
@@ -22,19 +22,7 @@ pub async fn store() -> (TestDatabase, Store) {
 /// Simulator events for `purchases` purchases on `cards` cards; every fourth authorization
 /// request is declined by the "gateway".
 pub fn simulated(seed: u64, cards: usize, purchases: usize) -> Vec<SimEvent> {
-    let mut n = 0;
-    generate(seed, cards, 1_764_000_000, purchases, |_| {
-        n += 1;
-        if n % 4 == 0 {
-            Answer::Declined {
-                reason: "category_blocked".into(),
-            }
-        } else {
-            Answer::Approved {
-                reason: "approved".into(),
-            }
-        }
-    })
+    generate_declining_every(4, seed, cards, 1_764_000_000, purchases)
 }
 
 /// As records read from a 4-partition topic, in the given order.
