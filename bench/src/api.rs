@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use cardstream_store::Store;
 use cardstream_testbed::TestDatabase;
-use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::process::Command;
 
 use crate::graphql::{Client, login};
+use crate::load::LoadResult;
 use crate::processes::{free_addr, sibling_binary, spawn_listening};
 use crate::report::{Row, print, ratio};
 
@@ -114,20 +114,24 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<()> {
         let dashboard = drive(&client, &sessions[..clients], DASHBOARD, args.duration).await?;
         table.push(Row {
             name: format!("baseline: viewer email, {clients} clients"),
-            rate: baseline.rate(),
+            rate: answered_rate(&baseline),
             p50: baseline.p(0.5),
             p99: baseline.p(0.99),
-            note: format!("{} requests, {} failed", baseline.ok, baseline.failed),
+            note: format!(
+                "{} requests, {} failed",
+                baseline.ok(),
+                baseline.completed - baseline.ok()
+            ),
         });
         table.push(Row {
             name: format!("dashboard: summary + page, {clients} clients"),
-            rate: dashboard.rate(),
+            rate: answered_rate(&dashboard),
             p50: dashboard.p(0.5),
             p99: dashboard.p(0.99),
             note: format!(
                 "{} requests, {} failed; p99 {} of the baseline's",
-                dashboard.ok,
-                dashboard.failed,
+                dashboard.ok(),
+                dashboard.completed - dashboard.ok(),
                 ratio(
                     dashboard.p(0.99).as_secs_f64(),
                     baseline.p(0.99).as_secs_f64()
@@ -166,7 +170,7 @@ async fn drive(
     sessions: &[(String, Vec<String>)],
     query: &'static str,
     duration: Duration,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<LoadResult> {
     let end = Instant::now() + duration;
     let sessions = Arc::new(sessions.to_vec());
     let mut tasks = Vec::new();
@@ -174,7 +178,7 @@ async fn drive(
         let (client, sessions) = (client.clone(), sessions.clone());
         tasks.push(tokio::spawn(async move {
             let (token, cards) = &sessions[i];
-            let mut outcome = Outcome::new();
+            let mut outcome = LoadResult::empty(Duration::ZERO);
             let mut n = i;
             while Instant::now() < end {
                 n = n.wrapping_mul(31).wrapping_add(7);
@@ -185,61 +189,21 @@ async fn drive(
                     Ok(response) => response["errors"].is_null() && !response["data"].is_null(),
                     Err(_) => false,
                 };
-                outcome.record(ok, started.elapsed());
+                outcome.record(ok.then_some(200), started.elapsed());
             }
             outcome
         }));
     }
-    let mut total = Outcome::new();
+    let mut total = LoadResult::empty(duration);
     for task in tasks {
         total.merge(&task.await?);
     }
-    total.elapsed = duration;
     Ok(total)
 }
 
-#[derive(Debug)]
-struct Outcome {
-    ok: u64,
-    failed: u64,
-    elapsed: Duration,
-    latency_us: Histogram<u64>,
-}
-
-impl Outcome {
-    fn new() -> Self {
-        Outcome {
-            ok: 0,
-            failed: 0,
-            elapsed: Duration::ZERO,
-            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)
-                .unwrap_or_else(|_| unreachable!()),
-        }
-    }
-
-    fn record(&mut self, ok: bool, latency: Duration) {
-        if ok {
-            self.ok += 1;
-        } else {
-            self.failed += 1;
-        }
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let _ = self.latency_us.record(micros.max(1));
-    }
-
-    fn merge(&mut self, other: &Outcome) {
-        self.ok += other.ok;
-        self.failed += other.failed;
-        let _ = self.latency_us.add(&other.latency_us);
-    }
-
-    fn rate(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    fn p(&self, q: f64) -> Duration {
-        Duration::from_micros(self.latency_us.value_at_quantile(q))
-    }
+/// Requests that answered with data and no errors, per second of the measurement.
+fn answered_rate(r: &LoadResult) -> f64 {
+    r.ok() as f64 / r.elapsed.as_secs_f64().max(1e-9)
 }
 
 /// Writes the card program with set-based SQL: cardholders, cards in four currencies (JPY

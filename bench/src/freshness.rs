@@ -18,8 +18,6 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
@@ -191,9 +189,7 @@ pub(crate) async fn measure(rate: f64, duration: Duration) -> anyhow::Result<Fre
         }
     }
     purchases.truncate(count);
-    let http = HyperClient::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(256)
-        .build_http::<Full<Bytes>>();
+    let http = crate::load::client(256);
     let post = |item: &Item| {
         let request = Request::post(format!("http://{}{}", processes.gateway, item.path))
             .header("content-type", "application/json")

@@ -9,7 +9,6 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone)]
@@ -20,12 +19,8 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(api: SocketAddr, connections: usize) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
         Client {
-            http: HyperClient::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(connections)
-                .build(connector),
+            http: crate::load::client(connections),
             url: format!("http://{api}/graphql"),
         }
     }

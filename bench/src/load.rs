@@ -62,7 +62,7 @@ impl LoadResult {
             .sum()
     }
 
-    fn record(&mut self, status: Option<u16>, latency: Duration) {
+    pub(crate) fn record(&mut self, status: Option<u16>, latency: Duration) {
         self.completed += 1;
         match status {
             Some(status) => *self.by_status.entry(status).or_default() += 1,
@@ -90,7 +90,7 @@ impl LoadResult {
         let _ = self.latency_us.add(latencies);
     }
 
-    fn merge(&mut self, other: &LoadResult) {
+    pub(crate) fn merge(&mut self, other: &LoadResult) {
         self.completed += other.completed;
         self.errors += other.errors;
         for (s, n) in &other.by_status {
@@ -100,7 +100,8 @@ impl LoadResult {
     }
 }
 
-fn client(connections: usize) -> Client<HttpConnector, Full<Bytes>> {
+/// A keep-alive HTTP client with up to `connections` idle connections and no Nagle delay.
+pub(crate) fn client(connections: usize) -> Client<HttpConnector, Full<Bytes>> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     Client::builder(TokioExecutor::new())

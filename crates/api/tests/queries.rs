@@ -405,16 +405,9 @@ async fn activity_pages_and_filters_return_exactly_the_matching_authorizations()
 }
 
 fn time_date(day: i64) -> String {
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    (time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(day))
+        .date()
+        .to_string()
 }
 
 #[tokio::test]

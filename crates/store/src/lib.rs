@@ -100,13 +100,21 @@ impl Error {
     }
 }
 
-/// Creates the database named in `url` if it does not exist yet, connecting to the same
-/// server's `postgres` database to do so. Returns whether it was created.
-pub async fn create_database_if_missing(url: &str) -> Result<bool, Error> {
+/// A connection to the `postgres` database of the server in `url`, and the name of `url`'s own
+/// database quoted as an identifier (identifiers cannot be bound as parameters).
+async fn server_connection(url: &str) -> Result<(sqlx::PgConnection, String, String), Error> {
     use sqlx::Connection;
     let options: sqlx::postgres::PgConnectOptions = url.parse()?;
     let name = options.get_database().unwrap_or("postgres").to_owned();
-    let mut conn = sqlx::PgConnection::connect_with(&options.database("postgres")).await?;
+    let conn = sqlx::PgConnection::connect_with(&options.database("postgres")).await?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    Ok((conn, name, quoted))
+}
+
+/// Creates the database named in `url` if it does not exist yet, connecting to the same
+/// server's `postgres` database to do so. Returns whether it was created.
+pub async fn create_database_if_missing(url: &str) -> Result<bool, Error> {
+    let (mut conn, name, quoted) = server_connection(url).await?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(&name)
@@ -115,8 +123,6 @@ pub async fn create_database_if_missing(url: &str) -> Result<bool, Error> {
     if exists {
         return Ok(false);
     }
-    // Identifiers cannot be bound as parameters; quote it.
-    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     sqlx::query(&format!("CREATE DATABASE {quoted}"))
         .execute(&mut conn)
         .await?;
@@ -126,11 +132,7 @@ pub async fn create_database_if_missing(url: &str) -> Result<bool, Error> {
 /// Drops the database named in `url` (closing its sessions) and creates it empty: a fresh
 /// start for `cardstream dev`, whose broker forgets everything on exit.
 pub async fn recreate_database(url: &str) -> Result<(), Error> {
-    use sqlx::Connection;
-    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
-    let name = options.get_database().unwrap_or("postgres").to_owned();
-    let mut conn = sqlx::PgConnection::connect_with(&options.database("postgres")).await?;
-    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    let (mut conn, _, quoted) = server_connection(url).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
         .execute(&mut conn)
         .await?;
