@@ -44,6 +44,8 @@ pub(crate) enum Command {
     Schema,
     /// Print the CardStream CustomResourceDefinition (YAML), as committed in k8s/crd.yaml.
     Crd,
+    /// Reconcile CardStream resources on a Kubernetes cluster (one leader, by Lease).
+    Operator(Box<cardstream_operator::OperatorArgs>),
     /// Run everything on this machine: a local broker, a fresh database, gateway, aggregator,
     /// API, demo users and simulated traffic.
     Dev(Box<crate::dev::DevArgs>),

@@ -58,6 +58,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             use std::io::Write;
             std::io::stdout().write_all(cardstream_operator::crd_yaml()?.as_bytes())?;
         }
+        Command::Operator(args) => cardstream_operator::run(*args, registry()?, shutdown).await?,
         Command::Schema => {
             use std::io::Write;
             std::io::stdout().write_all(cardstream_api::sdl().as_bytes())?;

@@ -58,6 +58,10 @@ pub struct KafkaSpec {
     #[serde(default = "default_partitions")]
     #[schemars(range(min = 1, max = 1024))]
     pub partitions: i32,
+    /// Replication factor of topics the operator creates (existing topics keep theirs).
+    #[serde(default = "default_replication")]
+    #[schemars(range(min = 1, max = 16))]
+    pub replication_factor: i32,
     /// Extra librdkafka properties (TLS, SASL), `key=value`.
     #[serde(default)]
     pub properties: Vec<String>,
@@ -69,6 +73,10 @@ fn default_topic() -> String {
 
 fn default_partitions() -> i32 {
     8
+}
+
+fn default_replication() -> i32 {
+    3
 }
 
 /// A key of a Secret in the CardStream's namespace.

@@ -1,27 +1,65 @@
 //! The Kubernetes side of cardstream: the `CardStream` custom resource (group
-//! `cardstream.dev`, version `v1alpha1`), and the YAML `cardstream crd` prints, which is
-//! committed as `k8s/crd.yaml` and checked for drift by a test. The reconciler follows.
+//! `cardstream.dev`, version `v1alpha1`), the YAML `cardstream crd` prints (committed as
+//! `k8s/crd.yaml` and checked for drift by a test), and the operator that reconciles it.
 
 mod crd;
+mod kafka;
+mod lease;
+mod metrics;
 mod objects;
+mod reconcile;
+mod run;
 mod scaling;
+mod status;
 
 pub use crd::{
     AggregatorSpec, AutoscalingSpec, CardStream, CardStreamSpec, CardStreamStatus, ComponentSpec,
     ConfigMapKeyRef, KafkaSpec, PolicySource, SecretKeyRef,
 };
+pub use kafka::{KafkaState, kafka_args, observe as observe_kafka};
 use kube::CustomResourceExt;
+pub use lease::LeaderLease;
+pub use metrics::OperatorMetrics;
 pub use objects::{
-    Component, deployment, disruption_budget, labels, migration_job, object_name,
-    policy_config_map, service,
+    Component, consumer_group, deployment, disruption_budget, labels, migration_job, object_name,
+    policy_config_map, service, service_monitor,
 };
+pub use reconcile::{Context, MANAGER, error_policy, reconcile};
+pub use run::{OperatorArgs, run};
 pub use scaling::Recommender;
+pub use status::{Migration, Observed, Rollout, status};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot render the CRD as YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] cardstream_kafka::Error),
+    #[error("spec.kafka.properties: {0}")]
+    KafkaProperty(String),
+    #[error("invalid CardStream: {0}")]
+    InvalidSpec(String),
+    #[error("the leader Lease was lost to another replica")]
+    LeaseLost,
+    #[error(transparent)]
+    Telemetry(#[from] cardstream_telemetry::Error),
+    #[error("cannot register a metric: {0}")]
+    Metric(#[from] prometheus::Error),
+}
+
+impl Error {
+    /// The `reason` label of `cardstream_operator_reconcile_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kubernetes",
+            Error::Kafka(_) => "kafka",
+            Error::KafkaProperty(_) | Error::InvalidSpec(_) => "invalid_spec",
+            _ => "internal",
+        }
+    }
 }
 
 /// The CustomResourceDefinition, as YAML.

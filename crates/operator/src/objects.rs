@@ -68,6 +68,16 @@ pub fn object_name(cs: &CardStream, component: Component) -> String {
     format!("{}-{}", cs.name_any(), component.name())
 }
 
+/// The aggregator's Kafka consumer group: namespaced, so two CardStreams sharing a Kafka cluster
+/// never share (or steal) each other's partitions.
+pub fn consumer_group(cs: &CardStream) -> String {
+    format!(
+        "cardstream.{}.{}.aggregator",
+        cs.namespace().unwrap_or_default(),
+        cs.name_any()
+    )
+}
+
 /// The labels every object of a component carries (and selects its pods by).
 pub fn labels(cs: &CardStream, component: Option<Component>) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
@@ -186,7 +196,7 @@ fn container(cs: &CardStream, component: Component) -> Container {
             }
         }
         Component::Api => env.push(secret_env("CARDSTREAM_TOKEN_SECRET", &spec.token_secret)),
-        Component::Aggregator => {}
+        Component::Aggregator => env.push(plain("CARDSTREAM_CONSUMER_GROUP", consumer_group(cs))),
     }
     let resources = match component {
         Component::Gateway => spec.gateway.resources.clone(),
@@ -302,26 +312,33 @@ pub fn deployment(cs: &CardStream, component: Component, replicas: i32) -> Deplo
     }
 }
 
-/// The Service in front of the gateway or the API.
+/// The Service of a component: `http` and `admin` in front of the gateway and the API; for the
+/// aggregator, which serves no traffic, a headless one with `admin` only, so that a
+/// ServiceMonitor finds every component's `/metrics` the same way.
 pub fn service(cs: &CardStream, component: Component) -> Service {
+    let admin = ServicePort {
+        name: Some("admin".to_owned()),
+        port: ADMIN_PORT,
+        target_port: Some(IntOrString::String("admin".to_owned())),
+        ..ServicePort::default()
+    };
+    let (ports, cluster_ip) = if component.serves() {
+        let http = ServicePort {
+            name: Some("http".to_owned()),
+            port: 80,
+            target_port: Some(IntOrString::String("http".to_owned())),
+            ..ServicePort::default()
+        };
+        (vec![http, admin], None)
+    } else {
+        (vec![admin], Some("None".to_owned()))
+    };
     Service {
         metadata: meta(cs, object_name(cs, component), Some(component)),
         spec: Some(ServiceSpec {
             selector: Some(labels(cs, Some(component))),
-            ports: Some(vec![
-                ServicePort {
-                    name: Some("http".to_owned()),
-                    port: 80,
-                    target_port: Some(IntOrString::String("http".to_owned())),
-                    ..ServicePort::default()
-                },
-                ServicePort {
-                    name: Some("admin".to_owned()),
-                    port: ADMIN_PORT,
-                    target_port: Some(IntOrString::String("admin".to_owned())),
-                    ..ServicePort::default()
-                },
-            ]),
+            ports: Some(ports),
+            cluster_ip,
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -397,4 +414,20 @@ fn short_hash(text: &str) -> String {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
     format!("{hash:08x}")
+}
+
+/// The ServiceMonitor (Prometheus Operator, `monitoring.coreos.com/v1`) scraping every
+/// component's `admin` port. Built as JSON: the operator creates it only when that CRD exists,
+/// and there is no Rust type for it in k8s-openapi.
+pub fn service_monitor(cs: &CardStream) -> serde_json::Value {
+    let selector = labels(cs, None);
+    serde_json::json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": meta(cs, cs.name_any(), None),
+        "spec": {
+            "selector": { "matchLabels": selector },
+            "endpoints": [{ "port": "admin", "path": "/metrics", "interval": "30s" }],
+        },
+    })
 }

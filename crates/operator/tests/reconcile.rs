@@ -1,0 +1,484 @@
+//! The reconciler against a mocked API server (named scenarios: install, migration done,
+//! update, upgrade, deletion, API error) and, for its Kafka step, a real broker (SQLite storage,
+//! whose offsets are exact).
+
+#![allow(clippy::unwrap_used)]
+
+mod fake_api;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cardstream_kafka::rdkafka::ClientConfig;
+use cardstream_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+use cardstream_kafka::{KafkaArgs, ensure_topic, partition_count};
+use cardstream_operator::{CardStream, Context, OperatorMetrics, error_policy, reconcile};
+use cardstream_testbed::{Broker, Storage, metric_value};
+use fake_api::{Exchange, assert_quiet, serve, status};
+use http::StatusCode;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+const NS: &str = "payments";
+const UID: &str = "6f1c2a8e-0000-4000-8000-000000000001";
+const TOPIC: &str = "stripe.events";
+
+fn cardstream(brokers: &str, image: &str, generation: i64) -> CardStream {
+    serde_json::from_value(json!({
+        "apiVersion": "cardstream.dev/v1alpha1",
+        "kind": "CardStream",
+        "metadata": { "name": "shop", "namespace": NS, "uid": UID, "generation": generation },
+        "spec": {
+            "image": image,
+            "kafka": { "bootstrapServers": brokers, "partitions": 4, "replicationFactor": 1 },
+            "databaseUrlSecret": { "name": "shop", "key": "database-url" },
+            "webhookSecretsSecret": { "name": "shop", "key": "webhook-secrets" },
+            "tokenSecret": { "name": "shop", "key": "token-secret" },
+            "gateway": { "replicas": 2 },
+            "api": { "replicas": 2 },
+            "aggregator": {
+                "replicas": 1,
+                "autoscaling": { "minReplicas": 1, "maxReplicas": 8, "targetLagPerReplica": 10 }
+            },
+            "policy": { "inline": "blocked_categories = [\"betting_casino_gambling\"]\n" }
+        }
+    }))
+    .expect("a valid CardStream")
+}
+
+fn context(client: kube::Client) -> (Arc<Context>, prometheus::Registry) {
+    let registry = prometheus::Registry::new();
+    let metrics = OperatorMetrics::new(&registry).expect("metrics");
+    (
+        Arc::new(Context::new(client, metrics, Duration::from_secs(30))),
+        registry,
+    )
+}
+
+fn owned_by_the_cardstream(body: &Value) {
+    let owner = &body["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["uid"], UID, "owner reference: {body}");
+    assert_eq!(
+        (owner["kind"].as_str(), owner["controller"].as_bool()),
+        (Some("CardStream"), Some(true))
+    );
+}
+
+/// The objects every reconcile applies before looking at the workloads.
+fn applies_config_services_and_budgets() -> Vec<Exchange> {
+    let mut steps = vec![
+        Exchange::apply(format!("/api/v1/namespaces/{NS}/configmaps/shop-policy")).check(|b| {
+            owned_by_the_cardstream(b);
+            assert!(
+                b["data"]["policy.toml"]
+                    .as_str()
+                    .unwrap()
+                    .contains("betting_casino_gambling")
+            );
+        }),
+    ];
+    for component in ["gateway", "aggregator", "api"] {
+        steps.push(
+            Exchange::apply(format!("/api/v1/namespaces/{NS}/services/shop-{component}")).check(
+                move |b| {
+                    owned_by_the_cardstream(b);
+                    assert_eq!(
+                        b["spec"]["selector"]["app.kubernetes.io/component"],
+                        component
+                    );
+                },
+            ),
+        );
+        steps.push(
+            Exchange::apply(format!(
+                "/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/shop-{component}"
+            ))
+            .check(owned_by_the_cardstream),
+        );
+    }
+    steps
+}
+
+fn deployment_path(component: &str) -> String {
+    format!("/apis/apps/v1/namespaces/{NS}/deployments/shop-{component}")
+}
+
+/// A Deployment as the API server would hold it: running `image`, all replicas ready.
+fn running(component: &str, image: &str, replicas: i32) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": format!("shop-{component}"), "namespace": NS },
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app.kubernetes.io/component": component } },
+            "template": { "spec": { "containers": [{ "name": component, "image": image }] } }
+        },
+        "status": { "replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas }
+    })
+}
+
+/// Answers an applied Deployment as settled: every replica it asks for ready.
+fn settled(body: &Value) -> (StatusCode, Value) {
+    let mut object = body.clone();
+    let replicas = object["spec"]["replicas"].clone();
+    object["status"] =
+        json!({ "replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas });
+    (StatusCode::OK, object)
+}
+
+/// The migration Job for the CardStream's image: `cardstream migrate`, owned by the CardStream.
+fn migration_job(cs: &CardStream) -> Exchange {
+    let image = cs.spec.image.clone();
+    Exchange::apply(job_path(&job_for(cs))).check(move |b| {
+        owned_by_the_cardstream(b);
+        let container = &b["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            (container["image"].as_str(), &container["args"]),
+            (Some(image.as_str()), &json!(["migrate"]))
+        );
+    })
+}
+
+fn job_path(job: &Value) -> String {
+    format!(
+        "/apis/batch/v1/namespaces/{NS}/jobs/{}",
+        job["metadata"]["name"].as_str().unwrap()
+    )
+}
+
+const CRD_PATH: &str =
+    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/servicemonitors.monitoring.coreos.com";
+/// The status merge patch, answered with the CardStream holding the new status.
+fn status_patch(cs: &CardStream) -> Exchange {
+    let object = serde_json::to_value(cs).unwrap();
+    Exchange::apply(STATUS_PATH).reply(move |patch| {
+        let mut object = object;
+        object["status"] = patch["status"].clone();
+        (StatusCode::OK, object)
+    })
+}
+
+const STATUS_PATH: &str =
+    "/apis/cardstream.dev/v1alpha1/namespaces/payments/cardstreams/shop/status";
+
+fn condition<'a>(body: &'a Value, type_: &str) -> &'a Value {
+    body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap()
+}
+
+/// The migration Job's name for `image` (from the builder, so the scenario asks for the same).
+fn job_for(cs: &CardStream) -> Value {
+    serde_json::to_value(cardstream_operator::migration_job(cs)).unwrap()
+}
+
+async fn produce(brokers: &str, records: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for i in 0..records {
+        let key = format!("card-{i}");
+        producer
+            .send(
+                FutureRecord::to(TOPIC).key(&key).payload("{}"),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produced");
+    }
+}
+
+#[tokio::test]
+async fn install_creates_the_topic_and_objects_then_waits_for_the_migration() {
+    let broker = Broker::start(Storage::Sqlite).await;
+    let cs = cardstream(&broker.brokers(), "cardstream:1", 1);
+    let (client, handle) = fake_api::client();
+    let mut steps = applies_config_services_and_budgets();
+    for component in ["gateway", "aggregator", "api"] {
+        steps.push(Exchange::get(deployment_path(component)).not_found());
+    }
+    steps.push(migration_job(&cs)); // echoed without status: the Job is running
+    steps.push(Exchange::get(CRD_PATH).not_found()); // no Prometheus Operator: no ServiceMonitor
+    steps.push(status_patch(&cs).check(|b| {
+        let ready = condition(b, "Ready");
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("False"), Some("Migrating"))
+        );
+        assert_eq!(condition(b, "Progressing")["status"], "True");
+        assert_eq!(condition(b, "Degraded")["status"], "False");
+        assert_eq!(b["status"]["consumerLag"], 0);
+        assert_eq!(b["status"]["observedGeneration"], 1);
+    }));
+    let server = serve(handle, "install", steps);
+    let (ctx, _) = context(client);
+
+    let action = reconcile(Arc::new(cs), ctx).await.expect("reconciled");
+
+    assert_eq!(
+        action,
+        Action::requeue(Duration::from_secs(5)),
+        "a running migration is checked again soon"
+    );
+    assert_quiet(
+        server.await.unwrap(),
+        "install: no Deployment before the migration",
+    )
+    .await;
+    let kafka = KafkaArgs::new(broker.brokers(), TOPIC);
+    assert_eq!(partition_count(&kafka, TOPIC).await.unwrap(), 4);
+    assert_eq!(
+        partition_count(&kafka, "stripe.events.dlq").await.unwrap(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn once_migrated_the_workloads_roll_out_with_the_aggregators_the_lag_calls_for() {
+    let broker = Broker::start(Storage::Sqlite).await;
+    // A topic made earlier with 2 partitions and 25 records nobody has read.
+    let kafka = KafkaArgs::new(broker.brokers(), TOPIC);
+    ensure_topic(&kafka, TOPIC, 2, 1).await.unwrap();
+    produce(&broker.brokers(), 25).await;
+
+    let cs = cardstream(&broker.brokers(), "cardstream:1", 1);
+    let (client, handle) = fake_api::client();
+    let mut steps = applies_config_services_and_budgets();
+    for component in ["gateway", "aggregator", "api"] {
+        steps.push(Exchange::get(deployment_path(component)).not_found());
+    }
+    steps.push(migration_job(&cs).reply(|b| {
+        let mut job = b.clone();
+        job["status"] = json!({ "succeeded": 1 });
+        (StatusCode::OK, job)
+    }));
+    for (component, replicas) in [("gateway", 2), ("aggregator", 3), ("api", 2)] {
+        steps.push(
+            Exchange::apply(deployment_path(component))
+                .check(move |b| {
+                    owned_by_the_cardstream(b);
+                    // 25 records of lag at 10 per replica: 3 aggregators.
+                    assert_eq!(b["spec"]["replicas"], replicas, "{component}");
+                    let container = &b["spec"]["template"]["spec"]["containers"][0];
+                    assert_eq!(container["args"], json!([component]));
+                    assert_eq!(container["securityContext"]["runAsNonRoot"], true);
+                })
+                .reply(settled),
+        );
+    }
+    steps.push(Exchange::get(CRD_PATH).returns(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "servicemonitors.monitoring.coreos.com" },
+        "spec": { "group": "monitoring.coreos.com", "names": { "kind": "ServiceMonitor", "plural": "servicemonitors" }, "scope": "Namespaced", "versions": [] }
+    })));
+    steps.push(
+        Exchange::apply(format!(
+            "/apis/monitoring.coreos.com/v1/namespaces/{NS}/servicemonitors/shop"
+        ))
+        .check(|b| {
+            owned_by_the_cardstream(b);
+            assert_eq!(b["spec"]["endpoints"][0]["port"], "admin");
+            assert_eq!(
+                b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+                "shop"
+            );
+        }),
+    );
+    steps.push(status_patch(&cs).check(|b| {
+        let ready = condition(b, "Ready");
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("True"), Some("AllReplicasReady"))
+        );
+        assert_eq!(
+            b["status"]["consumerLag"], 25,
+            "measured on the real broker"
+        );
+        assert_eq!(b["status"]["aggregatorReplicas"], 3);
+        assert_eq!(b["status"]["aggregatorReadyReplicas"], 3);
+    }));
+    let server = serve(handle, "migrated", steps);
+    let (ctx, registry) = context(client);
+
+    let action = reconcile(Arc::new(cs), ctx).await.expect("reconciled");
+
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
+    assert_quiet(server.await.unwrap(), "migrated").await;
+    assert_eq!(
+        partition_count(&kafka, TOPIC).await.unwrap(),
+        4,
+        "grown from 2 to the spec's 4"
+    );
+    let labels = [("namespace", NS), ("name", "shop")];
+    assert_eq!(
+        metric_value(
+            &registry,
+            "cardstream_operator_consumer_lag_records",
+            &labels
+        ),
+        25.0
+    );
+    assert_eq!(
+        metric_value(
+            &registry,
+            "cardstream_operator_reconciles_total",
+            &[("result", "ok")]
+        ),
+        1.0
+    );
+}
+
+/// Workloads already run the spec's image: no Job; the new replica count is applied.
+#[tokio::test]
+async fn an_update_on_the_same_image_applies_the_workloads_without_migrating() {
+    let broker = Broker::start(Storage::Sqlite).await;
+    let mut cs = cardstream(&broker.brokers(), "cardstream:1", 7);
+    cs.spec.gateway.replicas = 5;
+    cs.spec.aggregator.autoscaling = None;
+    let (client, handle) = fake_api::client();
+    let mut steps = applies_config_services_and_budgets();
+    for component in ["gateway", "aggregator", "api"] {
+        steps.push(Exchange::get(deployment_path(component)).returns(running(
+            component,
+            "cardstream:1",
+            2,
+        )));
+    }
+    for (component, replicas) in [("gateway", 5), ("aggregator", 1), ("api", 2)] {
+        steps.push(
+            Exchange::apply(deployment_path(component))
+                .check(move |b| assert_eq!(b["spec"]["replicas"], replicas, "{component}"))
+                .reply(settled),
+        );
+    }
+    steps.push(Exchange::get(CRD_PATH).not_found());
+    steps.push(status_patch(&cs).check(|b| {
+        assert_eq!(b["status"]["observedGeneration"], 7);
+        assert_eq!(b["status"]["gatewayReadyReplicas"], 5);
+        assert_eq!(condition(b, "Ready")["status"], "True");
+    }));
+    let server = serve(handle, "update", steps);
+    let (ctx, _) = context(client);
+    reconcile(Arc::new(cs), ctx).await.expect("reconciled");
+    assert_quiet(server.await.unwrap(), "update").await;
+}
+
+/// A new image: the migration Job for it runs first; the Deployments keep the old image until
+/// it has succeeded.
+#[tokio::test]
+async fn an_upgrade_migrates_before_any_workload_moves() {
+    let broker = Broker::start(Storage::Sqlite).await;
+    let cs = cardstream(&broker.brokers(), "cardstream:2", 8);
+    let (client, handle) = fake_api::client();
+    let mut steps = applies_config_services_and_budgets();
+    for component in ["gateway", "aggregator", "api"] {
+        steps.push(Exchange::get(deployment_path(component)).returns(running(
+            component,
+            "cardstream:1",
+            2,
+        )));
+    }
+    steps.push(migration_job(&cs));
+    steps.push(Exchange::get(CRD_PATH).not_found());
+    steps.push(status_patch(&cs).check(|b| {
+        assert_eq!(condition(b, "Progressing")["reason"], "Migrating");
+        assert_eq!(
+            b["status"]["gatewayReadyReplicas"], 2,
+            "the old version still serves"
+        );
+    }));
+    let server = serve(handle, "upgrade", steps);
+    let (ctx, _) = context(client);
+    let action = reconcile(Arc::new(cs), ctx).await.expect("reconciled");
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+    assert_quiet(
+        server.await.unwrap(),
+        "upgrade: no Deployment patched mid-migration",
+    )
+    .await;
+}
+
+/// Deletion: owner references make Kubernetes delete the owned objects; the operator writes
+/// nothing (the Kafka topic is data and stays).
+#[tokio::test]
+async fn deletion_makes_no_requests() {
+    let mut cs = cardstream("127.0.0.1:1", "cardstream:1", 3);
+    cs.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    let (client, handle) = fake_api::client();
+    let (ctx, _) = context(client);
+    let action = reconcile(Arc::new(cs), ctx).await.expect("reconciled");
+    assert_eq!(action, Action::await_change());
+    assert_quiet(handle, "deletion").await;
+}
+
+/// The API server refuses (403): the reconcile stops at that request, fails with the API's
+/// reason, counts it, and is retried later.
+#[tokio::test]
+async fn an_api_server_error_stops_the_reconcile_and_is_counted() {
+    let broker = Broker::start(Storage::Sqlite).await;
+    let cs = Arc::new(cardstream(&broker.brokers(), "cardstream:1", 1));
+    let (client, handle) = fake_api::client();
+    let steps = vec![
+        Exchange::apply(format!("/api/v1/namespaces/{NS}/configmaps/shop-policy")).reply(|_| {
+            status(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "configmaps is forbidden: User cannot patch",
+            )
+        }),
+    ];
+    let server = serve(handle, "forbidden", steps);
+    let (ctx, registry) = context(client);
+
+    let error = reconcile(cs.clone(), ctx.clone())
+        .await
+        .expect_err("the reconcile fails");
+
+    assert!(error.to_string().contains("forbidden"), "{error}");
+    assert_eq!(error.reason(), "kubernetes");
+    assert_eq!(
+        error_policy(cs, &error, ctx),
+        Action::requeue(Duration::from_secs(15))
+    );
+    assert_quiet(server.await.unwrap(), "forbidden").await;
+    assert_eq!(
+        metric_value(
+            &registry,
+            "cardstream_operator_reconcile_failures_total",
+            &[("reason", "kubernetes")]
+        ),
+        1.0
+    );
+}
+
+/// A spec the schema accepts but the operator cannot act on: no request, no retry until it changes.
+#[tokio::test]
+async fn an_invalid_spec_is_refused_before_any_request() {
+    let mut cs = cardstream("127.0.0.1:1", "cardstream:1", 1);
+    cs.spec
+        .aggregator
+        .autoscaling
+        .as_mut()
+        .unwrap()
+        .min_replicas = 9;
+    let (client, handle) = fake_api::client();
+    let (ctx, _) = context(client);
+    let cs = Arc::new(cs);
+    let error = reconcile(cs.clone(), ctx.clone())
+        .await
+        .expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("minReplicas 9 is above maxReplicas 8"),
+        "{error}"
+    );
+    assert_eq!(error_policy(cs, &error, ctx), Action::await_change());
+    assert_quiet(handle, "invalid spec").await;
+}
