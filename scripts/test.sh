@@ -2,7 +2,8 @@
 # Runs every check and test of cardstream: formatting, lints, then the unit and integration
 # tests against the real Postgres (127.0.0.1:5432) and real Kafka-protocol brokers that the
 # tests start themselves, then the dashboard's tests in headless chromium against
-# `cardstream dev`. Installs what it needs first (scripts/install-tools.sh, scripts/web.sh).
+# `cardstream dev`. Installs what it needs first (scripts/install-tools.sh, scripts/web.sh, and
+# for the Helm chart's tests scripts/python-tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ export CARDSTREAM_TANSU_BIN="$TOOLS/bin/tansu"
 
 echo "== dashboard build"
 scripts/web.sh
+
+echo "== Helm chart (rendered, linted and validated with Helm's engine in .venv)"
+scripts/chart-test.sh
 
 echo "== format"
 cargo fmt --all -- --check

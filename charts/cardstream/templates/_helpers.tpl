@@ -1,0 +1,77 @@
+{{/*
+The chart's name, and the "fullname" every object's name derives from: the release name, with
+the chart's name appended unless the release name already contains it.
+*/}}
+{{- define "cardstream.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cardstream.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "cardstream.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The operator's objects: <fullname>-operator (54 characters at most, room for "-leader"). */}}
+{{- define "cardstream.operator.fullname" -}}
+{{- printf "%s-operator" (include "cardstream.fullname" . | trunc 45 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "cardstream.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cardstream.operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of every object the chart makes. */}}
+{{- define "cardstream.labels" -}}
+helm.sh/chart: {{ include "cardstream.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cardstream
+{{- end }}
+
+{{/*
+The operator's selector. Its name label is <name>-operator, never the components' "cardstream",
+so no selector of the operator's components (name=cardstream, instance=<CardStream>) can match
+the operator's pods or Service, whatever the CardStream is called.
+*/}}
+{{- define "cardstream.operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cardstream.name" . }}-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cardstream.operator.labels" -}}
+{{ include "cardstream.labels" . }}
+app.kubernetes.io/name: {{ include "cardstream.name" . }}-operator
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* The image the operator runs: repository:tag, the tag defaulting to the appVersion. */}}
+{{- define "cardstream.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The CardStream's name: cardstream.name, else the fullname. */}}
+{{- define "cardstream.instanceName" -}}
+{{- default (include "cardstream.fullname" .) .Values.cardstream.name }}
+{{- end }}
+
+{{/* PromQL label matchers the alerts add to every selector. */}}
+{{- define "cardstream.alertMatchers" -}}
+{{- default (printf "namespace=%q" .Release.Namespace) .Values.metrics.prometheusRule.matchers }}
+{{- end }}
