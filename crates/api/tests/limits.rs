@@ -184,3 +184,58 @@ async fn operations_are_counted_by_root_field_and_outcome() {
         1.0
     );
 }
+
+/// Amplification without depth: many aliases of one field, a fragment spread many times, a
+/// fragment that spreads itself, a pile of directives. Each is refused with its code before
+/// any resolver runs, and a cheap query afterwards still answers.
+#[tokio::test]
+async fn aliases_fragments_and_directives_cannot_amplify_a_query() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+
+    // 2,000 aliases of a three-field selection: 6,000 fields, over the 5,000 budget.
+    let aliases = (0..2_000)
+        .map(|i| format!("v{i}: viewer {{ user {{ email }} }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        code(
+            &api.gql(Some(&admin), &format!("{{ {aliases} }}"), json!({}))
+                .await
+        ),
+        "QUERY_TOO_COMPLEX"
+    );
+
+    // One fragment, spread under 2,000 aliases: counted where it is spread, not once.
+    let spreads = (0..2_000)
+        .map(|i| format!("v{i}: viewer {{ ...U }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let query = format!("{{ {spreads} }} fragment U on ViewerObject {{ user {{ email }} }}");
+    assert_eq!(
+        code(&api.gql(Some(&admin), &query, json!({})).await),
+        "QUERY_TOO_COMPLEX"
+    );
+
+    // A fragment cycle would never finish expanding: a validation error.
+    let cycle = "{ viewer { ...A } } fragment A on ViewerObject { ...B } fragment B on ViewerObject { ...A }";
+    assert_eq!(
+        code(&api.gql(Some(&admin), cycle, json!({})).await),
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+
+    // The same directive repeated on one field.
+    let directives = format!(
+        "{{ viewer {{ user {{ email {} }} }} }}",
+        "@include(if: true) ".repeat(500)
+    );
+    assert_eq!(
+        code(&api.gql(Some(&admin), &directives, json!({})).await),
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+
+    let fine = api
+        .gql(Some(&admin), "{ viewer { user { email } } }", json!({}))
+        .await;
+    assert_eq!(fine["data"]["viewer"]["user"]["email"], "admin@example.com");
+}

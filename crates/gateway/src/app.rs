@@ -32,6 +32,7 @@ pub struct Gateway {
     pub metrics: GatewayMetrics,
     pub body_limit: usize,
     pub produce_timeout: Duration,
+    pub body_timeout: Duration,
     pub stripe_version: HeaderValue,
 }
 
@@ -99,10 +100,14 @@ impl Gateway {
         if declared.is_some_and(|len| len > self.body_limit as u64) {
             return Err(too_large);
         }
-        match Limited::new(body, self.body_limit).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
-            Err(err) => Err(WebhookError::BodyUnreadable(err.to_string())),
+        let read = Limited::new(body, self.body_limit).collect();
+        match tokio::time::timeout(self.body_timeout, read).await {
+            Err(_) => Err(WebhookError::BodyTimeout {
+                after: self.body_timeout,
+            }),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
+            Ok(Err(err)) => Err(WebhookError::BodyUnreadable(err.to_string())),
         }
     }
 

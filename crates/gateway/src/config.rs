@@ -49,6 +49,16 @@ pub struct GatewayArgs {
     )]
     pub produce_timeout: Duration,
 
+    /// Longest a client may take to send a webhook's body once its headers arrived; slower
+    /// bodies get 408, so a trickling client cannot hold a connection and its buffer open.
+    #[arg(
+        long,
+        env = "CARDSTREAM_BODY_TIMEOUT",
+        default_value = "10s",
+        value_parser = humantime::parse_duration
+    )]
+    pub body_timeout: Duration,
+
     /// How long the producer waits to fill a batch. Higher trades latency for throughput.
     #[arg(
         long,

@@ -13,6 +13,8 @@ pub enum WebhookError {
     Signature(#[from] SignatureError),
     #[error("the body is larger than the {limit}-byte limit")]
     BodyTooLarge { limit: usize },
+    #[error("the body did not arrive within {after:?}")]
+    BodyTimeout { after: std::time::Duration },
     #[error("the body could not be read to the end: {0}")]
     BodyUnreadable(String),
     #[error("{0}")]
@@ -29,6 +31,7 @@ impl WebhookError {
     pub fn status(&self) -> StatusCode {
         match self {
             WebhookError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             WebhookError::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -39,6 +42,7 @@ impl WebhookError {
         match self {
             WebhookError::Signature(e) => e.code(),
             WebhookError::BodyTooLarge { .. } => "body_too_large",
+            WebhookError::BodyTimeout { .. } => "body_timeout",
             WebhookError::BodyUnreadable(_) => "body_unreadable",
             WebhookError::NotJson(_) => "body_not_json",
             WebhookError::NotAnEvent(_) => "not_a_stripe_event",

@@ -72,6 +72,7 @@ pub async fn start(
         metrics,
         body_limit: args.body_limit,
         produce_timeout: args.produce_timeout,
+        body_timeout: args.body_timeout,
         stripe_version,
     });
 
