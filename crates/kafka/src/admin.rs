@@ -37,12 +37,17 @@ pub async fn ensure_topic(
     let current = partition_count(kafka, topic).await?;
     if current < partitions {
         let grow = NewPartitions::new(topic, usize::try_from(partitions).unwrap_or_default());
+        let growing = |why: String| {
+            admin_error(format!(
+                "adding partitions ({current} → {partitions}): {why}"
+            ))
+        };
         for result in admin
             .create_partitions([&grow], &options)
             .await
-            .map_err(|e| admin_error(e.to_string()))?
+            .map_err(|e| growing(e.to_string()))?
         {
-            result.map_err(|(_, code)| admin_error(format!("adding partitions failed: {code}")))?;
+            result.map_err(|(_, code)| growing(code.to_string()))?;
         }
         tracing::info!(topic, from = current, to = partitions, "added partitions");
         return Ok(partitions);

@@ -112,7 +112,7 @@ pub fn status(
     };
     let (degraded, degraded_reason, degraded_message) = match (&seen.migration, &seen.kafka) {
         (Migration::Failed(why), _) => (true, "MigrationFailed", why.clone()),
-        (_, Err(why)) => (true, "KafkaUnavailable", why.clone()),
+        (_, Err(why)) => (true, "KafkaError", why.clone()),
         _ => (false, "AsExpected", String::new()),
     };
 
@@ -245,7 +245,7 @@ mod tests {
             &seen(Migration::Succeeded, all_ready(), Err("broker down".into())),
             at(200),
         );
-        assert_eq!(get(&s, "Degraded").reason, "KafkaUnavailable");
+        assert_eq!(get(&s, "Degraded").reason, "KafkaError");
         assert_eq!(
             get(&s, "Ready").status,
             "True",

@@ -240,9 +240,9 @@ async fn install_creates_the_topic_and_objects_then_waits_for_the_migration() {
 #[tokio::test]
 async fn once_migrated_the_workloads_roll_out_with_the_aggregators_the_lag_calls_for() {
     let broker = Broker::start(Storage::Sqlite).await;
-    // A topic made earlier with 2 partitions and 25 records nobody has read.
+    // A topic made earlier, with 25 records nobody has read.
     let kafka = KafkaArgs::new(broker.brokers(), TOPIC);
-    ensure_topic(&kafka, TOPIC, 2, 1).await.unwrap();
+    ensure_topic(&kafka, TOPIC, 4, 1).await.unwrap();
     produce(&broker.brokers(), 25).await;
 
     let cs = cardstream(&broker.brokers(), "cardstream:1", 1);
@@ -308,11 +308,6 @@ async fn once_migrated_the_workloads_roll_out_with_the_aggregators_the_lag_calls
 
     assert_eq!(action, Action::requeue(Duration::from_secs(30)));
     assert_quiet(server.await.unwrap(), "migrated").await;
-    assert_eq!(
-        partition_count(&kafka, TOPIC).await.unwrap(),
-        4,
-        "grown from 2 to the spec's 4"
-    );
     let labels = [("namespace", NS), ("name", "shop")];
     assert_eq!(
         metric_value(
@@ -481,4 +476,95 @@ async fn an_invalid_spec_is_refused_before_any_request() {
     );
     assert_eq!(error_policy(cs, &error, ctx), Action::await_change());
     assert_quiet(handle, "invalid spec").await;
+}
+
+/// The Kafka step alone, on the real broker: the topic and its DLQ are created with the spec's
+/// partitions, and the lag is every record the group has not committed, over all partitions.
+#[tokio::test]
+async fn the_kafka_step_creates_the_topics_and_measures_the_groups_lag() {
+    let broker = Broker::start(Storage::Sqlite).await;
+    let cs = cardstream(&broker.brokers(), "cardstream:1", 1);
+    let first = cardstream_operator::observe_kafka(&cs).await.unwrap();
+    assert_eq!((first.partitions, first.lag), (4, 0));
+    let kafka = KafkaArgs::new(broker.brokers(), TOPIC);
+    assert_eq!(
+        partition_count(&kafka, "stripe.events.dlq").await.unwrap(),
+        3
+    );
+
+    produce(&broker.brokers(), 25).await;
+    let second = cardstream_operator::observe_kafka(&cs).await.unwrap();
+    assert_eq!((second.partitions, second.lag), (4, 25));
+}
+
+/// The broker refuses the Kafka step (tansu 0.6.0 cannot add partitions to a topic, as a
+/// cluster with a restrictive ACL would refuse it): the Kubernetes objects are still applied,
+/// the aggregators stay as they are, the status says Degraded with the broker's words, and the
+/// reconcile fails as `kafka` so that it is retried.
+#[tokio::test]
+async fn a_broker_that_refuses_degrades_the_status_and_keeps_the_aggregators() {
+    let broker = Broker::start(Storage::Sqlite).await;
+    let kafka = KafkaArgs::new(broker.brokers(), TOPIC);
+    ensure_topic(&kafka, TOPIC, 2, 1).await.unwrap(); // the spec asks for 4
+    let cs = cardstream(&broker.brokers(), "cardstream:1", 4);
+    let (client, handle) = fake_api::client();
+    let mut steps = applies_config_services_and_budgets();
+    for component in ["gateway", "aggregator", "api"] {
+        steps.push(Exchange::get(deployment_path(component)).returns(running(
+            component,
+            "cardstream:1",
+            2,
+        )));
+    }
+    for (component, replicas) in [("gateway", 2), ("aggregator", 2), ("api", 2)] {
+        steps.push(
+            Exchange::apply(deployment_path(component))
+                .check(move |b| {
+                    assert_eq!(
+                        b["spec"]["replicas"], replicas,
+                        "{component}: unchanged without a lag"
+                    )
+                })
+                .reply(settled),
+        );
+    }
+    steps.push(Exchange::get(CRD_PATH).not_found());
+    steps.push(status_patch(&cs).check(|b| {
+        let degraded = condition(b, "Degraded");
+        assert_eq!(
+            (degraded["status"].as_str(), degraded["reason"].as_str()),
+            (Some("True"), Some("KafkaError"))
+        );
+        assert!(
+            degraded["message"].as_str().unwrap().contains("partitions"),
+            "{degraded}"
+        );
+        assert_eq!(
+            condition(b, "Ready")["status"],
+            "True",
+            "the pods still serve"
+        );
+    }));
+    let server = serve(handle, "kafka refuses", steps);
+    let (ctx, registry) = context(client);
+    let cs = Arc::new(cs);
+
+    let error = reconcile(cs.clone(), ctx.clone())
+        .await
+        .expect_err("the Kafka step failed");
+
+    assert_eq!(error.reason(), "kafka", "{error}");
+    assert_eq!(
+        error_policy(cs, &error, ctx),
+        Action::requeue(Duration::from_secs(15))
+    );
+    assert_quiet(server.await.unwrap(), "kafka refuses").await;
+    assert_eq!(
+        metric_value(
+            &registry,
+            "cardstream_operator_reconcile_failures_total",
+            &[("reason", "kafka")]
+        ),
+        1.0
+    );
 }
