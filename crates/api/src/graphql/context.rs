@@ -19,6 +19,19 @@ pub struct Limits {
     pub max_page_size: i32,
 }
 
+/// The complexity of a connection: its page size times its children's. A `first` outside
+/// the pages the resolver accepts (it refuses them with BAD_USER_INPUT) still costs as much
+/// as the largest page it could be: a negative `first` must not overflow into a huge cost,
+/// nor cancel out the cost of its siblings.
+pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    // Well above any page the API serves (--graphql-max-page-size), and small enough that nested
+    // connections within the depth limit cannot overflow when async-graphql adds them up.
+    const LARGEST_COUNTED: usize = 1_000;
+    let page =
+        usize::try_from(first.unwrap_or(20)).map_or(LARGEST_COUNTED, |f| f.min(LARGEST_COUNTED));
+    page.saturating_mul(child_complexity)
+}
+
 pub fn store<'a>(ctx: &Context<'a>) -> &'a Store {
     ctx.data_unchecked::<Store>()
 }

@@ -5,7 +5,9 @@ use async_graphql::{Context, Enum, ID, Object, ResultExt, SimpleObject};
 use cardstream_store::entities::{authorizations, cardholders, cards, disputes, transactions};
 
 use super::activity::{ActivityFilterInput, AuthorizationConnection, activity_page};
-use super::context::{CardholderId, StoreLoader, TransactionsOf, load_error, store, viewer};
+use super::context::{
+    CardholderId, StoreLoader, TransactionsOf, load_error, page_cost, store, viewer,
+};
 use super::scalars::{DateTime, Money};
 use super::summary::{DateRange, SpendSummary};
 
@@ -94,7 +96,7 @@ impl Card {
             .extend()
     }
     /// Authorizations, newest first, with their transactions.
-    #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn activity(
         &self,
         ctx: &Context<'_>,

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, Object, ResultExt, SimpleObject};
 
 use super::activity::{ActivityFilterInput, AuthorizationConnection, activity_page};
 use super::admin::{PolicyObject, UserObject};
-use super::context::{admin, limits, store, viewer, visible_card};
+use super::context::{admin, limits, page_cost, store, viewer, visible_card};
 use super::errors::{ApiError, ApiResult};
 use super::objects::{Authorization, Card, Cardholder, Dispute, visible_authorization};
 
@@ -89,7 +89,7 @@ impl Query {
     }
 
     /// A card's authorizations, newest first, with their transactions.
-    #[graphql(complexity = "first.unwrap_or(20) as usize * child_complexity")]
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
     async fn activity(
         &self,
         ctx: &Context<'_>,
