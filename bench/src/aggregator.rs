@@ -13,7 +13,8 @@ use futures_util::TryStreamExt;
 use tokio::process::Command;
 
 use crate::cpu::CpuMeter;
-use crate::processes::{free_addr, sibling_binary};
+use crate::processes::{free_addr, mib, peak_rss_mib, sibling_binary};
+use crate::report::Line;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AggregatorBench {
@@ -41,7 +42,8 @@ const TABLES: [&str; 9] = [
     "card_merchant_spend",
 ];
 
-pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<()> {
+/// Runs the aggregator benchmark, prints its table, and returns its rows for the suite.
+pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<Vec<Line>> {
     eprintln!("generating {} events…", args.events);
     // About 3.9 events per purchase: generate enough, then keep exactly `events`.
     let mut events = generate(12, 2_000, 1_760_000_000, args.events / 3, |_| {
@@ -162,6 +164,7 @@ pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<()> {
         .iter()
         .map(|(p, _)| ends.get(&p.partition).copied().unwrap_or(0) - p.committed.unwrap_or(0))
         .sum();
+    let aggregator_rss = peak_rss_mib(child.id());
     drop(child);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events")
         .fetch_one(store.pool())
@@ -234,7 +237,44 @@ pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<()> {
         drift
     );
     println!("  during aggregation, {cpu}");
-    Ok(())
+
+    let copy_rate = format!("COPY of the same rows: {:.0} events/s", rate(copy.elapsed));
+    Ok(vec![
+        Line::new(
+            format!(
+                "aggregator: {} events, topic → committed rows",
+                events.len()
+            ),
+            format!("{:.0} events/s", rate(sustained)),
+            copy_rate.clone(),
+            format!(
+                "{:.2}x",
+                copy.elapsed.as_secs_f64() / sustained.as_secs_f64()
+            ),
+        ),
+        Line::new(
+            format!(
+                "replay of {} events (rebuild every projection)",
+                events.len()
+            ),
+            format!(
+                "{:.1} s ({:.0} events/s); identical: {identical}",
+                replay.elapsed.as_secs_f64(),
+                rate(replay.elapsed)
+            ),
+            copy_rate,
+            format!(
+                "{:.2}x",
+                copy.elapsed.as_secs_f64() / replay.elapsed.as_secs_f64()
+            ),
+        ),
+        Line::new(
+            "peak RSS: aggregator",
+            mib(aggregator_rss),
+            format!("batch size {}", args.batch_size),
+            "",
+        ),
+    ])
 }
 
 struct Copied {

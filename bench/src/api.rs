@@ -15,8 +15,8 @@ use tokio::process::Command;
 
 use crate::graphql::{Client, login};
 use crate::load::LoadResult;
-use crate::processes::{free_addr, sibling_binary, spawn_listening};
-use crate::report::{Row, print, ratio};
+use crate::processes::{free_addr, mib, peak_rss_mib, sibling_binary, spawn_listening};
+use crate::report::{Line, Row, print, ratio};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ApiBench {
@@ -63,7 +63,8 @@ pub(crate) const DASHBOARD: &str = "query Dashboard($id: ID!) {
 const BASELINE: &str = "{ viewer { user { email } } }";
 const PASSWORD: &str = "benchmark-password";
 
-pub(crate) async fn run(args: ApiBench) -> anyhow::Result<()> {
+/// Runs the API benchmark, prints its table, and returns its rows for the suite.
+pub(crate) async fn run(args: ApiBench) -> anyhow::Result<Vec<Line>> {
     let db = TestDatabase::create().await;
     let store = Store::connect(&db.url, 2).await?;
     store.migrate_up().await?;
@@ -107,6 +108,7 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<()> {
     )
     .await?;
     let mut table = Vec::new();
+    let mut lines = Vec::new();
     for &clients in &args.clients {
         let clients = clients.clamp(1, most);
         eprintln!("{clients} clients: baseline, then dashboards…");
@@ -138,8 +140,31 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<()> {
                 )
             ),
         });
+        lines.push(Line::new(
+            format!(
+                "dashboard p99 on {} transactions, {clients} clients",
+                args.transactions
+            ),
+            format!(
+                "{} ({:.0}/s)",
+                crate::ms(dashboard.p(0.99)),
+                answered_rate(&dashboard)
+            ),
+            format!("signed-in viewer query: {}", crate::ms(baseline.p(0.99))),
+            ratio(
+                dashboard.p(0.99).as_secs_f64(),
+                baseline.p(0.99).as_secs_f64(),
+            ),
+        ));
     }
+    let api_rss = peak_rss_mib(child.id());
     drop(child);
+    lines.push(Line::new(
+        "peak RSS: api",
+        mib(api_rss),
+        format!("{} transactions in Postgres", args.transactions),
+        "",
+    ));
 
     let mut context = vec![
         format!(
@@ -159,9 +184,10 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<()> {
         let fresh = crate::freshness::measure(args.freshness_rate, args.freshness_duration).await?;
         context.push(fresh.context());
         table.push(fresh.row());
+        lines.push(fresh.line());
     }
     print("cardstream API benchmark", &context, &table);
-    Ok(())
+    Ok(lines)
 }
 
 /// Closed-loop clients, one per session, each asking for a random card of its own.

@@ -23,11 +23,11 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::gateway::SECRET;
 use crate::graphql::{Client, login};
 use crate::processes::{free_addr, sibling_binary, spawn_listening};
-use crate::report::Row;
+use crate::report::{Line, Row, ratio};
 
-const SECRET: &str = "whsec_benchmark_freshness";
 const CARDS: usize = 400;
 /// Cards the dashboard client subscribes to (one subscription each, on one connection).
 const WATCHED: usize = 40;
@@ -59,6 +59,27 @@ impl Freshness {
         }
     }
 
+    /// The suite's row. Its baseline is the floor the design sets: an event waits up to the
+    /// aggregator's batch wait (100 ms by default) before its batch commits.
+    pub(crate) fn line(&self) -> Line {
+        let p99 = Duration::from_micros(self.latency_us.value_at_quantile(0.99));
+        let floor = Duration::from_millis(100);
+        Line::new(
+            format!(
+                "freshness p99 (webhook 200 → subscription) @ {:.0} events/s",
+                self.rate
+            ),
+            format!(
+                "{} ({} of {} delivered)",
+                crate::ms(p99),
+                self.delivered,
+                self.watched
+            ),
+            format!("batch wait, the design's floor: {}", crate::ms(floor)),
+            ratio(p99.as_secs_f64(), floor.as_secs_f64()),
+        )
+    }
+
     pub(crate) fn context(&self) -> String {
         format!(
             "freshness: {} webhooks sent at {:.0}/s ({} answered 200) over {CARDS} cards; one client subscribed to {WATCHED} of them; gateway, aggregator, API, broker and Postgres on this machine",
@@ -67,13 +88,15 @@ impl Freshness {
     }
 }
 
-struct Processes {
-    _children: Vec<Child>,
-    gateway: std::net::SocketAddr,
-    api: std::net::SocketAddr,
+/// Gateway, API and aggregator processes on one broker and database.
+pub(crate) struct Processes {
+    /// Gateway, API, aggregator, in that order.
+    pub(crate) children: Vec<Child>,
+    pub(crate) gateway: std::net::SocketAddr,
+    pub(crate) api: std::net::SocketAddr,
 }
 
-async fn start(broker: &Broker, topic: &str, url: &str) -> anyhow::Result<Processes> {
+pub(crate) async fn start(broker: &Broker, topic: &str, url: &str) -> anyhow::Result<Processes> {
     let binary = sibling_binary("cardstream")?;
     let command = |args: &[&str]| {
         let mut c = Command::new(&binary);
@@ -100,7 +123,7 @@ async fn start(broker: &Broker, topic: &str, url: &str) -> anyhow::Result<Proces
     let mut agg = command(&["aggregator", "--batch-wait", "20ms"]);
     agg.env("CARDSTREAM_ADMIN_LISTEN", aggregator_admin.to_string());
     Ok(Processes {
-        _children: vec![
+        children: vec![
             spawn_listening(g, gateway).await?,
             spawn_listening(a, api).await?,
             spawn_listening(agg, aggregator_admin).await?,

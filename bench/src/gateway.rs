@@ -16,10 +16,11 @@ use tokio::process::Command;
 
 use crate::cpu::CpuMeter;
 use crate::load::{LoadResult, Signed, closed_loop, open_loop};
-use crate::processes::{free_addr, sibling_binary, spawn_listening};
-use crate::report::{Row, print, ratio};
+use crate::processes::{free_addr, mib, peak_rss_mib, sibling_binary, spawn_listening};
+use crate::report::{Line, Row, print, ratio};
 
-const SECRET: &str = "whsec_benchmark_secret";
+/// The webhook secret every benchmark signs with.
+pub(crate) const SECRET: &str = "whsec_benchmark_secret";
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct GatewayBench {
@@ -49,7 +50,8 @@ pub(crate) struct GatewayBench {
     linger: Duration,
 }
 
-fn signed(events: &[SimEvent], endpoint: Endpoint) -> Vec<Signed> {
+/// `endpoint`'s events, signed now.
+pub(crate) fn signed(events: &[SimEvent], endpoint: Endpoint) -> Vec<Signed> {
     let secret = WebhookSecret::new(SECRET);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -67,7 +69,8 @@ fn signed(events: &[SimEvent], endpoint: Endpoint) -> Vec<Signed> {
         .collect()
 }
 
-pub(crate) async fn run(args: GatewayBench) -> anyhow::Result<()> {
+/// Runs the gateway benchmark, prints its table, and returns its rows for the suite's summary.
+pub(crate) async fn run(args: GatewayBench) -> anyhow::Result<Vec<Line>> {
     let storage = match args.storage.as_str() {
         "sqlite" => Storage::Sqlite,
         _ => Storage::Memory,
@@ -106,6 +109,7 @@ pub(crate) async fn run(args: GatewayBench) -> anyhow::Result<()> {
     )
     .await;
     let bare_cpu = meter.finish();
+    let bare_rss = peak_rss_mib(bare_process.id());
     drop(bare_process);
 
     // 2. rdkafka producing the same records directly: what the broker alone allows.
@@ -183,6 +187,7 @@ pub(crate) async fn run(args: GatewayBench) -> anyhow::Result<()> {
     )
     .await;
     let decided_cpu = meter.finish();
+    let gateway_rss = peak_rss_mib(gateway_process.id());
     drop(gateway_process);
 
     let check = |name: &str, r: &LoadResult| {
@@ -279,7 +284,41 @@ pub(crate) async fn run(args: GatewayBench) -> anyhow::Result<()> {
     println!("    direct produce: {direct_cpu}");
     println!("    gateway:       {verified_cpu}");
     println!("    authorization: {decided_cpu}");
-    Ok(())
+
+    let per_second = |r: &LoadResult| format!("{:.0}/s, p99 {}", r.rate(), crate::ms(r.p(0.99)));
+    let budget = Duration::from_secs(2);
+    Ok(vec![
+        Line::new(
+            "gateway: verified webhooks (200 after the broker's ack)",
+            per_second(&verified),
+            format!("bare axum route: {}", per_second(&bare)),
+            ratio(verified.rate(), bare.rate()),
+        ),
+        Line::new(
+            "gateway: verified webhooks vs. producing directly",
+            per_second(&verified),
+            format!("rdkafka produce, acks=all: {}", per_second(&direct)),
+            ratio(verified.rate(), direct.rate()),
+        ),
+        Line::new(
+            format!(
+                "authorization decision p99 @ {:.0}/s",
+                args.authorization_rate
+            ),
+            crate::ms(decided.p(0.99)),
+            format!("Stripe's budget: {}", crate::ms(budget)),
+            ratio(decided.p(0.99).as_secs_f64(), budget.as_secs_f64()),
+        ),
+        Line::new(
+            "peak RSS: gateway",
+            mib(gateway_rss),
+            format!("bare axum route: {}", mib(bare_rss)),
+            match (gateway_rss, bare_rss) {
+                (Some(g), Some(b)) => ratio(g, b),
+                _ => "n/a".to_owned(),
+            },
+        ),
+    ])
 }
 
 /// `concurrency` tasks, each producing a record and waiting for its acknowledgement.

@@ -7,12 +7,15 @@
 mod aggregator;
 mod api;
 mod cpu;
+mod drill;
 mod freshness;
 mod gateway;
 mod graphql;
 mod load;
 mod processes;
 mod report;
+mod soak;
+mod suite;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,6 +40,17 @@ enum Command {
     /// API: dashboard queries on 1,000,000 transactions over 10,000 cards from concurrent
     /// clients vs. the cheapest signed-in request; freshness (webhook 200 → subscription).
     Api(api::ApiBench),
+    /// All of the above in one go (1,000,000 events through the aggregator and replayed,
+    /// 1,000,000 transactions behind the dashboard), then one summary table with every figure,
+    /// its same-run baseline and the ratio, and each component's peak RSS.
+    All(suite::SuiteArgs),
+    /// Soak: the whole pipeline at a steady webhook rate (default 500/s for 10 minutes), with
+    /// each component's RSS and the webhook latency sampled every 10 s; fails if memory grows.
+    Soak(soak::SoakArgs),
+    /// Fault drills: the whole system under simulator load, a fault injected (broker or
+    /// Postgres restart, aggregator SIGKILL, scaling, gateway SIGTERM, duplicates), then every
+    /// acknowledged event reconciled with Postgres.
+    Drill(drill::DrillArgs),
     /// (internal) An axum server whose webhook route reads the body and answers 200: the
     /// baseline for the gateway's HTTP cost.
     #[command(hide = true)]
@@ -53,9 +67,12 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         match cli.command {
-            Command::Gateway(args) => gateway::run(args).await,
-            Command::Aggregator(args) => aggregator::run(args).await,
-            Command::Api(args) => api::run(args).await,
+            Command::Gateway(args) => gateway::run(args).await.map(drop),
+            Command::Aggregator(args) => aggregator::run(args).await.map(drop),
+            Command::Api(args) => api::run(args).await.map(drop),
+            Command::All(args) => suite::run(args).await,
+            Command::Soak(args) => soak::run(args).await,
+            Command::Drill(args) => drill::run(args).await,
             Command::BareServer { listen } => processes::bare_server(listen).await,
         }
     })

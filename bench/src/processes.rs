@@ -68,3 +68,22 @@ pub(crate) async fn bare_server(listen: SocketAddr) -> anyhow::Result<()> {
     axum::serve(listener, app).await?;
     Ok(())
 }
+
+/// A process's peak resident memory (`VmHWM`), in MiB; `None` where /proc has no such process.
+pub(crate) fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `12.3 MiB`, or `n/a`.
+pub(crate) fn mib(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} MiB"))
+}

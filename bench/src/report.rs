@@ -45,3 +45,47 @@ pub(crate) fn ratio(a: f64, b: f64) -> String {
     }
     format!("{:.2}x", a / b)
 }
+
+/// One row of the suite's summary: a figure next to its same-run baseline.
+#[derive(Debug, Clone)]
+pub(crate) struct Line {
+    pub(crate) measurement: String,
+    pub(crate) figure: String,
+    pub(crate) baseline: String,
+    pub(crate) ratio: String,
+}
+
+impl Line {
+    pub(crate) fn new(
+        measurement: impl Into<String>,
+        figure: impl Into<String>,
+        baseline: impl Into<String>,
+        ratio: impl Into<String>,
+    ) -> Line {
+        Line {
+            measurement: measurement.into(),
+            figure: figure.into(),
+            baseline: baseline.into(),
+            ratio: ratio.into(),
+        }
+    }
+}
+
+/// The suite's table, as Markdown so that it pastes into the README as printed.
+pub(crate) fn print_summary(context: &[String], lines: &[Line]) {
+    println!();
+    println!("cardstream benchmark suite");
+    for line in context {
+        println!("  {line}");
+    }
+    println!();
+    println!("| measurement | figure | baseline (same run) | ratio |");
+    println!("| --- | --- | --- | --- |");
+    for line in lines {
+        println!(
+            "| {} | {} | {} | {} |",
+            line.measurement, line.figure, line.baseline, line.ratio
+        );
+    }
+    println!();
+}

@@ -1,0 +1,87 @@
+//! Drills that take a piece of infrastructure or the gateway away under load: the broker, the
+//! Postgres server, the gateway.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::load::Spec;
+use super::report::Outcome;
+use super::run::Drill;
+use super::system::Server;
+use super::{Name, Settings};
+
+/// How long the broker or Postgres stays down: shorter than the gateway's produce timeout
+/// (5 s), so webhooks arriving meanwhile wait rather than fail, yet long enough for every
+/// component to notice.
+const DOWN: Duration = Duration::from_secs(3);
+
+pub(crate) async fn broker_restart(settings: Settings) -> anyhow::Result<Outcome> {
+    let mut drill = Drill::start(
+        Name::BrokerRestart,
+        "the broker (tansu, SQLite storage) SIGKILLed under load, started again 3 s later on the same port and storage",
+        Server::Shared,
+    )
+    .await?;
+    drill.load(Spec::new(settings.rate, settings.load, 101))?;
+    drill.wait_until(settings.fault_at()).await;
+    drill.mark("broker SIGKILLed");
+    drill.system.broker.stop().await;
+    tokio::time::sleep(DOWN).await;
+    drill.system.broker.start_again().await;
+    drill.repaired("broker accepting connections").await?;
+    drill.finish().await
+}
+
+pub(crate) async fn postgres_restart(settings: Settings) -> anyhow::Result<Outcome> {
+    let mut drill = Drill::start(
+        Name::PostgresRestart,
+        "Postgres (a server of the drill's own) stopped in immediate mode, as a crash, under load; started again 3 s later",
+        Server::Private,
+    )
+    .await?;
+    drill.load(Spec::new(settings.rate, settings.load, 102))?;
+    drill.wait_until(settings.fault_at()).await;
+    drill.mark("Postgres stopped");
+    let server = drill
+        .system
+        .server
+        .as_mut()
+        .context("the drill has no Postgres of its own")?;
+    server.stop().await;
+    tokio::time::sleep(DOWN).await;
+    server.start_again().await;
+    drill.repaired("Postgres accepting connections").await?;
+    drill.finish().await
+}
+
+pub(crate) async fn gateway_term(settings: Settings) -> anyhow::Result<Outcome> {
+    let mut drill = Drill::start(
+        Name::GatewayTerm,
+        "the gateway sent SIGTERM under load (it stops accepting, finishes requests in flight, flushes); a new one started on the same port once it exited",
+        Server::Shared,
+    )
+    .await?;
+    drill.load(Spec::new(settings.rate, settings.load, 103))?;
+    drill.wait_until(settings.fault_at()).await;
+    let gateway = drill
+        .system
+        .gateway
+        .take()
+        .context("the drill has no gateway")?;
+    drill.mark("gateway sent SIGTERM");
+    let (status, took) = gateway.terminate().await?;
+    drill.mark("old gateway exited");
+    drill.note(format!(
+        "the old gateway exited {:.2} s after SIGTERM with {status}",
+        took.as_secs_f64()
+    ));
+    if !status.success() {
+        drill.problem(format!(
+            "the gateway did not shut down cleanly on SIGTERM: {status}"
+        ));
+    }
+    drill.system.start_gateway().await?;
+    drill.repaired("new gateway listening").await?;
+    drill.finish().await
+}
