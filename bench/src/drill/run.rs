@@ -77,6 +77,12 @@ impl Drill {
     }
 
     /// Records a problem the drill saw besides the reconciliation (it fails the drill).
+    /// Drops the recoveries being measured: what they started from did not in fact repair
+    /// anything (a broker that came back wedged).
+    pub(crate) fn abandon_recoveries(&mut self) {
+        self.recoveries.clear();
+    }
+
     pub(crate) fn problem(&mut self, problem: impl Into<String>) {
         self.outcome.problems.push(problem.into());
     }

@@ -113,6 +113,8 @@ pub(crate) struct System {
     pub(crate) broker: Broker,
     /// The broker's working directory, where it writes a log per start.
     broker_dir: Option<PathBuf>,
+    /// Broker panics a drill has seen and worked around: reported as notes, not problems.
+    accepted_panics: Vec<String>,
     pub(crate) logs: PathBuf,
     binary: PathBuf,
     spawned: usize,
@@ -163,6 +165,7 @@ impl System {
             aggregators: Vec::new(),
             broker,
             broker_dir,
+            accepted_panics: Vec::new(),
             logs,
             binary,
             spawned: 0,
@@ -278,11 +281,19 @@ impl System {
             for (i, line) in lines.iter().enumerate() {
                 if line.contains("panicked at") {
                     let message = lines.get(i + 1).copied().unwrap_or_default();
-                    panics.push(format!("{name}: {} {message}", line.trim()));
+                    let panic = format!("{name}: {} {message}", line.trim());
+                    if !self.accepted_panics.contains(&panic) {
+                        panics.push(panic);
+                    }
                 }
             }
         }
         panics
+    }
+
+    /// Marks broker panics as seen and worked around.
+    pub(crate) fn accept_broker_panics(&mut self, panics: Vec<String>) {
+        self.accepted_panics.extend(panics);
     }
 
     /// Records produced to the topic that the group has not committed yet.
