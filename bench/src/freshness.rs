@@ -141,9 +141,12 @@ struct Item {
     watched_authorization: Option<String>,
 }
 
-pub(crate) async fn measure(rate: f64, duration: Duration) -> anyhow::Result<Freshness> {
+/// A broker (memory storage) with `topic` on 4 partitions and its DLQ, and a migrated database
+/// of its own: what the whole pipeline runs on.
+pub(crate) async fn broker_and_database(
+    topic: &str,
+) -> anyhow::Result<(Broker, TestDatabase, cardstream_store::Store)> {
     let broker = Broker::start(Storage::Memory).await;
-    let topic = "bench.freshness";
     cardstream_kafka::ensure_topics(&TopicArgs {
         kafka: KafkaArgs::new(broker.brokers(), topic),
         partitions: 4,
@@ -153,6 +156,12 @@ pub(crate) async fn measure(rate: f64, duration: Duration) -> anyhow::Result<Fre
     let db = TestDatabase::create().await;
     let store = cardstream_store::Store::connect(&db.url, 1).await?;
     store.migrate_up().await?;
+    Ok((broker, db, store))
+}
+
+pub(crate) async fn measure(rate: f64, duration: Duration) -> anyhow::Result<Freshness> {
+    let topic = "bench.freshness";
+    let (broker, db, store) = broker_and_database(topic).await?;
     let status = Command::new(sibling_binary("cardstream")?)
         .args([
             "users",

@@ -71,10 +71,20 @@ pub(crate) async fn bare_server(listen: SocketAddr) -> anyhow::Result<()> {
 
 /// A process's peak resident memory (`VmHWM`), in MiB; `None` where /proc has no such process.
 pub(crate) fn peak_rss_mib(pid: Option<u32>) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    status_mib(pid?, "VmHWM:")
+}
+
+/// A process's resident memory now (`VmRSS`), in MiB.
+pub(crate) fn rss_mib(pid: Option<u32>) -> Option<f64> {
+    status_mib(pid?, "VmRSS:")
+}
+
+/// A `kB` field of /proc/<pid>/status, in MiB.
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .find_map(|line| line.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()

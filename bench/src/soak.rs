@@ -5,14 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cardstream_kafka::{KafkaArgs, TopicArgs};
 use cardstream_simulator::{Answer, Endpoint, generate};
-use cardstream_store::Store;
-use cardstream_testbed::{Broker, Storage, TestDatabase};
 
-use crate::freshness::start;
+use crate::freshness::{broker_and_database, start};
 use crate::gateway::signed;
 use crate::load::open_loop;
+use crate::processes::rss_mib;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SoakArgs {
@@ -27,32 +25,9 @@ pub(crate) struct SoakArgs {
     every: Duration,
 }
 
-/// Resident memory now (`VmRSS`), in MiB.
-fn rss_mib(pid: Option<u32>) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
 pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
-    let broker = Broker::start(Storage::Memory).await;
     let topic = "bench.soak";
-    cardstream_kafka::ensure_topics(&TopicArgs {
-        kafka: KafkaArgs::new(broker.brokers(), topic),
-        partitions: 4,
-        replication: 1,
-    })
-    .await?;
-    let db = TestDatabase::create().await;
-    let store = Store::connect(&db.url, 1).await?;
-    store.migrate_up().await?;
+    let (broker, db, _store) = broker_and_database(topic).await?;
     let processes = start(&broker, topic, &db.url).await?;
     let pids: Vec<Option<u32>> = processes.children.iter().map(|c| c.id()).collect();
     let uri: http::Uri = format!("http://{}/webhooks/stripe", processes.gateway).parse()?;

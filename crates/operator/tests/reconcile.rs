@@ -103,6 +103,21 @@ fn deployment_path(component: &str) -> String {
     format!("/apis/apps/v1/namespaces/{NS}/deployments/shop-{component}")
 }
 
+/// The reconciler reading the three Deployments: absent, or each running `image` with two
+/// ready replicas.
+fn deployments_read(image: Option<&str>) -> Vec<Exchange> {
+    ["gateway", "aggregator", "api"]
+        .into_iter()
+        .map(|component| {
+            let read = Exchange::get(deployment_path(component));
+            match image {
+                None => read.not_found(),
+                Some(image) => read.returns(running(component, image, 2)),
+            }
+        })
+        .collect()
+}
+
 /// A Deployment as the API server would hold it: running `image`, all replicas ready.
 fn running(component: &str, image: &str, replicas: i32) -> Value {
     json!({
@@ -198,9 +213,7 @@ async fn install_creates_the_topic_and_objects_then_waits_for_the_migration() {
     let cs = cardstream(&broker.brokers(), "cardstream:1", 1);
     let (client, handle) = fake_api::client();
     let mut steps = applies_config_services_and_budgets();
-    for component in ["gateway", "aggregator", "api"] {
-        steps.push(Exchange::get(deployment_path(component)).not_found());
-    }
+    steps.extend(deployments_read(None));
     steps.push(migration_job(&cs)); // echoed without status: the Job is running
     steps.push(Exchange::get(CRD_PATH).not_found()); // no Prometheus Operator: no ServiceMonitor
     steps.push(status_patch(&cs).check(|b| {
@@ -248,9 +261,7 @@ async fn once_migrated_the_workloads_roll_out_with_the_aggregators_the_lag_calls
     let cs = cardstream(&broker.brokers(), "cardstream:1", 1);
     let (client, handle) = fake_api::client();
     let mut steps = applies_config_services_and_budgets();
-    for component in ["gateway", "aggregator", "api"] {
-        steps.push(Exchange::get(deployment_path(component)).not_found());
-    }
+    steps.extend(deployments_read(None));
     steps.push(migration_job(&cs).reply(|b| {
         let mut job = b.clone();
         job["status"] = json!({ "succeeded": 1 });
@@ -336,13 +347,7 @@ async fn an_update_on_the_same_image_applies_the_workloads_without_migrating() {
     cs.spec.aggregator.autoscaling = None;
     let (client, handle) = fake_api::client();
     let mut steps = applies_config_services_and_budgets();
-    for component in ["gateway", "aggregator", "api"] {
-        steps.push(Exchange::get(deployment_path(component)).returns(running(
-            component,
-            "cardstream:1",
-            2,
-        )));
-    }
+    steps.extend(deployments_read(Some("cardstream:1")));
     for (component, replicas) in [("gateway", 5), ("aggregator", 1), ("api", 2)] {
         steps.push(
             Exchange::apply(deployment_path(component))
@@ -370,13 +375,7 @@ async fn an_upgrade_migrates_before_any_workload_moves() {
     let cs = cardstream(&broker.brokers(), "cardstream:2", 8);
     let (client, handle) = fake_api::client();
     let mut steps = applies_config_services_and_budgets();
-    for component in ["gateway", "aggregator", "api"] {
-        steps.push(Exchange::get(deployment_path(component)).returns(running(
-            component,
-            "cardstream:1",
-            2,
-        )));
-    }
+    steps.extend(deployments_read(Some("cardstream:1")));
     steps.push(migration_job(&cs));
     steps.push(Exchange::get(CRD_PATH).not_found());
     steps.push(status_patch(&cs).check(|b| {
@@ -509,13 +508,7 @@ async fn a_broker_that_refuses_degrades_the_status_and_keeps_the_aggregators() {
     let cs = cardstream(&broker.brokers(), "cardstream:1", 4);
     let (client, handle) = fake_api::client();
     let mut steps = applies_config_services_and_budgets();
-    for component in ["gateway", "aggregator", "api"] {
-        steps.push(Exchange::get(deployment_path(component)).returns(running(
-            component,
-            "cardstream:1",
-            2,
-        )));
-    }
+    steps.extend(deployments_read(Some("cardstream:1")));
     for (component, replicas) in [("gateway", 2), ("aggregator", 2), ("api", 2)] {
         steps.push(
             Exchange::apply(deployment_path(component))
