@@ -237,6 +237,11 @@ pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<Vec<Line>> {
         drift
     );
     println!("  during aggregation, {cpu}");
+    println!(
+        "  aggregator peak RSS {} (batch size {})",
+        mib(aggregator_rss),
+        args.batch_size
+    );
 
     let copy_rate = format!("COPY of the same rows: {:.0} events/s", rate(copy.elapsed));
     Ok(vec![

@@ -96,7 +96,26 @@ pub(crate) struct Processes {
     pub(crate) api: std::net::SocketAddr,
 }
 
-pub(crate) async fn start(broker: &Broker, topic: &str, url: &str) -> anyhow::Result<Processes> {
+/// Records every allocation of the gateway and the aggregator with heaptrack's preload library,
+/// to tell a leak (live heap growing) from memory the allocator keeps (only RSS growing).
+pub(crate) struct HeapProfile {
+    pub(crate) preload: std::path::PathBuf,
+    pub(crate) dir: std::path::PathBuf,
+}
+
+impl HeapProfile {
+    /// heaptrack's raw recording of one process.
+    pub(crate) fn output(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{name}.heaptrack.raw"))
+    }
+}
+
+pub(crate) async fn start(
+    broker: &Broker,
+    topic: &str,
+    url: &str,
+    heap_profile: Option<&HeapProfile>,
+) -> anyhow::Result<Processes> {
     let binary = sibling_binary("cardstream")?;
     let command = |args: &[&str]| {
         let mut c = Command::new(&binary);
@@ -121,6 +140,12 @@ pub(crate) async fn start(broker: &Broker, topic: &str, url: &str) -> anyhow::Re
         .env("CARDSTREAM_ADMIN_LISTEN", free_addr()?.to_string());
     let aggregator_admin = free_addr()?;
     let mut agg = command(&["aggregator", "--batch-wait", "20ms"]);
+    if let Some(heap) = heap_profile {
+        for (c, name) in [(&mut g, "gateway"), (&mut agg, "aggregator")] {
+            c.env("LD_PRELOAD", &heap.preload)
+                .env("DUMP_HEAPTRACK_OUTPUT", heap.output(name));
+        }
+    }
     agg.env("CARDSTREAM_ADMIN_LISTEN", aggregator_admin.to_string());
     Ok(Processes {
         children: vec![
@@ -145,8 +170,9 @@ struct Item {
 /// of its own: what the whole pipeline runs on.
 pub(crate) async fn broker_and_database(
     topic: &str,
+    storage: Storage,
 ) -> anyhow::Result<(Broker, TestDatabase, cardstream_store::Store)> {
-    let broker = Broker::start(Storage::Memory).await;
+    let broker = Broker::start(storage).await;
     cardstream_kafka::ensure_topics(&TopicArgs {
         kafka: KafkaArgs::new(broker.brokers(), topic),
         partitions: 4,
@@ -161,7 +187,7 @@ pub(crate) async fn broker_and_database(
 
 pub(crate) async fn measure(rate: f64, duration: Duration) -> anyhow::Result<Freshness> {
     let topic = "bench.freshness";
-    let (broker, db, store) = broker_and_database(topic).await?;
+    let (broker, db, store) = broker_and_database(topic, Storage::Memory).await?;
     let status = Command::new(sibling_binary("cardstream")?)
         .args([
             "users",
@@ -176,7 +202,7 @@ pub(crate) async fn measure(rate: f64, duration: Duration) -> anyhow::Result<Fre
         .status()
         .await?;
     anyhow::ensure!(status.success(), "cardstream users add failed");
-    let processes = start(&broker, topic, &db.url).await?;
+    let processes = start(&broker, topic, &db.url, None).await?;
 
     // The program first (cardholders and cards), then purchases at the rate.
     let now = std::time::SystemTime::now()

@@ -7,10 +7,16 @@ use std::time::{Duration, Instant};
 
 use cardstream_simulator::{Answer, Endpoint, generate};
 
-use crate::freshness::{broker_and_database, start};
+use cardstream_testbed::Storage;
+
+use crate::cpu::cpu_seconds;
+use crate::freshness::{HeapProfile, broker_and_database, start};
 use crate::gateway::signed;
 use crate::load::open_loop;
 use crate::processes::rss_mib;
+
+/// The processes sampled, in the order of the table's columns.
+const SAMPLED: [&str; 4] = ["gateway", "aggregator", "api", "broker"];
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SoakArgs {
@@ -23,13 +29,45 @@ pub(crate) struct SoakArgs {
     /// How often memory and latency are sampled.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     every: Duration,
+    /// Broker storage. memory (the default) keeps every record in tansu's RAM, and its fetches
+    /// list the whole partition, so the broker slows as the soak goes on; tansu 0.6.0's sqlite
+    /// engine stopped answering within 40 s at 500 webhooks/s.
+    #[arg(long, default_value = "memory", value_parser = ["sqlite", "memory"])]
+    storage: String,
+    /// Record the gateway's and the aggregator's every allocation with heaptrack (Debian's
+    /// `heaptrack` package) into this directory, to tell a leak from allocator behaviour.
+    #[arg(long)]
+    heap_profile: Option<std::path::PathBuf>,
 }
+
+/// Where Debian's heaptrack package puts its preload library.
+const HEAPTRACK_PRELOAD: &str = "/usr/lib/heaptrack/libheaptrack_preload.so";
 
 pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let topic = "bench.soak";
-    let (broker, db, _store) = broker_and_database(topic).await?;
-    let processes = start(&broker, topic, &db.url).await?;
-    let pids: Vec<Option<u32>> = processes.children.iter().map(|c| c.id()).collect();
+    let storage = match args.storage.as_str() {
+        "memory" => Storage::Memory,
+        _ => Storage::Sqlite,
+    };
+    let (broker, db, _store) = broker_and_database(topic, storage).await?;
+    let heap = match &args.heap_profile {
+        Some(dir) => {
+            anyhow::ensure!(
+                std::path::Path::new(HEAPTRACK_PRELOAD).is_file(),
+                "--heap-profile needs heaptrack ({HEAPTRACK_PRELOAD} is missing): apt-get install heaptrack"
+            );
+            std::fs::create_dir_all(dir)?;
+            Some(HeapProfile {
+                preload: HEAPTRACK_PRELOAD.into(),
+                dir: dir.clone(),
+            })
+        }
+        None => None,
+    };
+    let processes = start(&broker, topic, &db.url, heap.as_ref()).await?;
+    // `start` returns gateway, API, aggregator; the table shows gateway, aggregator, API.
+    let child = |i: usize| processes.children[i].id();
+    let pids = [child(0), child(2), child(1), broker.pid()];
     let uri: http::Uri = format!("http://{}/webhooks/stripe", processes.gateway).parse()?;
 
     // Distinct events for the whole run, so the aggregator stores new rows throughout.
@@ -51,16 +89,23 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "cardstream soak: {:.0} webhooks/s for {:?}, sampled every {:?}",
-        args.rate, args.duration, args.every
+        "cardstream soak: {:.0} webhooks/s for {:?}, sampled every {:?}; broker storage {}",
+        args.rate, args.duration, args.every, args.storage
     );
-    println!(
-        "  {:>6} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>12}",
-        "t (s)", "sent", "2xx", "p50", "p99", "gateway MiB", "aggreg. MiB", "api MiB"
-    );
+    println!("  memory is resident (RSS, MiB); CPU is cores used during the window");
+    print!("  {:>5} {:>6} {:>6} {:>8} {:>8}", "t (s)", "sent", "2xx", "p50", "p99");
+    for name in SAMPLED {
+        print!(" {:>11}", format!("{name} MiB"));
+    }
+    for name in SAMPLED {
+        print!(" {:>5}", &name[..3]);
+    }
+    println!();
     let started = Instant::now();
-    let mut samples: Vec<[f64; 3]> = Vec::new();
+    let mut samples: Vec<[f64; 4]> = Vec::new();
     let mut failed = 0;
+    let mut cpu_before = pids.map(|pid| pid.map_or(0.0, cpu_seconds));
+    let mut window_start = Instant::now();
     for window in 0..windows {
         let from = (window * per_window) % events.len().max(1);
         let slice = &events[from..(from + per_window).min(events.len())];
@@ -69,27 +114,31 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
         let items = Arc::new(signed(slice, Endpoint::Events));
         let result = open_loop(uri.clone(), items, args.rate, args.every).await;
         failed += result.completed - result.ok();
-        let rss: Vec<Option<f64>> = pids.iter().map(|pid| rss_mib(*pid)).collect();
+        let rss = pids.map(rss_mib);
         anyhow::ensure!(
             rss.iter().all(Option::is_some),
-            "a component exited during the soak"
+            "a process exited during the soak"
         );
-        let rss = [
-            rss[0].unwrap_or(0.0),
-            rss[2].unwrap_or(0.0),
-            rss[1].unwrap_or(0.0),
-        ];
-        println!(
-            "  {:>6.0} {:>8} {:>8} {:>10} {:>10} {:>12.1} {:>12.1} {:>12.1}",
+        let rss = rss.map(|r| r.unwrap_or(0.0));
+        let cpu_now = pids.map(|pid| pid.map_or(0.0, cpu_seconds));
+        let wall = window_start.elapsed().as_secs_f64().max(1e-9);
+        window_start = Instant::now();
+        print!(
+            "  {:>5.0} {:>6} {:>6} {:>8} {:>8}",
             started.elapsed().as_secs_f64(),
             result.completed,
             result.ok(),
             crate::ms(result.p(0.5)),
             crate::ms(result.p(0.99)),
-            rss[0],
-            rss[1],
-            rss[2]
         );
+        for r in rss {
+            print!(" {r:>11.1}");
+        }
+        for (now, before) in cpu_now.iter().zip(cpu_before) {
+            print!(" {:>5.2}", (now - before) / wall);
+        }
+        println!();
+        cpu_before = cpu_now;
         samples.push(rss);
     }
 
@@ -101,8 +150,9 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let steady = samples.get(skip..).unwrap_or_default();
     let (first, second) = steady.split_at(steady.len() / 2);
     let mut flat = !first.is_empty();
-    for (i, name) in ["gateway", "aggregator", "api"].iter().enumerate() {
-        let peak = |s: &[[f64; 3]]| s.iter().map(|r| r[i]).fold(0.0_f64, f64::max);
+    // cardstream's own processes; the broker's memory is shown but is not cardstream's.
+    for (i, name) in SAMPLED[..3].iter().enumerate() {
+        let peak = |s: &[[f64; 4]]| s.iter().map(|r| r[i]).fold(0.0_f64, f64::max);
         let (early, late) = (peak(first), peak(second));
         let ok = late <= early * 1.10 + 8.0;
         flat &= ok;
@@ -115,6 +165,16 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
         "  memory: {}",
         if flat { "flat" } else { "not flat (see above)" }
     );
+    if let Some(heap) = &heap {
+        println!("  heap recordings (read them once the processes exited):");
+        for name in ["gateway", "aggregator"] {
+            let raw = heap.output(name);
+            println!(
+                "    /usr/lib/heaptrack/libexec/heaptrack_interpret < {raw} | gzip > {name}.gz && heaptrack_print -f {name}.gz",
+                raw = raw.display()
+            );
+        }
+    }
     anyhow::ensure!(flat, "memory grew during the soak");
     Ok(())
 }
