@@ -93,7 +93,10 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
         args.rate, args.duration, args.every, args.storage
     );
     println!("  memory is resident (RSS, MiB); CPU is cores used during the window");
-    print!("  {:>5} {:>6} {:>6} {:>8} {:>8}", "t (s)", "sent", "2xx", "p50", "p99");
+    print!(
+        "  {:>5} {:>6} {:>6} {:>8} {:>8}",
+        "t (s)", "sent", "2xx", "p50", "p99"
+    );
     for name in SAMPLED {
         print!(" {:>11}", format!("{name} MiB"));
     }
