@@ -71,7 +71,10 @@ impl Drill {
     /// Notes that `what` was repaired now and starts measuring the recovery from it.
     pub(crate) async fn repaired(&mut self, what: &str) -> anyhow::Result<()> {
         let now = self.mark(what);
-        let recovery = Recovery::start(&self.system, now).await?;
+        let recovery = match Recovery::start(&self.system, now).await {
+            Ok(recovery) => recovery,
+            Err(err) => return Err(self.with_broker_panics(err)),
+        };
         self.recoveries.push((what.to_owned(), recovery));
         Ok(())
     }
@@ -93,17 +96,14 @@ impl Drill {
         for simulator in std::mem::take(&mut self.simulators) {
             match simulator.finish().await {
                 Ok(part) => sent.add(part),
-                Err(err) => {
-                    let panics = self.system.broker_panics();
-                    if panics.is_empty() {
-                        return Err(err);
-                    }
-                    return Err(err.context(format!("the broker panicked: {}", panics.join("; "))));
-                }
+                Err(err) => return Err(self.with_broker_panics(err)),
             }
         }
         self.mark("load finished");
-        let drained = drain(&self.system).await?;
+        let drained = match drain(&self.system).await {
+            Ok(drained) => drained,
+            Err(err) => return Err(self.with_broker_panics(err)),
+        };
         self.outcome.mark(drained.at, "drained");
         self.outcome.lag_left = drained.lag;
         for (what, recovery) in std::mem::take(&mut self.recoveries) {
@@ -120,6 +120,20 @@ impl Drill {
         }
         self.outcome.timeline.sort_by_key(|(at, _)| *at);
         Ok(sent)
+    }
+
+    /// Adds the broker's panics to an error that stopped the drill, and keeps the broker's
+    /// logs beside the components' (they live in the broker's own directory, which goes when
+    /// the drill ends).
+    fn with_broker_panics(&self, err: anyhow::Error) -> anyhow::Error {
+        let panics = self.system.broker_panics();
+        let logs = self.system.logs.display();
+        if panics.is_empty() {
+            return err.context(format!(
+                "drill stopped; the broker's logs, kept in {logs}, show no panic"
+            ));
+        }
+        err.context(format!("the broker panicked: {}", panics.join("; ")))
     }
 
     /// Reconciles what was acknowledged with what Postgres holds and stops the system.
