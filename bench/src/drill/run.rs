@@ -71,10 +71,9 @@ impl Drill {
     /// Notes that `what` was repaired now and starts measuring the recovery from it.
     pub(crate) async fn repaired(&mut self, what: &str) -> anyhow::Result<()> {
         let now = self.mark(what);
-        let recovery = match Recovery::start(&self.system, now).await {
-            Ok(recovery) => recovery,
-            Err(err) => return Err(self.with_broker_panics(err)),
-        };
+        let recovery = Recovery::start(&self.system, now)
+            .await
+            .map_err(|err| self.with_broker_panics(err))?;
         self.recoveries.push((what.to_owned(), recovery));
         Ok(())
     }
@@ -100,10 +99,9 @@ impl Drill {
             }
         }
         self.mark("load finished");
-        let drained = match drain(&self.system).await {
-            Ok(drained) => drained,
-            Err(err) => return Err(self.with_broker_panics(err)),
-        };
+        let drained = drain(&self.system)
+            .await
+            .map_err(|err| self.with_broker_panics(err))?;
         self.outcome.mark(drained.at, "drained");
         self.outcome.lag_left = drained.lag;
         for (what, recovery) in std::mem::take(&mut self.recoveries) {
@@ -122,9 +120,8 @@ impl Drill {
         Ok(sent)
     }
 
-    /// Adds the broker's panics to an error that stopped the drill, and keeps the broker's
-    /// logs beside the components' (they live in the broker's own directory, which goes when
-    /// the drill ends).
+    /// Adds the broker's panics to an error that stopped the drill (its logs are kept beside
+    /// the components' whatever happens, see `System`'s `Drop`).
     fn with_broker_panics(&self, err: anyhow::Error) -> anyhow::Error {
         let panics = self.system.broker_panics();
         let logs = self.system.logs.display();

@@ -263,20 +263,29 @@ impl System {
         Ok(())
     }
 
-    /// Copies the broker's logs into the drill's directory and returns the panics they report
-    /// (a panic in tansu's storage task leaves a broker that fails every request).
-    pub(crate) fn broker_panics(&self) -> Vec<String> {
+    /// Copies the broker's logs (one per start) into the drill's directory, which outlives the
+    /// broker's own, and returns their names and where the broker writes them.
+    fn keep_broker_logs(&self) -> Vec<(String, PathBuf)> {
         let Some(dir) = &self.broker_dir else {
             return Vec::new();
         };
-        let mut panics = Vec::new();
+        let mut kept = Vec::new();
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("broker-") && name.ends_with(".log")) {
-                continue;
+            if name.starts_with("broker-") && name.ends_with(".log") {
+                let _ = std::fs::copy(entry.path(), self.logs.join(&name));
+                kept.push((name, entry.path()));
             }
-            let _ = std::fs::copy(entry.path(), self.logs.join(&name));
-            let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        }
+        kept
+    }
+
+    /// Copies the broker's logs into the drill's directory and returns the panics they report
+    /// (a panic in tansu's storage task leaves a broker that fails every request).
+    pub(crate) fn broker_panics(&self) -> Vec<String> {
+        let mut panics = Vec::new();
+        for (name, path) in self.keep_broker_logs() {
+            let log = std::fs::read_to_string(path).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
             for (i, line) in lines.iter().enumerate() {
                 if line.contains("panicked at") {
@@ -327,6 +336,14 @@ impl System {
     /// Removes the logs of a drill that passed; a failed drill keeps them for inspection.
     pub(crate) fn remove_logs(logs: &Path) {
         let _ = std::fs::remove_dir_all(logs);
+    }
+}
+
+/// Whatever ends a drill, an error included, the broker's logs are kept beside the components'
+/// (a drill that passed removes the whole directory afterwards).
+impl Drop for System {
+    fn drop(&mut self) {
+        self.keep_broker_logs();
     }
 }
 
