@@ -94,6 +94,8 @@ pub(crate) struct Processes {
     pub(crate) children: Vec<Child>,
     pub(crate) gateway: std::net::SocketAddr,
     pub(crate) api: std::net::SocketAddr,
+    /// The aggregator's /metrics.
+    pub(crate) aggregator_admin: std::net::SocketAddr,
 }
 
 /// Records every allocation of the gateway and the aggregator with heaptrack's preload library,
@@ -115,6 +117,7 @@ pub(crate) async fn start(
     topic: &str,
     url: &str,
     heap_profile: Option<&HeapProfile>,
+    gateway_linger: Option<Duration>,
 ) -> anyhow::Result<Processes> {
     let binary = sibling_binary("cardstream")?;
     let command = |args: &[&str]| {
@@ -135,6 +138,12 @@ pub(crate) async fn start(
     let mut g = command(&["gateway"]);
     g.env("CARDSTREAM_LISTEN", gateway.to_string())
         .env("CARDSTREAM_ADMIN_LISTEN", free_addr()?.to_string());
+    if let Some(linger) = gateway_linger {
+        g.env(
+            "CARDSTREAM_KAFKA_LINGER",
+            humantime::format_duration(linger).to_string(),
+        );
+    }
     let mut a = command(&["api"]);
     a.env("CARDSTREAM_LISTEN", api.to_string())
         .env("CARDSTREAM_ADMIN_LISTEN", free_addr()?.to_string());
@@ -155,6 +164,7 @@ pub(crate) async fn start(
         ],
         gateway,
         api,
+        aggregator_admin,
     })
 }
 
@@ -202,7 +212,7 @@ pub(crate) async fn measure(rate: f64, duration: Duration) -> anyhow::Result<Fre
         .status()
         .await?;
     anyhow::ensure!(status.success(), "cardstream users add failed");
-    let processes = start(&broker, topic, &db.url, None).await?;
+    let processes = start(&broker, topic, &db.url, None, None).await?;
 
     // The program first (cardholders and cards), then purchases at the rate.
     let now = std::time::SystemTime::now()

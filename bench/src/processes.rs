@@ -79,6 +79,35 @@ pub(crate) fn rss_mib(pid: Option<u32>) -> Option<f64> {
     status_mib(pid?, "VmRSS:")
 }
 
+/// A process's anonymous resident memory (`RssAnon`: heap, stacks, anonymous maps; not the
+/// binary's mapped pages), in MiB.
+pub(crate) fn rss_anon_mib(pid: Option<u32>) -> Option<f64> {
+    status_mib(pid?, "RssAnon:")
+}
+
+/// The text of a component's /metrics page, read from its admin endpoint.
+pub(crate) async fn scrape(admin: SocketAddr) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(admin)
+        .await
+        .with_context(|| format!("cannot reach the admin endpoint {admin}"))?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    Ok(text)
+}
+
+/// The sum of a metric's series whose name starts with `name` and whose labels contain `label`
+/// (e.g. `outcome="duplicate"`; empty for any).
+pub(crate) fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// A `kB` field of /proc/<pid>/status, in MiB.
 fn status_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -13,7 +13,7 @@ use crate::cpu::cpu_seconds;
 use crate::freshness::{HeapProfile, broker_and_database, start};
 use crate::gateway::signed;
 use crate::load::open_loop;
-use crate::processes::rss_mib;
+use crate::processes::{metric_sum, rss_anon_mib, rss_mib, scrape};
 
 /// The processes sampled, in the order of the table's columns.
 const SAMPLED: [&str; 4] = ["gateway", "aggregator", "api", "broker"];
@@ -34,6 +34,14 @@ pub(crate) struct SoakArgs {
     /// engine stopped answering within 40 s at 500 webhooks/s.
     #[arg(long, default_value = "memory", value_parser = ["sqlite", "memory"])]
     storage: String,
+    /// The gateway's producer linger. tansu's memory engine lists every batch stored in a
+    /// partition on each fetch, so its cost grows with the number of batches produced; at the
+    /// gateway's default 2 ms the broker saturates a core within about 3 minutes at 500/s, its
+    /// fetches slow, the aggregator's batches grow with them and so does its memory. Lingering
+    /// 100 ms produces about 12 times fewer batches, so the broker stays steady for the run and
+    /// a growth that remains is cardstream's.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    gateway_linger: Duration,
     /// Record the gateway's and the aggregator's every allocation with heaptrack (Debian's
     /// `heaptrack` package) into this directory, to tell a leak from allocator behaviour.
     #[arg(long)]
@@ -64,7 +72,14 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let processes = start(&broker, topic, &db.url, heap.as_ref()).await?;
+    let processes = start(
+        &broker,
+        topic,
+        &db.url,
+        heap.as_ref(),
+        Some(args.gateway_linger),
+    )
+    .await?;
     // `start` returns gateway, API, aggregator; the table shows gateway, aggregator, API.
     let child = |i: usize| processes.children[i].id();
     let pids = [child(0), child(2), child(1), broker.pid()];
@@ -89,10 +104,13 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "cardstream soak: {:.0} webhooks/s for {:?}, sampled every {:?}; broker storage {}",
-        args.rate, args.duration, args.every, args.storage
+        "cardstream soak: {:.0} webhooks/s for {:?}, sampled every {:?}; broker storage {}; gateway linger {:?}",
+        args.rate, args.duration, args.every, args.storage, args.gateway_linger
     );
     println!("  memory is resident (RSS, MiB); CPU is cores used during the window");
+    println!(
+        "  aggregator: anonymous RSS (heap and stacks), batches written in the window, their mean records and KiB, and the bucket bound of the largest"
+    );
     print!(
         "  {:>5} {:>6} {:>6} {:>8} {:>8}",
         "t (s)", "sent", "2xx", "p50", "p99"
@@ -103,12 +121,16 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
     for name in SAMPLED {
         print!(" {:>5}", &name[..3]);
     }
-    println!();
+    println!(
+        " {:>8} {:>7} {:>6} {:>6} {:>7}",
+        "agg anon", "batches", "rec/b", "KiB/b", "max rec"
+    );
     let started = Instant::now();
     let mut samples: Vec<[f64; 4]> = Vec::new();
     let mut failed = 0;
     let mut cpu_before = pids.map(|pid| pid.map_or(0.0, cpu_seconds));
     let mut window_start = Instant::now();
+    let mut batches_before = Batches::read(processes.aggregator_admin).await?;
     for window in 0..windows {
         let from = (window * per_window) % events.len().max(1);
         let slice = &events[from..(from + per_window).min(events.len())];
@@ -140,7 +162,10 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
         for (now, before) in cpu_now.iter().zip(cpu_before) {
             print!(" {:>5.2}", (now - before) / wall);
         }
-        println!();
+        let batches = Batches::read(processes.aggregator_admin).await?;
+        let anon = rss_anon_mib(pids[1]).unwrap_or(0.0);
+        println!(" {anon:>8.1} {}", batches.since(&batches_before));
+        batches_before = batches;
         cpu_before = cpu_now;
         samples.push(rss);
     }
@@ -180,4 +205,53 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(flat, "memory grew during the soak");
     Ok(())
+}
+
+/// The aggregator's batch histograms, as read from its /metrics.
+struct Batches {
+    count: f64,
+    records: f64,
+    bytes: f64,
+    /// Cumulative batch counts by upper bound of records per batch.
+    buckets: Vec<(f64, f64)>,
+}
+
+impl Batches {
+    async fn read(admin: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let text = scrape(admin).await?;
+        let buckets = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("cardstream_aggregator_batch_records_bucket{le=\""))
+            .filter_map(|l| {
+                let (bound, count) = l.split_once("\"} ")?;
+                Some((bound.parse().ok()?, count.parse().ok()?))
+            })
+            .collect();
+        Ok(Batches {
+            count: metric_sum(&text, "cardstream_aggregator_batch_records_count", ""),
+            records: metric_sum(&text, "cardstream_aggregator_batch_records_sum", ""),
+            bytes: metric_sum(&text, "cardstream_aggregator_batch_bytes_sum", ""),
+            buckets,
+        })
+    }
+
+    /// The window's columns: batches, mean records, mean KiB, and the smallest bucket bound
+    /// that holds every batch of the window.
+    fn since(&self, before: &Batches) -> String {
+        let count = self.count - before.count;
+        if count < 1.0 {
+            return format!("{:>7} {:>6} {:>6} {:>7}", 0, "-", "-", "-");
+        }
+        let largest = self
+            .buckets
+            .iter()
+            .zip(&before.buckets)
+            .find(|((_, now), (_, then))| now - then >= count)
+            .map_or("-".to_owned(), |((bound, _), _)| format!("<={bound}"));
+        format!(
+            "{count:>7.0} {:>6.0} {:>6.0} {largest:>7}",
+            (self.records - before.records) / count,
+            (self.bytes - before.bytes) / count / 1024.0,
+        )
+    }
 }

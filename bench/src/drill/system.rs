@@ -12,10 +12,9 @@ use anyhow::Context;
 use cardstream_kafka::{KafkaArgs, TopicArgs};
 use cardstream_store::Store;
 use cardstream_testbed::{Broker, PrivatePostgres, Storage, TestDatabase};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::processes::{free_addr, sibling_binary};
+use crate::processes::{free_addr, metric_sum, scrape, sibling_binary};
 
 pub(crate) const SECRET: &str = "whsec_cardstream_drill";
 pub(crate) const TOPIC: &str = "stripe.events";
@@ -46,19 +45,10 @@ impl Component {
     /// The sum of a metric's series whose labels contain `label` (e.g. `outcome="duplicate"`),
     /// read from the component's admin endpoint.
     pub(crate) async fn metric(&self, name: &str, label: &str) -> anyhow::Result<f64> {
-        let mut stream = tokio::net::TcpStream::connect(self.admin)
+        let text = scrape(self.admin)
             .await
-            .with_context(|| format!("cannot reach {}'s admin endpoint", self.name))?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .await?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(name) && l.contains(label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+            .with_context(|| format!("cannot read {}'s metrics", self.name))?;
+        Ok(metric_sum(&text, name, label))
     }
 
     /// Whether the component's log contains `text`.

@@ -284,6 +284,7 @@ impl Worker {
             return Ok(());
         }
         let positions = positions(&batch);
+        let bytes: usize = batch.iter().map(Record::payload_len).sum();
         let mut events = Vec::new();
         let mut received = Vec::new();
         let mut dead = Vec::new();
@@ -329,6 +330,7 @@ impl Worker {
         self.metrics
             .batch_size
             .observe((event_count + dead.len()) as f64);
+        self.metrics.batch_bytes.observe(bytes as f64);
         self.metrics
             .batch_duration
             .observe(started.elapsed().as_secs_f64());

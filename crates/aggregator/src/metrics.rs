@@ -17,6 +17,9 @@ pub struct AggregatorMetrics {
     pub batches: IntCounter,
     pub batch_duration: Histogram,
     pub batch_size: Histogram,
+    /// Payload bytes per batch: what a batch holds in memory scales with this (the parsed
+    /// events and the SQL built from them are a few times the raw bytes).
+    pub batch_bytes: Histogram,
     /// Failed attempts to write a batch, by kind (`transient`: retried; `permanent`: split to
     /// find the record Postgres refuses).
     pub database_failures: IntCounterVec,
@@ -68,6 +71,13 @@ impl AggregatorMetrics {
                         1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0,
                     ]),
             )?,
+            batch_bytes: Histogram::with_opts(
+                HistogramOpts::new(
+                    "cardstream_aggregator_batch_bytes",
+                    "Payload bytes per batch.",
+                )
+                .buckets(prometheus::exponential_buckets(16_384.0, 4.0, 7)?),
+            )?,
             database_failures: IntCounterVec::new(
                 Opts::new(
                     "cardstream_aggregator_database_failures_total",
@@ -115,6 +125,7 @@ impl AggregatorMetrics {
         registry.register(Box::new(m.batches.clone()))?;
         registry.register(Box::new(m.batch_duration.clone()))?;
         registry.register(Box::new(m.batch_size.clone()))?;
+        registry.register(Box::new(m.batch_bytes.clone()))?;
         registry.register(Box::new(m.database_failures.clone()))?;
         registry.register(Box::new(m.paused.clone()))?;
         registry.register(Box::new(m.lag.clone()))?;

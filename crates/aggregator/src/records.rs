@@ -24,6 +24,14 @@ impl Record {
         }
     }
 
+    /// The record's payload size in bytes.
+    pub(crate) fn payload_len(&self) -> usize {
+        match self {
+            Record::Event { event, .. } => event.payload.len(),
+            Record::Dead(dead) => dead.payload.len(),
+        }
+    }
+
     pub(crate) fn offset(&self) -> i64 {
         match self {
             Record::Event { event, .. } => event.offset,
