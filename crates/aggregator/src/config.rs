@@ -33,6 +33,13 @@ pub struct AggregatorArgs {
     #[arg(long, env = "CARDSTREAM_BATCH_SIZE", default_value_t = 5000)]
     pub batch_size: usize,
 
+    /// Most payload bytes in one batch (a record larger than this makes a batch of its own).
+    /// The batch's memory is a few times this (parsed events, the SQL built from them), so it
+    /// bounds the aggregator's memory whatever the size of the records; the default is above
+    /// what 5,000 typical Stripe events take, so the record count is what usually closes a batch.
+    #[arg(long, env = "CARDSTREAM_BATCH_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub batch_max_bytes: usize,
+
     /// Longest a batch waits to fill once its first record arrived.
     #[arg(
         long,

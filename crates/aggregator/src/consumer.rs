@@ -184,11 +184,26 @@ impl Worker {
         tracing::warn!(error = %err, "consumer error; librdkafka keeps retrying");
     }
 
-    /// Up to `batch_size` records, waiting at most `batch_wait` after the first.
+    /// Up to `batch_size` records and `batch_max_bytes` of payload, waiting at most
+    /// `batch_wait` after the first. A record that would take the batch past the byte bound
+    /// starts the next one instead.
     async fn collect(&mut self, shutdown: &CancellationToken) -> Vec<Record> {
         let size = self.args.batch_size.max(1);
-        let take = self.carry.len().min(size);
+        let max_bytes = self.args.batch_max_bytes;
+        let (mut take, mut bytes) = (0, 0);
+        for record in self.carry.iter().take(size) {
+            let len = record.payload_len();
+            // The first record always goes, however large.
+            if take > 0 && bytes + len > max_bytes {
+                break;
+            }
+            (take, bytes) = (take + 1, bytes + len);
+        }
         let mut batch: Vec<Record> = self.carry.drain(..take).collect();
+        if !self.carry.is_empty() {
+            // Full from what was read ahead; newer records wait in Kafka.
+            return batch;
+        }
         let mut deadline = (!batch.is_empty()).then(|| Instant::now() + self.args.batch_wait);
         while batch.len() < size {
             let wait = match deadline {
@@ -204,7 +219,14 @@ impl Worker {
                 received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
                     Err(_elapsed) => break,
                     Ok(Ok(message)) => {
-                        batch.push(decode(&message));
+                        let record = decode(&message);
+                        let len = record.payload_len();
+                        if !batch.is_empty() && bytes + len > max_bytes {
+                            self.carry.push(record);
+                            break;
+                        }
+                        bytes += len;
+                        batch.push(record);
                         deadline.get_or_insert_with(|| Instant::now() + self.args.batch_wait);
                     }
                     Ok(Err(err)) => self.report_consumer_error(&err),
@@ -224,12 +246,14 @@ impl Worker {
     ) -> Result<(), Interrupted> {
         let until = Instant::now() + duration;
         let read_ahead = self.args.batch_size.max(1) * READ_AHEAD_BATCHES;
+        let read_ahead_bytes = self.args.batch_max_bytes.saturating_mul(READ_AHEAD_BATCHES);
+        let mut carried: usize = self.carry.iter().map(Record::payload_len).sum();
         loop {
             let remaining = until.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Ok(());
             }
-            if self.carry.len() >= read_ahead {
+            if self.carry.len() >= read_ahead || carried >= read_ahead_bytes {
                 tokio::select! {
                     () = shutdown.cancelled() => return Err(Interrupted),
                     () = tokio::time::sleep(remaining) => return Ok(()),
@@ -240,7 +264,11 @@ impl Worker {
                 () = shutdown.cancelled() => return Err(Interrupted),
                 received = tokio::time::timeout(remaining, self.consumer.recv()) => match received {
                     Err(_elapsed) => return Ok(()),
-                    Ok(Ok(message)) => self.carry.push(decode(&message)),
+                    Ok(Ok(message)) => {
+                        let record = decode(&message);
+                        carried += record.payload_len();
+                        self.carry.push(record);
+                    }
                     Ok(Err(err)) => self.report_consumer_error(&err),
                 },
             }

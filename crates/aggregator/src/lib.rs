@@ -116,7 +116,7 @@ pub async fn start(
     );
     let admin =
         AdminServer::spawn(args.admin_listen, registry, readiness, shutdown.clone()).await?;
-    tracing::info!(topic = %args.kafka.topic, group = %args.consumer_group, batch_size = args.batch_size, "aggregator consuming");
+    tracing::info!(topic = %args.kafka.topic, group = %args.consumer_group, batch_size = args.batch_size, batch_max_bytes = args.batch_max_bytes, "aggregator consuming");
 
     let worker = Worker::new(consumer, store, dead_letters, metrics, args);
     let task = tokio::spawn(async move {

@@ -95,6 +95,60 @@ async fn duplicated_reordered_events_on_the_topic_become_the_same_rows_once() {
     );
 }
 
+/// `--batch-max-bytes` bounds what one batch holds, so a run of large events cannot make a
+/// batch (and the aggregator's memory) thousands of records' worth of megabytes.
+#[tokio::test]
+async fn a_batch_holds_at_most_batch_max_bytes_of_payload() {
+    let setup = Setup::new(Storage::Memory).await;
+    let events = simulated(23, 8, 150);
+    produce(&setup.kafka(), &events).await;
+    let total: usize = events.iter().map(|e| e.body.len()).sum();
+    // A bound of the cardstream_aggregator_batch_bytes histogram, so its bucket counts say
+    // whether any batch went past it.
+    const MAX: usize = 65_536;
+    assert!(total > 8 * MAX, "too little data to need several batches");
+
+    let mut aggregator = TestAggregator::start(setup.args(
+        "group-bytes",
+        &[
+            "--batch-size",
+            "5000",
+            "--batch-max-bytes",
+            &MAX.to_string(),
+        ],
+    ))
+    .await;
+    setup
+        .wait_for(
+            "SELECT count(*) FROM stripe_events",
+            distinct(&events) as i64,
+            WAIT,
+        )
+        .await;
+    aggregator.stop().await;
+
+    let families = aggregator.registry.gather();
+    let histogram = families
+        .iter()
+        .find(|f| f.name() == "cardstream_aggregator_batch_bytes")
+        .expect("the batch bytes histogram is registered")
+        .get_metric()[0]
+        .get_histogram();
+    let batches = histogram.get_sample_count();
+    let within = histogram
+        .get_bucket()
+        .iter()
+        .find(|b| b.upper_bound() == MAX as f64)
+        .expect("a bucket at the bound")
+        .cumulative_count();
+    assert_eq!(within, batches, "every batch holds at most {MAX} bytes");
+    assert!(
+        batches as usize >= total.div_ceil(MAX),
+        "{batches} batches cannot carry {total} bytes"
+    );
+    assert_eq!(histogram.get_sample_sum(), total as f64);
+}
+
 #[tokio::test]
 async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_partition() {
     let setup = Setup::new(Storage::Memory).await;
