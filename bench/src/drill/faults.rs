@@ -30,39 +30,52 @@ pub(crate) async fn broker_restart(settings: Settings) -> anyhow::Result<Outcome
     tokio::time::sleep(DOWN).await;
     drill.system.broker.start_again().await;
     drill.repaired("broker accepting connections").await?;
+    // tansu 0.6.0's SQLite engine panics on the first write of a producer it knew before the
+    // crash (see `survive_broker_panic`).
+    survive_broker_panic(&mut drill, "after the restart").await?;
+    drill.finish().await
+}
+
+/// Watches the broker's log for `WEDGE_CHECK` and, if tansu's storage task panicked, works
+/// around it. tansu 0.6.0's SQLite engine panics in its duplicate check for idempotent
+/// producers (`lite.rs:503`, "more or less than one row") on the first write of a producer it
+/// knew before a crash, and on a produce request the gateway's librdkafka sent again after a
+/// timeout; from then on it accepts connections but fails every request. Killing it, starting
+/// it again on the same storage and replacing the gateway (a new producer id) gets it serving;
+/// what was acknowledged before is then either in Postgres or on the broker's disk, which the
+/// reconciliation checks. Returns whether it had to.
+pub(super) async fn survive_broker_panic(drill: &mut Drill, when: &str) -> anyhow::Result<bool> {
     let mut panics = Vec::new();
     let deadline = std::time::Instant::now() + WEDGE_CHECK;
     while panics.is_empty() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
         panics = drill.system.broker_panics();
     }
-    if !panics.is_empty() {
-        // tansu 0.6.0's SQLite engine panics on the first write of a producer it knew before
-        // the crash, then fails every request while still accepting connections. A second
-        // restart, with a new gateway (a new producer id), gets it serving again; what was
-        // acknowledged before the crash is then either in Postgres or lost on the broker's disk.
-        drill.note(format!(
-            "tansu panicked after the restart ({}) and failed every request; worked around with a second restart and a new gateway",
-            panics.join("; ")
-        ));
-        drill.system.accept_broker_panics(panics);
-        drill.abandon_recoveries();
-        drill.mark("broker wedged: SIGKILLed again, gateway SIGKILLed");
-        drill.system.broker.stop().await;
-        if let Some(gateway) = drill.system.gateway.take() {
-            gateway.kill().await?;
-        }
-        drill.system.broker.start_again().await;
-        drill.system.start_gateway().await?;
-        drill
-            .repaired("broker started a second time, new gateway")
-            .await?;
+    if panics.is_empty() {
+        return Ok(false);
     }
-    drill.finish().await
+    drill.note(format!(
+        "tansu panicked {when} ({}) and failed every request; worked around by restarting it on the same storage with a new gateway",
+        panics.join("; ")
+    ));
+    drill.system.accept_broker_panics(panics);
+    drill.abandon_recoveries();
+    drill.mark("broker wedged: broker and gateway SIGKILLed");
+    drill.system.broker.stop().await;
+    if let Some(gateway) = drill.system.gateway.take() {
+        gateway.kill().await?;
+    }
+    drill.system.broker.start_again().await;
+    drill.system.start_gateway().await?;
+    drill
+        .repaired("broker started again on its storage, new gateway")
+        .await?;
+    Ok(true)
 }
 
-/// How long after a broker restart the drill watches for tansu's storage panic (it comes with
-/// the old producer's first write, once the gateway has reconnected).
+/// How long after a repair the drill watches for tansu's storage panic (after a broker restart
+/// it comes with the old producer's first write, once the gateway has reconnected; after an
+/// aggregator's replacement, within about 10 s).
 const WEDGE_CHECK: Duration = Duration::from_secs(20);
 
 pub(crate) async fn postgres_restart(settings: Settings) -> anyhow::Result<Outcome> {
