@@ -43,8 +43,8 @@ pub(crate) async fn broker_restart(settings: Settings) -> anyhow::Result<Outcome
 /// timeout; from then on it accepts connections but fails every request. Killing it, starting
 /// it again on the same storage and replacing the gateway (a new producer id) gets it serving;
 /// what was acknowledged before is then either in Postgres or on the broker's disk, which the
-/// reconciliation checks. Returns whether it had to.
-pub(super) async fn survive_broker_panic(drill: &mut Drill, when: &str) -> anyhow::Result<bool> {
+/// reconciliation checks.
+pub(super) async fn survive_broker_panic(drill: &mut Drill, when: &str) -> anyhow::Result<()> {
     let mut panics = Vec::new();
     let deadline = std::time::Instant::now() + WEDGE_CHECK;
     while panics.is_empty() && std::time::Instant::now() < deadline {
@@ -52,7 +52,7 @@ pub(super) async fn survive_broker_panic(drill: &mut Drill, when: &str) -> anyho
         panics = drill.system.broker_panics();
     }
     if panics.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
     drill.note(format!(
         "tansu panicked {when} ({}) and failed every request; worked around by restarting it on the same storage with a new gateway",
@@ -69,8 +69,7 @@ pub(super) async fn survive_broker_panic(drill: &mut Drill, when: &str) -> anyho
     drill.system.start_gateway().await?;
     drill
         .repaired("broker started again on its storage, new gateway")
-        .await?;
-    Ok(true)
+        .await
 }
 
 /// How long after a repair the drill watches for tansu's storage panic (after a broker restart
