@@ -26,6 +26,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0003_accounts_and_policy.up.sql"),
                 down: include_str!("../sql/0003_accounts_and_policy.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261130_000004_sessions_and_invitations",
+                up: include_str!("../sql/0004_sessions_and_invitations.up.sql"),
+                down: include_str!("../sql/0004_sessions_and_invitations.down.sql"),
+            }),
         ]
     }
 }

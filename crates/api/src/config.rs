@@ -78,6 +78,15 @@ pub struct ApiArgs {
     )]
     pub login_attempts_per_address: u32,
 
+    /// How long an invitation or password-reset link works.
+    #[arg(long, env = "CARDSTREAM_INVITATION_TTL", default_value = "72h", value_parser = humantime::parse_duration)]
+    pub invitation_ttl: Duration,
+
+    /// Serve GraphiQL at `GET /graphql` (from the binary's own assets). Off by default: an
+    /// explorer is for development, not for the internet.
+    #[arg(long, env = "CARDSTREAM_GRAPHIQL")]
+    pub graphiql: bool,
+
     /// Who may introspect the schema.
     #[arg(
         long,

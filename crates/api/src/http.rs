@@ -1,23 +1,21 @@
-//! The HTTP side: `POST /graphql`, `GET /graphql` (GraphiQL), `GET /graphql/ws`
-//! (graphql-transport-ws).
+//! The HTTP side: `POST /graphql`, `GET /graphql` (GraphiQL, when enabled), `GET /graphql/ws`
+//! (graphql-transport-ws, in `ws.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_graphql::Data;
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cardstream_store::Store;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::auth::{Tokens, Viewer};
+use crate::auth::{Credentials, Sessions, Tokens};
 use crate::config::Introspection;
-use crate::graphql::{ApiSchema, ClientAddress, loader};
+use crate::graphql::{ApiSchema, Authentication, ClientAddress, loader};
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -25,7 +23,10 @@ pub(crate) struct AppState {
     pub(crate) schema: ApiSchema,
     pub(crate) store: Store,
     pub(crate) tokens: Tokens,
+    pub(crate) sessions: Sessions,
     pub(crate) introspection: Introspection,
+    /// GraphiQL's page, when `--graphiql` is on and the binary carries it.
+    pub(crate) graphiql: Option<axum::body::Bytes>,
 }
 
 /// GraphQL requests are small; anything bigger is refused before parsing.
@@ -34,26 +35,17 @@ const GRAPHQL_BODY_LIMIT: usize = 64 * 1024;
 pub(crate) fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
-        .route("/graphql/ws", get(websocket))
+        .route("/graphql/ws", get(crate::ws::websocket))
         // The GraphQL extractor reads the body itself and ignores axum's DefaultBodyLimit, so
         // the limit is enforced around it: 413 before a byte is parsed.
         .layer(RequestBodyLimitLayer::new(GRAPHQL_BODY_LIMIT))
         .with_state(state)
 }
 
-/// The viewer behind a bearer token, from the database (so role and links are current).
-pub(crate) async fn viewer_for(state: &AppState, token: Option<&str>) -> Option<Viewer> {
-    let user_id = state.tokens.verify(token?)?;
-    let user = state.store.user(user_id).await.ok()??;
-    let cardholders = state
-        .store
-        .cardholders_of(&[user.id])
-        .await
-        .ok()?
-        .into_iter()
-        .map(|(_, h)| h)
-        .collect();
-    Some(Viewer { user, cardholders })
+/// What a bearer token says, when it is ours and unexpired (whether its session is still open
+/// is asked lazily, by the resolvers that need a viewer).
+pub(crate) fn credentials(state: &AppState, token: Option<&str>) -> Option<Credentials> {
+    state.tokens.verify(token?)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -75,10 +67,17 @@ async fn graphql(
         .into_inner()
         .data(loader(state.store.clone()))
         .data(ClientAddress(Some(peer.ip())));
-    let viewer = viewer_for(&state, bearer(&headers)).await;
+    let credentials = credentials(&state, bearer(&headers));
     let introspect = match state.introspection {
         Introspection::Always => true,
-        Introspection::Authenticated => viewer.is_some(),
+        // Only a request that asks for introspection pays for the session lookup.
+        Introspection::Authenticated => {
+            asks_for_introspection(&request.query)
+                && match &credentials {
+                    Some(c) => matches!(state.sessions.viewer(c).await, Ok(Some(_))),
+                    None => false,
+                }
+        }
         Introspection::Never => false,
     };
     if !introspect {
@@ -97,52 +96,24 @@ async fn graphql(
         }
         request = request.disable_introspection();
     }
-    if let Some(viewer) = viewer {
-        request = request.data(viewer);
-    }
+    request = request.data(Authentication::request(credentials));
     state.schema.execute(request).await.into()
 }
 
-async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
-    )
-}
-
-/// Subscriptions over graphql-transport-ws. The token comes in `connection_init`'s payload as
-/// `{"authorization": "Bearer <token>"}` (or `{"token": "<token>"}`); without a valid one the
-/// connection is refused.
-async fn websocket(
-    State(state): State<Arc<AppState>>,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            let schema = state.schema.clone();
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = payload["authorization"]
-                        .as_str()
-                        .and_then(|a| a.strip_prefix("Bearer "))
-                        .or_else(|| payload["token"].as_str())
-                        .map(str::trim);
-                    let viewer = viewer_for(&state, token).await.ok_or_else(|| {
-                        async_graphql::Error::new(
-                            "UNAUTHENTICATED: send a valid token in connection_init",
-                        )
-                    })?;
-                    let mut data = Data::default();
-                    data.insert(viewer);
-                    data.insert(loader(state.store.clone()));
-                    Ok(data)
-                })
-                .serve()
-        })
+/// GraphiQL, built into the dashboard's assets (nothing from a CDN), only with `--graphiql`.
+async fn graphiql(State(state): State<Arc<AppState>>) -> Response {
+    match &state.graphiql {
+        Some(page) => (
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page.clone(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "GraphiQL is off here; `cardstream api --graphiql` turns it on. POST GraphQL to /graphql.",
+        )
+            .into_response(),
+    }
 }
 
 /// Whether the document selects `__schema` or `__type` anywhere (`__typename` is ordinary and

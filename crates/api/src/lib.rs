@@ -7,8 +7,10 @@
 mod auth;
 mod config;
 mod graphql;
+mod headers;
 mod http;
 mod live;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use prometheus::{IntCounterVec, Opts};
 pub use auth::{Tokens, hash_password, verify_password};
 pub use config::{ApiArgs, Introspection};
 pub use graphql::{ApiSchema, OperationMetrics, QueryLimits, sdl};
+pub use headers::CONTENT_SECURITY_POLICY;
 
 /// The smallest token secret accepted.
 const MIN_SECRET: usize = 32;
@@ -69,6 +72,17 @@ pub async fn start(
     shutdown: CancellationToken,
     extra: axum::Router,
 ) -> Result<RunningApi, Error> {
+    start_with(args, registry, shutdown, extra, None).await
+}
+
+/// [`start`], with GraphiQL's page (served at `GET /graphql` when `--graphiql` is on).
+pub async fn start_with(
+    args: ApiArgs,
+    registry: Registry,
+    shutdown: CancellationToken,
+    extra: axum::Router,
+    graphiql: Option<axum::body::Bytes>,
+) -> Result<RunningApi, Error> {
     if args.token_secret.len() < MIN_SECRET {
         return Err(Error::WeakSecret);
     }
@@ -81,7 +95,13 @@ pub async fn start(
         &["outcome"],
     )?;
     registry.register(Box::new(notifications.clone()))?;
-    let live = live::Live::start(args.database.url.clone(), notifications, shutdown.clone());
+    let sessions = auth::Sessions::new(store.clone());
+    let live = live::Live::start(
+        args.database.url.clone(),
+        notifications,
+        sessions.clone(),
+        shutdown.clone(),
+    );
     let tokens = Tokens::new(args.token_secret.as_bytes(), args.token_ttl);
     let schema = graphql::schema_builder(QueryLimits {
         depth: args.max_depth,
@@ -91,21 +111,27 @@ pub async fn start(
     .extension(OperationMetrics::new(&registry)?)
     .data(store.clone())
     .data(tokens.clone())
+    .data(sessions.clone())
+    .data(graphql::InvitationTtl(args.invitation_ttl))
     .data(live)
     .data(auth::LoginLimiter::new(
         args.login_attempts_per_account,
         args.login_attempts_per_address,
     ))
     .finish();
+    spawn_statement_gauge(store.clone(), &registry)?;
     let state = Arc::new(http::AppState {
         schema,
         store: store.clone(),
         tokens,
+        sessions,
         introspection: args.introspection,
+        graphiql: graphiql.filter(|_| args.graphiql),
     });
     let http_metrics = HttpMetrics::new("api", &registry)?;
     let router = http::routes(state)
         .merge(extra)
+        .layer(axum::middleware::from_fn(headers::secure))
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
             HttpMetrics::track,
@@ -141,6 +167,29 @@ pub async fn start(
         store,
         task,
     })
+}
+
+/// `cardstream_api_database_statements_total`: every statement the API sent to Postgres, so
+/// the cost of a query can be read from outside the process.
+fn spawn_statement_gauge(store: Store, registry: &Registry) -> Result<(), Error> {
+    let statements = prometheus::IntCounter::new(
+        "cardstream_api_database_statements_total",
+        "SQL statements the API sent to Postgres (reads, sign-ins, admin edits).",
+    )?;
+    registry.register(Box::new(statements.clone()))?;
+    // A collector would be neater; a fast refresh keeps it exact enough for a scrape.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let total = store.statements();
+            let seen = statements.get();
+            if total > seen {
+                statements.inc_by(total - seen);
+            }
+        }
+    });
+    Ok(())
 }
 
 fn spawn_database_probe(store: Store, readiness: Readiness, shutdown: CancellationToken) {

@@ -1,14 +1,17 @@
-//! One LISTEN per API process on the aggregator's `cardstream_activity` channel, fanned out to
-//! every subscription.
+//! One LISTEN connection per API process, on two channels: the aggregator's
+//! `cardstream_activity`, fanned out to every subscription, and `cardstream_sessions`, which
+//! tells the session cache what to forget.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardstream_store::ACTIVITY_CHANNEL;
+use cardstream_store::{ACTIVITY_CHANNEL, SESSIONS_CHANNEL};
 use cardstream_telemetry::CancellationToken;
 use prometheus::IntCounterVec;
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
+
+use crate::auth::{SessionChange, Sessions};
 
 /// Cards changed by one committed batch.
 pub(crate) type ChangedCards = Arc<Vec<String>>;
@@ -24,6 +27,7 @@ impl Live {
     pub(crate) fn start(
         database_url: String,
         notifications: IntCounterVec,
+        sessions: Sessions,
         shutdown: CancellationToken,
     ) -> Live {
         let (sender, _) = broadcast::channel(1024);
@@ -35,10 +39,28 @@ impl Live {
             loop {
                 let listened = async {
                     let mut listener = PgListener::connect(&database_url).await?;
-                    listener.listen(ACTIVITY_CHANNEL).await?;
-                    tracing::info!(channel = ACTIVITY_CHANNEL, "listening for activity");
+                    listener
+                        .listen_all([ACTIVITY_CHANNEL, SESSIONS_CHANNEL])
+                        .await?;
+                    // Only now is every later session change sure to reach us.
+                    sessions.set_listening(true);
+                    tracing::info!("listening for activity and session changes");
                     loop {
-                        let note = listener.recv().await?;
+                        // try_recv, not recv: recv reconnects silently after a lost
+                        // connection, hiding that notifications were missed meanwhile.
+                        let Some(note) = listener.try_recv().await? else {
+                            return Err(sqlx::Error::Protocol(
+                                "the notification connection was lost".into(),
+                            ));
+                        };
+                        if note.channel() == SESSIONS_CHANNEL {
+                            notifications.with_label_values(&["session"]).inc();
+                            let user = serde_json::from_str::<serde_json::Value>(note.payload())
+                                .ok()
+                                .and_then(|v| v["user"].as_i64());
+                            sessions.changed(user.map_or(SessionChange::All, SessionChange::User));
+                            continue;
+                        }
                         let cards: Vec<String> =
                             serde_json::from_str::<serde_json::Value>(note.payload())
                                 .ok()
@@ -60,6 +82,8 @@ impl Live {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     result = listened => {
+                        // Notifications may be missed until we listen again.
+                        sessions.set_listening(false);
                         if let Err(err) = result {
                             notifications.with_label_values(&["listener_error"]).inc();
                             tracing::warn!(error = %err, retry_in = ?backoff, "activity listener lost; reconnecting");

@@ -230,11 +230,18 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
             "{query}"
         );
     }
-    let create = "mutation { createUser(input: {email: \"mallory@example.com\", password: \"long enough password\", role: ADMIN}) { id } }";
-    assert_eq!(
-        code(&api.gql(Some(&alice), create, json!({})).await),
-        "FORBIDDEN"
-    );
+    for mutation in [
+        "mutation { inviteUser(input: {email: \"mallory@example.com\", role: ADMIN}) { token } }",
+        "mutation { setUserRole(id: \"2\", role: ADMIN) { id } }",
+        "mutation { resetPassword(id: \"1\") { token } }",
+        "mutation { deleteUser(id: \"1\") }",
+    ] {
+        assert_eq!(
+            code(&api.gql(Some(&alice), mutation, json!({})).await),
+            "FORBIDDEN",
+            "{mutation}"
+        );
+    }
 
     // The admin sees everything.
     let admin = api.login("admin@example.com").await;

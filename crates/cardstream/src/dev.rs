@@ -185,16 +185,20 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
         components.clone(),
     )
     .await?;
-    let api = cardstream_api::start(
-        component_args(&argv(&[
-            ("listen", &args.listen.to_string()),
-            ("admin-listen", &args.admin_listen.to_string()),
-            ("database-url", url),
-            ("token-secret", &token_secret),
-        ]))?,
+    let mut api_args: cardstream_api::ApiArgs = component_args(&argv(&[
+        ("listen", &args.listen.to_string()),
+        ("admin-listen", &args.admin_listen.to_string()),
+        ("database-url", url),
+        ("token-secret", &token_secret),
+    ]))?;
+    // An explorer is for a laptop, not for the internet: on here, off by default elsewhere.
+    api_args.graphiql = true;
+    let api = cardstream_api::start_with(
+        api_args,
         registry()?,
         components.clone(),
         cardstream_web::router(),
+        cardstream_web::graphiql_page(),
     )
     .await?;
 
@@ -210,7 +214,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
 
     eprintln!(
         "\ncardstream dev is running (Ctrl-C stops everything)\n\
-         \n  dashboard + GraphQL  http://{api}/  (POST /graphql, ws /graphql/ws)\
+         \n  dashboard + GraphQL  http://{api}/  (POST /graphql, ws /graphql/ws, GraphiQL at /graphql)\
          \n  webhooks             http://{gw}/webhooks/stripe  (secret {DEV_SECRET})\
          \n  authorizations       http://{gw}/webhooks/stripe/authorization\
          \n  metrics              http://{api_admin}/metrics (api), http://{gw_admin}/metrics (gateway), http://{agg_admin}/metrics (aggregator)\

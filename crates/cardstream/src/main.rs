@@ -48,8 +48,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay(args) => admin::replay(args).await?,
         Command::Verify(args) => admin::verify(args).await?,
         Command::Api(args) => {
-            let api = cardstream_api::start(*args, registry()?, shutdown, cardstream_web::router())
-                .await?;
+            let api = cardstream_api::start_with(
+                *args,
+                registry()?,
+                shutdown,
+                cardstream_web::router(),
+                cardstream_web::graphiql_page(),
+            )
+            .await?;
             api.wait().await?;
         }
         Command::Users(args) => admin::users(args).await?,

@@ -2,7 +2,8 @@
 
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use crate::entities::{user_cardholders, users};
@@ -25,7 +26,7 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Role {
+    pub(crate) fn parse(s: &str) -> Role {
         // The column has a CHECK constraint; anything but "admin" gets the narrower role.
         if s == "admin" {
             Role::Admin
@@ -36,13 +37,27 @@ impl Role {
 }
 
 /// A dashboard user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
     pub email: String,
     pub role: Role,
-    /// argon2id PHC string.
+    /// argon2id PHC string; empty while a password reset is pending (it then matches nothing).
     pub password_hash: String,
+    /// A disabled user cannot sign in.
+    pub disabled: bool,
+}
+
+/// Without the password hash: a hash in a log is an offline guessing target.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<users::Model> for User {
@@ -52,6 +67,7 @@ impl From<users::Model> for User {
             email: m.email,
             role: Role::parse(&m.role),
             password_hash: m.password_hash,
+            disabled: m.disabled,
         }
     }
 }
@@ -143,8 +159,17 @@ impl Store {
     }
 
     pub async fn users(&self) -> Result<Vec<User>, Error> {
-        Ok(users::Entity::find()
-            .order_by_asc(users::Column::Id)
+        self.users_page(None, u64::MAX).await
+    }
+
+    /// Users by id, after `after`, at most `first`.
+    pub async fn users_page(&self, after: Option<i64>, first: u64) -> Result<Vec<User>, Error> {
+        let mut query = users::Entity::find().order_by_asc(users::Column::Id);
+        if let Some(after) = after {
+            query = query.filter(users::Column::Id.gt(after));
+        }
+        Ok(query
+            .limit(first)
             .all(self.orm())
             .await
             .map_err(db)?
@@ -181,18 +206,6 @@ impl Store {
         )
         .do_nothing()
         .exec(self.orm())
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
-    pub async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<(), Error> {
-        users::ActiveModel {
-            id: Set(user_id),
-            password_hash: Set(password_hash.to_owned()),
-            ..Default::default()
-        }
-        .update(self.orm())
         .await
         .map_err(db)?;
         Ok(())

@@ -9,12 +9,15 @@ mod accounts;
 pub mod entities;
 mod fold;
 mod ingest;
+mod invitations;
 mod policy_store;
 mod queries;
 mod replay;
 mod rollups;
 mod rows;
+mod sessions;
 mod spend;
+mod spend_queries;
 mod verify;
 mod version;
 
@@ -26,13 +29,16 @@ use sea_orm_migration::MigratorTrait;
 pub use accounts::{Role, User};
 pub use fold::{FoldEvent, FoldOutcome, fold};
 pub use ingest::{BatchOutcome, IncomingEvent, Position};
+pub use invitations::{Invitation, InvitationKind, InvitationState};
 pub use policy_store::StoredPolicy;
 pub use queries::{
     ActivityFilter, ActivityStatus, Cursor, KeyedSpend, SeriesBucket, SpendKey, SpendPoint,
     SpendTotals,
 };
 pub use replay::{ReplayProgress, ReplayStats};
+pub use sessions::{EndReason, OpenSession, SESSIONS_CHANNEL};
 pub use spend::{SpendCache, SpendCacheArgs};
+pub use spend_queries::CardCurrency;
 pub use verify::{CONTENT_QUERIES, RollupDrift};
 pub use version::Version;
 
@@ -73,6 +79,8 @@ pub enum Error {
     Orm(#[source] sea_orm::DbErr),
     #[error("{0}")]
     Conflict(String),
+    #[error("no such {0}")]
+    NotFound(&'static str),
 }
 
 impl Error {
@@ -181,7 +189,14 @@ impl Store {
         Ok(Store { db, statements })
     }
 
-    /// How many statements went through sea-orm since connecting.
+    /// Counts statements sent through the sqlx pool directly (sea-orm's are counted by its
+    /// metric callback), so `statements` covers every read and write of the API.
+    pub(crate) fn tally(&self, statements: u64) {
+        self.statements
+            .fetch_add(statements, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many statements the API's paths sent since connecting.
     pub fn statements(&self) -> u64 {
         self.statements.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -15,7 +15,7 @@ fn db(err: sea_orm::DbErr) -> Error {
 }
 
 /// Which authorizations to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActivityStatus {
     Approved,
     /// Declined, by Stripe or by the gateway.
@@ -26,7 +26,7 @@ pub enum ActivityStatus {
 
 /// Filters on a card's activity. Amounts are in minor units of the card's currency; times
 /// are unix seconds, `to` exclusive.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ActivityFilter {
     pub status: Option<ActivityStatus>,
     pub category: Option<String>,
@@ -40,7 +40,7 @@ pub struct ActivityFilter {
 
 /// A position in a card's activity: the last row seen, in (created, id) descending order.
 /// Rows arriving later sort before it, so paging on never repeats or skips a row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub created: i64,
     pub id: String,
@@ -67,7 +67,7 @@ pub struct KeyedSpend {
 }
 
 /// The width of a time-series bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SeriesBucket {
     Day,
     Week,
@@ -75,7 +75,7 @@ pub enum SeriesBucket {
 }
 
 impl SeriesBucket {
-    fn unit(&self) -> &'static str {
+    pub(crate) fn unit(&self) -> &'static str {
         match self {
             SeriesBucket::Day => "day",
             SeriesBucket::Week => "week",
@@ -100,6 +100,59 @@ fn like_literal(text: &str) -> String {
             c => vec![c],
         })
         .collect()
+}
+
+/// The conditions of an activity page, whatever card it is for.
+fn activity_condition(filter: &ActivityFilter, after: Option<&Cursor>) -> Condition {
+    use authorizations::Column as C;
+    let mut condition = Condition::all();
+    condition = match filter.status {
+        Some(ActivityStatus::Approved) => condition.add(C::Approved.eq(true)),
+        Some(ActivityStatus::Declined) => condition
+            .add(C::Approved.eq(false))
+            .add(C::Status.ne("pending")),
+        Some(ActivityStatus::Pending) => condition
+            .add(C::Approved.eq(false))
+            .add(C::Status.eq("pending")),
+        None => condition,
+    };
+    if let Some(category) = &filter.category {
+        condition = condition.add(C::MerchantCategory.eq(category.as_str()));
+    }
+    if let Some(text) = filter
+        .merchant
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let pattern = format!("%{}%", like_literal(&text.to_lowercase()));
+        condition = condition.add(
+            Expr::expr(Func::lower(Expr::col(C::MerchantName)))
+                .like(LikeExpr::new(pattern).escape('\\')),
+        );
+    }
+    if let Some(from) = filter.from {
+        condition = condition.add(C::Created.gte(from));
+    }
+    if let Some(to) = filter.to {
+        condition = condition.add(C::Created.lt(to));
+    }
+    if let Some(min) = filter.min_amount {
+        condition = condition.add(C::RequestedAmount.gte(min));
+    }
+    if let Some(max) = filter.max_amount {
+        condition = condition.add(C::RequestedAmount.lte(max));
+    }
+    if let Some(cursor) = after {
+        condition = condition.add(
+            Condition::any().add(C::Created.lt(cursor.created)).add(
+                Condition::all()
+                    .add(C::Created.eq(cursor.created))
+                    .add(C::Id.lt(cursor.id.as_str())),
+            ),
+        );
+    }
+    condition
 }
 
 impl Store {
@@ -178,62 +231,54 @@ impl Store {
         after: Option<&Cursor>,
         limit: u64,
     ) -> Result<Vec<authorizations::Model>, Error> {
-        use authorizations::Column as C;
-        let mut condition = Condition::all().add(C::CardId.eq(card_id));
-        condition = match filter.status {
-            Some(ActivityStatus::Approved) => condition.add(C::Approved.eq(true)),
-            Some(ActivityStatus::Declined) => condition
-                .add(C::Approved.eq(false))
-                .add(C::Status.ne("pending")),
-            Some(ActivityStatus::Pending) => condition
-                .add(C::Approved.eq(false))
-                .add(C::Status.eq("pending")),
-            None => condition,
-        };
-        if let Some(category) = &filter.category {
-            condition = condition.add(C::MerchantCategory.eq(category.as_str()));
-        }
-        if let Some(text) = filter
-            .merchant
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let pattern = format!("%{}%", like_literal(&text.to_lowercase()));
-            condition = condition.add(
-                Expr::expr(Func::lower(Expr::col(C::MerchantName)))
-                    .like(LikeExpr::new(pattern).escape('\\')),
-            );
-        }
-        if let Some(from) = filter.from {
-            condition = condition.add(C::Created.gte(from));
-        }
-        if let Some(to) = filter.to {
-            condition = condition.add(C::Created.lt(to));
-        }
-        if let Some(min) = filter.min_amount {
-            condition = condition.add(C::RequestedAmount.gte(min));
-        }
-        if let Some(max) = filter.max_amount {
-            condition = condition.add(C::RequestedAmount.lte(max));
-        }
-        if let Some(cursor) = after {
-            condition = condition.add(
-                Condition::any().add(C::Created.lt(cursor.created)).add(
-                    Condition::all()
-                        .add(C::Created.eq(cursor.created))
-                        .add(C::Id.lt(cursor.id.as_str())),
-                ),
-            );
-        }
         authorizations::Entity::find()
-            .filter(condition)
-            .order_by_desc(C::Created)
-            .order_by_desc(C::Id)
+            .filter(
+                activity_condition(filter, after).add(authorizations::Column::CardId.eq(card_id)),
+            )
+            .order_by_desc(authorizations::Column::Created)
+            .order_by_desc(authorizations::Column::Id)
             .limit(limit)
             .all(self.orm())
             .await
             .map_err(db)
+    }
+
+    /// The same page for each of several cards, in one statement: a lateral join runs the
+    /// card's own indexed page query once per card. Rows come back grouped by card.
+    pub async fn activity_of_cards(
+        &self,
+        card_ids: &[String],
+        filter: &ActivityFilter,
+        after: Option<&Cursor>,
+        limit: u64,
+    ) -> Result<Vec<authorizations::Model>, Error> {
+        use sea_orm::QueryTrait;
+        let page = authorizations::Entity::find()
+            .filter(
+                activity_condition(filter, after).add(
+                    Expr::col((authorizations::Entity, authorizations::Column::CardId))
+                        .equals(("wanted", "id")),
+                ),
+            )
+            .order_by_desc(authorizations::Column::Created)
+            .order_by_desc(authorizations::Column::Id)
+            .limit(limit)
+            .build(DbBackend::Postgres);
+        let mut values = page.values.map(|v| v.0).unwrap_or_default();
+        values.push(Value::from(card_ids.to_vec()));
+        let sql = format!(
+            "SELECT page.* FROM unnest(${}::text[]) AS wanted(id) CROSS JOIN LATERAL ({}) AS page",
+            values.len(),
+            page.sql
+        );
+        authorizations::Model::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .all(self.orm())
+        .await
+        .map_err(db)
     }
 
     /// The transactions of the given authorizations, oldest first: one statement for a page.
@@ -250,10 +295,11 @@ impl Store {
             .map_err(db)
     }
 
-    /// Disputes on transactions of the given cards, newest first.
+    /// Disputes on transactions of the given cards, newest first, at most `limit`.
     pub async fn disputes_of(
         &self,
         card_ids: &[String],
+        limit: u64,
     ) -> Result<Vec<(disputes::Model, String)>, Error> {
         #[derive(FromQueryResult)]
         struct Row {
@@ -270,8 +316,11 @@ impl Store {
             DbBackend::Postgres,
             "SELECT d.id, d.transaction_id, d.amount, d.currency, d.status, d.reason, d.created, t.card_id
              FROM disputes d JOIN transactions t ON t.id = d.transaction_id
-             WHERE t.card_id = ANY($1) ORDER BY d.created DESC, d.id DESC",
-            [Value::from(card_ids.to_vec())],
+             WHERE t.card_id = ANY($1) ORDER BY d.created DESC, d.id DESC LIMIT $2",
+            [
+                Value::from(card_ids.to_vec()),
+                Value::from(i64::try_from(limit).unwrap_or(i64::MAX)),
+            ],
         ))
         .all(self.orm())
         .await
@@ -292,121 +341,10 @@ impl Store {
             })
             .collect())
     }
-
-    /// Totals of `card_id` in `currency` over days `[from_day, to_day)` (days since
-    /// 1970-01-01; open ends when `None`), from the daily rollup.
-    pub async fn spend_totals(
-        &self,
-        card_id: &str,
-        currency: &str,
-        from_day: Option<i32>,
-        to_day: Option<i32>,
-    ) -> Result<SpendTotals, Error> {
-        SpendTotals::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT coalesce(sum(spend), 0)::int8 AS spend, coalesce(sum(captured), 0)::int8 AS captured,
-                    coalesce(sum(refunded), 0)::int8 AS refunded, coalesce(sum(captures), 0)::int8 AS captures,
-                    coalesce(sum(refunds), 0)::int8 AS refunds, coalesce(sum(approved), 0)::int8 AS approved,
-                    coalesce(sum(declined), 0)::int8 AS declined
-             FROM card_daily_spend
-             WHERE card_id = $1 AND currency = $2
-               AND ($3::int4 IS NULL OR day >= DATE '1970-01-01' + $3::int4)
-               AND ($4::int4 IS NULL OR day < DATE '1970-01-01' + $4::int4)",
-            [card_id.into(), currency.into(), from_day.into(), to_day.into()],
-        ))
-        .one(self.orm())
-        .await
-        .map_err(db)
-        .map(Option::unwrap_or_default)
-    }
-
-    /// Spend by category or by merchant, largest first. Over all time it reads the rollup;
-    /// over a range, the card's transactions (a card has few, and they are indexed by card).
-    pub async fn spend_by(
-        &self,
-        key: SpendKey,
-        card_id: &str,
-        currency: &str,
-        range: (Option<i64>, Option<i64>),
-        limit: u64,
-    ) -> Result<Vec<KeyedSpend>, Error> {
-        let (rollup, column, expression) = match key {
-            SpendKey::Category => ("card_category_spend", "category", "merchant_category"),
-            SpendKey::Merchant => (
-                "card_merchant_spend",
-                "merchant",
-                "coalesce(nullif(merchant_name, ''), nullif(merchant_network_id, ''), 'unknown merchant')",
-            ),
-        };
-        let sql = if range == (None, None) {
-            format!(
-                "SELECT {column} AS key, spend, captures::int8 AS captures FROM {rollup}
-                 WHERE card_id = $1 AND currency = $2 ORDER BY spend DESC, key LIMIT $3"
-            )
-        } else {
-            format!(
-                "SELECT {expression} AS key, sum(-amount)::int8 AS spend,
-                        sum((kind = 'capture')::int)::int8 AS captures
-                 FROM transactions
-                 WHERE card_id = $1 AND currency = $2 AND kind IN ('capture', 'refund')
-                   AND ($4::int8 IS NULL OR created >= $4) AND ($5::int8 IS NULL OR created < $5)
-                 GROUP BY 1 ORDER BY spend DESC, key LIMIT $3"
-            )
-        };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut values: Vec<Value> = vec![card_id.into(), currency.into(), limit.into()];
-        if range != (None, None) {
-            values.push(range.0.into());
-            values.push(range.1.into());
-        }
-        KeyedSpend::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .all(self.orm())
-        .await
-        .map_err(db)
-    }
-
-    /// Spend per bucket over days `[from_day, to_day)`, from the daily rollup. Weeks start on
-    /// Monday; buckets without spend are left out.
-    pub async fn spend_series(
-        &self,
-        card_id: &str,
-        currency: &str,
-        from_day: Option<i32>,
-        to_day: Option<i32>,
-        bucket: SeriesBucket,
-    ) -> Result<Vec<SpendPoint>, Error> {
-        let sql = format!(
-            "SELECT (date_trunc('{unit}', day)::date - DATE '1970-01-01')::int4 AS day,
-                    sum(spend)::int8 AS spend, sum(captures)::int8 AS captures
-             FROM card_daily_spend
-             WHERE card_id = $1 AND currency = $2
-               AND ($3::int4 IS NULL OR day >= DATE '1970-01-01' + $3::int4)
-               AND ($4::int4 IS NULL OR day < DATE '1970-01-01' + $4::int4)
-             GROUP BY 1 ORDER BY 1",
-            unit = bucket.unit()
-        );
-        SpendPoint::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            [
-                card_id.into(),
-                currency.into(),
-                from_day.into(),
-                to_day.into(),
-            ],
-        ))
-        .all(self.orm())
-        .await
-        .map_err(db)
-    }
 }
 
 /// What spend is grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpendKey {
     Category,
     Merchant,

@@ -25,6 +25,12 @@ pub fn is_built() -> bool {
     Assets::get("index.html").is_some()
 }
 
+/// GraphiQL's page (`graphiql.html`, built from npm packages into the same assets, so it loads
+/// nothing from a CDN), for `cardstream api --graphiql` to serve at `GET /graphql`.
+pub fn graphiql_page() -> Option<axum::body::Bytes> {
+    Assets::get("graphiql.html").map(|file| axum::body::Bytes::from(file.data.into_owned()))
+}
+
 /// Serves the dashboard for every path the other routes do not take.
 pub fn router() -> Router {
     Router::new().fallback(serve)

@@ -3,11 +3,14 @@
 
 mod passwords;
 mod rate_limit;
+mod sessions;
 mod tokens;
 mod viewer;
 
 pub(crate) use passwords::decoy_verify;
 pub use passwords::{hash_password, verify_password};
 pub(crate) use rate_limit::LoginLimiter;
+pub(crate) use sessions::{SessionChange, Sessions};
 pub use tokens::Tokens;
+pub(crate) use tokens::{Credentials, now_seconds};
 pub(crate) use viewer::Viewer;

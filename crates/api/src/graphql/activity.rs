@@ -3,8 +3,9 @@
 use async_graphql::{Context, Enum, InputObject, SimpleObject};
 use cardstream_store::{ActivityFilter, ActivityStatus, Cursor};
 
-use super::context::{limits, store, visible_card};
+use super::context::{limits, loader, visible_card};
 use super::errors::{ApiError, ApiResult};
+use super::loaders::{ActivityOf, load_error};
 use super::objects::Authorization;
 use super::scalars::{Date, Long};
 
@@ -134,10 +135,18 @@ pub async fn activity_page(
     let filter = filter(input)?;
     let after = after.as_deref().map(decode_cursor).transpose()?;
     let limit = u64::try_from(first).unwrap_or(20);
-    // One row more than asked, to know whether there is a next page.
-    let mut rows = store(ctx)
-        .activity(card_id, &filter, after.as_ref(), limit + 1)
-        .await?;
+    // One row more than asked, to know whether there is a next page. Batched: the same page of
+    // every card in a list is one statement.
+    let mut rows = loader(ctx)
+        .load_one(ActivityOf {
+            card: card_id.to_owned(),
+            filter,
+            after,
+            limit: limit + 1,
+        })
+        .await
+        .map_err(load_error)?
+        .unwrap_or_default();
     let has_next_page = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(20));
     let edges: Vec<AuthorizationEdge> = rows

@@ -1,8 +1,8 @@
-//! Admin objects: users and the authorization policy.
+//! Admin objects: roles and the authorization policy.
 
-use async_graphql::{Enum, ID, InputObject, SimpleObject};
+use async_graphql::{Enum, InputObject, SimpleObject};
 use cardstream_policy::{FailMode, Policy};
-use cardstream_store::{Role, User};
+use cardstream_store::Role;
 
 use super::errors::{ApiError, ApiResult};
 use super::scalars::{Long, Money};
@@ -27,27 +27,6 @@ impl From<RoleKind> for Role {
         match role {
             RoleKind::Admin => Role::Admin,
             RoleKind::Cardholder => Role::Cardholder,
-        }
-    }
-}
-
-/// Someone who signs in to the dashboard.
-#[derive(SimpleObject, Clone)]
-pub struct UserObject {
-    pub id: ID,
-    pub email: String,
-    pub role: RoleKind,
-    /// The cardholders this user sees (empty for admins, who see all).
-    pub cardholder_ids: Vec<ID>,
-}
-
-impl UserObject {
-    pub fn new(user: &User, cardholders: impl IntoIterator<Item = String>) -> Self {
-        UserObject {
-            id: ID(user.id.to_string()),
-            email: user.email.clone(),
-            role: user.role.into(),
-            cardholder_ids: cardholders.into_iter().map(ID).collect(),
         }
     }
 }
@@ -197,16 +176,4 @@ impl PolicyInput {
             .map_err(|e| ApiError::BadUserInput(e.to_string()))?;
         Ok(policy)
     }
-}
-
-/// A new user.
-#[derive(InputObject)]
-pub struct CreateUserInput {
-    pub email: String,
-    /// At least 12 characters.
-    pub password: String,
-    pub role: RoleKind,
-    /// For cardholder users: the cardholders they may see.
-    #[graphql(default)]
-    pub cardholder_ids: Vec<ID>,
 }

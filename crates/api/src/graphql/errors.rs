@@ -40,6 +40,7 @@ impl From<cardstream_store::Error> for ApiError {
     fn from(err: cardstream_store::Error) -> Self {
         match err {
             cardstream_store::Error::Conflict(message) => ApiError::Conflict(message),
+            cardstream_store::Error::NotFound(what) => ApiError::NotFound(what),
             other => {
                 tracing::error!(error = %other, "database error in a resolver");
                 ApiError::Internal(other.to_string())

@@ -10,6 +10,7 @@ mod admin;
 mod context;
 mod error_codes;
 mod errors;
+mod loaders;
 mod metrics;
 mod mutation;
 mod objects;
@@ -17,14 +18,17 @@ mod query;
 mod scalars;
 mod subscription;
 mod summary;
+mod users;
 
 use async_graphql::Schema;
 
-pub use context::{Limits, loader};
+pub use context::{Authentication, Limits};
+pub use loaders::loader;
 pub use metrics::OperationMetrics;
 pub use mutation::{ClientAddress, Mutation};
 pub use query::Query;
 pub use subscription::Subscription;
+pub use users::InvitationTtl;
 
 /// The schema type.
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
@@ -41,7 +45,7 @@ pub struct QueryLimits {
 pub fn schema_builder(
     limits: QueryLimits,
 ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query, Mutation, Subscription)
+    Schema::build(Query, Mutation::default(), Subscription)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .extension(error_codes::ErrorCodes)

@@ -1,20 +1,25 @@
-//! The mutation root: signing in, and the admin's edits.
+//! The mutation root: signing in and out, passwords and invitation links, and the admin's edits
+//! (users in `users.rs`, the policy here).
 
 use std::net::IpAddr;
 
-use async_graphql::{Context, Object, ResultExt, SimpleObject};
+use async_graphql::{Context, MergedObject, Object, ResultExt, SimpleObject};
+use cardstream_store::{EndReason, User};
 
-use super::admin::{CreateUserInput, PolicyInput, PolicyObject, UserObject};
-use super::context::{admin, store};
-use super::errors::ApiError;
+use super::admin::{PolicyInput, PolicyObject};
+use super::context::{admin, store, viewer};
+use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateTime, Long};
+use super::users::{UserMutation, UserObject};
 use crate::auth::{LoginLimiter, Tokens, decoy_verify, hash_password, verify_password};
 
 /// The client's address, as the HTTP layer saw it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub Option<IpAddr>);
 
-pub struct Mutation;
+/// Every mutation.
+#[derive(MergedObject, Default)]
+pub struct Mutation(AuthMutation, UserMutation, PolicyMutation);
 
 #[derive(SimpleObject)]
 pub struct LoginPayload {
@@ -25,10 +30,46 @@ pub struct LoginPayload {
 }
 
 const MIN_PASSWORD: usize = 12;
+/// Longer passwords are refused before hashing: argon2's cost grows with the input.
+const MAX_PASSWORD: usize = 1024;
+
+fn check_new_password(password: &str) -> ApiResult<()> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD {
+        Err(ApiError::BadUserInput(format!(
+            "the password needs at least {MIN_PASSWORD} characters"
+        )))
+    } else if password.len() > MAX_PASSWORD {
+        Err(ApiError::BadUserInput(format!(
+            "the password may have at most {MAX_PASSWORD} bytes"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Opens a session for `user` and signs a token for it.
+async fn sign_in(ctx: &Context<'_>, user: &User) -> ApiResult<LoginPayload> {
+    let tokens = ctx.data_unchecked::<Tokens>();
+    let store = store(ctx);
+    let (session, expires) = store.open_session(user.id, tokens.ttl()).await?;
+    let token = tokens
+        .issue(user.id, &session, expires)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let links = store.cardholders_of(&[user.id]).await?;
+    Ok(LoginPayload {
+        token,
+        expires_at: DateTime(expires),
+        user: UserObject::new(user, links.into_iter().map(|(_, h)| h)),
+    })
+}
+
+#[derive(Default)]
+pub struct AuthMutation;
 
 #[Object]
-impl Mutation {
-    /// Signs in. Failures are rate-limited per account and per client address.
+impl AuthMutation {
+    /// Signs in, opening a session. Attempts are limited per account and per client address.
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -36,6 +77,12 @@ impl Mutation {
         password: String,
     ) -> async_graphql::Result<LoginPayload> {
         async {
+            // Before any other work: the limiter's keys and argon2's input stay small.
+            if email.len() > 254 || password.len() > MAX_PASSWORD {
+                return Err(ApiError::BadUserInput(
+                    "the email or password is longer than any account's".into(),
+                ));
+            }
             let limiter = ctx.data_unchecked::<LoginLimiter>();
             let address = ctx.data_opt::<ClientAddress>().and_then(|a| a.0);
             limiter
@@ -47,27 +94,102 @@ impl Mutation {
                 Some(user) => verify_password(&password, &user.password_hash),
                 None => decoy_verify(&password),
             };
-            let Some(user) = user.filter(|_| valid) else {
+            let Some(user) = user.filter(|u| valid && !u.disabled) else {
                 limiter.record_failure(&email, address);
                 tracing::info!("failed sign-in");
                 return Err(ApiError::Unauthenticated);
             };
             limiter.record_success(&email);
-            let (token, expires) = ctx
-                .data_unchecked::<Tokens>()
-                .issue(user.id)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            let links = store.cardholders_of(&[user.id]).await?;
-            Ok::<_, ApiError>(LoginPayload {
-                token,
-                expires_at: DateTime(i64::try_from(expires).unwrap_or(i64::MAX)),
-                user: UserObject::new(&user, links.into_iter().map(|(_, h)| h)),
-            })
+            sign_in(ctx, &user).await
         }
         .await
         .extend()
     }
 
+    /// Ends the current session: its token is refused from now on, by every API replica.
+    async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        async {
+            let viewer = viewer(ctx).await?;
+            Ok::<_, ApiError>(
+                store(ctx)
+                    .end_session(&viewer.session_id, EndReason::Logout)
+                    .await?,
+            )
+        }
+        .await
+        .extend()
+    }
+
+    /// Changes the viewer's password. Every session of theirs ends (other devices are signed
+    /// out); the answer carries a new token for this one.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> async_graphql::Result<LoginPayload> {
+        async {
+            let viewer = viewer(ctx).await?;
+            check_new_password(&new_password)?;
+            if current_password.len() > MAX_PASSWORD
+                || !verify_password(&current_password, &viewer.user.password_hash)
+            {
+                return Err(ApiError::BadUserInput(
+                    "the current password is not right".into(),
+                ));
+            }
+            let hash =
+                hash_password(&new_password).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let store = store(ctx);
+            store.change_password(viewer.user.id, &hash).await?;
+            let user = store
+                .user(viewer.user.id)
+                .await?
+                .ok_or(ApiError::Unauthenticated)?;
+            tracing::info!(user = user.id, "password changed; sessions ended");
+            sign_in(ctx, &user).await
+        }
+        .await
+        .extend()
+    }
+
+    /// Uses an invitation or reset link: sets the password (at least 12 characters) and signs
+    /// in. NOT_FOUND when the link is unknown, used, revoked or expired.
+    async fn accept_invitation(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        password: String,
+    ) -> async_graphql::Result<LoginPayload> {
+        async {
+            if token.len() > 128 {
+                return Err(ApiError::NotFound("invitation"));
+            }
+            check_new_password(&password)?;
+            let store = store(ctx);
+            // A cheap check first, so a wrong link costs no hashing.
+            if store.pending_invitation(&token).await?.is_none() {
+                return Err(ApiError::NotFound("invitation"));
+            }
+            let hash = hash_password(&password).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let user = store.accept_invitation(&token, &hash).await?;
+            tracing::info!(user = user.id, "invitation accepted");
+            if user.disabled {
+                return Err(ApiError::Forbidden);
+            }
+            sign_in(ctx, &user).await
+        }
+        .await
+        .extend()
+    }
+}
+
+/// The admin's policy edits.
+#[derive(Default)]
+pub struct PolicyMutation;
+
+#[Object]
+impl PolicyMutation {
     /// Admin: replaces the authorization policy. With `expectedVersion`, refuses (CONFLICT)
     /// when someone saved another version meanwhile. The gateway applies it within seconds.
     async fn update_policy(
@@ -77,7 +199,7 @@ impl Mutation {
         expected_version: Option<Long>,
     ) -> async_graphql::Result<PolicyObject> {
         async {
-            let viewer = admin(ctx)?;
+            let viewer = admin(ctx).await?;
             let parsed = policy.to_policy()?;
             let json =
                 serde_json::to_value(&parsed).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -90,40 +212,6 @@ impl Mutation {
                 &parsed,
                 Some(viewer.user.email.clone()),
             ))
-        }
-        .await
-        .extend()
-    }
-
-    /// Admin: creates a user.
-    async fn create_user(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateUserInput,
-    ) -> async_graphql::Result<UserObject> {
-        async {
-            admin(ctx)?;
-            if input.password.chars().count() < MIN_PASSWORD {
-                return Err(ApiError::BadUserInput(format!(
-                    "the password needs at least {MIN_PASSWORD} characters"
-                )));
-            }
-            if !input.email.contains('@') || input.email.len() > 254 {
-                return Err(ApiError::BadUserInput(
-                    "that is not an email address".into(),
-                ));
-            }
-            let hash =
-                hash_password(&input.password).map_err(|e| ApiError::Internal(e.to_string()))?;
-            let cardholders: Vec<String> = input
-                .cardholder_ids
-                .iter()
-                .map(|id| id.to_string())
-                .collect();
-            let user = store(ctx)
-                .create_user(&input.email, &hash, input.role.into(), &cardholders)
-                .await?;
-            Ok::<_, ApiError>(UserObject::new(&user, cardholders))
         }
         .await
         .extend()

@@ -1,13 +1,11 @@
 //! The dashboard's objects: cardholders, cards, authorizations, transactions, disputes.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object, ResultExt, SimpleObject};
 use cardstream_store::entities::{authorizations, cardholders, cards, disputes, transactions};
 
 use super::activity::{ActivityFilterInput, AuthorizationConnection, activity_page};
-use super::context::{
-    CardholderId, StoreLoader, TransactionsOf, load_error, page_cost, store, viewer,
-};
+use super::context::{loader, page_cost, page_size, store, viewer};
+use super::loaders::{CardholderId, CardsOf, TransactionsOf, load_error};
 use super::scalars::{DateTime, Money};
 use super::summary::{DateRange, SpendSummary};
 
@@ -32,14 +30,25 @@ impl Cardholder {
     async fn created(&self) -> DateTime {
         DateTime(self.0.created)
     }
-    /// The cardholder's cards, oldest first.
-    async fn cards(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Card>> {
-        let cards = store(ctx)
-            .cards_of(std::slice::from_ref(&self.0.id))
+    /// The cardholder's cards, oldest first (batched across a page of cardholders).
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    async fn cards(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> async_graphql::Result<Vec<Card>> {
+        let first = page_size(ctx, first).extend()?;
+        let cards = loader(ctx)
+            .load_one(CardsOf(self.0.id.clone()))
             .await
-            .map_err(super::errors::ApiError::from)
-            .extend()?;
-        Ok(cards.into_iter().map(Card).collect())
+            .map_err(load_error)
+            .extend()?
+            .unwrap_or_default();
+        Ok(cards
+            .into_iter()
+            .take(usize::try_from(first).unwrap_or(usize::MAX))
+            .map(Card)
+            .collect())
     }
 }
 
@@ -76,8 +85,7 @@ impl Card {
         self.0.exp_year
     }
     async fn cardholder(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Cardholder>> {
-        let holder = ctx
-            .data_unchecked::<DataLoader<StoreLoader>>()
+        let holder = loader(ctx)
             .load_one(CardholderId(self.0.cardholder_id.clone()))
             .await
             .map_err(load_error)
@@ -196,6 +204,9 @@ impl Authorization {
     async fn created(&self) -> DateTime {
         DateTime(self.0.created)
     }
+    /// Read from the stored object (no query); Stripe keeps a handful per authorization, and
+    /// each counts as ten for the query's cost.
+    #[graphql(complexity = "10 * child_complexity")]
     async fn request_history(&self) -> Vec<RequestHistoryEntry> {
         self.0
             .request_history
@@ -216,10 +227,11 @@ impl Authorization {
             })
             .unwrap_or_default()
     }
-    /// Captures and refunds of this authorization, oldest first (batched across a page).
+    /// Captures and refunds of this authorization, oldest first (batched across a page; an
+    /// authorization has a few, and each counts as ten for the query's cost).
+    #[graphql(complexity = "10 * child_complexity")]
     async fn transactions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Transaction>> {
-        let rows = ctx
-            .data_unchecked::<DataLoader<StoreLoader>>()
+        let rows = loader(ctx)
             .load_one(TransactionsOf(self.0.id.clone()))
             .await
             .map_err(load_error)
@@ -303,7 +315,7 @@ pub async fn visible_authorization(
     ctx: &Context<'_>,
     id: &str,
 ) -> super::errors::ApiResult<Authorization> {
-    let viewer = viewer(ctx)?;
+    let viewer = viewer(ctx).await?;
     let auth = store(ctx)
         .authorization(id)
         .await?

@@ -1,74 +1,102 @@
 //! The query root. Every resolver starts from the viewer: a cardholder user reaches only the
-//! cards of the cardholders linked to them; anything else is NOT_FOUND (admins see all).
+//! cards of the cardholders linked to them; anything else is NOT_FOUND (admins see all). Every
+//! list has a page size with a maximum, and costs its page size times its children.
 
-use async_graphql::{Context, ID, Object, ResultExt, SimpleObject};
+use async_graphql::{Context, ID, Object, ResultExt};
 
 use super::activity::{ActivityFilterInput, AuthorizationConnection, activity_page};
-use super::admin::{PolicyObject, UserObject};
-use super::context::{admin, limits, page_cost, store, viewer, visible_card};
+use super::admin::PolicyObject;
+use super::context::{admin, page_cost, page_size, store, viewer, visible_card};
 use super::errors::{ApiError, ApiResult};
 use super::objects::{Authorization, Card, Cardholder, Dispute, visible_authorization};
+use super::users::{Invitation, InvitationPreview, UserObject, users_page};
 
 pub struct Query;
 
 /// The signed-in user and what they may see.
-#[derive(SimpleObject)]
-pub struct ViewerObject {
-    pub user: UserObject,
-    /// The cardholders this user sees (for admins: none listed here; see `cardholders`).
-    pub cardholders: Vec<Cardholder>,
-    /// Their cards (for admins: the first page of all cards).
-    pub cards: Vec<Card>,
-}
-
-fn page_size(ctx: &Context<'_>, first: i32) -> ApiResult<u64> {
-    let max = limits(ctx).max_page_size;
-    if (1..=max).contains(&first) {
-        Ok(u64::try_from(first).unwrap_or(1))
-    } else {
-        Err(ApiError::BadUserInput(format!(
-            "`first` must be between 1 and {max}"
-        )))
-    }
-}
+pub struct ViewerObject;
 
 async fn viewer_cards(ctx: &Context<'_>, first: u64, after: Option<&str>) -> ApiResult<Vec<Card>> {
-    let viewer = viewer(ctx)?;
+    let viewer = viewer(ctx).await?;
     let store = store(ctx);
     let cards = if viewer.is_admin() {
         store.all_cards(after, first).await?
     } else {
+        // A cardholder user's cards are few; page them here, by id as for admins.
         let ids: Vec<String> = viewer.cardholders.iter().cloned().collect();
-        store.cards_of(&ids).await?
+        let mut cards = store.cards_of(&ids).await?;
+        cards.sort_by(|a, b| a.id.cmp(&b.id));
+        cards
+            .into_iter()
+            .filter(|c| after.is_none_or(|after| c.id.as_str() > after))
+            .take(usize::try_from(first).unwrap_or(usize::MAX))
+            .collect()
     };
     Ok(cards.into_iter().map(Card).collect())
+}
+
+#[Object(name = "ViewerObject")]
+impl ViewerObject {
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<UserObject> {
+        let viewer = viewer(ctx).await.extend()?;
+        Ok(UserObject::new(
+            &viewer.user,
+            viewer.cardholders.iter().cloned(),
+        ))
+    }
+
+    /// The cardholders this user sees (for admins: none listed here; see `cardholders`).
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    async fn cardholders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+    ) -> async_graphql::Result<Vec<Cardholder>> {
+        async {
+            let first = page_size(ctx, first)?;
+            let viewer = viewer(ctx).await?;
+            let ids: Vec<String> = viewer
+                .cardholders
+                .iter()
+                .take(usize::try_from(first).unwrap_or(usize::MAX))
+                .cloned()
+                .collect();
+            Ok::<_, ApiError>(
+                store(ctx)
+                    .cardholders_by_ids(&ids)
+                    .await?
+                    .into_iter()
+                    .map(Cardholder)
+                    .collect(),
+            )
+        }
+        .await
+        .extend()
+    }
+
+    /// Their cards (for admins: the first page of all cards).
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    async fn cards(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+    ) -> async_graphql::Result<Vec<Card>> {
+        async { viewer_cards(ctx, page_size(ctx, first)?, None).await }
+            .await
+            .extend()
+    }
 }
 
 #[Object]
 impl Query {
     /// Who is signed in.
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerObject> {
-        async {
-            let viewer = viewer(ctx)?;
-            let ids: Vec<String> = viewer.cardholders.iter().cloned().collect();
-            let cardholders = store(ctx)
-                .cardholders_by_ids(&ids)
-                .await?
-                .into_iter()
-                .map(Cardholder)
-                .collect();
-            let cards = viewer_cards(ctx, 50, None).await?;
-            Ok::<_, ApiError>(ViewerObject {
-                user: UserObject::new(&viewer.user, ids),
-                cardholders,
-                cards,
-            })
-        }
-        .await
-        .extend()
+        viewer(ctx).await.extend()?;
+        Ok(ViewerObject)
     }
 
-    /// The viewer's cards. Admins page through all cards by id with `first` and `after`.
+    /// The viewer's cards by id, a page at a time (`first`, then `after` the last id).
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
     async fn cards(
         &self,
         ctx: &Context<'_>,
@@ -112,13 +140,17 @@ impl Query {
         visible_authorization(ctx, &id).await.extend()
     }
 
-    /// Disputes on a card's transactions; without `cardId`, on all the viewer's cards.
+    /// Disputes on a card's transactions, newest first; without `cardId`, on the viewer's
+    /// first 100 cards.
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
     async fn disputes(
         &self,
         ctx: &Context<'_>,
         card_id: Option<ID>,
+        #[graphql(default = 50)] first: i32,
     ) -> async_graphql::Result<Vec<Dispute>> {
         async {
+            let first = page_size(ctx, first)?;
             let cards: Vec<String> = match card_id {
                 Some(id) => vec![visible_card(ctx, &id).await?.id],
                 None => viewer_cards(ctx, 100, None)
@@ -129,7 +161,7 @@ impl Query {
             };
             Ok::<_, ApiError>(
                 store(ctx)
-                    .disputes_of(&cards)
+                    .disputes_of(&cards, first)
                     .await?
                     .into_iter()
                     .map(|(d, card)| Dispute(d, card))
@@ -140,16 +172,18 @@ impl Query {
         .extend()
     }
 
-    /// Stripe's merchant categories, for filters.
+    /// Stripe's merchant categories, for filters: a fixed list of 273 names held in memory
+    /// (no query), so it costs one.
     async fn merchant_categories(
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<&'static str>> {
-        viewer(ctx).extend()?;
+        viewer(ctx).await.extend()?;
         Ok(cardstream_stripe::merchant_categories().collect())
     }
 
     /// Admin: cardholders, by id.
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
     async fn cardholders(
         &self,
         ctx: &Context<'_>,
@@ -157,7 +191,7 @@ impl Query {
         after: Option<ID>,
     ) -> async_graphql::Result<Vec<Cardholder>> {
         async {
-            admin(ctx)?;
+            admin(ctx).await?;
             let first = page_size(ctx, first)?;
             Ok::<_, ApiError>(
                 store(ctx)
@@ -172,28 +206,57 @@ impl Query {
         .extend()
     }
 
-    /// Admin: every user.
-    async fn users(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<UserObject>> {
+    /// Admin: users by id, a page at a time.
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<ID>,
+    ) -> async_graphql::Result<Vec<UserObject>> {
+        users_page(ctx, first, after).await.extend()
+    }
+
+    /// Admin: invitations and password resets, newest first (closed ones included).
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    async fn invitations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+    ) -> async_graphql::Result<Vec<Invitation>> {
         async {
-            admin(ctx)?;
-            let store = store(ctx);
-            let users = store.users().await?;
-            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-            let links = store.cardholders_of(&ids).await?;
+            admin(ctx).await?;
+            let first = page_size(ctx, first)?;
             Ok::<_, ApiError>(
-                users
-                    .iter()
-                    .map(|u| {
-                        UserObject::new(
-                            u,
-                            links
-                                .iter()
-                                .filter(|(id, _)| *id == u.id)
-                                .map(|(_, h)| h.clone()),
-                        )
-                    })
+                store(ctx)
+                    .invitations(None, i64::try_from(first).unwrap_or(50))
+                    .await?
+                    .into_iter()
+                    .map(Invitation)
                     .collect(),
             )
+        }
+        .await
+        .extend()
+    }
+
+    /// What a pending invitation or reset link is for, so its page can greet the person; no
+    /// sign-in needed (the link's secret is the credential). NOT_FOUND once used, revoked or
+    /// expired.
+    async fn invitation(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+    ) -> async_graphql::Result<InvitationPreview> {
+        async {
+            if token.len() > 128 {
+                return Err(ApiError::NotFound("invitation"));
+            }
+            store(ctx)
+                .pending_invitation(&token)
+                .await?
+                .map(InvitationPreview)
+                .ok_or(ApiError::NotFound("invitation"))
         }
         .await
         .extend()
@@ -202,7 +265,7 @@ impl Query {
     /// Admin: the authorization policy saved by admins.
     async fn policy(&self, ctx: &Context<'_>) -> async_graphql::Result<PolicyObject> {
         async {
-            admin(ctx)?;
+            admin(ctx).await?;
             match store(ctx).stored_policy().await? {
                 Some(stored) => {
                     let policy: cardstream_policy::Policy = serde_json::from_value(stored.policy)

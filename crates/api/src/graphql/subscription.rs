@@ -62,21 +62,21 @@ impl Subscription {
                         continue;
                     };
                     let mut changed: Vec<ActivityEvent> = rows
-                        .into_iter()
+                        .iter()
                         .filter(|r| seen.get(&r.id) != Some(&r.version_event_id))
                         .map(|r| ActivityEvent {
                             card_id: ID(card_id.clone()),
-                            authorization: Authorization(r),
+                            authorization: Authorization(r.clone()),
                         })
+                        .collect();
+                    // Only the watched rows are remembered, so a subscription's state stays
+                    // at WATCHED entries however long it runs.
+                    seen = rows
+                        .into_iter()
+                        .map(|r| (r.id, r.version_event_id))
                         .collect();
                     if changed.is_empty() {
                         continue;
-                    }
-                    for event in &changed {
-                        seen.insert(
-                            event.authorization.0.id.clone(),
-                            event.authorization.0.version_event_id.clone(),
-                        );
                     }
                     // Oldest first, as they happened.
                     changed.reverse();

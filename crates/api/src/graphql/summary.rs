@@ -4,8 +4,9 @@ use async_graphql::{Context, Enum, InputObject, Object, ResultExt, SimpleObject}
 use cardstream_store::entities::cards;
 use cardstream_store::{SeriesBucket, SpendKey, SpendTotals};
 
-use super::context::store;
+use super::context::{loader, page_cost};
 use super::errors::{ApiError, ApiResult};
+use super::loaders::{KeyedOf, SeriesOf, TotalsOf, load_error};
 use super::scalars::{Date, Long, Money};
 
 /// Days from `from` to `to`, both included; either end may be open.
@@ -43,6 +44,17 @@ pub struct SpendPoint {
     pub count: Long,
 }
 
+/// `limit` checked against the most a list returns.
+fn list_limit(limit: i32, max: i32) -> ApiResult<u64> {
+    if (1..=max).contains(&limit) {
+        Ok(u64::try_from(limit).unwrap_or(1))
+    } else {
+        Err(ApiError::BadUserInput(format!(
+            "`limit` must be between 1 and {max}"
+        )))
+    }
+}
+
 /// A card's spend over a range of days, in one currency. Spend is captures minus refunds;
 /// declined authorizations are never spend.
 pub struct SpendSummary {
@@ -77,9 +89,15 @@ impl SpendSummary {
                 "the range's `from` is after its `to`".into(),
             ));
         }
-        let totals = store(ctx)
-            .spend_totals(&card.id, &currency, from_day, to_day)
-            .await?;
+        let totals = loader(ctx)
+            .load_one(TotalsOf {
+                card: (card.id.clone(), currency.clone()),
+                from_day,
+                to_day,
+            })
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
         Ok(SpendSummary {
             card_id: card.id.clone(),
             currency,
@@ -102,10 +120,17 @@ impl SpendSummary {
         key: SpendKey,
         limit: i32,
     ) -> ApiResult<Vec<KeyedSpend>> {
-        let limit = u64::try_from(limit.clamp(1, 100)).unwrap_or(10);
-        let rows = store(ctx)
-            .spend_by(key, &self.card_id, &self.currency, self.seconds(), limit)
-            .await?;
+        let limit = list_limit(limit, 100)?;
+        let rows = loader(ctx)
+            .load_one(KeyedOf {
+                card: (self.card_id.clone(), self.currency.clone()),
+                key,
+                range: self.seconds(),
+                limit,
+            })
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
         Ok(rows
             .into_iter()
             .map(|r| KeyedSpend {
@@ -153,7 +178,8 @@ impl SpendSummary {
         let decided = self.totals.approved + self.totals.declined;
         (decided > 0).then(|| self.totals.approved as f64 / decided as f64)
     }
-    /// Spend by merchant category, largest first.
+    /// Spend by merchant category, largest first (at most 100).
+    #[graphql(complexity = "page_cost(Some(limit), child_complexity)")]
     async fn by_category(
         &self,
         ctx: &Context<'_>,
@@ -161,7 +187,8 @@ impl SpendSummary {
     ) -> async_graphql::Result<Vec<KeyedSpend>> {
         self.keyed(ctx, SpendKey::Category, limit).await.extend()
     }
-    /// The merchants with the most spend.
+    /// The merchants with the most spend (at most 100).
+    #[graphql(complexity = "page_cost(Some(limit), child_complexity)")]
     async fn top_merchants(
         &self,
         ctx: &Context<'_>,
@@ -169,30 +196,38 @@ impl SpendSummary {
     ) -> async_graphql::Result<Vec<KeyedSpend>> {
         self.keyed(ctx, SpendKey::Merchant, limit).await.extend()
     }
-    /// Spend per day, week or month; buckets without spend are left out.
+    /// Spend per day, week or month, oldest first; buckets without spend are left out. At
+    /// most `limit` buckets (up to 1,000): the most recent ones.
+    #[graphql(complexity = "page_cost(Some(limit), child_complexity)")]
     async fn time_series(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "Bucket::Day")] bucket: Bucket,
+        #[graphql(default = 366)] limit: i32,
     ) -> async_graphql::Result<Vec<SpendPoint>> {
+        let limit = list_limit(limit, 1000).extend()?;
         let bucket = match bucket {
             Bucket::Day => SeriesBucket::Day,
             Bucket::Week => SeriesBucket::Week,
             Bucket::Month => SeriesBucket::Month,
         };
-        let rows = store(ctx)
-            .spend_series(
-                &self.card_id,
-                &self.currency,
-                self.from_day,
-                self.to_day,
+        let rows = loader(ctx)
+            .load_one(SeriesOf {
+                card: (self.card_id.clone(), self.currency.clone()),
+                from_day: self.from_day,
+                to_day: self.to_day,
                 bucket,
-            )
+            })
             .await
-            .map_err(ApiError::from)
-            .extend()?;
+            .map_err(load_error)
+            .extend()?
+            .unwrap_or_default();
+        let skip = rows
+            .len()
+            .saturating_sub(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(rows
             .into_iter()
+            .skip(skip)
             .filter_map(|r| {
                 Some(SpendPoint {
                     start: Date::from_day_number(r.day)?,

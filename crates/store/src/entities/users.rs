@@ -10,6 +10,8 @@ pub struct Model {
     pub password_hash: String,
     /// `admin` or `cardholder`.
     pub role: String,
+    /// A disabled user cannot sign in.
+    pub disabled: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,362 @@
+//! Users and how people join: admins invite, disable, delete, re-role and re-link users, and
+//! hand out password-reset links. Every edit of a user ends that user's sessions (the store does
+//! so in the same transaction), so what a user may do is always what the admin last decided.
+
+use std::time::Duration;
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, ResultExt, SimpleObject};
+use cardstream_store::{InvitationKind, InvitationState, User};
+
+use super::admin::RoleKind;
+use super::context::{admin, page_size, store};
+use super::errors::{ApiError, ApiResult};
+use super::scalars::DateTime;
+
+/// How long an invitation or reset link works (`--invitation-ttl`).
+#[derive(Debug, Clone, Copy)]
+pub struct InvitationTtl(pub Duration);
+
+/// Someone who signs in to the dashboard.
+#[derive(SimpleObject, Clone)]
+pub struct UserObject {
+    pub id: ID,
+    pub email: String,
+    pub role: RoleKind,
+    /// The cardholders this user sees (empty for admins, who see all).
+    pub cardholder_ids: Vec<ID>,
+    /// A disabled user cannot sign in.
+    pub disabled: bool,
+}
+
+impl UserObject {
+    pub fn new(user: &User, cardholders: impl IntoIterator<Item = String>) -> Self {
+        UserObject {
+            id: ID(user.id.to_string()),
+            email: user.email.clone(),
+            role: user.role.into(),
+            cardholder_ids: cardholders.into_iter().map(ID).collect(),
+            disabled: user.disabled,
+        }
+    }
+}
+
+/// What accepting a link does.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum InvitationKindValue {
+    /// Creates the user.
+    Invite,
+    /// Sets a new password for an existing user.
+    PasswordReset,
+}
+
+/// Where a link stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum InvitationStateValue {
+    Pending,
+    Accepted,
+    Revoked,
+    Expired,
+}
+
+fn kind(kind: InvitationKind) -> InvitationKindValue {
+    match kind {
+        InvitationKind::Invite => InvitationKindValue::Invite,
+        InvitationKind::PasswordReset => InvitationKindValue::PasswordReset,
+    }
+}
+
+/// An invitation or a password reset, without its secret.
+pub struct Invitation(pub cardstream_store::Invitation);
+
+#[Object]
+impl Invitation {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn role(&self) -> RoleKind {
+        self.0.role.into()
+    }
+    async fn cardholder_ids(&self) -> Vec<ID> {
+        self.0.cardholder_ids.iter().cloned().map(ID).collect()
+    }
+    async fn kind(&self) -> InvitationKindValue {
+        kind(self.0.kind)
+    }
+    async fn state(&self) -> InvitationStateValue {
+        match self.0.state {
+            InvitationState::Pending => InvitationStateValue::Pending,
+            InvitationState::Accepted => InvitationStateValue::Accepted,
+            InvitationState::Revoked => InvitationStateValue::Revoked,
+            InvitationState::Expired => InvitationStateValue::Expired,
+        }
+    }
+    /// The admin who made it.
+    async fn invited_by(&self) -> Option<&str> {
+        self.0.invited_by.as_deref()
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+    async fn expires_at(&self) -> DateTime {
+        DateTime(self.0.expires_at)
+    }
+}
+
+/// A pending link as its page shows it, to whoever holds the link.
+pub struct InvitationPreview(pub cardstream_store::Invitation);
+
+#[Object]
+impl InvitationPreview {
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn kind(&self) -> InvitationKindValue {
+        kind(self.0.kind)
+    }
+    async fn expires_at(&self) -> DateTime {
+        DateTime(self.0.expires_at)
+    }
+}
+
+/// A new link: the secret is shown this once (only its digest is stored).
+#[derive(SimpleObject)]
+pub struct InvitationPayload {
+    pub invitation: Invitation,
+    /// The link's secret; the dashboard's link is `/invitation#<token>`.
+    pub token: String,
+}
+
+/// Whom to invite.
+#[derive(InputObject)]
+pub struct InviteUserInput {
+    pub email: String,
+    pub role: RoleKind,
+    /// For cardholder users: the cardholders they may see.
+    #[graphql(default)]
+    pub cardholder_ids: Vec<ID>,
+}
+
+/// An email address as far as we check one: one `@`, no spaces or controls, at most 254 bytes
+/// (the longest SMTP allows).
+pub fn check_email(email: &str) -> ApiResult<&str> {
+    let email = email.trim();
+    let ok = email.len() <= 254
+        && email.split('@').count() == 2
+        && !email.starts_with('@')
+        && !email.ends_with('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(email)
+    } else {
+        Err(ApiError::BadUserInput(
+            "that is not an email address".into(),
+        ))
+    }
+}
+
+fn user_id(id: &ID) -> ApiResult<i64> {
+    id.parse().map_err(|_| ApiError::NotFound("user"))
+}
+
+fn cardholders(ids: &[ID]) -> ApiResult<Vec<String>> {
+    if ids.len() > 1000 {
+        return Err(ApiError::BadUserInput(
+            "at most 1000 cardholders per user".into(),
+        ));
+    }
+    Ok(ids.iter().map(|id| id.trim().to_owned()).collect())
+}
+
+/// A page of users with their cardholders: two statements whatever the page size.
+pub async fn users_page(
+    ctx: &Context<'_>,
+    first: i32,
+    after: Option<ID>,
+) -> ApiResult<Vec<UserObject>> {
+    admin(ctx).await?;
+    let first = page_size(ctx, first)?;
+    let after = after.as_ref().map(user_id).transpose()?;
+    let store = store(ctx);
+    let users = store.users_page(after, first).await?;
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let links = store.cardholders_of(&ids).await?;
+    Ok(users
+        .iter()
+        .map(|u| {
+            UserObject::new(
+                u,
+                links
+                    .iter()
+                    .filter(|(id, _)| *id == u.id)
+                    .map(|(_, h)| h.clone()),
+            )
+        })
+        .collect())
+}
+
+async fn with_links(ctx: &Context<'_>, user: &User) -> ApiResult<UserObject> {
+    let links = store(ctx).cardholders_of(&[user.id]).await?;
+    Ok(UserObject::new(user, links.into_iter().map(|(_, h)| h)))
+}
+
+fn ttl(ctx: &Context<'_>) -> Duration {
+    ctx.data_opt::<InvitationTtl>()
+        .map_or(Duration::from_secs(72 * 3600), |t| t.0)
+}
+
+/// The admin's user management.
+#[derive(Default)]
+pub struct UserMutation;
+
+#[Object]
+impl UserMutation {
+    /// Admin: invites someone. Returns the one-time link's secret; inviting the same email
+    /// again revokes the earlier link. An email that already has a user is CONFLICT.
+    async fn invite_user(
+        &self,
+        ctx: &Context<'_>,
+        input: InviteUserInput,
+    ) -> async_graphql::Result<InvitationPayload> {
+        async {
+            let viewer = admin(ctx).await?;
+            let email = check_email(&input.email)?;
+            let holders = cardholders(&input.cardholder_ids)?;
+            let (invitation, token) = store(ctx)
+                .invite(
+                    email,
+                    input.role.into(),
+                    &holders,
+                    &viewer.user.email,
+                    ttl(ctx),
+                )
+                .await?;
+            tracing::info!(invitation = invitation.id, by = %viewer.user.email, "user invited");
+            Ok::<_, ApiError>(InvitationPayload {
+                invitation: Invitation(invitation),
+                token,
+            })
+        }
+        .await
+        .extend()
+    }
+
+    /// Admin: revokes a pending invitation or reset link.
+    async fn revoke_invitation(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Invitation> {
+        async {
+            admin(ctx).await?;
+            let id: i64 = id.parse().map_err(|_| ApiError::NotFound("invitation"))?;
+            Ok::<_, ApiError>(Invitation(store(ctx).revoke_invitation(id).await?))
+        }
+        .await
+        .extend()
+    }
+
+    /// Admin: the user's password stops working and their sessions end; returns a one-time
+    /// link with which they set a new one.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<InvitationPayload> {
+        async {
+            let viewer = admin(ctx).await?;
+            let (invitation, token) = store(ctx)
+                .reset_password(user_id(&id)?, &viewer.user.email, ttl(ctx))
+                .await?;
+            tracing::info!(user = %id.as_str(), by = %viewer.user.email, "password reset");
+            Ok::<_, ApiError>(InvitationPayload {
+                invitation: Invitation(invitation),
+                token,
+            })
+        }
+        .await
+        .extend()
+    }
+
+    /// Admin: a disabled user cannot sign in, and their sessions end at once.
+    async fn disable_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<UserObject> {
+        set_disabled(ctx, &id, true).await.extend()
+    }
+
+    /// Admin: lets a disabled user sign in again.
+    async fn enable_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<UserObject> {
+        set_disabled(ctx, &id, false).await.extend()
+    }
+
+    /// Admin: deletes a user (their sessions end with them). Returns the id.
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        async {
+            let viewer = admin(ctx).await?;
+            store(ctx).delete_user(user_id(&id)?).await?;
+            tracing::info!(user = %id.as_str(), by = %viewer.user.email, "user deleted");
+            Ok::<_, ApiError>(id)
+        }
+        .await
+        .extend()
+    }
+
+    /// Admin: gives a user another role; their sessions end, so they sign in again as it.
+    async fn set_user_role(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        role: RoleKind,
+    ) -> async_graphql::Result<UserObject> {
+        async {
+            let viewer = admin(ctx).await?;
+            let user = store(ctx).set_user_role(user_id(&id)?, role.into()).await?;
+            tracing::info!(user = user.id, by = %viewer.user.email, "user role changed");
+            with_links(ctx, &user).await
+        }
+        .await
+        .extend()
+    }
+
+    /// Admin: replaces the cardholders a user may see; their sessions end.
+    async fn set_user_cardholders(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        cardholder_ids: Vec<ID>,
+    ) -> async_graphql::Result<UserObject> {
+        async {
+            let viewer = admin(ctx).await?;
+            let holders = cardholders(&cardholder_ids)?;
+            let user = store(ctx)
+                .set_user_cardholders(user_id(&id)?, &holders)
+                .await?;
+            tracing::info!(user = user.id, by = %viewer.user.email, "user cardholders changed");
+            Ok::<_, ApiError>(UserObject::new(&user, holders))
+        }
+        .await
+        .extend()
+    }
+}
+
+async fn set_disabled(ctx: &Context<'_>, id: &ID, disabled: bool) -> ApiResult<UserObject> {
+    let viewer = admin(ctx).await?;
+    let user = store(ctx).set_user_disabled(user_id(id)?, disabled).await?;
+    tracing::info!(user = user.id, disabled, by = %viewer.user.email, "user access changed");
+    with_links(ctx, &user).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_email;
+
+    #[test]
+    fn emails_are_checked_before_any_work() {
+        assert!(check_email("a@example.com").is_ok());
+        assert!(check_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+        for bad in ["", "a", "@example.com", "a@", "a b@example.com", "a@b@c"] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
+    }
+}

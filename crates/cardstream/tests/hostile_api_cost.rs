@@ -1,0 +1,214 @@
+//! A hostile client against `cardstream api` as it runs: queries built to be expensive are
+//! refused before any SQL runs, and what is answered costs a number of statements bounded by
+//! the query's shape, whatever the number of rows. The dashboard's own queries still pass.
+//! Statements are counted by the process itself (`cardstream_api_database_statements_total`).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::api::{ADMIN, ALICE, ApiProcess, Seeded, code};
+use serde_json::{Value, json};
+
+/// Statements the process sent while `run` ran (the counter is refreshed every 100 ms).
+async fn statements_during<F, Fut>(api: &ApiProcess, run: F) -> (Value, f64, Duration)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let before = api.metric("cardstream_api_database_statements_total").await;
+    let started = Instant::now();
+    let response = run().await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let after = api.metric("cardstream_api_database_statements_total").await;
+    (response, after - before, took)
+}
+
+/// The query in `const NAME = \`…\`` of a dashboard source file, as the browser sends it.
+fn dashboard_query(file: &str, name: &str) -> String {
+    let path = format!("{}/../../web/src/{file}", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(&path).unwrap();
+    let start = source
+        .find(&format!("const {name} = `"))
+        .unwrap_or_else(|| panic!("{name} is not in {path}"))
+        + name.len()
+        + 10;
+    let end = start + source[start..].find('`').unwrap();
+    let query = source[start..end].to_owned();
+    assert!(!query.contains("${"), "{name} interpolates; copy it here");
+    query
+}
+
+fn nested_cycle(levels: usize) -> String {
+    format!(
+        "{{ cards(first: 100) {{ {} spendSummary {{ totalSpend {{ amount }} }} {} }} }}",
+        "cardholder { cards(first: 100) { ".repeat(levels),
+        "} } ".repeat(levels)
+    )
+}
+
+fn aliased(count: usize, field: &str) -> String {
+    let body: String = (0..count).map(|i| format!("a{i}: {field} ")).collect();
+    format!("{{ {body} }}")
+}
+
+#[tokio::test]
+async fn costly_queries_are_refused_before_any_sql_and_answers_cost_few_statements() {
+    let seeded = Seeded::new().await;
+    let api = ApiProcess::start(&seeded, &[]).await;
+    let admin = api.login(ADMIN).await;
+    let alice = api.login(ALICE).await;
+
+    // Refused: each must be QUERY_TOO_COMPLEX, fast, and send no SQL (not even the sign-in's).
+    let refused = [
+        ("cards → cardholder → cards cycle, 3 levels", nested_cycle(3)),
+        (
+            "cycle under the cardholder user's viewer",
+            format!(
+                "{{ viewer {{ cards {{ {} id {} }} }} }}",
+                "cardholder { cards { ".repeat(2),
+                "} } ".repeat(2)
+            ),
+        ),
+        ("300 aliases of a page of cards", aliased(300, "cards(first: 100) { id }")),
+        (
+            "large pages at every level",
+            "{ cards(first: 100) { activity(first: 100) { edges { node { id transactions { id } } } } } }"
+                .to_owned(),
+        ),
+        (
+            "every summary list at its largest",
+            "{ cards(first: 100) { spendSummary { byCategory(limit: 100) { key } topMerchants(limit: 100) { key } timeSeries(limit: 1000) { start } } } }"
+                .to_owned(),
+        ),
+        (
+            "admin lists nested",
+            "{ cardholders(first: 100) { cards(first: 100) { cardholder { cards(first: 100) { id } } } } }"
+                .to_owned(),
+        ),
+        ("users and invitations at their largest, aliased", aliased(60, "users(first: 100) { id email cardholderIds }")),
+    ];
+    for (what, query) in &refused {
+        for token in [&alice, &admin] {
+            let (response, statements, took) =
+                statements_during(&api, || api.gql(Some(token), query, json!({}))).await;
+            assert!(
+                response["data"].is_null(),
+                "{what}: answered instead of refused: {}",
+                &response.to_string()[..200.min(response.to_string().len())]
+            );
+            assert_eq!(code(&response), "QUERY_TOO_COMPLEX", "{what}: {response}");
+            assert_eq!(
+                statements, 0.0,
+                "{what}: refused, yet {statements} statements ran"
+            );
+            assert!(
+                took < Duration::from_millis(50),
+                "{what}: refused in {took:?}"
+            );
+        }
+    }
+
+    // Answered: the statements depend on the query's shape, not on how many rows it returns.
+    let shape = |first: usize| {
+        format!(
+            "{{ cards(first: {first}) {{ id last4 cardholder {{ name cards(first: 3) {{ id }} }}
+                spendSummary {{ totalSpend {{ amount }} purchases byCategory(limit: 3) {{ key }}
+                               topMerchants(limit: 2) {{ key }} timeSeries(bucket: MONTH, limit: 4) {{ start }} }}
+                activity(first: 2) {{ edges {{ node {{ id transactions {{ id }} }} }} }} }}
+               disputes(first: 10) {{ id }} }}"
+        )
+    };
+    let mut counts = Vec::new();
+    for first in [2, 10, 30] {
+        let query = shape(first);
+        let (response, statements, _) =
+            statements_during(&api, || api.gql(Some(&admin), &query, json!({}))).await;
+        assert!(response["errors"].is_null(), "{first}: {response}");
+        assert_eq!(
+            response["data"]["cards"].as_array().unwrap().len(),
+            first,
+            "the admin sees at least 30 cards"
+        );
+        counts.push(statements);
+    }
+    // cards, cardholders, their cards, totals, categories, merchants, series, activity,
+    // transactions, disputes (+ the viewer's cards for disputes, the session): a dozen. A loader
+    // batch can split in two when a pass outlasts its 1 ms window on a busy machine.
+    assert!(
+        counts.iter().all(|c| *c <= 16.0),
+        "statements for 2, 10, 30 cards: {counts:?}"
+    );
+    assert!(
+        counts[2] <= counts[0] + 3.0,
+        "statements grew with the rows: {counts:?}"
+    );
+
+    // The dashboard's own queries pass, as the browser sends them.
+    let card: String = sqlx::query_scalar(
+        "SELECT c.id FROM cards c JOIN authorizations a ON a.card_id = c.id
+         WHERE c.cardholder_id = $1 GROUP BY c.id ORDER BY count(*) DESC LIMIT 1",
+    )
+    .bind(&seeded.alice_holder)
+    .fetch_one(seeded.store.pool())
+    .await
+    .unwrap();
+    let authorization: String =
+        sqlx::query_scalar("SELECT id FROM authorizations WHERE card_id = $1 LIMIT 1")
+            .bind(&card)
+            .fetch_one(seeded.store.pool())
+            .await
+            .unwrap();
+    for (file, name, variables) in [
+        ("main.tsx", "VIEWER", json!({})),
+        (
+            "dashboard.tsx",
+            "SUMMARY",
+            json!({"id": card, "range": null, "bucket": "DAY"}),
+        ),
+        ("activity.tsx", "ACTIVITY", json!({"id": card, "first": 50})),
+        ("authorization.tsx", "QUERY", json!({"id": authorization})),
+    ] {
+        let query = dashboard_query(file, name);
+        let response = api.gql(Some(&alice), &query, variables).await;
+        assert!(
+            response["errors"].is_null(),
+            "the dashboard's {name} was refused: {response}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn depth_and_page_size_limits_hold() {
+    let seeded = Seeded::new().await;
+    let api = ApiProcess::start(&seeded, &[]).await;
+    let admin = api.login(ADMIN).await;
+    let deep = format!(
+        "{{ viewer {{ cards(first: 1) {{ {}id{} }} }} }}",
+        "cardholder { cards(first: 1) { ".repeat(6),
+        " } }".repeat(6)
+    );
+    assert_eq!(
+        code(&api.gql(Some(&admin), &deep, json!({})).await),
+        "QUERY_TOO_DEEP"
+    );
+    for query in [
+        "{ cards(first: 101) { id } }",
+        "{ users(first: 0) { id } }",
+        "{ cardholders(first: -5) { id } }",
+        "{ invitations(first: 1000) { id } }",
+        "{ disputes(first: 101) { id } }",
+        "{ cards(first: 1) { spendSummary { byCategory(limit: 101) { key } } } }",
+        "{ cards(first: 1) { cardholder { cards(first: 101) { id } } } }",
+    ] {
+        let response = api.gql(Some(&admin), query, json!({})).await;
+        assert!(
+            ["BAD_USER_INPUT", "QUERY_TOO_COMPLEX"].contains(&code(&response)),
+            "{query}: {response}"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE invitations;
+DROP TABLE sessions;
+ALTER TABLE users DROP COLUMN disabled;
