@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use cardstream_store::DatabaseArgs;
@@ -62,7 +63,9 @@ pub struct ApiArgs {
     #[arg(long, env = "CARDSTREAM_GRAPHQL_MAX_PAGE_SIZE", default_value_t = 100)]
     pub max_page_size: i32,
 
-    /// Failed sign-ins allowed per account per minute.
+    /// Sign-in attempts allowed per account per minute. Each attempt counts from before its
+    /// password is checked, so parallel attempts cannot overshoot; a success forgets the
+    /// account's failures.
     #[arg(
         long,
         env = "CARDSTREAM_LOGIN_ATTEMPTS_PER_ACCOUNT",
@@ -70,13 +73,23 @@ pub struct ApiArgs {
     )]
     pub login_attempts_per_account: u32,
 
-    /// Failed sign-ins allowed per client address per minute.
+    /// Failed sign-ins allowed per client address per minute (attempts under way count too).
     #[arg(
         long,
         env = "CARDSTREAM_LOGIN_ATTEMPTS_PER_ADDRESS",
         default_value_t = 30
     )]
     pub login_attempts_per_address: u32,
+
+    /// Most accounts and client addresses the sign-in limiter remembers at once. When full,
+    /// expired and then unlocked ones are forgotten, never a locked one; when every one is
+    /// locked, sign-ins from new accounts or addresses are refused until the oldest expires.
+    #[arg(
+        long,
+        env = "CARDSTREAM_LOGIN_LIMITER_CAPACITY",
+        default_value = "100000"
+    )]
+    pub login_limiter_capacity: NonZeroUsize,
 
     /// Who may introspect the schema.
     #[arg(

@@ -92,10 +92,14 @@ pub async fn start(
     .data(store.clone())
     .data(tokens.clone())
     .data(live)
-    .data(auth::LoginLimiter::new(
-        args.login_attempts_per_account,
-        args.login_attempts_per_address,
-    ))
+    .data(
+        auth::LoginLimiter::new(
+            args.login_attempts_per_account,
+            args.login_attempts_per_address,
+            args.login_limiter_capacity.get(),
+        )
+        .with_gauge(&registry)?,
+    )
     .finish();
     let state = Arc::new(http::AppState {
         schema,

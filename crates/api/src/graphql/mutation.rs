@@ -26,6 +26,9 @@ pub struct LoginPayload {
 
 const MIN_PASSWORD: usize = 12;
 
+/// The longest email address (RFC 5321's path limit, less the angle brackets), in bytes.
+const MAX_EMAIL: usize = 254;
+
 #[Object]
 impl Mutation {
     /// Signs in. Failures are rate-limited per account and per client address.
@@ -36,11 +39,19 @@ impl Mutation {
         password: String,
     ) -> async_graphql::Result<LoginPayload> {
         async {
+            // Before any other work, so that nothing below grows with what a client sends.
+            if email.len() > MAX_EMAIL {
+                return Err(ApiError::BadUserInput(
+                    "that is not an email address".into(),
+                ));
+            }
             let limiter = ctx.data_unchecked::<LoginLimiter>();
             let address = ctx.data_opt::<ClientAddress>().and_then(|a| a.0);
-            limiter
-                .check(&email, address)
-                .map_err(ApiError::RateLimited)?;
+            // Counted before the password is checked; it stays counted (as a failure) on every
+            // path but success, a database error included.
+            let reservation = limiter
+                .reserve(&email, address)
+                .map_err(|wait| ApiError::RateLimited(wait.seconds()))?;
             let store = store(ctx);
             let user = store.user_by_email(&email).await?;
             let valid = match &user {
@@ -48,11 +59,10 @@ impl Mutation {
                 None => decoy_verify(&password),
             };
             let Some(user) = user.filter(|_| valid) else {
-                limiter.record_failure(&email, address);
                 tracing::info!("failed sign-in");
                 return Err(ApiError::Unauthenticated);
             };
-            limiter.record_success(&email);
+            limiter.succeeded(reservation);
             let (token, expires) = ctx
                 .data_unchecked::<Tokens>()
                 .issue(user.id)
@@ -108,7 +118,7 @@ impl Mutation {
                     "the password needs at least {MIN_PASSWORD} characters"
                 )));
             }
-            if !input.email.contains('@') || input.email.len() > 254 {
+            if !input.email.contains('@') || input.email.len() > MAX_EMAIL {
                 return Err(ApiError::BadUserInput(
                     "that is not an email address".into(),
                 ));
