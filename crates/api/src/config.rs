@@ -91,6 +91,15 @@ pub struct ApiArgs {
     )]
     pub login_limiter_capacity: NonZeroUsize,
 
+    /// Password hashes and checks run at once (each takes a core and 19 MiB for tens of
+    /// milliseconds, on a blocking thread); more sign-ins wait their turn.
+    #[arg(
+        long,
+        env = "CARDSTREAM_PASSWORD_HASH_CONCURRENCY",
+        default_value = "2"
+    )]
+    pub password_hash_concurrency: NonZeroUsize,
+
     /// Who may introspect the schema.
     #[arg(
         long,

@@ -100,6 +100,10 @@ pub async fn start(
         )
         .with_gauge(&registry)?,
     )
+    .data(auth::Passwords::new(
+        args.password_hash_concurrency,
+        &registry,
+    )?)
     .finish();
     let state = Arc::new(http::AppState {
         schema,

@@ -6,7 +6,7 @@ mod rate_limit;
 mod tokens;
 mod viewer;
 
-pub(crate) use passwords::decoy_verify;
+pub(crate) use passwords::Passwords;
 pub use passwords::{hash_password, verify_password};
 pub(crate) use rate_limit::LoginLimiter;
 pub use tokens::Tokens;

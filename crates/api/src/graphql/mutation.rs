@@ -8,7 +8,7 @@ use super::admin::{CreateUserInput, PolicyInput, PolicyObject, UserObject};
 use super::context::{admin, store};
 use super::errors::ApiError;
 use super::scalars::{DateTime, Long};
-use crate::auth::{LoginLimiter, Tokens, decoy_verify, hash_password, verify_password};
+use crate::auth::{LoginLimiter, Passwords, Tokens};
 
 /// The client's address, as the HTTP layer saw it.
 #[derive(Debug, Clone, Copy)]
@@ -54,9 +54,10 @@ impl Mutation {
                 .map_err(|wait| ApiError::RateLimited(wait.seconds()))?;
             let store = store(ctx);
             let user = store.user_by_email(&email).await?;
+            let passwords = ctx.data_unchecked::<Passwords>();
             let valid = match &user {
-                Some(user) => verify_password(&password, &user.password_hash),
-                None => decoy_verify(&password),
+                Some(user) => passwords.verify(password, user.password_hash.clone()).await,
+                None => passwords.decoy(password).await,
             };
             let Some(user) = user.filter(|_| valid) else {
                 tracing::info!("failed sign-in");
@@ -123,8 +124,11 @@ impl Mutation {
                     "that is not an email address".into(),
                 ));
             }
-            let hash =
-                hash_password(&input.password).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let hash = ctx
+                .data_unchecked::<Passwords>()
+                .hash(input.password.clone())
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             let cardholders: Vec<String> = input
                 .cardholder_ids
                 .iter()
