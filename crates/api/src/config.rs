@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use cardstream_store::DatabaseArgs;
 
+use crate::auth::TrustedProxies;
+
 /// Whether the schema can be introspected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Introspection {
@@ -100,6 +102,12 @@ pub struct ApiArgs {
     )]
     pub password_hash_concurrency: NonZeroUsize,
 
+    /// Address ranges of the reverse proxies in front of the API, comma-separated CIDRs
+    /// (`10.0.0.0/8,fd00::/8`). Their `X-Forwarded-For` gives the client's address; from
+    /// anyone else it is ignored. Empty (the default): the connecting address is the client's.
+    #[arg(long, env = "CARDSTREAM_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+
     /// Who may introspect the schema.
     #[arg(
         long,
@@ -108,4 +116,47 @@ pub struct ApiArgs {
         default_value = "authenticated"
     )]
     pub introspection: Introspection,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ApiArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<ApiArgs, clap::Error> {
+        let mut argv = vec![
+            "api",
+            "--database-url",
+            "postgres://localhost/x",
+            "--token-secret",
+            "a secret of at least thirty-two bytes!!",
+        ];
+        argv.extend_from_slice(extra);
+        Wrapper::try_parse_from(argv).map(|w| w.args)
+    }
+
+    #[test]
+    fn sign_in_settings_have_defaults_and_are_checked() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.login_limiter_capacity.get(), 100_000);
+        assert_eq!(args.password_hash_concurrency.get(), 2);
+        assert!(args.trusted_proxies.is_empty());
+
+        let args = parse(&["--trusted-proxies", "10.0.0.0/8, 192.168.0.1"]).unwrap();
+        assert_eq!(
+            args.trusted_proxies,
+            "10.0.0.0/8,192.168.0.1".parse().unwrap()
+        );
+        assert!(parse(&["--trusted-proxies", "10.0.0.0/8,proxy.internal"]).is_err());
+        assert!(parse(&["--password-hash-concurrency", "0"]).is_err());
+        assert!(parse(&["--login-limiter-capacity", "0"]).is_err());
+    }
 }

@@ -15,7 +15,7 @@ use axum::routing::get;
 use cardstream_store::Store;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::auth::{Tokens, Viewer};
+use crate::auth::{Tokens, TrustedProxies, Viewer};
 use crate::config::Introspection;
 use crate::graphql::{ApiSchema, ClientAddress, loader};
 
@@ -26,6 +26,7 @@ pub(crate) struct AppState {
     pub(crate) store: Store,
     pub(crate) tokens: Tokens,
     pub(crate) introspection: Introspection,
+    pub(crate) proxies: TrustedProxies,
 }
 
 /// GraphQL requests are small; anything bigger is refused before parsing.
@@ -74,7 +75,9 @@ async fn graphql(
     let mut request = request
         .into_inner()
         .data(loader(state.store.clone()))
-        .data(ClientAddress(Some(peer.ip())));
+        .data(ClientAddress(Some(
+            state.proxies.client_address(peer.ip(), &headers),
+        )));
     let viewer = viewer_for(&state, bearer(&headers)).await;
     let introspect = match state.introspection {
         Introspection::Always => true,

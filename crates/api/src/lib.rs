@@ -17,7 +17,7 @@ use cardstream_store::Store;
 use cardstream_telemetry::{AdminServer, CancellationToken, HttpMetrics, Readiness, Registry};
 use prometheus::{IntCounterVec, Opts};
 
-pub use auth::{Tokens, hash_password, verify_password};
+pub use auth::{BadProxyRange, Tokens, TrustedProxies, hash_password, verify_password};
 pub use config::{ApiArgs, Introspection};
 pub use graphql::{ApiSchema, OperationMetrics, QueryLimits, sdl};
 
@@ -110,6 +110,7 @@ pub async fn start(
         store: store.clone(),
         tokens,
         introspection: args.introspection,
+        proxies: args.trusted_proxies.clone(),
     });
     let http_metrics = HttpMetrics::new("api", &registry)?;
     let router = http::routes(state)

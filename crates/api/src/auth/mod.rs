@@ -1,13 +1,15 @@
-//! Who is asking: passwords, signed tokens, login rate limits, and the viewer every resolver
-//! checks access against.
+//! Who is asking: passwords, signed tokens, login rate limits, the client's address behind
+//! proxies, and the viewer every resolver checks access against.
 
 mod passwords;
+mod proxies;
 mod rate_limit;
 mod tokens;
 mod viewer;
 
 pub(crate) use passwords::Passwords;
 pub use passwords::{hash_password, verify_password};
+pub use proxies::{BadProxyRange, TrustedProxies};
 pub(crate) use rate_limit::LoginLimiter;
 pub use tokens::Tokens;
 pub(crate) use viewer::Viewer;
