@@ -3,6 +3,8 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use cardstream_store::DatabaseArgs;
+use clap::builder::TypedValueParser;
+use secrecy::SecretString;
 
 use crate::auth::TrustedProxies;
 
@@ -40,9 +42,10 @@ pub struct ApiArgs {
     #[arg(
         long = "token-secret",
         env = "CARDSTREAM_TOKEN_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = clap::builder::StringValueParser::new().map(SecretString::from)
     )]
-    pub token_secret: String,
+    pub token_secret: SecretString,
 
     /// How long a sign-in token is valid.
     #[arg(long, env = "CARDSTREAM_TOKEN_TTL", default_value = "12h", value_parser = humantime::parse_duration)]

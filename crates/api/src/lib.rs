@@ -16,6 +16,7 @@ use std::sync::Arc;
 use cardstream_store::Store;
 use cardstream_telemetry::{AdminServer, CancellationToken, HttpMetrics, Readiness, Registry};
 use prometheus::{IntCounterVec, Opts};
+use secrecy::ExposeSecret;
 
 pub use auth::{BadProxyRange, Tokens, TrustedProxies, hash_password, verify_password};
 pub use config::{ApiArgs, Introspection};
@@ -69,10 +70,10 @@ pub async fn start(
     shutdown: CancellationToken,
     extra: axum::Router,
 ) -> Result<RunningApi, Error> {
-    if args.token_secret.len() < MIN_SECRET {
+    if args.token_secret.expose_secret().len() < MIN_SECRET {
         return Err(Error::WeakSecret);
     }
-    let store = Store::connect_lazy(&args.database.url, args.database_pool).await?;
+    let store = Store::connect_lazy(args.database.expose_url(), args.database_pool).await?;
     let notifications = IntCounterVec::new(
         Opts::new(
             "cardstream_api_activity_notifications_total",
@@ -81,8 +82,12 @@ pub async fn start(
         &["outcome"],
     )?;
     registry.register(Box::new(notifications.clone()))?;
-    let live = live::Live::start(args.database.url.clone(), notifications, shutdown.clone());
-    let tokens = Tokens::new(args.token_secret.as_bytes(), args.token_ttl);
+    let live = live::Live::start(
+        args.database.expose_url().to_owned(),
+        notifications,
+        shutdown.clone(),
+    );
+    let tokens = Tokens::new(args.token_secret.expose_secret().as_bytes(), args.token_ttl);
     let schema = graphql::schema_builder(QueryLimits {
         depth: args.max_depth,
         complexity: args.max_complexity,

@@ -10,7 +10,9 @@ use anyhow::Context;
 use cardstream_local::{LocalBroker, Storage};
 use cardstream_store::{Role, Store};
 use cardstream_telemetry::{CancellationToken, registry};
+use clap::builder::TypedValueParser;
 use clap::{Args, FromArgMatches};
+use secrecy::{ExposeSecret, SecretString};
 
 /// The demo users `cardstream dev` creates. Their passwords are printed: this is a laptop.
 const DEMO_ADMIN: (&str, &str) = ("admin@cardstream.dev", "cardstream-admin");
@@ -55,9 +57,10 @@ pub(crate) struct DevArgs {
         long = "database-url",
         env = "CARDSTREAM_DEV_DATABASE_URL",
         hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/cardstream_dev"
+        default_value = "postgres://postgres@127.0.0.1:5432/cardstream_dev",
+        value_parser = clap::builder::StringValueParser::new().map(SecretString::from)
     )]
-    database_url: String,
+    database_url: SecretString,
 
     /// Keep the database of the previous run instead of starting fresh.
     #[arg(long)]
@@ -136,7 +139,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
     .await
     .context("cannot create the topics")?;
 
-    let url = &args.database_url;
+    let url = args.database_url.expose_secret();
     if args.keep_data {
         cardstream_store::create_database_if_missing(url).await?;
     } else {
@@ -370,6 +373,6 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(args.kafka.brokers, "127.0.0.1:2");
-        assert_eq!(args.database.url, "postgres://x@y/z");
+        assert_eq!(args.database.expose_url(), "postgres://x@y/z");
     }
 }
