@@ -69,7 +69,7 @@ pub async fn start(
 ) -> Result<RunningAggregator, Error> {
     let metrics = AggregatorMetrics::new(&registry)?;
     // Lazy: start, and wait for Postgres, rather than crash-loop while it restarts.
-    let store = Store::connect_lazy(&args.database.url, args.database_pool).await?;
+    let store = Store::connect_lazy(args.database.expose_url(), args.database_pool).await?;
     let consumer: Kafka = args
         .kafka
         .client_config(&[

@@ -13,7 +13,7 @@ use axum::routing::get;
 use cardstream_store::Store;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::auth::{Credentials, Sessions, Tokens};
+use crate::auth::{Credentials, Sessions, Tokens, TrustedProxies};
 use crate::config::Introspection;
 use crate::graphql::{ApiSchema, Authentication, ClientAddress, loader};
 
@@ -27,6 +27,7 @@ pub(crate) struct AppState {
     pub(crate) introspection: Introspection,
     /// GraphiQL's page, when `--graphiql` is on and the binary carries it.
     pub(crate) graphiql: Option<axum::body::Bytes>,
+    pub(crate) proxies: TrustedProxies,
 }
 
 /// GraphQL requests are small; anything bigger is refused before parsing.
@@ -66,7 +67,9 @@ async fn graphql(
     let mut request = request
         .into_inner()
         .data(loader(state.store.clone()))
-        .data(ClientAddress(Some(peer.ip())));
+        .data(ClientAddress(Some(
+            state.proxies.client_address(peer.ip(), &headers),
+        )));
     let credentials = credentials(&state, bearer(&headers));
     let introspect = match state.introspection {
         Introspection::Always => true,

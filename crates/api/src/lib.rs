@@ -18,8 +18,9 @@ use std::sync::Arc;
 use cardstream_store::Store;
 use cardstream_telemetry::{AdminServer, CancellationToken, HttpMetrics, Readiness, Registry};
 use prometheus::{IntCounterVec, Opts};
+use secrecy::ExposeSecret;
 
-pub use auth::{Tokens, hash_password, verify_password};
+pub use auth::{BadProxyRange, Tokens, TrustedProxies, hash_password, verify_password};
 pub use config::{ApiArgs, Introspection};
 pub use graphql::{ApiSchema, OperationMetrics, QueryLimits, sdl};
 pub use headers::CONTENT_SECURITY_POLICY;
@@ -83,10 +84,10 @@ pub async fn start_with(
     extra: axum::Router,
     graphiql: Option<axum::body::Bytes>,
 ) -> Result<RunningApi, Error> {
-    if args.token_secret.len() < MIN_SECRET {
+    if args.token_secret.expose_secret().len() < MIN_SECRET {
         return Err(Error::WeakSecret);
     }
-    let store = Store::connect_lazy(&args.database.url, args.database_pool).await?;
+    let store = Store::connect_lazy(args.database.expose_url(), args.database_pool).await?;
     let notifications = IntCounterVec::new(
         Opts::new(
             "cardstream_api_activity_notifications_total",
@@ -97,12 +98,12 @@ pub async fn start_with(
     registry.register(Box::new(notifications.clone()))?;
     let sessions = auth::Sessions::new(store.clone());
     let live = live::Live::start(
-        args.database.url.clone(),
+        args.database.expose_url().to_owned(),
         notifications,
         sessions.clone(),
         shutdown.clone(),
     );
-    let tokens = Tokens::new(args.token_secret.as_bytes(), args.token_ttl);
+    let tokens = Tokens::new(args.token_secret.expose_secret().as_bytes(), args.token_ttl);
     let schema = graphql::schema_builder(QueryLimits {
         depth: args.max_depth,
         complexity: args.max_complexity,
@@ -114,10 +115,18 @@ pub async fn start_with(
     .data(sessions.clone())
     .data(graphql::InvitationTtl(args.invitation_ttl))
     .data(live)
-    .data(auth::LoginLimiter::new(
-        args.login_attempts_per_account,
-        args.login_attempts_per_address,
-    ))
+    .data(
+        auth::LoginLimiter::new(
+            args.login_attempts_per_account,
+            args.login_attempts_per_address,
+            args.login_limiter_capacity.get(),
+        )
+        .with_gauge(&registry)?,
+    )
+    .data(auth::Passwords::new(
+        args.password_hash_concurrency,
+        &registry,
+    )?)
     .finish();
     spawn_statement_gauge(store.clone(), &registry)?;
     let state = Arc::new(http::AppState {
@@ -127,6 +136,7 @@ pub async fn start_with(
         sessions,
         introspection: args.introspection,
         graphiql: graphiql.filter(|_| args.graphiql),
+        proxies: args.trusted_proxies.clone(),
     });
     let http_metrics = HttpMetrics::new("api", &registry)?;
     let router = http::routes(state)

@@ -33,11 +33,11 @@ enum MigrateAction {
 
 pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     if args.create_database
-        && cardstream_store::create_database_if_missing(&args.database.url).await?
+        && cardstream_store::create_database_if_missing(args.database.expose_url()).await?
     {
         eprintln!("created the database");
     }
-    let store = Store::connect(&args.database.url, 1).await?;
+    let store = Store::connect(args.database.expose_url(), 1).await?;
     match args.action {
         MigrateAction::Up => store.migrate_up().await?,
         MigrateAction::Down => store.migrate_down(args.steps).await?,
@@ -60,7 +60,7 @@ pub(crate) struct ReplayArgs {
 }
 
 pub(crate) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.database.url, 1).await?;
+    let store = Store::connect(args.database.expose_url(), 1).await?;
     eprintln!("replaying the stored events into empty projections (live batches wait meanwhile)…");
     let mut last = Duration::ZERO;
     let stats = store
@@ -98,7 +98,7 @@ pub(crate) struct VerifyArgs {
 }
 
 pub(crate) async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.database.url, 1).await?;
+    let store = Store::connect(args.database.expose_url(), 1).await?;
     let drift = store.rollup_drift().await?;
     eprintln!(
         "rows differing from a recomputation: daily {}, category {}, merchant {}",
@@ -144,7 +144,7 @@ enum RoleArg {
 }
 
 pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
-    let store = Store::connect(&args.database.url, 1).await?;
+    let store = Store::connect(args.database.expose_url(), 1).await?;
     match args.action {
         UsersAction::Add {
             email,

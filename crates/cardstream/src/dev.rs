@@ -10,7 +10,9 @@ use anyhow::Context;
 use cardstream_local::{LocalBroker, Storage};
 use cardstream_store::{Role, Store};
 use cardstream_telemetry::{CancellationToken, registry};
+use clap::builder::TypedValueParser;
 use clap::{Args, FromArgMatches};
+use secrecy::{ExposeSecret, SecretString};
 
 /// The demo users `cardstream dev` creates. Their passwords are printed: this is a laptop.
 const DEMO_ADMIN: (&str, &str) = ("admin@cardstream.dev", "cardstream-admin");
@@ -55,9 +57,10 @@ pub(crate) struct DevArgs {
         long = "database-url",
         env = "CARDSTREAM_DEV_DATABASE_URL",
         hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/cardstream_dev"
+        default_value = "postgres://postgres@127.0.0.1:5432/cardstream_dev",
+        value_parser = clap::builder::StringValueParser::new().map(SecretString::from)
     )]
-    database_url: String,
+    database_url: SecretString,
 
     /// Keep the database of the previous run instead of starting fresh.
     #[arg(long)]
@@ -136,7 +139,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
     .await
     .context("cannot create the topics")?;
 
-    let url = &args.database_url;
+    let url = args.database_url.expose_secret();
     if args.keep_data {
         cardstream_store::create_database_if_missing(url).await?;
     } else {
@@ -365,6 +368,54 @@ mod tests {
         assert!(holders[0].starts_with("ich_"), "{holders:?}");
     }
 
+    const DEV_PASSWORD: &str = "dev-pa55word-3b8e";
+
+    /// `{:?}` and `{:#?}` of `DevArgs` from `argv`, clap reading the environment.
+    fn dev_debug(argv: &[&str]) -> [String; 2] {
+        let args: DevArgs =
+            component_args(&argv.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>()).unwrap();
+        [format!("{args:?}"), format!("{args:#?}")]
+    }
+
+    #[test]
+    fn the_database_password_does_not_show_in_debug() {
+        let url = format!("postgres://dev:{DEV_PASSWORD}@127.0.0.1:5432/cardstream_dev");
+        for debug in dev_debug(&["--database-url", &url, "--partitions", "7"]) {
+            assert!(!debug.contains(DEV_PASSWORD), "{debug}");
+            assert!(debug.contains("partitions: 7"), "{debug}");
+        }
+        // From the environment (CARDSTREAM_DEV_DATABASE_URL), in a child process: this one's
+        // environment cannot be changed safely.
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "dev::tests::dev_settings_from_the_environment",
+                "--nocapture",
+            ])
+            .env_clear()
+            .env("CARDSTREAM_DEV_DATABASE_URL", url)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && stderr.contains("checked DevArgs from the environment"),
+            "{stderr}"
+        );
+    }
+
+    /// The environment half of the test above; does nothing on its own.
+    #[test]
+    fn dev_settings_from_the_environment() {
+        if std::env::var_os("CARDSTREAM_DEV_DATABASE_URL").is_none() {
+            return;
+        }
+        for debug in dev_debug(&["--partitions", "7"]) {
+            assert!(!debug.contains(DEV_PASSWORD), "{debug}");
+            assert!(debug.contains("partitions: 7"), "{debug}");
+        }
+        eprintln!("checked DevArgs from the environment");
+    }
+
     #[test]
     fn component_settings_parse_from_flags() {
         let args: cardstream_aggregator::AggregatorArgs = component_args(&argv(&[
@@ -374,6 +425,6 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(args.kafka.brokers, "127.0.0.1:2");
-        assert_eq!(args.database.url, "postgres://x@y/z");
+        assert_eq!(args.database.expose_url(), "postgres://x@y/z");
     }
 }

@@ -6,6 +6,8 @@ use cardstream_kafka::KafkaArgs;
 use cardstream_policy::PolicyArgs;
 use cardstream_store::SpendCacheArgs;
 use cardstream_stripe::WebhookSecret;
+use clap::builder::TypedValueParser;
+use secrecy::SecretString;
 
 use crate::Error;
 
@@ -77,8 +79,13 @@ pub struct GatewayArgs {
 
     /// Postgres, for the policy's spend limits (the gateway only reads spend from it). Set
     /// through the environment: the URL may hold a password.
-    #[arg(long, env = "CARDSTREAM_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[arg(
+        long,
+        env = "CARDSTREAM_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = clap::builder::StringValueParser::new().map(SecretString::from)
+    )]
+    pub database_url: Option<SecretString>,
 
     #[command(flatten)]
     pub spend: SpendCacheArgs,
@@ -94,9 +101,10 @@ pub struct SecretArgs {
         long = "webhook-secrets",
         env = "CARDSTREAM_WEBHOOK_SECRETS",
         hide_env_values = true,
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = clap::builder::StringValueParser::new().map(WebhookSecret::new)
     )]
-    pub webhook_secrets: Vec<String>,
+    pub webhook_secrets: Vec<WebhookSecret>,
 
     /// A file with webhook signing secrets, one per line (e.g. a mounted Kubernetes Secret).
     /// Added to CARDSTREAM_WEBHOOK_SECRETS.
@@ -110,7 +118,7 @@ impl SecretArgs {
         let mut secrets: Vec<WebhookSecret> = self
             .webhook_secrets
             .iter()
-            .map(|s| s.trim())
+            .map(|s| s.expose().trim())
             .filter(|s| !s.is_empty())
             .map(WebhookSecret::new)
             .collect();

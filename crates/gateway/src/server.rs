@@ -8,6 +8,7 @@ use cardstream_policy::PolicyStore;
 use cardstream_store::{SpendCache, Store};
 use cardstream_stripe::Verifier;
 use cardstream_telemetry::{AdminServer, CancellationToken, HttpMetrics, Readiness, Registry};
+use secrecy::ExposeSecret;
 
 use crate::{Error, Gateway, GatewayArgs, GatewayMetrics, app};
 
@@ -126,7 +127,7 @@ async fn start_spend_cache(
     metrics: &GatewayMetrics,
     shutdown: &CancellationToken,
 ) -> Result<Option<SpendCache>, Error> {
-    let Some(url) = &args.database_url else {
+    let Some(url) = args.database_url.as_ref().map(ExposeSecret::expose_secret) else {
         if policy.current().needs_spend() {
             return Err(Error::NoDatabaseForLimits);
         }

@@ -1,7 +1,9 @@
 use rdkafka::ClientConfig;
 
-/// Connection settings every component that talks to Kafka shares.
-#[derive(clap::Args, Debug, Clone)]
+/// Connection settings every component that talks to Kafka shares. Its `Debug` shows the
+/// extra properties' names but not their values, any of which may be a credential
+/// (`sasl.password`, `ssl.key.pem`, `sasl.oauthbearer.client.secret`, ...).
+#[derive(clap::Args, Clone)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma-separated `host:port`.
     #[arg(
@@ -29,6 +31,24 @@ pub struct KafkaArgs {
         value_parser = parse_property
     )]
     pub properties: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Redacted<'a>(&'a [(String, String)]);
+        impl std::fmt::Debug for Redacted<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_map()
+                    .entries(self.0.iter().map(|(key, _)| (key, "<redacted>")))
+                    .finish()
+            }
+        }
+        f.debug_struct("KafkaArgs")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("properties", &Redacted(&self.properties))
+            .finish()
+    }
 }
 
 impl KafkaArgs {

@@ -17,6 +17,9 @@ mod world;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cardstream_stripe::WebhookSecret;
+use clap::builder::TypedValueParser;
+
 pub use run::{Summary, run};
 pub use script::{Answer, Endpoint, Purchase, Script, SimEvent, Step};
 pub use send::EndpointStats;
@@ -40,9 +43,10 @@ pub struct SimulateArgs {
         long = "webhook-secrets",
         env = "CARDSTREAM_WEBHOOK_SECRETS",
         hide_env_values = true,
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = clap::builder::StringValueParser::new().map(WebhookSecret::new)
     )]
-    pub webhook_secrets: Vec<String>,
+    pub webhook_secrets: Vec<WebhookSecret>,
 
     /// Deliveries per second, both endpoints together; 0 sends as fast as the gateway answers.
     #[arg(long, env = "CARDSTREAM_SIMULATE_RATE", default_value_t = 50.0)]
@@ -108,7 +112,7 @@ impl SimulateArgs {
     pub fn new(target: impl Into<String>, secret: impl Into<String>) -> Self {
         SimulateArgs {
             target: target.into(),
-            webhook_secrets: vec![secret.into()],
+            webhook_secrets: vec![WebhookSecret::new(secret)],
             rate: 50.0,
             count: None,
             duration: None,

@@ -104,7 +104,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
     let secret = args
         .webhook_secrets
         .iter()
-        .map(|s| s.trim())
+        .map(|s| s.expose().trim())
         .find(|s| !s.is_empty())
         .map(WebhookSecret::new)
         .ok_or(Error::NoSecret)?;

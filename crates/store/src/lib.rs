@@ -23,8 +23,10 @@ mod version;
 
 use std::time::Duration;
 
+use clap::builder::TypedValueParser;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
+use secrecy::{ExposeSecret, SecretString};
 
 pub use accounts::{Role, User};
 pub use fold::{FoldEvent, FoldOutcome, fold};
@@ -42,7 +44,7 @@ pub use spend_queries::CardCurrency;
 pub use verify::{CONTENT_QUERIES, RollupDrift};
 pub use version::Version;
 
-/// Where the database is.
+/// Where the database is. Its `Debug` does not show the URL, which may hold a password.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DatabaseArgs {
     /// Postgres URL, e.g. `postgres://user@host:5432/cardstream`. Set through the environment:
@@ -50,9 +52,23 @@ pub struct DatabaseArgs {
     #[arg(
         long = "database-url",
         env = "CARDSTREAM_DATABASE_URL",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = clap::builder::StringValueParser::new().map(SecretString::from)
     )]
-    pub url: String,
+    url: SecretString,
+}
+
+impl DatabaseArgs {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseArgs {
+            url: SecretString::from(url.into()),
+        }
+    }
+
+    /// The URL, password included: to connect with, never to log.
+    pub fn expose_url(&self) -> &str {
+        self.url.expose_secret()
+    }
 }
 
 /// The channel the aggregator NOTIFYs with `{"cards": [...]}` after each committed batch.

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -90,18 +91,19 @@ pub fn parse_header(raw: &[u8]) -> Result<SignatureHeader, SignatureError> {
     Ok(SignatureHeader { timestamp, v1 })
 }
 
-/// A webhook endpoint secret. Its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct WebhookSecret(String);
+/// A webhook endpoint secret. Its `Debug` never shows the value, and its memory is zeroed
+/// when it is dropped.
+#[derive(Clone)]
+pub struct WebhookSecret(SecretString);
 
 impl WebhookSecret {
     pub fn new(secret: impl Into<String>) -> Self {
-        WebhookSecret(secret.into())
+        WebhookSecret(SecretString::from(secret.into()))
     }
 
-    /// The secret itself: for signing in the simulator and tests, never for logging.
+    /// The secret itself: for signing and verifying, never for logging.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 

@@ -11,7 +11,7 @@ use super::context::{admin, store, viewer};
 use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateTime, Long};
 use super::users::{UserMutation, UserObject};
-use crate::auth::{LoginLimiter, Tokens, decoy_verify, hash_password, verify_password};
+use crate::auth::{LoginLimiter, Passwords, Tokens};
 
 /// The client's address, as the HTTP layer saw it.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +67,9 @@ async fn sign_in(ctx: &Context<'_>, user: &User) -> ApiResult<LoginPayload> {
 #[derive(Default)]
 pub struct AuthMutation;
 
+/// The longest email address (RFC 5321's path limit, less the angle brackets), in bytes.
+const MAX_EMAIL: usize = 254;
+
 #[Object]
 impl AuthMutation {
     /// Signs in, opening a session. Attempts are limited per account and per client address.
@@ -78,28 +81,30 @@ impl AuthMutation {
     ) -> async_graphql::Result<LoginPayload> {
         async {
             // Before any other work: the limiter's keys and argon2's input stay small.
-            if email.len() > 254 || password.len() > MAX_PASSWORD {
+            if email.len() > MAX_EMAIL || password.len() > MAX_PASSWORD {
                 return Err(ApiError::BadUserInput(
                     "the email or password is longer than any account's".into(),
                 ));
             }
             let limiter = ctx.data_unchecked::<LoginLimiter>();
             let address = ctx.data_opt::<ClientAddress>().and_then(|a| a.0);
-            limiter
-                .check(&email, address)
-                .map_err(ApiError::RateLimited)?;
+            // Counted before the password is checked; it stays counted (as a failure) on every
+            // path but success, a database error included.
+            let reservation = limiter
+                .reserve(&email, address)
+                .map_err(|wait| ApiError::RateLimited(wait.seconds()))?;
             let store = store(ctx);
             let user = store.user_by_email(&email).await?;
+            let passwords = ctx.data_unchecked::<Passwords>();
             let valid = match &user {
-                Some(user) => verify_password(&password, &user.password_hash),
-                None => decoy_verify(&password),
+                Some(user) => passwords.verify(password, user.password_hash.clone()).await,
+                None => passwords.decoy(password).await,
             };
             let Some(user) = user.filter(|u| valid && !u.disabled) else {
-                limiter.record_failure(&email, address);
                 tracing::info!("failed sign-in");
                 return Err(ApiError::Unauthenticated);
             };
-            limiter.record_success(&email);
+            limiter.succeeded(reservation);
             sign_in(ctx, &user).await
         }
         .await
@@ -131,15 +136,20 @@ impl AuthMutation {
         async {
             let viewer = viewer(ctx).await?;
             check_new_password(&new_password)?;
+            let passwords = ctx.data_unchecked::<Passwords>();
             if current_password.len() > MAX_PASSWORD
-                || !verify_password(&current_password, &viewer.user.password_hash)
+                || !passwords
+                    .verify(current_password, viewer.user.password_hash.clone())
+                    .await
             {
                 return Err(ApiError::BadUserInput(
                     "the current password is not right".into(),
                 ));
             }
-            let hash =
-                hash_password(&new_password).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let hash = passwords
+                .hash(new_password)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             let store = store(ctx);
             store.change_password(viewer.user.id, &hash).await?;
             let user = store
@@ -171,7 +181,11 @@ impl AuthMutation {
             if store.pending_invitation(&token).await?.is_none() {
                 return Err(ApiError::NotFound("invitation"));
             }
-            let hash = hash_password(&password).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let hash = ctx
+                .data_unchecked::<Passwords>()
+                .hash(password)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
             let user = store.accept_invitation(&token, &hash).await?;
             tracing::info!(user = user.id, "invitation accepted");
             if user.disabled {
