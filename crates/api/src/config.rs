@@ -86,6 +86,12 @@ pub struct ApiArgs {
     )]
     pub login_attempts_per_address: u32,
 
+    /// How long a request gathers the lookups its list items make before sending them as one
+    /// statement. Longer batches more reliably on a slow machine; every nesting level of a
+    /// query waits it once.
+    #[arg(long = "graphql-batch-window", env = "CARDSTREAM_GRAPHQL_BATCH_WINDOW", default_value = "1ms", value_parser = humantime::parse_duration)]
+    pub batch_window: Duration,
+
     /// How long an invitation or password-reset link works.
     #[arg(long, env = "CARDSTREAM_INVITATION_TTL", default_value = "72h", value_parser = humantime::parse_duration)]
     pub invitation_ttl: Duration,

@@ -24,6 +24,8 @@ pub(crate) struct AppState {
     pub(crate) store: Store,
     pub(crate) tokens: Tokens,
     pub(crate) sessions: Sessions,
+    /// How long a request's loaders gather keys before sending a batch.
+    pub(crate) batch_window: std::time::Duration,
     pub(crate) introspection: Introspection,
     /// GraphiQL's page, when `--graphiql` is on and the binary carries it.
     pub(crate) graphiql: Option<axum::body::Bytes>,
@@ -66,7 +68,7 @@ async fn graphql(
 ) -> GraphQLResponse {
     let mut request = request
         .into_inner()
-        .data(loader(state.store.clone()))
+        .data(loader(state.store.clone(), state.batch_window))
         .data(ClientAddress(Some(
             state.proxies.client_address(peer.ip(), &headers),
         )));

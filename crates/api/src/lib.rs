@@ -134,6 +134,7 @@ pub async fn start_with(
         store: store.clone(),
         tokens,
         sessions,
+        batch_window: args.batch_window,
         introspection: args.introspection,
         graphiql: graphiql.filter(|_| args.graphiql),
         proxies: args.trusted_proxies.clone(),

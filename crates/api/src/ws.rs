@@ -42,11 +42,15 @@ const RECHECK: Duration = Duration::from_secs(5);
 /// Messages received but not yet taken by the protocol; a client that outruns it is closed.
 const IN_FLIGHT: usize = 64;
 
+/// How long a closing socket waits for the client's close.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// graphql-transport-ws close codes.
 const UNAUTHORIZED: u16 = 4401;
 const FORBIDDEN: u16 = 4403;
 const INIT_TIMED_OUT: u16 = 4408;
 const POLICY_VIOLATION: u16 = 1008;
+const MESSAGE_TOO_BIG: u16 = 1009;
 
 pub(crate) async fn websocket(
     State(state): State<Arc<AppState>>,
@@ -119,7 +123,7 @@ async fn serve(state: Arc<AppState>, socket: Socket, protocol: WebSocketProtocol
             }
             let mut data = Data::default();
             data.insert(Authentication::connection(credentials));
-            data.insert(loader(init_state.store.clone()));
+            data.insert(loader(init_state.store.clone(), init_state.batch_window));
             Ok(data)
         });
     futures_util::pin_mut!(graphql);
@@ -143,8 +147,10 @@ async fn serve(state: Arc<AppState>, socket: Socket, protocol: WebSocketProtocol
                     Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
                     Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    // Gone, closed, or a message over the size limit (tungstenite refuses it).
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    // A message over the size limit (tungstenite refuses it), a broken frame,
+                    // or a connection already gone (then the close just fails to send).
+                    Some(Err(_)) => break Some((MESSAGE_TOO_BIG, "a message over 64 KiB, or a broken frame".into())),
                 };
                 if let Some(Head { kind, id: Some(id) }) = head(&bytes) {
                     match kind.as_str() {
@@ -217,7 +223,19 @@ async fn serve(state: Arc<AppState>, socket: Socket, protocol: WebSocketProtocol
             code,
             reason: truncate(&reason).into(),
         };
-        let _ = sink.send(Message::Close(Some(frame))).await;
+        if sink.send(Message::Close(Some(frame))).await.is_ok() {
+            // The closing handshake: read (and drop) what the client still sends until its own
+            // close. Dropping the connection with unread data would reset it, and the client
+            // could lose our close frame, and with it the reason.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(message)) = source.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
 }
 

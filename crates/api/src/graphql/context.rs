@@ -108,6 +108,13 @@ pub async fn viewer(ctx: &Context<'_>) -> ApiResult<Arc<Viewer>> {
         .ok_or(ApiError::Unauthenticated)
 }
 
+/// After an edit that ends `user_id`'s sessions: this replica forgets them at once, without
+/// waiting for its own NOTIFY to come back (the other replicas learn through theirs).
+pub fn forget_sessions(ctx: &Context<'_>, user_id: i64) {
+    ctx.data_unchecked::<Sessions>()
+        .changed(crate::auth::SessionChange::User(user_id));
+}
+
 /// The viewer, who must be an admin.
 pub async fn admin(ctx: &Context<'_>) -> ApiResult<Arc<Viewer>> {
     let viewer = viewer(ctx).await?;

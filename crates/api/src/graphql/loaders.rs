@@ -28,9 +28,11 @@ fn load_err(err: cardstream_store::Error) -> LoadError {
     Arc::new(ApiError::from(err))
 }
 
-/// The per-request loader, added to each request's data.
-pub fn loader(store: Store) -> DataLoader<StoreLoader> {
-    DataLoader::new(StoreLoader { store }, tokio::spawn)
+/// The per-request loader, added to each request's data. `window` is how long it gathers keys
+/// before it sends a batch: long enough for every sibling in a list to ask, short against the
+/// request's latency.
+pub fn loader(store: Store, window: std::time::Duration) -> DataLoader<StoreLoader> {
+    DataLoader::new(StoreLoader { store }, tokio::spawn).delay(window)
 }
 
 pub fn load_error(err: LoadError) -> ApiError {

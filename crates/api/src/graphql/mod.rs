@@ -16,6 +16,7 @@ mod mutation;
 mod objects;
 mod query;
 mod scalars;
+mod selections;
 mod subscription;
 mod summary;
 mod users;
@@ -49,6 +50,7 @@ pub fn schema_builder(
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .extension(error_codes::ErrorCodes)
+        .extension(selections::SelectionLimit)
         .data(Limits {
             max_page_size: limits.max_page_size,
         })

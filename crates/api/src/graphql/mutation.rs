@@ -7,7 +7,7 @@ use async_graphql::{Context, MergedObject, Object, ResultExt, SimpleObject};
 use cardstream_store::{EndReason, User};
 
 use super::admin::{PolicyInput, PolicyObject};
-use super::context::{admin, store, viewer};
+use super::context::{admin, forget_sessions, store, viewer};
 use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateTime, Long};
 use super::users::{UserMutation, UserObject};
@@ -115,11 +115,11 @@ impl AuthMutation {
     async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         async {
             let viewer = viewer(ctx).await?;
-            Ok::<_, ApiError>(
-                store(ctx)
-                    .end_session(&viewer.session_id, EndReason::Logout)
-                    .await?,
-            )
+            let ended = store(ctx)
+                .end_session(&viewer.session_id, EndReason::Logout)
+                .await?;
+            forget_sessions(ctx, viewer.user.id);
+            Ok::<_, ApiError>(ended)
         }
         .await
         .extend()
@@ -152,6 +152,7 @@ impl AuthMutation {
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             let store = store(ctx);
             store.change_password(viewer.user.id, &hash).await?;
+            forget_sessions(ctx, viewer.user.id);
             let user = store
                 .user(viewer.user.id)
                 .await?

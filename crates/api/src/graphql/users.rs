@@ -8,7 +8,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, ResultExt, SimpleObj
 use cardstream_store::{InvitationKind, InvitationState, User};
 
 use super::admin::RoleKind;
-use super::context::{admin, page_size, store};
+use super::context::{admin, forget_sessions, page_size, store};
 use super::errors::{ApiError, ApiResult};
 use super::scalars::DateTime;
 
@@ -267,9 +267,11 @@ impl UserMutation {
     ) -> async_graphql::Result<InvitationPayload> {
         async {
             let viewer = admin(ctx).await?;
+            let user = user_id(&id)?;
             let (invitation, token) = store(ctx)
-                .reset_password(user_id(&id)?, &viewer.user.email, ttl(ctx))
+                .reset_password(user, &viewer.user.email, ttl(ctx))
                 .await?;
+            forget_sessions(ctx, user);
             tracing::info!(user = %id.as_str(), by = %viewer.user.email, "password reset");
             Ok::<_, ApiError>(InvitationPayload {
                 invitation: Invitation(invitation),
@@ -294,7 +296,9 @@ impl UserMutation {
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         async {
             let viewer = admin(ctx).await?;
-            store(ctx).delete_user(user_id(&id)?).await?;
+            let user = user_id(&id)?;
+            store(ctx).delete_user(user).await?;
+            forget_sessions(ctx, user);
             tracing::info!(user = %id.as_str(), by = %viewer.user.email, "user deleted");
             Ok::<_, ApiError>(id)
         }
@@ -312,6 +316,7 @@ impl UserMutation {
         async {
             let viewer = admin(ctx).await?;
             let user = store(ctx).set_user_role(user_id(&id)?, role.into()).await?;
+            forget_sessions(ctx, user.id);
             tracing::info!(user = user.id, by = %viewer.user.email, "user role changed");
             with_links(ctx, &user).await
         }
@@ -332,6 +337,7 @@ impl UserMutation {
             let user = store(ctx)
                 .set_user_cardholders(user_id(&id)?, &holders)
                 .await?;
+            forget_sessions(ctx, user.id);
             tracing::info!(user = user.id, by = %viewer.user.email, "user cardholders changed");
             Ok::<_, ApiError>(UserObject::new(&user, holders))
         }
@@ -343,6 +349,7 @@ impl UserMutation {
 async fn set_disabled(ctx: &Context<'_>, id: &ID, disabled: bool) -> ApiResult<UserObject> {
     let viewer = admin(ctx).await?;
     let user = store(ctx).set_user_disabled(user_id(id)?, disabled).await?;
+    forget_sessions(ctx, user.id);
     tracing::info!(user = user.id, disabled, by = %viewer.user.email, "user access changed");
     with_links(ctx, &user).await
 }

@@ -115,7 +115,7 @@ impl ApiProcess {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let api = ApiProcess {
+        let mut api = ApiProcess {
             addr,
             admin_addr,
             child,
@@ -123,6 +123,9 @@ impl ApiProcess {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(addr).await.is_err() {
+            if let Ok(Some(status)) = api.child.try_wait() {
+                panic!("cardstream api exited ({status}):\n{}", api.log());
+            }
             assert!(
                 Instant::now() < deadline,
                 "cardstream api did not listen within 30 s:\n{}",
@@ -289,7 +292,8 @@ pub async fn operation(socket: &mut Socket, id: &str, query: &str) -> Received {
     .await;
     loop {
         match receive(socket, Duration::from_secs(5)).await {
-            Some(Received::Json(v)) if v["id"] == id && v["type"] == "complete" => continue,
+            // The `complete` that follows an earlier operation's answer.
+            Some(Received::Json(v)) if v["type"] == "complete" => continue,
             Some(other) => return other,
             None => panic!("no answer to operation {id}"),
         }
