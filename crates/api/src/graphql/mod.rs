@@ -46,11 +46,14 @@ pub struct QueryLimits {
 pub fn schema_builder(
     limits: QueryLimits,
 ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    // Depth is limited by SelectionLimit (before validation, introspection aside), not by
+    // async-graphql's limit_depth, which would refuse a schema explorer's introspection.
     Schema::build(Query, Mutation::default(), Subscription)
-        .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .extension(error_codes::ErrorCodes)
-        .extension(selections::SelectionLimit)
+        .extension(selections::SelectionLimit {
+            max_depth: limits.depth,
+        })
         .data(Limits {
             max_page_size: limits.max_page_size,
         })
