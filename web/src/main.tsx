@@ -93,7 +93,7 @@ function App() {
   let screen;
   if (card) screen = <CardView cardId={decodeURIComponent(card[1])} viewer={viewer} />;
   else if (auth) screen = <AuthorizationView id={decodeURIComponent(auth[1])} />;
-  else if (path === "/admin" && viewer.user.role === "ADMIN") screen = <AdminView />;
+  else if (path === "/admin" && viewer.user.role === "ADMIN") screen = <AdminView self={viewer.user.id} />;
   else if (path === "/account") screen = <ChangePassword email={viewer.user.email} />;
   else if (viewer.cards.length > 0) {
     queueMicrotask(() => navigate(`/cards/${viewer.cards[0].id}`, { replace: true }));
