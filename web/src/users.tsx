@@ -37,7 +37,7 @@ function UserTable({ self, onIssued }: { self: string; onIssued: (i: Issued) => 
   const [error, setError] = useState<unknown>(null);
 
   const page = (after: string | null) =>
-    gql<{ users: User[] }>(`query($first: Int, $after: ID) { users(first: $first, after: $after) { ${USER_FIELDS} } }`, { first: PAGE, after })
+    gql<{ users: User[] }>(`query($first: Int!, $after: ID) { users(first: $first, after: $after) { ${USER_FIELDS} } }`, { first: PAGE, after })
       .then((d) => {
         setUsers((u) => [...(after ? u ?? [] : []), ...d.users]);
         // A full page may have a next one; an empty next page just hides the button.
@@ -116,7 +116,7 @@ function UserRow({ user, self, onChanged, onDeleted, onIssued }: {
     onDeleted(user.id);
   });
 
-  const changed = holders.trim() !== user.cardholderIds.join(", ");
+  const changed = ids(holders).join(",") !== user.cardholderIds.join(",");
   return (
     <tr data-testid="user-row" data-email={user.email} data-disabled={String(user.disabled)} aria-busy={busy}>
       <td>{user.email}{self && <span class="hint"> (you)</span>}</td>
@@ -141,26 +141,28 @@ function UserRow({ user, self, onChanged, onDeleted, onIssued }: {
         <span class={`badge ${user.disabled ? "disabled" : "active"}`} data-testid="user-status">{user.disabled ? "disabled" : "active"}</span>
       </td>
       <td>{when(user.createdAt)}</td>
-      <td class="actions">
-        {confirm ? (
-          <span class="confirm" role="group" aria-label="Confirm">
-            {confirm === "delete" ? `Delete ${user.email}? ` : `Reset ${user.email}'s password and sign them out? `}
-            <button type="button" class={confirm === "delete" ? "danger" : undefined} disabled={busy}
-              data-testid={confirm === "delete" ? "user-delete-confirm" : "user-reset-confirm"}
-              onClick={confirm === "delete" ? remove : reset}>
-              {confirm === "delete" ? "Yes, delete" : "Yes, reset"}
-            </button>{" "}
-            <button type="button" class="link" onClick={() => setConfirm(null)}>Cancel</button>
-          </span>
-        ) : (
-          <>
-            <button type="button" class="link" disabled={busy || self} data-testid={user.disabled ? "user-enable" : "user-disable"} onClick={toggle}>
-              {user.disabled ? "Enable" : "Disable"}
-            </button>
-            <button type="button" class="link" disabled={busy || self} data-testid="user-reset" onClick={() => setConfirm("reset")}>Reset password</button>
-            <button type="button" class="link danger" disabled={busy || self} data-testid="user-delete" onClick={() => setConfirm("delete")}>Delete</button>
-          </>
-        )}
+      <td>
+        <div class="actions">
+          {confirm ? (
+            <span class="confirm" role="group" aria-label="Confirm">
+              {confirm === "delete" ? `Delete ${user.email}? ` : `Reset ${user.email}'s password and sign them out? `}
+              <button type="button" class={confirm === "delete" ? "danger" : undefined} disabled={busy}
+                data-testid={confirm === "delete" ? "user-delete-confirm" : "user-reset-confirm"}
+                onClick={confirm === "delete" ? remove : reset}>
+                {confirm === "delete" ? "Yes, delete" : "Yes, reset"}
+              </button>{" "}
+              <button type="button" class="link" onClick={() => setConfirm(null)}>Cancel</button>
+            </span>
+          ) : (
+            <>
+              <button type="button" class="link" disabled={busy || self} data-testid={user.disabled ? "user-enable" : "user-disable"} onClick={toggle}>
+                {user.disabled ? "Enable" : "Disable"}
+              </button>
+              <button type="button" class="link" disabled={busy || self} data-testid="user-reset" onClick={() => setConfirm("reset")}>Reset password</button>
+              <button type="button" class="link danger" disabled={busy || self} data-testid="user-delete" onClick={() => setConfirm("delete")}>Delete</button>
+            </>
+          )}
+        </div>
         {error ? <RowError error={error} /> : null}
       </td>
     </tr>
