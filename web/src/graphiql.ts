@@ -35,11 +35,10 @@ const fetcher = createGraphiQLFetcher({
   headers: bearer ? { authorization: bearer } : undefined,
 });
 
-const defaultQuery = `# cardstream's GraphQL API.
-#
+const defaultQuery = `# cardstream's GraphQL API
 # ${bearer
-  ? "This tab is signed in to the dashboard: queries and subscriptions run as that user."
-  : "Not signed in: sign in to the dashboard in this tab (/login), then open /graphql again.\n# Until then the schema may not load (introspection needs a sign-in)."}
+  ? "Runs as the user signed in to the dashboard in this tab."
+  : "Not signed in: sign in to the dashboard in this tab (/login),\n# then come back to /graphql. Until then the schema may not\n# load (introspection needs a sign-in)."}
 
 {
   viewer {
