@@ -1,9 +1,10 @@
 // Admin: the spending policy (the gateway follows a saved edit within seconds), cardholders
-// with their cards, and users.
+// with their cards, and people (users and invitations: users.tsx, invitations.tsx).
 
 import { useEffect, useState } from "preact/hooks";
 import { gql, type Money } from "./api";
 import { Card, ErrorNote, Link, Loading } from "./ui";
+import { People } from "./users";
 
 interface Amount { currency: string; amount: Money }
 interface Policy {
@@ -19,19 +20,18 @@ interface Policy {
   updatedBy: string | null;
 }
 interface Holder { id: string; name: string | null; email: string | null; status: string; cards: { id: string; last4: string | null; currency: string }[] }
-interface User { id: string; email: string; role: string; cardholderIds: string[] }
 
 const AMOUNTS = "{ currency amount { amount formatted } }";
 const POLICY_FIELDS = `version allowedCurrencies blockedCategories inactiveCards inactiveCardholders
   maxAmount ${AMOUNTS} dailyLimit ${AMOUNTS} monthlyLimit ${AMOUNTS} onSpendUnknown updatedBy`;
 const QUERY = `{ policy { ${POLICY_FIELDS} }
-  cardholders(first: 50) { id name email status cards { id last4 currency } }
-  users { id email role cardholderIds } }`;
+  cardholders(first: 50) { id name email status cards { id last4 currency } } }`;
 
-export function AdminView() {
-  const [data, setData] = useState<{ policy: Policy; cardholders: Holder[]; users: User[] } | null>(null);
+/** `self`: the signed-in admin's user id, whose own row cannot be disabled, demoted or deleted here. */
+export function AdminView({ self }: { self: string }) {
+  const [data, setData] = useState<{ policy: Policy; cardholders: Holder[] } | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const load = () => gql<{ policy: Policy; cardholders: Holder[]; users: User[] }>(QUERY).then(setData).catch(setError);
+  const load = () => gql<{ policy: Policy; cardholders: Holder[] }>(QUERY).then(setData).catch(setError);
   useEffect(() => { load(); }, []);
   if (error) return <ErrorNote error={error} />;
   if (!data) return <Loading what="the admin view" />;
@@ -41,11 +41,11 @@ export function AdminView() {
       <Card title="Cardholders">
         {data.cardholders.length === 0 ? <p class="empty">No cardholders yet.</p> : (
           <table class="activity">
-            <thead><tr><th>Name</th><th>Email</th><th>Status</th><th>Cards</th></tr></thead>
+            <thead><tr><th>Name</th><th>ID</th><th>Email</th><th>Status</th><th>Cards</th></tr></thead>
             <tbody>
               {data.cardholders.map((h) => (
                 <tr key={h.id}>
-                  <td>{h.name ?? h.id}</td><td>{h.email}</td><td>{h.status}</td>
+                  <td>{h.name ?? "—"}</td><td><code>{h.id}</code></td><td>{h.email}</td><td>{h.status}</td>
                   <td>{h.cards.map((c) => <span key={c.id} class="chip"><Link href={`/cards/${c.id}`}>•••• {c.last4} {c.currency.toUpperCase()}</Link></span>)}</td>
                 </tr>
               ))}
@@ -53,10 +53,7 @@ export function AdminView() {
           </table>
         )}
       </Card>
-      <Card title="Users">
-        <ul>{data.users.map((u) => <li key={u.id}>{u.email} · {u.role.toLowerCase()}{u.cardholderIds.length ? ` · ${u.cardholderIds.join(", ")}` : ""}</li>)}</ul>
-        <NewUser onCreated={load} />
-      </Card>
+      <People self={self} />
     </div>
   );
 }
@@ -136,37 +133,5 @@ function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void
         <button type="submit">Save policy</button>
       </form>
     </Card>
-  );
-}
-
-function NewUser({ onCreated }: { onCreated: () => void }) {
-  const [form, setForm] = useState({ email: "", password: "", role: "CARDHOLDER", cardholderIds: "" });
-  const [error, setError] = useState<unknown>(null);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setError(null);
-    try {
-      await gql(`mutation($i: CreateUserInput!) { createUser(input: $i) { id } }`, {
-        i: { email: form.email, password: form.password, role: form.role, cardholderIds: list(form.cardholderIds) },
-      });
-      setForm({ email: "", password: "", role: "CARDHOLDER", cardholderIds: "" });
-      onCreated();
-    } catch (err) {
-      setError(err);
-    }
-  };
-  return (
-    <form class="newuser" onSubmit={submit}>
-      <h3>Add a user</h3>
-      <input aria-label="Email" type="email" required placeholder="email" value={form.email} onInput={(e) => setForm({ ...form, email: e.currentTarget.value })} />
-      <input aria-label="Password" type="password" required minLength={12} placeholder="password (12+ characters)" value={form.password} onInput={(e) => setForm({ ...form, password: e.currentTarget.value })} />
-      <select aria-label="Role" value={form.role} onChange={(e) => setForm({ ...form, role: e.currentTarget.value })}>
-        <option value="CARDHOLDER">Cardholder</option>
-        <option value="ADMIN">Admin</option>
-      </select>
-      <input aria-label="Cardholders" placeholder="ich_… (cardholders they may see)" value={form.cardholderIds} onInput={(e) => setForm({ ...form, cardholderIds: e.currentTarget.value })} />
-      {error ? <ErrorNote error={error} /> : null}
-      <button type="submit">Add user</button>
-    </form>
   );
 }

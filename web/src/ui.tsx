@@ -14,14 +14,18 @@ export function ErrorNote({ error }: { error: unknown }) {
       ? "Not found: it does not exist, or it is not yours to see."
       : e?.code === "FORBIDDEN"
         ? "Only an admin may see this."
-        : (e?.message ?? "Something went wrong.");
+        : e?.code === "RATE_LIMITED"
+          ? "Too many requests; wait a moment and try again."
+          : (e?.message ?? "Something went wrong.");
   return <p class="error" role="alert" data-code={e?.code}>{text}</p>;
 }
 
-export function Link({ href, children }: { href: string; children: ComponentChildren }) {
+export function Link({ href, children, class: className, testid }: { href: string; children: ComponentChildren; class?: string; testid?: string }) {
   return (
     <a
       href={href}
+      class={className}
+      data-testid={testid}
       onClick={(e) => {
         if (e.ctrlKey || e.metaKey) return;
         e.preventDefault();

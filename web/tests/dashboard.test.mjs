@@ -1,13 +1,16 @@
 // The dashboard in a real browser (Debian's chromium, headless) against `cardstream dev`:
 // sign-in, tiles against the database, a purchase arriving live, filters and pagination, the
-// authorization view, another holder's card by URL, and the admin's policy edit reaching the
-// gateway. Screenshots of each screen go to web/test-results/.
+// authorization view, another holder's card by URL, the admin's policy edit reaching the
+// gateway, invitations, revocable sessions, password changes, and the Content-Security-Policy
+// (those flows are in accounts.mjs, shared with contract.test.mjs). Screenshots of each screen
+// go to web/test-results/.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   authorizationEvent, browser, live, postWebhook, psql, screenshot, signIn, simulate, startDev, waitFor,
 } from "./harness.mjs";
+import { adminPage, changePassword, cspClean, inviteAndAccept, resetAndRevoke, revokeSessions } from "./accounts.mjs";
 
 const BINARY = process.env.CARDSTREAM_BIN ?? new URL("../../target/debug/cardstream", import.meta.url).pathname;
 const SEED = 11;
@@ -180,4 +183,31 @@ test("the admin blocks a category and the next authorization request is declined
   assert.equal(after.body.metadata.cardstream_reason, "category_blocked");
   await screenshot(admin, "admin-saved");
   await admin.close();
+});
+
+// Invitations and sessions. The invitee sees the demo holder's cards, so their page has a live
+// socket for the server to close when it ends their session.
+let invitee, people;
+
+test("an admin invites someone; the link opened elsewhere sets a password and signs them in", async () => {
+  people = await adminPage(chrome, dev.api);
+  invitee = await inviteAndAccept(chrome, dev.api, people, { cardholderId: holder });
+  await invitee.page.waitForURL(/\/cards\//);
+});
+
+test("a password change keeps the tab signed in, signs the other sessions out, and the new password works", async () => {
+  invitee.password = await changePassword(chrome, dev.api, invitee, { cardPath: `/cards/${cards[0].id}` });
+});
+
+test("an admin's password reset link sets a new password; a revoked invitation's link is dead", async () => {
+  invitee.password = await resetAndRevoke(chrome, dev.api, people, invitee);
+});
+
+test("disabling, promoting, demoting, then deleting a user signs their open pages out within seconds", async () => {
+  await revokeSessions(chrome, dev.api, people, invitee, { cardPath: `/cards/${cards[0].id}`, cardholderId: holder });
+  await people.context().close();
+});
+
+test("no Content-Security-Policy violation on the dashboard's main screens or on GraphiQL (/graphql)", async () => {
+  await cspClean(chrome, dev.api, { cardId: cards[0].id });
 });

@@ -1,7 +1,9 @@
 // What the browser tests stand on: `cardstream dev` (the real binary: broker, Postgres,
 // gateway, aggregator, API, the embedded dashboard) on free ports with a database of its own,
 // Debian's chromium driven by playwright-core, psql for what the database holds, and signed
-// Stripe webhooks.
+// Stripe webhooks. CARDSTREAM_WEB_FRONT=1 serves this checkout's web/dist in front of the
+// binary's API, for a binary built elsewhere (the pages' Content-Security-Policy header then
+// comes from that front: csp-server.mjs's copy of the API's).
 
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -9,6 +11,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startStatic } from "./csp-server.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 export const SECRET = "whsec_cardstream_dev";
@@ -50,6 +53,13 @@ export async function startDev({ seed = 11, cards = 12, rate = 0 } = {}) {
     }
     try { psql("postgres", `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`); } catch { /* already gone */ }
   };
+  if (process.env.CARDSTREAM_WEB_FRONT) {
+    // This checkout's web/dist in front of the binary's API (see csp-server.mjs: for a binary
+    // built from another checkout, whose embedded dashboard is not the one under test).
+    const front = await startStatic({ upstream: `http://${banner.api}` });
+    const stopDev = stop;
+    return { api: front.base, webhooks: `http://${banner.webhooks}`, database, stop: async () => { await front.stop(); await stopDev(); } };
+  }
   return { api: `http://${banner.api}`, webhooks: `http://${banner.webhooks}`, database, stop };
 }
 

@@ -1,0 +1,178 @@
+// Users, for admins: role, the cardholders a cardholder may see, disable and enable, password
+// reset (a one-time link, as for an invitation), delete. There is no sign-up and no admin-chosen
+// password: people join through an invitation (invitations.tsx) and set their own.
+// The server ends a user's sessions when they are disabled, deleted or reset, so their open
+// tabs sign out; the table only shows what the server answered.
+
+import { useEffect, useState } from "preact/hooks";
+import { gql, when, type ApiError } from "./api";
+import { Card, ErrorNote } from "./ui";
+import { ids, InvitationList, InviteForm, INVITATION_FIELDS, OneTimeLink, type Issued, type Role } from "./invitations";
+
+interface User { id: string; email: string; role: Role; cardholderIds: string[]; disabled: boolean; createdAt: string }
+
+const USER_FIELDS = "id email role cardholderIds disabled createdAt";
+const PAGE = 50;
+
+/** Users, the invitation form and the invitations, which share the one-time link on show. */
+export function People({ self }: { self: string }) {
+  const [issued, setIssued] = useState<Issued | null>(null);
+  const [invitations, setInvitations] = useState(0);
+  const show = (i: Issued) => { setIssued(i); setInvitations((v) => v + 1); };
+  return (
+    <>
+      <Card title="Users">
+        {issued && <OneTimeLink issued={issued} onDone={() => setIssued(null)} />}
+        <UserTable self={self} onIssued={show} />
+        <InviteForm onIssued={show} />
+      </Card>
+      <InvitationList version={invitations} />
+    </>
+  );
+}
+
+function UserTable({ self, onIssued }: { self: string; onIssued: (i: Issued) => void }) {
+  const [users, setUsers] = useState<User[] | null>(null);
+  const [more, setMore] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+
+  const page = (after: string | null) =>
+    gql<{ users: User[] }>(`query($first: Int!, $after: ID) { users(first: $first, after: $after) { ${USER_FIELDS} } }`, { first: PAGE, after })
+      .then((d) => {
+        setUsers((u) => [...(after ? u ?? [] : []), ...d.users]);
+        // A full page may have a next one; an empty next page just hides the button.
+        setMore(d.users.length === PAGE);
+      })
+      .catch(setError);
+  useEffect(() => { page(null); }, []);
+
+  const replace = (user: User) => setUsers((u) => u?.map((x) => (x.id === user.id ? user : x)) ?? null);
+  const remove = (id: string) => setUsers((u) => u?.filter((x) => x.id !== id) ?? null);
+
+  if (error) return <ErrorNote error={error} />;
+  if (!users) return <p class="loading" role="status">Loading users…</p>;
+  return (
+    <>
+      <table class="activity users" data-testid="users">
+        <thead><tr><th>Email</th><th>Role</th><th>Cardholders</th><th>Status</th><th>Since</th><th>Actions</th></tr></thead>
+        <tbody>
+          {users.map((u) => (
+            <UserRow key={u.id} user={u} self={u.id === self} onChanged={replace} onDeleted={remove} onIssued={onIssued} />
+          ))}
+        </tbody>
+      </table>
+      {more && <button type="button" class="link" onClick={() => page(users[users.length - 1]?.id ?? null)}>Show more users</button>}
+    </>
+  );
+}
+
+function UserRow({ user, self, onChanged, onDeleted, onIssued }: {
+  user: User;
+  self: boolean;
+  onChanged: (u: User) => void;
+  onDeleted: (id: string) => void;
+  onIssued: (i: Issued) => void;
+}) {
+  const [holders, setHolders] = useState(user.cardholderIds.join(", "));
+  const [confirm, setConfirm] = useState<"delete" | "reset" | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => setHolders(user.cardholderIds.join(", ")), [user.cardholderIds.join(",")]);
+
+  /** Runs one mutation for this row; the row shows its error, if any. */
+  const act = async (run: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await run();
+      setConfirm(null);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  /** A mutation that answers the user as it now is. */
+  const userMutation = (name: string, query: string, variables: Record<string, unknown> = {}) =>
+    act(async () => {
+      const d = await gql<Record<string, User>>(query, { id: user.id, ...variables });
+      onChanged(d[name]);
+    });
+  const setRole = (role: Role) => userMutation("setUserRole",
+    `mutation($id: ID!, $role: RoleKind!) { setUserRole(id: $id, role: $role) { ${USER_FIELDS} } }`, { role });
+  const saveHolders = () => userMutation("setUserCardholders",
+    `mutation($id: ID!, $c: [ID!]!) { setUserCardholders(id: $id, cardholderIds: $c) { ${USER_FIELDS} } }`, { c: ids(holders) });
+  const toggle = () => user.disabled
+    ? userMutation("enableUser", `mutation($id: ID!) { enableUser(id: $id) { ${USER_FIELDS} } }`)
+    : userMutation("disableUser", `mutation($id: ID!) { disableUser(id: $id) { ${USER_FIELDS} } }`);
+  const reset = () => act(async () => {
+    const d = await gql<{ resetPassword: Issued }>(
+      `mutation($id: ID!) { resetPassword(id: $id) { token invitation { ${INVITATION_FIELDS} } } }`, { id: user.id },
+    );
+    onIssued(d.resetPassword);
+  });
+  const remove = () => act(async () => {
+    await gql<{ deleteUser: string }>(`mutation($id: ID!) { deleteUser(id: $id) }`, { id: user.id });
+    onDeleted(user.id);
+  });
+
+  const changed = ids(holders).join(",") !== user.cardholderIds.join(",");
+  return (
+    <tr data-testid="user-row" data-email={user.email} data-disabled={String(user.disabled)} aria-busy={busy}>
+      <td>{user.email}{self && <span class="hint"> (you)</span>}</td>
+      <td>
+        {/* Not one's own: an admin demoting themself would lose this page halfway through. */}
+        <select aria-label={`Role of ${user.email}`} data-testid="user-role" value={user.role} disabled={busy || self}
+          onChange={(e) => setRole(e.currentTarget.value as Role)}>
+          <option value="CARDHOLDER">Cardholder</option>
+          <option value="ADMIN">Admin</option>
+        </select>
+      </td>
+      <td>
+        {user.role === "ADMIN" ? <span class="hint">all (admin)</span> : (
+          <form class="inline" onSubmit={(e) => { e.preventDefault(); saveHolders(); }}>
+            <input aria-label={`Cardholders of ${user.email}`} data-testid="user-cardholders" placeholder="ich_…, ich_…"
+              value={holders} onInput={(e) => setHolders(e.currentTarget.value)} />
+            {changed && <button type="submit" disabled={busy} data-testid="user-cardholders-save">Save</button>}
+          </form>
+        )}
+      </td>
+      <td>
+        <span class={`badge ${user.disabled ? "disabled" : "active"}`} data-testid="user-status">{user.disabled ? "disabled" : "active"}</span>
+      </td>
+      <td>{when(user.createdAt)}</td>
+      <td>
+        <div class="actions">
+          {confirm ? (
+            <span class="confirm" role="group" aria-label="Confirm">
+              {confirm === "delete" ? `Delete ${user.email}? ` : `Reset ${user.email}'s password and sign them out? `}
+              <button type="button" class={confirm === "delete" ? "danger" : undefined} disabled={busy}
+                data-testid={confirm === "delete" ? "user-delete-confirm" : "user-reset-confirm"}
+                onClick={confirm === "delete" ? remove : reset}>
+                {confirm === "delete" ? "Yes, delete" : "Yes, reset"}
+              </button>{" "}
+              <button type="button" class="link" onClick={() => setConfirm(null)}>Cancel</button>
+            </span>
+          ) : (
+            <>
+              <button type="button" class="link" disabled={busy || self} data-testid={user.disabled ? "user-enable" : "user-disable"} onClick={toggle}>
+                {user.disabled ? "Enable" : "Disable"}
+              </button>
+              <button type="button" class="link" disabled={busy || self} data-testid="user-reset" onClick={() => setConfirm("reset")}>Reset password</button>
+              <button type="button" class="link danger" disabled={busy || self} data-testid="user-delete" onClick={() => setConfirm("delete")}>Delete</button>
+            </>
+          )}
+        </div>
+        {error ? <RowError error={error} /> : null}
+      </td>
+    </tr>
+  );
+}
+
+/** A refused action says the server's reason (CONFLICT, BAD_USER_INPUT: e.g. an unknown
+ * cardholder); ErrorNote's wording is for pages, not actions. */
+function RowError({ error }: { error: unknown }) {
+  const e = error as ApiError;
+  if (e?.code === "FORBIDDEN" || e?.code === "NOT_FOUND" || e?.code === "RATE_LIMITED") return <ErrorNote error={error} />;
+  return <p class="error" role="alert" data-code={e?.code}>{e?.message ?? "Something went wrong."}</p>;
+}
