@@ -1,3 +1,4 @@
 DROP TABLE invitations;
 DROP TABLE sessions;
 ALTER TABLE users DROP COLUMN disabled;
+ALTER TABLE users DROP COLUMN created;

@@ -1,5 +1,8 @@
 -- A disabled user cannot sign in, and every session they had is ended with the change.
 ALTER TABLE users ADD COLUMN disabled boolean NOT NULL DEFAULT false;
+-- When the user joined, in unix seconds like every other `created` of the schema.
+ALTER TABLE users ADD COLUMN created bigint NOT NULL DEFAULT extract(epoch FROM now())::bigint;
+UPDATE users SET created = extract(epoch FROM created_at)::bigint;
 
 -- Sign-in sessions. A token names its session; the API accepts a token only while its session
 -- is open, so a session can be ended server-side (logout, a password change, an admin's edit of

@@ -46,6 +46,8 @@ pub struct User {
     pub password_hash: String,
     /// A disabled user cannot sign in.
     pub disabled: bool,
+    /// When they joined, unix seconds.
+    pub created: i64,
 }
 
 /// Without the password hash: a hash in a log is an offline guessing target.
@@ -68,6 +70,7 @@ impl From<users::Model> for User {
             role: Role::parse(&m.role),
             password_hash: m.password_hash,
             disabled: m.disabled,
+            created: m.created,
         }
     }
 }

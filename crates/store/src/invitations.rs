@@ -251,9 +251,9 @@ impl Store {
         let invitation = from_row((id, kind, email, role, holders, by, created, expires, state));
         let user = match (invitation.kind, user_id) {
             (InvitationKind::PasswordReset, Some(user_id)) => {
-                let row: Option<(i64, String, String, String, bool)> = sqlx::query_as(
+                let row: Option<(i64, String, String, String, bool, i64)> = sqlx::query_as(
                     "UPDATE users SET password_hash = $2 WHERE id = $1
-                     RETURNING id, email, password_hash, role, disabled",
+                     RETURNING id, email, password_hash, role, disabled, created",
                 )
                 .bind(user_id)
                 .bind(password_hash)
@@ -263,9 +263,9 @@ impl Store {
                     .ok_or(Error::NotFound("invitation"))?
             }
             _ => {
-                let row: (i64, String, String, String, bool) = sqlx::query_as(
+                let row: (i64, String, String, String, bool, i64) = sqlx::query_as(
                     "INSERT INTO users (email, password_hash, role) VALUES ($1, $2, $3)
-                     RETURNING id, email, password_hash, role, disabled",
+                     RETURNING id, email, password_hash, role, disabled, created",
                 )
                 .bind(&invitation.email)
                 .bind(password_hash)

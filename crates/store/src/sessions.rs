@@ -61,15 +61,16 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     hex::encode(buffer)
 }
 
-type UserRow = (i64, String, String, String, bool);
+type UserRow = (i64, String, String, String, bool, i64);
 
-pub(crate) fn user_from_row((id, email, password_hash, role, disabled): UserRow) -> User {
+pub(crate) fn user_from_row((id, email, password_hash, role, disabled, created): UserRow) -> User {
     User {
         id,
         email,
         role: Role::parse(&role),
         password_hash,
         disabled,
+        created,
     }
 }
 
@@ -133,21 +134,22 @@ impl Store {
     /// The user of an open, unexpired session, when that user exists and is enabled.
     pub async fn session(&self, session_id: &str) -> Result<Option<OpenSession>, Error> {
         self.tally(1);
-        let row: Option<(i64, String, String, String, bool, i64, Vec<String>)> = sqlx::query_as(
-            "SELECT u.id, u.email, u.password_hash, u.role, u.disabled,
+        let row: Option<(i64, String, String, String, bool, i64, i64, Vec<String>)> =
+            sqlx::query_as(
+                "SELECT u.id, u.email, u.password_hash, u.role, u.disabled, u.created,
                     extract(epoch FROM s.expires_at)::bigint,
                     ARRAY(SELECT cardholder_id FROM user_cardholders uc
                           WHERE uc.user_id = u.id ORDER BY cardholder_id)
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > now()
                AND NOT u.disabled",
-        )
-        .bind(session_id)
-        .fetch_optional(self.pool())
-        .await?;
+            )
+            .bind(session_id)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(row.map(
-            |(id, email, hash, role, disabled, expires_at, cardholders)| OpenSession {
-                user: user_from_row((id, email, hash, role, disabled)),
+            |(id, email, hash, role, disabled, created, expires_at, cardholders)| OpenSession {
+                user: user_from_row((id, email, hash, role, disabled, created)),
                 cardholders,
                 expires_at,
             },
@@ -201,7 +203,7 @@ impl Store {
         let user = update_user(
             &mut tx,
             "UPDATE users SET disabled = $2 WHERE id = $1
-             RETURNING id, email, password_hash, role, disabled",
+             RETURNING id, email, password_hash, role, disabled, created",
             user_id,
             disabled,
         )
@@ -221,7 +223,7 @@ impl Store {
         let user = update_user(
             &mut tx,
             "UPDATE users SET role = $2 WHERE id = $1
-             RETURNING id, email, password_hash, role, disabled",
+             RETURNING id, email, password_hash, role, disabled, created",
             user_id,
             role.as_str(),
         )
@@ -240,7 +242,7 @@ impl Store {
         self.tally(5);
         let mut tx = self.pool().begin().await?;
         let user: Option<UserRow> = sqlx::query_as(
-            "SELECT id, email, password_hash, role, disabled FROM users WHERE id = $1 FOR UPDATE",
+            "SELECT id, email, password_hash, role, disabled, created FROM users WHERE id = $1 FOR UPDATE",
         )
         .bind(user_id)
         .fetch_optional(&mut *tx)

@@ -26,6 +26,8 @@ pub struct UserObject {
     pub cardholder_ids: Vec<ID>,
     /// A disabled user cannot sign in.
     pub disabled: bool,
+    /// When they joined.
+    pub created_at: DateTime,
 }
 
 impl UserObject {
@@ -36,6 +38,7 @@ impl UserObject {
             role: user.role.into(),
             cardholder_ids: cardholders.into_iter().map(ID).collect(),
             disabled: user.disabled,
+            created_at: DateTime(user.created),
         }
     }
 }

@@ -12,6 +12,8 @@ pub struct Model {
     pub role: String,
     /// A disabled user cannot sign in.
     pub disabled: bool,
+    /// When they joined, unix seconds.
+    pub created: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
