@@ -62,6 +62,8 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 }
 
 type UserRow = (i64, String, String, String, bool, i64);
+/// A user's row, the session's expiry and the user's cardholders.
+type SessionRow = (i64, String, String, String, bool, i64, i64, Vec<String>);
 
 pub(crate) fn user_from_row((id, email, password_hash, role, disabled, created): UserRow) -> User {
     User {
@@ -134,19 +136,18 @@ impl Store {
     /// The user of an open, unexpired session, when that user exists and is enabled.
     pub async fn session(&self, session_id: &str) -> Result<Option<OpenSession>, Error> {
         self.tally(1);
-        let row: Option<(i64, String, String, String, bool, i64, i64, Vec<String>)> =
-            sqlx::query_as(
-                "SELECT u.id, u.email, u.password_hash, u.role, u.disabled, u.created,
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT u.id, u.email, u.password_hash, u.role, u.disabled, u.created,
                     extract(epoch FROM s.expires_at)::bigint,
                     ARRAY(SELECT cardholder_id FROM user_cardholders uc
                           WHERE uc.user_id = u.id ORDER BY cardholder_id)
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > now()
                AND NOT u.disabled",
-            )
-            .bind(session_id)
-            .fetch_optional(self.pool())
-            .await?;
+        )
+        .bind(session_id)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(row.map(
             |(id, email, hash, role, disabled, created, expires_at, cardholders)| OpenSession {
                 user: user_from_row((id, email, hash, role, disabled, created)),
