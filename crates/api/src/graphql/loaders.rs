@@ -230,26 +230,15 @@ impl Loader<KeyedOf> for StoreLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[KeyedOf]) -> Result<HashMap<KeyedOf, Vec<KeyedSpend>>, LoadError> {
-        let mut out = HashMap::new();
-        for ((key, range, limit), group) in groups(keys, |k| (k.key, k.range, k.limit)) {
-            let cards: Vec<CardCurrency> = group.iter().map(|k| k.card.clone()).collect();
-            let mut by_card: HashMap<CardCurrency, Vec<KeyedSpend>> = HashMap::new();
-            for (card, row) in self
-                .store
-                .spend_by(key, &cards, range, limit)
-                .await
-                .map_err(load_err)?
-            {
-                by_card.entry(card).or_default().push(row);
-            }
-            for k in group {
-                out.insert(
-                    (*k).clone(),
-                    by_card.get(&k.card).cloned().unwrap_or_default(),
-                );
-            }
-        }
-        Ok(out)
+        per_card(
+            keys,
+            |k| (k.key, k.range, k.limit),
+            |k| &k.card,
+            |(key, range, limit), cards| async move {
+                self.store.spend_by(key, &cards, range, limit).await
+            },
+        )
+        .await
     }
 }
 
@@ -270,25 +259,43 @@ impl Loader<SeriesOf> for StoreLoader {
         &self,
         keys: &[SeriesOf],
     ) -> Result<HashMap<SeriesOf, Vec<SpendPoint>>, LoadError> {
-        let mut out = HashMap::new();
-        for ((from, to, bucket), group) in groups(keys, |k| (k.from_day, k.to_day, k.bucket)) {
-            let cards: Vec<CardCurrency> = group.iter().map(|k| k.card.clone()).collect();
-            let mut by_card: HashMap<CardCurrency, Vec<SpendPoint>> = HashMap::new();
-            for (card, row) in self
-                .store
-                .spend_series(&cards, from, to, bucket)
-                .await
-                .map_err(load_err)?
-            {
-                by_card.entry(card).or_default().push(row);
-            }
-            for k in group {
-                out.insert(
-                    (*k).clone(),
-                    by_card.get(&k.card).cloned().unwrap_or_default(),
-                );
-            }
-        }
-        Ok(out)
+        per_card(
+            keys,
+            |k| (k.from_day, k.to_day, k.bucket),
+            |k| &k.card,
+            |(from, to, bucket), cards| async move {
+                self.store.spend_series(&cards, from, to, bucket).await
+            },
+        )
+        .await
     }
+}
+
+/// Answers keys that differ only in their card: one `fetch` per group of keys that share the
+/// rest, whose rows (tagged with their card) are handed back to each key.
+async fn per_card<K, G, R, Fut>(
+    keys: &[K],
+    group: impl Fn(&K) -> G,
+    card: impl Fn(&K) -> &CardCurrency,
+    fetch: impl Fn(G, Vec<CardCurrency>) -> Fut,
+) -> Result<HashMap<K, Vec<R>>, LoadError>
+where
+    K: Clone + Eq + Hash,
+    G: Hash + Eq,
+    R: Clone,
+    Fut: std::future::Future<Output = Result<Vec<(CardCurrency, R)>, cardstream_store::Error>>,
+{
+    let mut out = HashMap::new();
+    for (shared, group) in groups(keys, group) {
+        let cards: Vec<CardCurrency> = group.iter().map(|k| card(k).clone()).collect();
+        let mut by_card: HashMap<CardCurrency, Vec<R>> = HashMap::new();
+        for (card, row) in fetch(shared, cards).await.map_err(load_err)? {
+            by_card.entry(card).or_default().push(row);
+        }
+        for key in group {
+            let rows = by_card.get(card(key)).cloned().unwrap_or_default();
+            out.insert(key.clone(), rows);
+        }
+    }
+    Ok(out)
 }
