@@ -213,6 +213,8 @@ async fn depth_and_page_size_limits_hold() {
         "{ disputes(first: 101) { id } }",
         "{ cards(first: 1) { spendSummary { byCategory(limit: 101) { key } } } }",
         "{ cards(first: 1) { cardholder { cards(first: 101) { id } } } }",
+        "{ cards(first: 3) { activity(first: 3) { edges { node { transactions(first: 101) { id } } } } } }",
+        "{ cards(first: 3) { activity(first: 3) { edges { node { requestHistory(first: 0) { reason } } } } } }",
     ] {
         let response = api.gql(Some(&admin), query, json!({})).await;
         assert!(

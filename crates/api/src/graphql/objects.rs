@@ -204,16 +204,22 @@ impl Authorization {
     async fn created(&self) -> DateTime {
         DateTime(self.0.created)
     }
-    /// Read from the stored object (no query); Stripe keeps a handful per authorization, and
-    /// each counts as ten for the query's cost.
-    #[graphql(complexity = "10 * child_complexity")]
-    async fn request_history(&self) -> Vec<RequestHistoryEntry> {
-        self.0
+    /// The decisions, oldest first, at most `first` (read from the stored object, no query).
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    async fn request_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> async_graphql::Result<Vec<RequestHistoryEntry>> {
+        let first = usize::try_from(page_size(ctx, first).extend()?).unwrap_or(usize::MAX);
+        Ok(self
+            .0
             .request_history
             .as_array()
             .map(|entries| {
                 entries
                     .iter()
+                    .take(first)
                     .map(|e| RequestHistoryEntry {
                         approved: e["approved"].as_bool().unwrap_or(false),
                         reason: e["reason"].as_str().unwrap_or_default().to_owned(),
@@ -225,12 +231,17 @@ impl Authorization {
                     })
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
-    /// Captures and refunds of this authorization, oldest first (batched across a page; an
-    /// authorization has a few, and each counts as ten for the query's cost).
-    #[graphql(complexity = "10 * child_complexity")]
-    async fn transactions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Transaction>> {
+    /// Captures and refunds of this authorization, oldest first, at most `first` (batched
+    /// across a page of authorizations).
+    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    async fn transactions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> async_graphql::Result<Vec<Transaction>> {
+        let first = usize::try_from(page_size(ctx, first).extend()?).unwrap_or(usize::MAX);
         let rows = loader(ctx)
             .load_one(TransactionsOf(self.0.id.clone()))
             .await
@@ -239,6 +250,7 @@ impl Authorization {
         Ok(rows
             .unwrap_or_default()
             .into_iter()
+            .take(first)
             .map(Transaction)
             .collect())
     }
