@@ -141,11 +141,18 @@ fn cardstream_services_run_their_subcommand_in_order_with_their_secrets() {
 
 #[test]
 fn ports_and_scrape_targets_match_the_readme() {
-    assert_eq!(strings(service("api").get("ports")), vec!["8080:8080"]);
-    assert_eq!(strings(service("gateway").get("ports")), vec!["8081:8080"]);
+    let on_localhost = |port: &str| format!("${{CARDSTREAM_BIND_ADDRESS:-127.0.0.1}}:{port}");
+    assert_eq!(
+        strings(service("api").get("ports")),
+        vec![on_localhost("8080:8080")]
+    );
+    assert_eq!(
+        strings(service("gateway").get("ports")),
+        vec![on_localhost("8081:8080")]
+    );
     assert_eq!(
         strings(service("prometheus").get("ports")),
-        vec!["9099:9090"]
+        vec![on_localhost("9099:9090")]
     );
     let prometheus: Value = serde_yaml::from_str(&repo_file("deploy/prometheus.yml")).unwrap();
     let targets: Vec<String> = prometheus["scrape_configs"][0]["static_configs"]
@@ -162,4 +169,86 @@ fn ports_and_scrape_targets_match_the_readme() {
         Some("broker,controller"),
         "KRaft"
     );
+}
+
+/// The secrets every deployment must choose for itself.
+const SECRETS: [&str; 3] = [
+    "POSTGRES_PASSWORD",
+    "CARDSTREAM_WEBHOOK_SECRETS",
+    "CARDSTREAM_TOKEN_SECRET",
+];
+
+/// Compose's interpolation of `text` with an environment in which none of `unset` is set:
+/// `${VAR:-default}` and `${VAR-default}` give the default, `${VAR:?message}` and
+/// `${VAR?message}` refuse with the message. The refusals, in order.
+fn refusals(text: &str, unset: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let inner = &rest[start + 2..];
+        let end = inner.find('}').unwrap();
+        let expression = &inner[..end];
+        let name_end = expression
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(expression.len());
+        let (name, operator) = expression.split_at(name_end);
+        if unset.contains(&name) && (operator.starts_with(":?") || operator.starts_with('?')) {
+            out.push(format!(
+                "{name}: {}",
+                operator.trim_start_matches([':', '?'])
+            ));
+        }
+        rest = &inner[end + 1..];
+    }
+    out
+}
+
+#[test]
+fn compose_carries_no_secret_and_refuses_to_start_without_one() {
+    let text = repo_file("docker-compose.yml");
+    for name in SECRETS {
+        assert!(
+            !text.contains(&format!("${{{name}:-")) && !text.contains(&format!("${{{name}-")),
+            "docker-compose.yml gives {name} a default: anyone who reads the repository knows it"
+        );
+    }
+    // With none of them set, `docker compose up` refuses, naming each one to set.
+    let refused = refusals(&text, &SECRETS);
+    for name in SECRETS {
+        assert!(
+            refused
+                .iter()
+                .any(|r| r.starts_with(&format!("{name}: set "))),
+            "nothing refuses to start without {name}: {refused:?}"
+        );
+    }
+    // No secret-looking value is written out in any service.
+    for (service, value) in services() {
+        let env = merged(&value)
+            .get("environment")
+            .map(merged)
+            .unwrap_or_default();
+        for (key, value) in env {
+            let key = key.as_str().unwrap_or_default();
+            let value = value.as_str().unwrap_or_default();
+            if key.contains("SECRET") || key.contains("PASSWORD") {
+                assert!(
+                    value.starts_with("${") && value.contains(":?"),
+                    "{service:?} sets {key} to a value of its own: {value}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn compose_publishes_its_ports_on_localhost_unless_told_otherwise() {
+    for name in ["api", "gateway", "prometheus"] {
+        for port in strings(service(name).get("ports")) {
+            assert!(
+                port.starts_with("${CARDSTREAM_BIND_ADDRESS:-127.0.0.1}:"),
+                "{name} publishes {port} on every interface"
+            );
+        }
+    }
 }
