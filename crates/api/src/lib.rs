@@ -128,7 +128,7 @@ pub async fn start_with(
         &registry,
     )?)
     .finish();
-    spawn_statement_gauge(store.clone(), &registry)?;
+    register_statement_count(store.clone(), &registry)?;
     let state = Arc::new(http::AppState {
         schema,
         store: store.clone(),
@@ -180,26 +180,42 @@ pub async fn start_with(
     })
 }
 
-/// `cardstream_api_database_statements_total`: every statement the API sent to Postgres, so
-/// the cost of a query can be read from outside the process.
-fn spawn_statement_gauge(store: Store, registry: &Registry) -> Result<(), Error> {
-    let statements = prometheus::IntCounter::new(
-        "cardstream_api_database_statements_total",
-        "SQL statements the API sent to Postgres (reads, sign-ins, admin edits).",
-    )?;
-    registry.register(Box::new(statements.clone()))?;
-    // A collector would be neater; a fast refresh keeps it exact enough for a scrape.
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-        loop {
-            tick.tick().await;
-            let total = store.statements();
-            let seen = statements.get();
-            if total > seen {
-                statements.inc_by(total - seen);
+/// `cardstream_api_database_statements_total`: every statement the API sent to Postgres, read
+/// from the store's own count when scraped, so the cost of a query can be seen from outside.
+#[derive(Debug)]
+struct StatementCount {
+    store: Store,
+    desc: prometheus::core::Desc,
+}
+
+const STATEMENTS: &str = "cardstream_api_database_statements_total";
+const STATEMENTS_HELP: &str =
+    "SQL statements the API sent to Postgres (reads, sign-ins, admin edits).";
+
+impl prometheus::core::Collector for StatementCount {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        match prometheus::IntCounter::new(STATEMENTS, STATEMENTS_HELP) {
+            Ok(counter) => {
+                counter.inc_by(self.store.statements());
+                counter.collect()
             }
+            Err(_) => Vec::new(),
         }
-    });
+    }
+}
+
+fn register_statement_count(store: Store, registry: &Registry) -> Result<(), Error> {
+    let desc = prometheus::core::Desc::new(
+        STATEMENTS.into(),
+        STATEMENTS_HELP.into(),
+        Vec::new(),
+        Default::default(),
+    )?;
+    registry.register(Box::new(StatementCount { store, desc }))?;
     Ok(())
 }
 

@@ -57,6 +57,8 @@ pub struct Invitation {
     pub role: Role,
     pub cardholder_ids: Vec<String>,
     pub invited_by: Option<String>,
+    /// The user a password reset is for; none for an invitation.
+    pub user_id: Option<i64>,
     /// Unix seconds.
     pub created_at: i64,
     pub expires_at: i64,
@@ -73,6 +75,7 @@ type Row = (
     i64,
     i64,
     String,
+    Option<i64>,
 );
 
 const COLUMNS: &str = "id, kind, email, role, cardholder_ids, invited_by,
@@ -80,10 +83,12 @@ const COLUMNS: &str = "id, kind, email, role, cardholder_ids, invited_by,
     CASE WHEN accepted_at IS NOT NULL THEN 'accepted'
          WHEN revoked_at IS NOT NULL THEN 'revoked'
          WHEN expires_at <= now() THEN 'expired'
-         ELSE 'pending' END";
+         ELSE 'pending' END,
+    user_id";
 
 fn from_row(row: Row) -> Invitation {
-    let (id, kind, email, role, cardholder_ids, invited_by, created_at, expires_at, state) = row;
+    let (id, kind, email, role, cardholder_ids, invited_by, created_at, expires_at, state, user_id) =
+        row;
     Invitation {
         id,
         kind: InvitationKind::parse(&kind),
@@ -91,6 +96,7 @@ fn from_row(row: Row) -> Invitation {
         role: Role::parse(&role),
         cardholder_ids,
         invited_by,
+        user_id,
         created_at,
         expires_at,
         state: match state.as_str() {
@@ -226,30 +232,16 @@ impl Store {
         self.tally(4);
         let mut tx = self.pool().begin().await?;
         // FOR UPDATE: two tabs accepting the same link at once cannot both succeed.
-        type WithUser = (
-            i64,
-            String,
-            String,
-            String,
-            Vec<String>,
-            Option<String>,
-            i64,
-            i64,
-            String,
-            Option<i64>,
-        );
-        let row: Option<WithUser> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS}, user_id FROM invitations WHERE token_sha256 = $1
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM invitations WHERE token_sha256 = $1
                AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()
              FOR UPDATE"
         ))
         .bind(digest(token))
         .fetch_optional(&mut *tx)
         .await?;
-        let (id, kind, email, role, holders, by, created, expires, state, user_id) =
-            row.ok_or(Error::NotFound("invitation"))?;
-        let invitation = from_row((id, kind, email, role, holders, by, created, expires, state));
-        let user = match (invitation.kind, user_id) {
+        let invitation = from_row(row.ok_or(Error::NotFound("invitation"))?);
+        let user = match (invitation.kind, invitation.user_id) {
             (InvitationKind::PasswordReset, Some(user_id)) => {
                 let row: Option<(i64, String, String, String, bool, i64)> = sqlx::query_as(
                     "UPDATE users SET password_hash = $2 WHERE id = $1
