@@ -230,18 +230,66 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
             "{query}"
         );
     }
-    for mutation in [
+    // Every admin operation: FORBIDDEN to a cardholder, UNAUTHENTICATED without a token.
+    for operation in [
+        "{ invitations { id } }",
         "mutation { inviteUser(input: {email: \"mallory@example.com\", role: ADMIN}) { token } }",
+        "mutation { revokeInvitation(id: \"1\") { id } }",
         "mutation { setUserRole(id: \"2\", role: ADMIN) { id } }",
+        "mutation { setUserCardholders(id: \"2\", cardholderIds: [\"ich_x\"]) { id } }",
+        "mutation { disableUser(id: \"1\") { id } }",
+        "mutation { enableUser(id: \"2\") { id } }",
         "mutation { resetPassword(id: \"1\") { token } }",
         "mutation { deleteUser(id: \"1\") }",
+        "mutation { updatePolicy(policy: {}) { version } }",
     ] {
         assert_eq!(
-            code(&api.gql(Some(&alice), mutation, json!({})).await),
+            code(&api.gql(Some(&alice), operation, json!({})).await),
             "FORBIDDEN",
-            "{mutation}"
+            "{operation}"
+        );
+        assert_eq!(
+            code(&api.gql(None, operation, json!({})).await),
+            "UNAUTHENTICATED",
+            "{operation}"
         );
     }
+    for operation in [
+        "mutation { logout }",
+        "mutation { changePassword(currentPassword: \"x\", newPassword: \"long enough password\") { token } }",
+    ] {
+        assert_eq!(
+            code(&api.gql(None, operation, json!({})).await),
+            "UNAUTHENTICATED",
+            "{operation}"
+        );
+    }
+    // Oversized or malformed input to the public and admin account operations.
+    let long_token = "a".repeat(200);
+    let accept = api
+        .gql(
+            None,
+            "mutation($t: String!) { acceptInvitation(token: $t, password: \"long enough password\") { token } }",
+            json!({"t": long_token}),
+        )
+        .await;
+    assert_eq!(code(&accept), "NOT_FOUND");
+    let preview = api
+        .gql(
+            None,
+            "query($t: String!) { invitation(token: $t) { email } }",
+            json!({"t": long_token}),
+        )
+        .await;
+    assert_eq!(code(&preview), "NOT_FOUND");
+    let huge_password = api
+        .gql(
+            None,
+            "mutation($p: String!) { acceptInvitation(token: \"abc\", password: $p) { token } }",
+            json!({"p": "p".repeat(2000)}),
+        )
+        .await;
+    assert_eq!(code(&huge_password), "BAD_USER_INPUT");
 
     // The admin sees everything.
     let admin = api.login("admin@example.com").await;
@@ -254,6 +302,33 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
         .await["data"]["card"]["id"],
         json!(other)
     );
+    let holders: Vec<String> = (0..1001).map(|i| format!("ich_{i}")).collect();
+    let too_many = api
+        .gql(
+            Some(&admin),
+            "mutation($h: [ID!]!) { setUserCardholders(id: \"2\", cardholderIds: $h) { id } }",
+            json!({"h": holders}),
+        )
+        .await;
+    assert_eq!(code(&too_many), "BAD_USER_INPUT");
+    for email in ["not-an-email", &format!("{}@example.com", "a".repeat(250))] {
+        let invite = api
+            .gql(
+                Some(&admin),
+                "mutation($e: String!) { inviteUser(input: {email: $e, role: CARDHOLDER}) { token } }",
+                json!({"e": email}),
+            )
+            .await;
+        assert_eq!(code(&invite), "BAD_USER_INPUT", "{email}");
+    }
+    let unknown = api
+        .gql(
+            Some(&admin),
+            "mutation { disableUser(id: \"999999\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&unknown), "NOT_FOUND");
     let users = api
         .gql(Some(&admin), "{ users { email role } }", json!({}))
         .await;
