@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cardstream_kafka::KafkaArgs;
+use cardstream_kafka::{KafkaArgs, RecordKeyArgs};
 use cardstream_store::DatabaseArgs;
 
 /// `cardstream aggregator` settings.
@@ -13,6 +13,9 @@ pub struct AggregatorArgs {
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub record_keys: RecordKeyArgs,
 
     /// Kafka consumer group. Every replica uses the same one; partitions are shared among them.
     #[arg(
@@ -68,4 +71,25 @@ pub struct AggregatorArgs {
         value_parser = humantime::parse_duration
     )]
     pub max_poll_interval: Duration,
+
+    /// Longer than this without committing a batch while records wait (Postgres away, a table
+    /// locked, statements timing out), the aggregator reports not ready, with the reason.
+    #[arg(
+        long,
+        env = "CARDSTREAM_BATCH_STALL_TIMEOUT",
+        default_value = "60s",
+        value_parser = humantime::parse_duration
+    )]
+    pub batch_stall_timeout: Duration,
+
+    /// After SIGTERM, the longest the aggregator takes to stop: the batch being written, the
+    /// final offset commit and leaving the group. What a broker that is gone cannot take is
+    /// given up: the next owner re-reads those records, and they are deduplicated.
+    #[arg(
+        long,
+        env = "CARDSTREAM_SHUTDOWN_TIMEOUT",
+        default_value = "10s",
+        value_parser = humantime::parse_duration
+    )]
+    pub shutdown_timeout: Duration,
 }

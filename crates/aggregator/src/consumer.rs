@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cardstream_kafka::RecordKeys;
 use cardstream_store::{IncomingEvent, Position, Store};
 use cardstream_telemetry::CancellationToken;
 use rdkafka::consumer::{
@@ -23,6 +24,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::dlq::DeadLetters;
 use crate::metrics::AggregatorMetrics;
+use crate::progress::Progress;
 use crate::records::{DeadLetter, Record, decode};
 use crate::{AggregatorArgs, Error};
 
@@ -63,9 +65,12 @@ impl ConsumerContext for AggregatorContext {
             Rebalance::Revoke(partitions) => {
                 self.metrics.rebalances.with_label_values(&["revoke"]).inc();
                 // Every offset stored so far covers rows Postgres committed: hand them to Kafka
-                // now, synchronously, before another consumer starts from the committed offset.
-                match consumer.commit_consumer_state(CommitMode::Sync) {
-                    Ok(()) => self.metrics.commits.with_label_values(&["ok"]).inc(),
+                // now, before another consumer starts from the committed offset. Not waiting
+                // for the answer: this runs on an async worker inside `recv`, and a broker that
+                // went away would hold it (and the shutdown) indefinitely. A commit that does
+                // not land means the next owner re-reads those records; they are deduplicated.
+                match consumer.commit_consumer_state(CommitMode::Async) {
+                    Ok(()) => {}
                     Err(err) if nothing_to_commit(&err) => {}
                     Err(err) => {
                         self.metrics.commits.with_label_values(&["error"]).inc();
@@ -108,6 +113,9 @@ pub(crate) struct Worker {
     pub(crate) dead_letters: DeadLetters,
     pub(crate) metrics: AggregatorMetrics,
     pub(crate) args: AggregatorArgs,
+    pub(crate) progress: Progress,
+    /// Records must carry a MAC made with one of these, when set.
+    keys: Option<RecordKeys>,
     /// Records that arrived while a batch was being retried; they start the next batch.
     carry: Vec<Record>,
     waiting: bool,
@@ -133,13 +141,17 @@ impl Worker {
         dead_letters: DeadLetters,
         metrics: AggregatorMetrics,
         args: AggregatorArgs,
+        progress: Progress,
+        keys: Option<RecordKeys>,
     ) -> Self {
         Worker {
+            keys,
             consumer,
             store,
             dead_letters,
             metrics,
             args,
+            progress,
             carry: Vec::new(),
             waiting: false,
             last_commit: Instant::now(),
@@ -160,22 +172,35 @@ impl Worker {
                 break;
             }
         }
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => tracing::info!("offsets committed"),
-            Err(err) if nothing_to_commit(&err) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "final offset commit failed; the next owner re-reads the last records (deduplicated)")
-            }
-        }
-        self.consumer
-            .context()
-            .closing
-            .store(true, std::sync::atomic::Ordering::Release);
-        // Closing leaves the group and may block; keep it off the async workers, and finish
-        // it before reporting the stop, so a successor can join at once.
+        let stop_by = Instant::now() + self.args.shutdown_timeout;
+        // The final commit waits for the broker's answer and closing leaves the group: both
+        // block, for as long as a broker that went away keeps librdkafka retrying. So they run
+        // on a blocking thread, and the stop waits for them only until the shutdown timeout;
+        // the process then exits without them (offsets not committed are re-read by the next
+        // owner, and deduplicated).
         let consumer = self.consumer;
-        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
-        tracing::info!("aggregator stopped");
+        let finish = tokio::task::spawn_blocking(move || {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => tracing::info!("offsets committed"),
+                Err(err) if nothing_to_commit(&err) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "final offset commit failed; the next owner re-reads the last records (deduplicated)")
+                }
+            }
+            consumer
+                .context()
+                .closing
+                .store(true, std::sync::atomic::Ordering::Release);
+            drop(consumer);
+        });
+        let within = stop_by.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(within, finish).await {
+            Ok(_) => tracing::info!("aggregator stopped"),
+            Err(_) => tracing::warn!(
+                timeout = ?self.args.shutdown_timeout,
+                "the broker did not take the final commit and leave-group in time; stopping without them (the next owner re-reads the last records, deduplicated)"
+            ),
+        }
         Ok(())
     }
 
@@ -219,7 +244,7 @@ impl Worker {
                 received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
                     Err(_elapsed) => break,
                     Ok(Ok(message)) => {
-                        let record = decode(&message);
+                        let record = decode(&message, self.keys.as_ref());
                         let len = record.payload_len();
                         if !batch.is_empty() && bytes + len > max_bytes {
                             self.carry.push(record);
@@ -265,7 +290,7 @@ impl Worker {
                 received = tokio::time::timeout(remaining, self.consumer.recv()) => match received {
                     Err(_elapsed) => return Ok(()),
                     Ok(Ok(message)) => {
-                        let record = decode(&message);
+                        let record = decode(&message, self.keys.as_ref());
                         carried += record.payload_len();
                         self.carry.push(record);
                     }
@@ -311,6 +336,7 @@ impl Worker {
         if batch.is_empty() {
             return Ok(());
         }
+        self.progress.started();
         let positions = positions(&batch);
         let bytes: usize = batch.iter().map(Record::payload_len).sum();
         let mut events = Vec::new();
@@ -335,6 +361,7 @@ impl Worker {
             self.send_dead_letters(&rejected, shutdown).await?;
         }
         self.store_offsets(&topic, &positions);
+        self.progress.committed();
 
         let now = now_ms();
         for at in received.into_iter().flatten() {
@@ -514,10 +541,12 @@ impl Worker {
                     return Ok(Ok((outcome.new_events, outcome.duplicates)));
                 }
                 Err(err) if err.is_transient() => {
+                    let kind = err.timeout().unwrap_or("transient");
                     self.metrics
                         .database_failures
-                        .with_label_values(&["transient"])
+                        .with_label_values(&[kind])
                         .inc();
+                    self.progress.failed(format!("{kind}: {err}"));
                     if !self.waiting {
                         tracing::warn!(error = %err, "Postgres unavailable; holding consumption and retrying the batch");
                         self.set_waiting(true);

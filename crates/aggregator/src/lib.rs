@@ -10,6 +10,7 @@ mod config;
 mod consumer;
 mod dlq;
 mod metrics;
+mod progress;
 mod records;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use metrics::AggregatorMetrics;
 
 use crate::consumer::{AggregatorContext, Kafka, Worker};
 use crate::dlq::DeadLetters;
+use crate::progress::Progress;
 
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -69,7 +71,12 @@ pub async fn start(
 ) -> Result<RunningAggregator, Error> {
     let metrics = AggregatorMetrics::new(&registry)?;
     // Lazy: start, and wait for Postgres, rather than crash-loop while it restarts.
-    let store = Store::connect_lazy(args.database.expose_url(), args.database_pool).await?;
+    let store = Store::connect_lazy(
+        args.database.expose_url(),
+        args.database_pool,
+        args.database.timeouts,
+    )
+    .await?;
     let consumer: Kafka = args
         .kafka
         .client_config(&[
@@ -106,9 +113,11 @@ pub async fn start(
 
     let readiness = Readiness::new();
     readiness.require("database").require("kafka");
+    let progress = Progress::default();
     spawn_health(
         Arc::downgrade(&consumer),
         store.clone(),
+        (progress.clone(), args.batch_stall_timeout),
         args.kafka.topic.clone(),
         metrics.clone(),
         readiness.clone(),
@@ -118,7 +127,13 @@ pub async fn start(
         AdminServer::spawn(args.admin_listen, registry, readiness, shutdown.clone()).await?;
     tracing::info!(topic = %args.kafka.topic, group = %args.consumer_group, batch_size = args.batch_size, batch_max_bytes = args.batch_max_bytes, "aggregator consuming");
 
-    let worker = Worker::new(consumer, store, dead_letters, metrics, args);
+    let keys = args.record_keys.load()?;
+    if keys.is_none() {
+        tracing::warn!(
+            "no record keys (CARDSTREAM_RECORD_KEYS): records on the topic are folded without checking that the gateway wrote them"
+        );
+    }
+    let worker = Worker::new(consumer, store, dead_letters, metrics, args, progress, keys);
     let task = tokio::spawn(async move {
         let result = worker.run(shutdown.clone()).await;
         // Whatever ended the loop ends the process's other tasks too (the admin server).
@@ -137,6 +152,7 @@ pub async fn start(
 fn spawn_health(
     consumer: std::sync::Weak<Kafka>,
     store: Store,
+    (progress, stall_bound): (Progress, Duration),
     topic: String,
     metrics: AggregatorMetrics,
     readiness: Readiness,
@@ -152,6 +168,8 @@ fn spawn_health(
             }
             let db = sqlx_ping(&store).await;
             readiness.set("database", db);
+            metrics.batch_stalled.set(progress.waiting().as_secs_f64());
+            readiness.set("batches", progress.check(stall_bound));
             let Some(consumer) = consumer.upgrade() else {
                 return;
             };

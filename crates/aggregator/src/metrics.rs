@@ -25,6 +25,8 @@ pub struct AggregatorMetrics {
     pub database_failures: IntCounterVec,
     /// 1 while consumption is held because Postgres is unavailable.
     pub paused: IntGauge,
+    /// How long the batch being written has waited.
+    pub batch_stalled: prometheus::Gauge,
     /// Records behind the end of each assigned partition.
     pub lag: IntGaugeVec,
     /// Rebalances by kind (`assign`, `revoke`).
@@ -81,9 +83,13 @@ impl AggregatorMetrics {
             database_failures: IntCounterVec::new(
                 Opts::new(
                     "cardstream_aggregator_database_failures_total",
-                    "Failed attempts to write a batch, by kind (transient, permanent).",
+                    "Failed attempts to write a batch, by kind (transient, permanent, statement_timeout, lock_timeout, idle_in_transaction_timeout).",
                 ),
                 &["kind"],
+            )?,
+            batch_stalled: prometheus::Gauge::new(
+                "cardstream_aggregator_batch_stalled_seconds",
+                "How long the batch being written has waited for Postgres to commit it (0 when none waits); past --batch-stall-timeout, /readyz fails with the reason.",
             )?,
             paused: IntGauge::new(
                 "cardstream_aggregator_paused",
@@ -128,6 +134,7 @@ impl AggregatorMetrics {
         registry.register(Box::new(m.batch_bytes.clone()))?;
         registry.register(Box::new(m.database_failures.clone()))?;
         registry.register(Box::new(m.paused.clone()))?;
+        registry.register(Box::new(m.batch_stalled.clone()))?;
         registry.register(Box::new(m.lag.clone()))?;
         registry.register(Box::new(m.rebalances.clone()))?;
         registry.register(Box::new(m.commits.clone()))?;

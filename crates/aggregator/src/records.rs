@@ -1,6 +1,6 @@
 //! Turning a Kafka record into an event to fold, or into a dead letter saying why not.
 
-use cardstream_kafka::headers;
+use cardstream_kafka::{RecordKeys, headers};
 use cardstream_store::IncomingEvent;
 use cardstream_stripe::Event;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -64,8 +64,9 @@ fn owned_headers(message: &BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
         .unwrap_or_default()
 }
 
-/// Decodes a record. Never fails: what cannot be read becomes a dead letter.
-pub(crate) fn decode(message: &BorrowedMessage<'_>) -> Record {
+/// Decodes a record. Never fails: what cannot be read, or (with `keys`) does not carry the
+/// gateway's MAC, becomes a dead letter.
+pub(crate) fn decode(message: &BorrowedMessage<'_>, keys: Option<&RecordKeys>) -> Record {
     let payload = message.payload().unwrap_or_default();
     let dead = |reason: &'static str, error: String| {
         Record::Dead(DeadLetter {
@@ -78,6 +79,14 @@ pub(crate) fn decode(message: &BorrowedMessage<'_>) -> Record {
             headers: owned_headers(message),
         })
     };
+    if let Some(keys) = keys {
+        let mac = message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == headers::MAC)?.value);
+        if let Err(err) = keys.verify(mac, payload) {
+            return dead("unauthenticated", err.to_string());
+        }
+    }
     let text = match std::str::from_utf8(payload) {
         Ok(text) => text,
         Err(err) => return dead("not_utf8", err.to_string()),

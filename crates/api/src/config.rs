@@ -3,6 +3,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use cardstream_store::DatabaseArgs;
+use cardstream_telemetry::ServeArgs;
 use clap::builder::TypedValueParser;
 use secrecy::SecretString;
 
@@ -134,6 +135,9 @@ pub struct ApiArgs {
         default_value = "authenticated"
     )]
     pub introspection: Introspection,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[cfg(test)]

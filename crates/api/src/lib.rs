@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cardstream_store::Store;
-use cardstream_telemetry::{AdminServer, CancellationToken, HttpMetrics, Readiness, Registry};
+use cardstream_telemetry::{
+    AdminServer, CancellationToken, HttpMetrics, Readiness, Registry, serve,
+};
 use prometheus::{IntCounterVec, Opts};
 use secrecy::ExposeSecret;
 
@@ -87,7 +89,15 @@ pub async fn start_with(
     if args.token_secret.expose_secret().len() < MIN_SECRET {
         return Err(Error::WeakSecret);
     }
-    let store = Store::connect_lazy(args.database.expose_url(), args.database_pool).await?;
+    // `shutdown` starts the drain; the API's own tasks (the live feed, the database probe, the
+    // admin endpoints) keep running through it, until the server has stopped.
+    let stopped = CancellationToken::new();
+    let store = Store::connect_lazy(
+        args.database.expose_url(),
+        args.database_pool,
+        args.database.timeouts,
+    )
+    .await?;
     let notifications = IntCounterVec::new(
         Opts::new(
             "cardstream_api_activity_notifications_total",
@@ -101,7 +111,7 @@ pub async fn start_with(
         args.database.expose_url().to_owned(),
         notifications,
         sessions.clone(),
-        shutdown.clone(),
+        stopped.clone(),
     );
     let tokens = Tokens::new(args.token_secret.expose_secret().as_bytes(), args.token_ttl);
     let schema = graphql::schema_builder(QueryLimits {
@@ -150,9 +160,14 @@ pub async fn start_with(
 
     let readiness = Readiness::new();
     readiness.require("database");
-    spawn_database_probe(store.clone(), readiness.clone(), shutdown.clone());
-    let admin =
-        AdminServer::spawn(args.admin_listen, registry, readiness, shutdown.clone()).await?;
+    spawn_database_probe(store.clone(), readiness.clone(), stopped.clone());
+    let admin = AdminServer::spawn(
+        args.admin_listen,
+        registry,
+        readiness.clone(),
+        stopped.clone(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| Error::Bind {
@@ -161,16 +176,11 @@ pub async fn start_with(
         })?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
     tracing::info!(%addr, "API listening (/graphql, /graphql/ws)");
+    let serving = args.serve.clone();
     let task = tokio::spawn(async move {
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .map_err(Error::Serve);
-        shutdown.cancel();
-        served
+        serve(listener, router, &serving, shutdown, readiness).await;
+        stopped.cancel();
+        Ok(())
     });
     Ok(RunningApi {
         addr,

@@ -38,6 +38,8 @@ async fn api(shutdown: &CancellationToken) -> String {
         &database_url,
         "--token-secret",
         "test-token-secret-of-at-least-32-bytes",
+        "--shutdown-delay",
+        "0s",
     ])
     .unwrap()
     .args;

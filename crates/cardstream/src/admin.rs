@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use cardstream_store::{DatabaseArgs, Store};
+use cardstream_store::{DatabaseArgs, Store, Timeouts};
 
 /// `cardstream migrate`.
 #[derive(Debug, clap::Args)]
@@ -31,13 +31,23 @@ enum MigrateAction {
     Status,
 }
 
+/// A connection for migrations, replays and checks: they rewrite or scan whole tables, so
+/// their statements have no time limit; the lock and idle-transaction timeouts still hold.
+async fn maintenance(database: &DatabaseArgs) -> anyhow::Result<Store> {
+    let timeouts = Timeouts {
+        statement: Duration::ZERO,
+        ..database.timeouts
+    };
+    Ok(Store::connect_with(database.expose_url(), 1, timeouts).await?)
+}
+
 pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     if args.create_database
         && cardstream_store::create_database_if_missing(args.database.expose_url()).await?
     {
         eprintln!("created the database");
     }
-    let store = Store::connect(args.database.expose_url(), 1).await?;
+    let store = maintenance(&args.database).await?;
     match args.action {
         MigrateAction::Up => store.migrate_up().await?,
         MigrateAction::Down => store.migrate_down(args.steps).await?,
@@ -60,7 +70,7 @@ pub(crate) struct ReplayArgs {
 }
 
 pub(crate) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let store = Store::connect(args.database.expose_url(), 1).await?;
+    let store = maintenance(&args.database).await?;
     eprintln!("replaying the stored events into empty projections (live batches wait meanwhile)…");
     let mut last = Duration::ZERO;
     let stats = store
@@ -98,7 +108,7 @@ pub(crate) struct VerifyArgs {
 }
 
 pub(crate) async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let store = Store::connect(args.database.expose_url(), 1).await?;
+    let store = maintenance(&args.database).await?;
     let drift = store.rollup_drift().await?;
     eprintln!(
         "rows differing from a recomputation: daily {}, category {}, merchant {}",
@@ -144,7 +154,7 @@ enum RoleArg {
 }
 
 pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
-    let store = Store::connect(args.database.expose_url(), 1).await?;
+    let store = Store::connect_with(args.database.expose_url(), 1, args.database.timeouts).await?;
     match args.action {
         UsersAction::Add {
             email,

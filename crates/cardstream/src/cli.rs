@@ -60,6 +60,10 @@ const SECRET_FLAGS: &[(&str, &str)] = &[
     ),
     ("database-url", "set CARDSTREAM_DATABASE_URL"),
     ("token-secret", "set CARDSTREAM_TOKEN_SECRET"),
+    (
+        "record-keys",
+        "set CARDSTREAM_RECORD_KEYS or use --record-keys-file",
+    ),
 ];
 
 /// Refuses a secret given as a command-line flag, in any subcommand.

@@ -5,8 +5,10 @@ mod admin;
 mod cli;
 mod dev;
 
+use std::time::Duration;
+
 use anyhow::Context;
-use cardstream_telemetry::{cancel_on_signal, init_logging, registry};
+use cardstream_telemetry::{CancellationToken, cancel_on_signal, init_logging, registry};
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
@@ -16,15 +18,51 @@ fn main() -> anyhow::Result<()> {
     cli::forbid_secrets_on_command_line(&matches)?;
     let cli = Cli::from_arg_matches(&matches)?;
     init_logging(cli.log_format);
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(run(cli.command))
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(run(cli.command));
+    // A blocking call given up at a shutdown deadline (librdkafka waiting on a broker that is
+    // gone) must not hold the exit: dropping the runtime would wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+/// The longest a long-running command may take to stop once asked, or `None` for commands
+/// that end on their own.
+fn stop_bound(command: &Command) -> Option<Duration> {
+    match command {
+        Command::Gateway(args) => Some(args.serve.bound()),
+        Command::Api(args) => Some(args.serve.bound()),
+        Command::Aggregator(args) => Some(args.shutdown_timeout),
+        Command::Dev(_) | Command::Operator(_) => Some(Duration::from_secs(10)),
+        _ => None,
+    }
+}
+
+/// Past its bound (and a second's grace), a stop is stuck: exit anyway, which is safe by
+/// design (nothing is acknowledged before it is durable; uncommitted offsets are re-read).
+fn exit_if_stuck(shutdown: CancellationToken, bound: Duration) {
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        // A thread, not a task: it must fire even if every async worker were blocked.
+        std::thread::spawn(move || {
+            std::thread::sleep(bound + Duration::from_secs(1));
+            tracing::error!(
+                ?bound,
+                "did not stop within the shutdown bound; exiting anyway"
+            );
+            std::process::exit(1);
+        });
+    });
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
     let shutdown = cancel_on_signal();
+    if let Some(bound) = stop_bound(&command) {
+        exit_if_stuck(shutdown.clone(), bound);
+    }
     match command {
         Command::Gateway(args) => {
             let gateway = cardstream_gateway::start(*args, registry()?, shutdown).await?;

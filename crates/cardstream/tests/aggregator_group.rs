@@ -96,3 +96,84 @@ async fn a_member_added_mid_stream_shares_the_work_and_the_result_is_exact() {
     assert!(terminate(&mut a).await.success());
     assert!(terminate(&mut b).await.success());
 }
+
+/// Records on the topic are folded only when the gateway wrote them: one with its MAC folds;
+/// one injected straight into Kafka, or signed with another key, goes to the dead-letter topic.
+#[tokio::test]
+async fn records_not_written_by_the_gateway_are_dead_lettered_not_folded() {
+    use cardstream_kafka::{EventProducer, ProducerTuning, RecordKeys};
+    use common::gateway::{GatewayProcess, signed, try_exchange};
+
+    const KEY: &str = "the record key of this test: thirty-two bytes or more";
+    let setup = Setup::new(1).await;
+    let events = simulated(41, 3, 12);
+    let (genuine, injected) = events.split_at(events.len() / 2);
+    // Through the gateway, which signs each record.
+    let gateway = GatewayProcess::start(&setup, &[("CARDSTREAM_RECORD_KEYS", KEY)]).await;
+    for event in genuine {
+        let request = signed("/webhooks/stripe", &event.body, common::gateway::now());
+        let answer = try_exchange(gateway.addr, &request).await;
+        assert_eq!(answer.map(|a| a.0), Some(200));
+    }
+    // Straight into the topic: unsigned, and signed with a key the aggregator does not know.
+    let (unsigned, forged) = injected.split_at(injected.len() / 2);
+    produce(&setup.kafka(), unsigned).await;
+    let other = RecordKeys::new(&["somebody else's key, thirty-two bytes or more"]).unwrap();
+    let producer = EventProducer::new(&setup.kafka(), ProducerTuning::default())
+        .unwrap()
+        .signing(other);
+    for event in forged {
+        let parsed = cardstream_stripe::Event::parse(&event.body).unwrap();
+        let outgoing = cardstream_kafka::OutgoingEvent {
+            key: &parsed.partition_key(),
+            payload: &event.body,
+            event_id: &parsed.id,
+            event_type: &parsed.kind,
+            created: parsed.created,
+            received_at_ms: 0,
+        };
+        producer
+            .send(&outgoing, Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+
+    let log = std::fs::File::create(setup.logs.path().join("signed.log")).unwrap();
+    let _aggregator = setup
+        .command(&["aggregator", "--batch-wait", "20ms"])
+        .env("CARDSTREAM_RECORD_KEYS", KEY)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let dlq = cardstream_kafka::dlq_topic(&setup.topic);
+    let letters =
+        cardstream_testbed::read_records(&setup.broker.brokers(), &dlq, 1, injected.len(), WAIT)
+            .await;
+    assert_eq!(letters.len(), injected.len(), "{}", setup.log("signed"));
+    for letter in &letters {
+        assert_eq!(
+            letter.header("cardstream-dlq-reason"),
+            Some("unauthenticated")
+        );
+    }
+    setup
+        .wait_for(STORED, distinct(genuine), WAIT, &["signed"])
+        .await;
+    // (The simulator redelivers some events, as Stripe does: an id also sent genuinely folds.)
+    let genuine_ids: std::collections::BTreeSet<&str> =
+        genuine.iter().map(|e| e.id.as_str()).collect();
+    let injected_ids: Vec<&str> = injected
+        .iter()
+        .map(|e| e.id.as_str())
+        .filter(|id| !genuine_ids.contains(id))
+        .collect();
+    assert!(!injected_ids.is_empty());
+    let folded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE event_id = ANY($1)")
+            .bind(&injected_ids)
+            .fetch_one(setup.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(folded, 0, "injected records were folded");
+}

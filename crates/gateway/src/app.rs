@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,7 +17,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::WebhookError;
 use crate::metrics::GatewayMetrics;
-use crate::{authorization, events};
+use crate::replays::Answered;
+use crate::shed::Capacity;
+use crate::{authorization, events, shed};
 
 pub const EVENTS_ROUTE: &str = "/webhooks/stripe";
 pub const AUTHORIZATION_ROUTE: &str = "/webhooks/stripe/authorization";
@@ -24,7 +27,8 @@ pub const AUTHORIZATION_ROUTE: &str = "/webhooks/stripe/authorization";
 /// What the handlers share.
 #[derive(Debug)]
 pub struct Gateway {
-    pub verifier: Verifier,
+    /// Swapped whole when the secrets file changes.
+    pub verifier: Arc<ArcSwap<Verifier>>,
     pub producer: EventProducer,
     pub policy: PolicyStore,
     /// Card spend for the policy's limits; `None` without a database.
@@ -34,6 +38,8 @@ pub struct Gateway {
     pub produce_timeout: Duration,
     pub body_timeout: Duration,
     pub stripe_version: HeaderValue,
+    pub(crate) capacity: Capacity,
+    pub(crate) answered: Answered,
 }
 
 /// The public router. Tests call it without a socket.
@@ -42,6 +48,10 @@ pub fn app(gateway: Arc<Gateway>, http_metrics: HttpMetrics) -> Router {
         .route(EVENTS_ROUTE, post(events::receive))
         .route(AUTHORIZATION_ROUTE, post(authorization::handle))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            gateway.clone(),
+            shed::limit_requests,
+        ))
         .with_state(gateway)
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
@@ -74,9 +84,10 @@ impl Gateway {
     ) -> Result<(Bytes, Event), WebhookError> {
         let bytes = self.read_body(headers, body).await?;
         let signature = headers.get("stripe-signature").map(HeaderValue::as_bytes);
-        if let Err(err) = self
-            .verifier
-            .verify(signature, &bytes, received_at_ms.div_euclid(1000))
+        if let Err(err) =
+            self.verifier
+                .load()
+                .verify(signature, &bytes, received_at_ms.div_euclid(1000))
         {
             self.metrics
                 .signature_failures
@@ -100,6 +111,8 @@ impl Gateway {
         if declared.is_some_and(|len| len > self.body_limit as u64) {
             return Err(too_large);
         }
+        // Held until the body is read (or refused): see `shed`.
+        let _permit = self.capacity.body(declared)?;
         let read = Limited::new(body, self.body_limit).collect();
         match tokio::time::timeout(self.body_timeout, read).await {
             Err(_) => Err(WebhookError::BodyTimeout {
@@ -118,6 +131,10 @@ impl Gateway {
             .with_label_values(&[route, err.code()])
             .inc();
         match &err {
+            WebhookError::Overloaded { reason, .. } => {
+                self.metrics.shed.with_label_values(&[reason]).inc();
+                tracing::debug!(route, reason, "request shed");
+            }
             WebhookError::BrokerUnavailable(source) => {
                 tracing::error!(route, error = %source, "event not acknowledged by the broker; answering 503 so Stripe retries");
             }

@@ -7,12 +7,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use cardstream_kafka::{OutgoingEvent, await_delivery};
-use cardstream_policy::{NoSpendData, Request, decide};
+use cardstream_policy::{Decision, NoSpendData, Request, decide};
 use cardstream_stripe::{Object, types};
 use serde_json::json;
 
 use crate::app::{AUTHORIZATION_ROUTE, Gateway, now_millis};
 use crate::error::WebhookError;
+use crate::replays::Answer;
 
 static STRIPE_VERSION: HeaderName = HeaderName::from_static("stripe-version");
 
@@ -52,14 +53,25 @@ async fn answer(
         ));
     };
     let request = Request::from(&*authorization);
-    let decision = match &gateway.spend {
-        Some(cache) => decide(&gateway.policy.current(), &request, cache),
-        None => decide(&gateway.policy.current(), &request, &NoSpendData),
+    let answer = gateway.answered.answer(&event.id, || {
+        let decision = match &gateway.spend {
+            Some(cache) => decide(&gateway.policy.current(), &request, cache),
+            None => decide(&gateway.policy.current(), &request, &NoSpendData),
+        };
+        if let (true, Some(cache)) = (decision.approved, &gateway.spend) {
+            // Count it now: the hold reaches Postgres only after the aggregator folds it.
+            cache.record_approval(request.card_id, request.amount);
+        }
+        decision
+    });
+    let decision = match answer {
+        Answer::New(decision) => decision,
+        Answer::Replayed(decision) => {
+            gateway.metrics.authorization_replays.inc();
+            tracing::warn!(event_id = %event.id, authorization = %authorization.id, "authorization request replayed; answered as before, not counted again");
+            return Ok(decision_response(gateway, decision));
+        }
     };
-    if let (true, Some(cache)) = (decision.approved, &gateway.spend) {
-        // Count it now: the hold reaches Postgres only after the aggregator folds it.
-        cache.record_approval(request.card_id, request.amount);
-    }
     gateway.metrics.record_decision(&decision);
     tracing::debug!(
         authorization = %authorization.id,
@@ -77,16 +89,19 @@ async fn answer(
         received_at_ms,
     };
     produce_in_background(gateway, &outgoing);
+    Ok(decision_response(gateway, decision))
+}
 
+fn decision_response(gateway: &Gateway, decision: Decision) -> Response {
     let body = json!({
         "approved": decision.approved,
         "metadata": {"cardstream_reason": decision.reason.as_str()},
     });
-    Ok((
+    (
         [(STRIPE_VERSION.clone(), gateway.stripe_version.clone())],
         Json(body),
     )
-        .into_response())
+        .into_response()
 }
 
 /// Hands the record to the producer's queue (never blocks) and watches its delivery from a

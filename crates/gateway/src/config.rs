@@ -2,10 +2,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cardstream_kafka::KafkaArgs;
+use cardstream_kafka::{KafkaArgs, RecordKeyArgs};
 use cardstream_policy::PolicyArgs;
-use cardstream_store::SpendCacheArgs;
+use cardstream_store::{SpendCacheArgs, Timeouts};
 use cardstream_stripe::WebhookSecret;
+use cardstream_telemetry::ServeArgs;
 use clap::builder::TypedValueParser;
 use secrecy::SecretString;
 
@@ -24,6 +25,9 @@ pub struct GatewayArgs {
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub record_keys: RecordKeyArgs,
 
     #[command(flatten)]
     pub secrets: SecretArgs,
@@ -88,12 +92,33 @@ pub struct GatewayArgs {
     pub database_url: Option<SecretString>,
 
     #[command(flatten)]
+    pub database_timeouts: Timeouts,
+
+    #[command(flatten)]
     pub spend: SpendCacheArgs,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Most requests served at once; past it, requests get 503 with `Retry-After` (and
+    /// Stripe retries) instead of queueing.
+    #[arg(
+        long,
+        env = "CARDSTREAM_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// Most bodies over 64 KiB (or of undeclared length) read at once before their signature
+    /// is checked. Stripe's events are a few KiB; this bounds what a client uploading large
+    /// bodies slowly can hold (this many × --body-limit of memory).
+    #[arg(long, env = "CARDSTREAM_MAX_LARGE_BODIES", default_value_t = 16)]
+    pub max_large_bodies: usize,
 }
 
 /// Webhook signing secrets. They come from the environment or a file, never from a flag on
 /// the command line where `ps` would show them; the binary rejects `--webhook-secrets`.
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct SecretArgs {
     /// Webhook signing secrets (`whsec_…`), comma-separated; several are active while a secret
     /// is being rolled. Set through the environment only.
@@ -107,9 +132,19 @@ pub struct SecretArgs {
     pub webhook_secrets: Vec<WebhookSecret>,
 
     /// A file with webhook signing secrets, one per line (e.g. a mounted Kubernetes Secret).
-    /// Added to CARDSTREAM_WEBHOOK_SECRETS.
+    /// Added to CARDSTREAM_WEBHOOK_SECRETS. Re-read when it changes: rotate a secret by adding
+    /// the new one, then (once Stripe signs with it) removing the old one; no restart.
     #[arg(long, env = "CARDSTREAM_WEBHOOK_SECRETS_FILE")]
     pub webhook_secrets_file: Option<PathBuf>,
+
+    /// How often the webhook secrets file is checked for changes.
+    #[arg(
+        long = "webhook-secrets-reload-interval",
+        env = "CARDSTREAM_WEBHOOK_SECRETS_RELOAD_INTERVAL",
+        default_value = "5s",
+        value_parser = humantime::parse_duration
+    )]
+    pub secrets_reload_interval: Duration,
 }
 
 impl SecretArgs {

@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cardstream_stripe::SignatureError;
 use serde_json::json;
@@ -25,6 +25,12 @@ pub enum WebhookError {
     WrongEventType { expected: &'static str, got: String },
     #[error("the event could not be stored durably in time; retry later")]
     BrokerUnavailable(#[source] cardstream_kafka::Error),
+    #[error("the gateway is serving as many {what} as it takes at once; retry shortly")]
+    Overloaded {
+        what: &'static str,
+        /// The shed metric's label.
+        reason: &'static str,
+    },
 }
 
 impl WebhookError {
@@ -32,7 +38,9 @@ impl WebhookError {
         match self {
             WebhookError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            WebhookError::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::BrokerUnavailable(_) | WebhookError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -48,6 +56,7 @@ impl WebhookError {
             WebhookError::NotAnEvent(_) => "not_a_stripe_event",
             WebhookError::WrongEventType { .. } => "wrong_event_type",
             WebhookError::BrokerUnavailable(_) => "broker_unavailable",
+            WebhookError::Overloaded { .. } => "overloaded",
         }
     }
 }
@@ -64,6 +73,12 @@ impl From<cardstream_stripe::Error> for WebhookError {
 impl IntoResponse for WebhookError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let WebhookError::Overloaded { .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }

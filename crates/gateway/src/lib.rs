@@ -11,13 +11,17 @@ mod config;
 mod error;
 mod events;
 mod metrics;
+mod replays;
+mod rotation;
 mod server;
+mod shed;
 
 pub use app::{AUTHORIZATION_ROUTE, EVENTS_ROUTE, Gateway, app};
 pub use config::{GatewayArgs, SecretArgs};
 pub use error::WebhookError;
 pub use metrics::GatewayMetrics;
 pub use server::{RunningGateway, start};
+pub use shed::SMALL_BODY;
 
 /// Errors that stop the gateway from starting or running.
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,12 @@ pub struct GatewayMetrics {
     pub spend_refreshes: IntCounterVec,
     /// Age of the spend snapshot the limits use.
     pub spend_age: Gauge,
+    /// Requests answered 503 because the gateway was at capacity, by which limit.
+    pub shed: IntCounterVec,
+    /// Webhook secrets file reloads by outcome.
+    pub secret_reloads: IntCounterVec,
+    /// Authorization requests that repeated one already answered.
+    pub authorization_replays: IntCounter,
 }
 
 impl GatewayMetrics {
@@ -97,7 +103,31 @@ impl GatewayMetrics {
                 "cardstream_gateway_spend_age_seconds",
                 "Age of the card spend the limits decide with; past the staleness bound, limits follow on_spend_unknown.",
             )?,
+            shed: IntCounterVec::new(
+                Opts::new(
+                    "cardstream_gateway_shed_total",
+                    "Requests answered 503 with Retry-After because the gateway was at capacity, by limit (requests: --max-concurrent-requests; large_bodies: --max-large-bodies).",
+                ),
+                &["reason"],
+            )?,
+            secret_reloads: IntCounterVec::new(
+                Opts::new(
+                    "cardstream_gateway_webhook_secret_reloads_total",
+                    "Reloads of the webhook secrets file after it changed, by outcome (ok; invalid: empty or unreadable, the secrets in force stay).",
+                ),
+                &["outcome"],
+            )?,
+            authorization_replays: IntCounter::new(
+                "cardstream_gateway_authorization_replays_total",
+                "Authorization request events received again after being answered: given the same answer, not counted against limits again.",
+            )?,
         };
+        for reason in ["requests", "large_bodies"] {
+            m.shed.with_label_values(&[reason]);
+        }
+        registry.register(Box::new(m.shed.clone()))?;
+        registry.register(Box::new(m.authorization_replays.clone()))?;
+        registry.register(Box::new(m.secret_reloads.clone()))?;
         registry.register(Box::new(m.rejections.clone()))?;
         registry.register(Box::new(m.signature_failures.clone()))?;
         registry.register(Box::new(m.produce_duration.clone()))?;

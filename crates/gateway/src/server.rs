@@ -1,21 +1,25 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
 use cardstream_kafka::{EventProducer, ProducerTuning};
 use cardstream_policy::PolicyStore;
 use cardstream_store::{SpendCache, Store};
 use cardstream_stripe::Verifier;
-use cardstream_telemetry::{AdminServer, CancellationToken, HttpMetrics, Readiness, Registry};
+use cardstream_telemetry::{
+    AdminServer, CancellationToken, HttpMetrics, Readiness, Registry, serve,
+};
 use secrecy::ExposeSecret;
 
+use crate::replays::{self, Answered};
+use crate::rotation;
+use crate::shed::Capacity;
 use crate::{Error, Gateway, GatewayArgs, GatewayMetrics, app};
 
 /// How often the broker is probed for `/readyz`.
 const BROKER_PROBE_INTERVAL: Duration = Duration::from_secs(2);
-/// How long shutdown waits for queued records (background authorization produces) to land.
-const SHUTDOWN_FLUSH: Duration = Duration::from_secs(10);
 
 /// A started gateway: where it listens, and the task that ends when it has shut down.
 #[derive(Debug)]
@@ -35,21 +39,35 @@ impl RunningGateway {
     }
 }
 
-/// Starts the gateway and its admin endpoints. It runs until `shutdown` is cancelled, then
-/// stops accepting, finishes in-flight requests and flushes the producer.
+/// Starts the gateway and its admin endpoints. When `shutdown` is cancelled it drains (not
+/// ready, still serving for `--shutdown-delay`), then stops accepting, finishes in-flight
+/// requests and flushes the producer, within `--shutdown-timeout`.
 pub async fn start(
     args: GatewayArgs,
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<RunningGateway, Error> {
+    // The gateway's own tasks (policy and spend refreshes, the broker probe, the admin
+    // endpoints) keep running through the drain, until the server has stopped.
+    let stopped = CancellationToken::new();
     let secrets = args.secrets.load()?;
-    let verifier = Verifier::new(&secrets, args.signature_tolerance.as_secs())?;
+    let verifier = Arc::new(ArcSwap::from_pointee(Verifier::new(
+        &secrets,
+        args.signature_tolerance.as_secs(),
+    )?));
     let metrics = GatewayMetrics::new(&registry)?;
+    rotation::watch(
+        args.secrets.clone(),
+        args.signature_tolerance,
+        verifier.clone(),
+        metrics.secret_reloads.clone(),
+        stopped.clone(),
+    );
     let http_metrics = HttpMetrics::new("gateway", &registry)?;
 
     let policy = PolicyStore::new(args.policy.resolve()?);
     let reloads = metrics.policy_reloads.clone();
-    policy.watch(args.policy.clone(), shutdown.clone(), move |result| {
+    policy.watch(args.policy.clone(), stopped.clone(), move |result| {
         let outcome = if result.is_ok() { "ok" } else { "invalid" };
         reloads.with_label_values(&[outcome]).inc();
     });
@@ -61,10 +79,19 @@ pub async fn start(
             delivery_timeout: args.produce_timeout,
         },
     )?;
+    let producer = match args.record_keys.load()? {
+        Some(keys) => producer.signing(keys),
+        None => {
+            tracing::warn!(
+                "no record keys (CARDSTREAM_RECORD_KEYS): records are written unsigned, and aggregators that check them will dead-letter them"
+            );
+            producer
+        }
+    };
     let stripe_version = HeaderValue::from_str(&args.stripe_version)
         .map_err(|_| Error::StripeVersion(args.stripe_version.clone()))?;
 
-    let spend = start_spend_cache(&args, &policy, &metrics, &shutdown).await?;
+    let spend = start_spend_cache(&args, &policy, &metrics, &stopped).await?;
     let gateway = Arc::new(Gateway {
         verifier,
         producer: producer.clone(),
@@ -75,16 +102,18 @@ pub async fn start(
         produce_timeout: args.produce_timeout,
         body_timeout: args.body_timeout,
         stripe_version,
+        capacity: Capacity::new(args.max_concurrent_requests, args.max_large_bodies),
+        answered: Answered::new(args.signature_tolerance, replays::CAPACITY),
     });
 
     let readiness = Readiness::new();
     readiness.require("broker");
-    spawn_broker_probe(producer.clone(), readiness.clone(), shutdown.clone());
+    spawn_broker_probe(producer.clone(), readiness.clone(), stopped.clone());
     let admin = AdminServer::spawn(
         args.admin_listen,
         registry,
         readiness.clone(),
-        shutdown.clone(),
+        stopped.clone(),
     )
     .await?;
 
@@ -98,19 +127,12 @@ pub async fn start(
     let router = app(gateway.clone(), http_metrics);
     tracing::info!(%addr, topic = %args.kafka.topic, secrets = secrets.len(), "gateway listening");
 
+    let serving = args.serve.clone();
     let task = tokio::spawn(async move {
-        let stopping = shutdown.clone();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                stopping.cancelled().await;
-                readiness.set("shutdown", Err("shutting down".into()));
-            })
-            .await
-            .map_err(Error::Serve);
-        // Whatever ended the server, stop the other tasks too.
-        shutdown.cancel();
-        flush(producer).await;
-        served
+        let finish_by = serve(listener, router, &serving, shutdown, readiness).await;
+        flush(producer, finish_by).await;
+        stopped.cancel();
+        Ok(())
     });
     Ok(RunningGateway {
         addr,
@@ -134,7 +156,7 @@ async fn start_spend_cache(
         return Ok(None);
     };
     // Lazy: the gateway starts and answers (following on_spend_unknown) while Postgres is away.
-    let store = Store::connect_lazy(url, 2).await?;
+    let store = Store::connect_lazy(url, 2, args.database_timeouts).await?;
     spawn_policy_sync(
         store.clone(),
         policy.clone(),
@@ -239,14 +261,17 @@ fn spawn_broker_probe(producer: EventProducer, readiness: Readiness, shutdown: C
     });
 }
 
-async fn flush(producer: EventProducer) {
+/// Waits, until `finish_by` at the latest, for queued records (background authorization
+/// produces) to land.
+async fn flush(producer: EventProducer, finish_by: Instant) {
     let in_flight = producer.in_flight();
     if in_flight == 0 {
         return;
     }
     tracing::info!(in_flight, "flushing the producer");
+    let within = finish_by.saturating_duration_since(Instant::now());
     let result = tokio::task::spawn_blocking(move || {
-        let result = producer.flush(SHUTDOWN_FLUSH);
+        let result = producer.flush(within);
         (result, producer.in_flight())
     })
     .await;

@@ -10,6 +10,9 @@ pub const EVENT_CREATED: &str = "stripe-event-created";
 /// When the gateway received the webhook, unix milliseconds, as decimal text; for freshness.
 pub const RECEIVED_AT_MS: &str = "cardstream-received-at-ms";
 
+/// The gateway's MAC of the payload (`v1=<hex>`), checked by the aggregator: see `RecordKeys`.
+pub const MAC: &str = "cardstream-mac";
+
 /// On dead letters: why the record could not be folded (a stable code).
 pub const DLQ_REASON: &str = "cardstream-dlq-reason";
 /// On dead letters: the error, as text (at most 1,000 characters).

@@ -5,11 +5,13 @@ mod admin;
 mod config;
 pub mod headers;
 mod lag;
+mod mac;
 mod producer;
 
 pub use admin::{ensure_topic, partition_count};
 pub use config::{KafkaArgs, TopicArgs, parse_property};
 pub use lag::{PartitionLag, group_lag, total_lag};
+pub use mac::{MacError, RecordKeyArgs, RecordKeys};
 pub use producer::{Delivery, EventProducer, OutgoingEvent, ProducerTuning, await_delivery};
 pub use rdkafka;
 
@@ -57,6 +59,8 @@ pub enum Error {
     Admin { topic: String, message: String },
     #[error("topic {0} does not exist")]
     NoSuchTopic(String),
+    #[error("invalid record keys: {0}")]
+    RecordKeys(String),
 }
 
 impl Error {
@@ -70,6 +74,7 @@ impl Error {
             Error::Unreachable(_) => "unreachable",
             Error::Admin { .. } => "admin",
             Error::NoSuchTopic(_) => "no_such_topic",
+            Error::RecordKeys(_) => "record_keys",
         }
     }
 }

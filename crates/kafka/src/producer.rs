@@ -5,7 +5,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::{Error, KafkaArgs, headers};
+use crate::{Error, KafkaArgs, RecordKeys, headers};
 
 /// Producer settings that trade latency for throughput.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +53,8 @@ pub struct EventProducer {
     producer: FutureProducer,
     topic: String,
     delivery_timeout: Duration,
+    /// Signs each record's payload, when set.
+    keys: Option<std::sync::Arc<RecordKeys>>,
 }
 
 impl std::fmt::Debug for EventProducer {
@@ -85,7 +87,14 @@ impl EventProducer {
             producer,
             topic: kafka.topic.clone(),
             delivery_timeout: tuning.delivery_timeout,
+            keys: None,
         })
+    }
+
+    /// Signs every record with `keys` (the `cardstream-mac` header).
+    pub fn signing(mut self, keys: RecordKeys) -> Self {
+        self.keys = Some(std::sync::Arc::new(keys));
+        self
     }
 
     pub fn topic(&self) -> &str {
@@ -95,7 +104,8 @@ impl EventProducer {
     fn record<'a>(&'a self, event: &OutgoingEvent<'a>) -> FutureRecord<'a, str, [u8]> {
         let created = event.created.to_string();
         let received = event.received_at_ms.to_string();
-        let headers = OwnedHeaders::new_with_capacity(4)
+        let mac = self.keys.as_ref().map(|keys| keys.sign(event.payload));
+        let headers = OwnedHeaders::new_with_capacity(5)
             .insert(Header {
                 key: headers::EVENT_ID,
                 value: Some(event.event_id),
@@ -112,6 +122,13 @@ impl EventProducer {
                 key: headers::RECEIVED_AT_MS,
                 value: Some(received.as_str()),
             });
+        let headers = match &mac {
+            Some(mac) => headers.insert(Header {
+                key: headers::MAC,
+                value: Some(mac.as_str()),
+            }),
+            None => headers,
+        };
         FutureRecord::to(&self.topic)
             .key(event.key)
             .payload(event.payload)

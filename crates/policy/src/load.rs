@@ -9,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 use crate::policy::FailMode;
 use crate::{Error, Policy};
 
+/// How long a changed policy file must stay unchanged before it is read as complete.
+const SETTLE: Duration = Duration::from_millis(250);
+
 /// Where the policy comes from: a TOML file, and/or individual settings that override the
 /// file's fields (handy in a container without a mounted file).
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -126,6 +129,17 @@ impl PolicyArgs {
                     path: path.clone(),
                     source,
                 })?;
+                // An empty file is what a rewrite looks like halfway (truncated, not yet
+                // written), and the empty policy approves everything: never take it as meant.
+                if text
+                    .lines()
+                    .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+                {
+                    return Err(Error::Parse {
+                        path: path.clone(),
+                        message: "the file sets nothing; an empty policy would approve every authorization, so it is refused (to approve everything on purpose, set a field, e.g. on_spend_unknown = \"approve\")".into(),
+                    });
+                }
                 Policy::from_toml(&text).map_err(|message| Error::Parse {
                     path: path.clone(),
                     message,
@@ -253,6 +267,12 @@ impl PolicyStore {
                 if now == last {
                     continue;
                 }
+                // A file being written changes between two reads: wait until it holds still,
+                // so a reload never reads it mid-write.
+                tokio::time::sleep(SETTLE).await;
+                if tokio::fs::read(&path).await.ok() != now {
+                    continue;
+                }
                 last = now;
                 match args.resolve() {
                     Ok(policy) => {
@@ -369,6 +389,11 @@ mod tests {
         assert!(store.current().allowed_currencies.contains(&Currency::JPY));
 
         std::fs::write(&path, "allowed_currencies = [\"yen!\"]\n").unwrap();
+        assert!(!rx.recv().await.unwrap());
+        assert!(store.current().allowed_currencies.contains(&Currency::JPY));
+
+        // Truncated, as a rewrite does before writing: refused, the last good policy stays.
+        std::fs::write(&path, "").unwrap();
         assert!(!rx.recv().await.unwrap());
         assert!(store.current().allowed_currencies.contains(&Currency::JPY));
 

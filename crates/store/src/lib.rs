@@ -56,12 +56,74 @@ pub struct DatabaseArgs {
         value_parser = clap::builder::StringValueParser::new().map(SecretString::from)
     )]
     url: SecretString,
+
+    #[command(flatten)]
+    pub timeouts: Timeouts,
+}
+
+/// Bounds on every wait inside Postgres, set on each connection of a pool: no statement, lock
+/// wait or forgotten transaction can hold a component (or the rows it locked) indefinitely.
+/// A statement that hits one fails with a transient error and is retried.
+#[derive(clap::Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest a single SQL statement may run (Postgres `statement_timeout`); 0 disables.
+    #[arg(
+        long = "database-statement-timeout",
+        env = "CARDSTREAM_DATABASE_STATEMENT_TIMEOUT",
+        default_value = "30s",
+        value_parser = humantime::parse_duration
+    )]
+    pub statement: Duration,
+
+    /// Longest a statement waits for a lock (Postgres `lock_timeout`); 0 disables.
+    #[arg(
+        long = "database-lock-timeout",
+        env = "CARDSTREAM_DATABASE_LOCK_TIMEOUT",
+        default_value = "10s",
+        value_parser = humantime::parse_duration
+    )]
+    pub lock: Duration,
+
+    /// Longest a transaction may sit idle between statements before Postgres ends it
+    /// (`idle_in_transaction_session_timeout`); 0 disables.
+    #[arg(
+        long = "database-idle-in-transaction-timeout",
+        env = "CARDSTREAM_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT",
+        default_value = "60s",
+        value_parser = humantime::parse_duration
+    )]
+    pub idle_in_transaction: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            statement: Duration::from_secs(30),
+            lock: Duration::from_secs(10),
+            idle_in_transaction: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Timeouts {
+    fn apply(self, options: sqlx::postgres::PgConnectOptions) -> sqlx::postgres::PgConnectOptions {
+        let ms = |d: Duration| d.as_millis().to_string();
+        options.options([
+            ("statement_timeout", ms(self.statement)),
+            ("lock_timeout", ms(self.lock)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(self.idle_in_transaction),
+            ),
+        ])
+    }
 }
 
 impl DatabaseArgs {
     pub fn new(url: impl Into<String>) -> Self {
         DatabaseArgs {
             url: SecretString::from(url.into()),
+            timeouts: Timeouts::default(),
         }
     }
 
@@ -100,6 +162,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Which of the [`Timeouts`] ended the statement, if one did.
+    pub fn timeout(&self) -> Option<&'static str> {
+        let Error::Database(sqlx::Error::Database(db)) = self else {
+            return None;
+        };
+        match db.code().as_deref() {
+            Some("57014") => Some("statement_timeout"),
+            Some("55P03") => Some("lock_timeout"),
+            Some("25P03") => Some("idle_in_transaction_timeout"),
+            _ => None,
+        }
+    }
+
     /// Whether retrying later may succeed (Postgres down or restarting, a connection lost),
     /// as opposed to a problem that will recur.
     pub fn is_transient(&self) -> bool {
@@ -113,9 +188,11 @@ impl Error {
                 | sqlx::Error::Tls(_) => true,
                 sqlx::Error::Database(db) => {
                     // Class 08 (connection), 53 (resources), 57 (operator intervention, e.g. a
-                    // shutdown or a terminated connection), 40 (serialization, deadlock).
-                    db.code()
-                        .is_some_and(|c| ["08", "53", "57", "40"].iter().any(|p| c.starts_with(p)))
+                    // shutdown, a terminated connection, a statement timeout), 40
+                    // (serialization, deadlock), and 55P03 (a lock timeout).
+                    db.code().is_some_and(|c| {
+                        c == "55P03" || ["08", "53", "57", "40"].iter().any(|p| c.starts_with(p))
+                    })
                 }
                 _ => false,
             },
@@ -178,18 +255,37 @@ impl Store {
     /// Connects with a pool of up to `max_connections`. Acquiring a connection gives up after
     /// a few seconds, so an unavailable database surfaces as an error instead of a hang.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, Error> {
-        Self::open(url, max_connections, false).await
+        Self::open(url, max_connections, false, Timeouts::default()).await
+    }
+
+    /// [`Store::connect`] with these timeouts.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        timeouts: Timeouts,
+    ) -> Result<Store, Error> {
+        Self::open(url, max_connections, false, timeouts).await
     }
 
     /// Like [`Store::connect`], but connects on first use: for components that must start and
     /// keep running while Postgres is away (the gateway's spend view).
-    pub async fn connect_lazy(url: &str, max_connections: u32) -> Result<Store, Error> {
-        Self::open(url, max_connections, true).await
+    pub async fn connect_lazy(
+        url: &str,
+        max_connections: u32,
+        timeouts: Timeouts,
+    ) -> Result<Store, Error> {
+        Self::open(url, max_connections, true, timeouts).await
     }
 
-    async fn open(url: &str, max_connections: u32, lazy: bool) -> Result<Store, Error> {
+    async fn open(
+        url: &str,
+        max_connections: u32,
+        lazy: bool,
+        timeouts: Timeouts,
+    ) -> Result<Store, Error> {
         let mut options = ConnectOptions::new(url.to_owned());
         options.connect_lazy(lazy);
+        options.map_sqlx_postgres_opts(move |pg| timeouts.apply(pg));
         options
             .max_connections(max_connections)
             .min_connections(0)

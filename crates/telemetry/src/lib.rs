@@ -5,6 +5,7 @@
 mod admin;
 mod http_metrics;
 mod logging;
+mod serve;
 mod shutdown;
 
 pub use admin::{AdminServer, Readiness, admin_router};
@@ -18,6 +19,7 @@ pub fn registry() -> Result<Registry, Error> {
 pub use http_metrics::HttpMetrics;
 pub use logging::{LogFormat, init_logging};
 pub use prometheus::Registry;
+pub use serve::{ServeArgs, serve};
 pub use shutdown::{cancel_on_signal, shutdown_signal};
 pub use tokio_util::sync::CancellationToken;
 

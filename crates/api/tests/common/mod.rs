@@ -119,6 +119,8 @@ impl TestApi {
             &db.url,
             "--token-secret",
             SECRET,
+            "--shutdown-delay",
+            "0s",
         ];
         argv.extend_from_slice(extra);
         let args = Wrapper::try_parse_from(argv).unwrap().args;

@@ -108,6 +108,7 @@ impl ApiProcess {
             .args(extra)
             .env("CARDSTREAM_DATABASE_URL", &seeded.db.url)
             .env("CARDSTREAM_TOKEN_SECRET", SECRET)
+            .env("CARDSTREAM_SHUTDOWN_DELAY", "0s")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.reopen().unwrap())

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod api;
+pub mod gateway;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -62,6 +63,8 @@ impl Setup {
             .env("CARDSTREAM_KAFKA_TOPIC", &self.topic)
             .env("CARDSTREAM_DATABASE_URL", &self.db.url)
             .env("CARDSTREAM_ADMIN_LISTEN", "127.0.0.1:0")
+            // Tests stop processes often; the drain is tested on its own.
+            .env("CARDSTREAM_SHUTDOWN_DELAY", "0s")
             .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -70,6 +73,16 @@ impl Setup {
 
     /// Starts an aggregator process in `group`, logging to a file named `name`.
     pub fn aggregator(&self, group: &str, name: &str) -> Child {
+        // A killed member is noticed within seconds rather than librdkafka's default 45 s.
+        self.aggregator_with(
+            group,
+            name,
+            "session.timeout.ms=6000,heartbeat.interval.ms=500",
+        )
+    }
+
+    /// [`Setup::aggregator`] with these librdkafka properties.
+    pub fn aggregator_with(&self, group: &str, name: &str, properties: &str) -> Child {
         let log = std::fs::File::create(self.logs.path().join(format!("{name}.log"))).unwrap();
         self.command(&[
             "aggregator",
@@ -80,11 +93,7 @@ impl Setup {
             "--batch-wait",
             "20ms",
         ])
-        // A killed member is noticed within seconds rather than librdkafka's default 45 s.
-        .env(
-            "CARDSTREAM_KAFKA_PROPERTIES",
-            "session.timeout.ms=6000,heartbeat.interval.ms=500",
-        )
+        .env("CARDSTREAM_KAFKA_PROPERTIES", properties)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()

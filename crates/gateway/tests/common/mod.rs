@@ -34,6 +34,9 @@ pub fn args(brokers: &str, topic: &str, extra: &[&str]) -> GatewayArgs {
         topic,
         "--webhook-secrets",
         SECRET,
+        // Tests stop gateways often; the drain is tested on its own.
+        "--shutdown-delay",
+        "0s",
     ];
     argv.extend_from_slice(extra);
     Wrapper::try_parse_from(argv).unwrap().args
