@@ -205,7 +205,10 @@ async fn spend_limits_use_the_folded_spend_and_follow_the_fail_mode_when_it_is_s
     );
     setup.db.reopen().await;
     let deadline = Instant::now() + WAIT;
-    while decide(&gw, "evt_r4", 100).await.1 != "approved" {
+    // A new event each time: the gateway answers a repeated one as it did the first time.
+    let mut attempt = 0;
+    while decide(&gw, &format!("evt_r4_{attempt}"), 100).await.1 != "approved" {
+        attempt += 1;
         assert!(
             Instant::now() < deadline,
             "decisions did not recover with Postgres"

@@ -243,7 +243,9 @@ async fn an_edited_policy_file_applies_to_the_next_request() {
 
     std::fs::write(&file, "blocked_categories = [\"bakeries\"]\n").unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    // A new event each time: the gateway answers a repeated one as it did the first time.
+    for attempt in 0.. {
+        let body = request(&format!("evt_p1_{attempt}"), 700, "usd", "bakeries");
         let answer = gw.post_signed(ROUTE, &body).await.json();
         if answer["approved"] == false {
             assert_eq!(answer["metadata"]["cardstream_reason"], "category_blocked");
