@@ -98,6 +98,7 @@ ALL_ON = {
         "databaseUrl": "postgres://cardstream:secret@postgres:5432/cardstream",
         "webhookSecrets": "whsec_old\nwhsec_new",
         "token": "0123456789abcdef0123456789abcdef",
+        "recordKeys": "fedcba9876543210fedcba9876543210\n0123456789abcdef0123456789abcdef",
     },
     "imagePullSecrets": [{"name": "registry"}],
     "serviceAccount": {"annotations": {"example.com/role": "operator"}},
@@ -156,6 +157,7 @@ BAD_VALUES = {
     "unknown alert": {"metrics": {"prometheusRule": {"alerts": {"diskFull": {"enabled": True}}}}},
     "secrets.create without values": {"secrets": {"create": True}},
     "token shorter than 32": {"secrets": {**ALL_ON["secrets"], "token": "short"}},
+    "a record key shorter than 32": {"secrets": {**ALL_ON["secrets"], "recordKeys": "0123456789abcdef0123456789abcdef\nshort"}},
     "bad resource quantity": {"cardstream": {"gateway": {"resources": {"requests": {"cpu": "lots"}}}}},
     "CardStream name with capitals": {"cardstream": {"name": "CardStream"}},
 }
@@ -574,7 +576,7 @@ def test_cardstream_defaults():
     check(cs["metadata"]["name"] == "cardstream", f"CardStream name {cs['metadata']['name']}")
     check(spec["image"] == "ghcr.io/cardstream/cardstream:0.1.0", f"CardStream image {spec['image']}")
     check(spec["kafka"] == {"bootstrapServers": "kafka:9092", "topic": "stripe.events", "partitions": 8, "replicationFactor": 3}, f"kafka {spec['kafka']}")
-    for ref, key in (("databaseUrlSecret", "database-url"), ("webhookSecretsSecret", "webhook-secrets"), ("tokenSecret", "token-secret")):
+    for ref, key in (("databaseUrlSecret", "database-url"), ("webhookSecretsSecret", "webhook-secrets"), ("tokenSecret", "token-secret"), ("recordKeysSecret", "record-keys")):
         check(spec[ref] == {"name": "cardstream", "key": key}, f"{ref}: {spec[ref]}")
     for component in ("gateway", "api", "aggregator"):
         check(spec[component] == {"replicas": 2}, f"{component}: {spec[component]}")
@@ -582,9 +584,21 @@ def test_cardstream_defaults():
     check(not any(o["kind"] == "Secret" for o in objects_of("defaults")), "the chart creates a Secret by default")
     notes = SCENARIO_NOTES.get("defaults") or render_notes(None)
     for text in (f"kubectl -n {NAMESPACE} create secret generic cardstream", "--from-literal=database-url=",
-                 "--from-literal=webhook-secrets='whsec_", "--from-literal=token-secret=", f"kubectl -n {NAMESPACE} get cardstreams",
+                 "--from-literal=webhook-secrets='whsec_", "--from-literal=token-secret=", "--from-literal=record-keys=", f"kubectl -n {NAMESPACE} get cardstreams",
                  "port 9090, path\n/metrics"):
         check(text in notes, f"NOTES.txt does not say {text!r}:\n{notes}")
+
+
+@case("secrets.create without a token or record keys: generated, 64 random characters, new for each install")
+def test_generated_secrets():
+    values = {"secrets": {"create": True, "databaseUrl": ALL_ON["secrets"]["databaseUrl"], "webhookSecrets": "whsec_x"}}
+    first, second = (only(render(values)[1], "Secret", "generated")["stringData"] for _ in range(2))
+    for key in ("token-secret", "record-keys"):
+        value = first[key]
+        check(len(value) == 64 and value.isalnum(), f"{key}: {len(value)} characters, not 64 random ones")
+        check(value != second[key], f"{key}: the same value in two installs")
+        check(value not in (CHART / "values.yaml").read_text(), f"{key} comes from values.yaml")
+    check(first["token-secret"] != first["record-keys"], "the token secret and the record key are the same")
 
 
 @case("every toggle on: the CardStream, Secret, ServiceMonitor, alerts, dashboard")
@@ -601,6 +615,7 @@ def test_all_on():
         "database-url": ALL_ON["secrets"]["databaseUrl"],
         "webhook-secrets": ALL_ON["secrets"]["webhookSecrets"],
         "token-secret": ALL_ON["secrets"]["token"],
+        "record-keys": ALL_ON["secrets"]["recordKeys"],
     }, f"Secret stringData keys {sorted(secret['stringData'])}")
 
     monitor = only(objects, "ServiceMonitor", "all toggles on")

@@ -75,3 +75,18 @@ app.kubernetes.io/component: operator
 {{- define "cardstream.alertMatchers" -}}
 {{- default (printf "namespace=%q" .Release.Namespace) .Values.metrics.prometheusRule.matchers }}
 {{- end }}
+
+{{/*
+A secret value the chart generates: the one already in the cluster's Secret (so an upgrade keeps
+it), or 64 random characters on first install. Arguments: (list $ secretKeyRef).
+*/}}
+{{- define "cardstream.generatedSecret" -}}
+{{- $root := index . 0 }}
+{{- $ref := index . 1 }}
+{{- $existing := lookup "v1" "Secret" $root.Release.Namespace $ref.name }}
+{{- if and $existing (hasKey ($existing.data | default dict) $ref.key) }}
+{{- index $existing.data $ref.key | b64dec }}
+{{- else }}
+{{- randAlphaNum 64 }}
+{{- end }}
+{{- end }}

@@ -172,10 +172,11 @@ fn ports_and_scrape_targets_match_the_readme() {
 }
 
 /// The secrets every deployment must choose for itself.
-const SECRETS: [&str; 3] = [
+const SECRETS: [&str; 4] = [
     "POSTGRES_PASSWORD",
     "CARDSTREAM_WEBHOOK_SECRETS",
     "CARDSTREAM_TOKEN_SECRET",
+    "CARDSTREAM_RECORD_KEYS",
 ];
 
 /// Compose's interpolation of `text` with an environment in which none of `unset` is set:
@@ -231,7 +232,7 @@ fn compose_carries_no_secret_and_refuses_to_start_without_one() {
         for (key, value) in env {
             let key = key.as_str().unwrap_or_default();
             let value = value.as_str().unwrap_or_default();
-            if key.contains("SECRET") || key.contains("PASSWORD") {
+            if key.contains("SECRET") || key.contains("PASSWORD") || key.contains("KEYS") {
                 assert!(
                     value.starts_with("${") && value.contains(":?"),
                     "{service:?} sets {key} to a value of its own: {value}"

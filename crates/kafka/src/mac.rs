@@ -56,10 +56,17 @@ impl std::fmt::Debug for RecordKeyArgs {
 impl RecordKeyArgs {
     /// The configured keys, or `None` when there are none.
     pub fn load(&self) -> Result<Option<RecordKeys>, Error> {
+        // Comma-separated, and (as a Kubernetes Secret holds them) one per line.
         let mut keys: Vec<String> = self
             .record_keys
             .iter()
-            .map(|k| k.expose_secret().trim().to_owned())
+            .flat_map(|k| {
+                k.expose_secret()
+                    .lines()
+                    .map(str::trim)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
             .filter(|k| !k.is_empty())
             .collect();
         if let Some(path) = &self.record_keys_file {

@@ -34,6 +34,11 @@ pub struct CardStreamSpec {
     pub webhook_secrets_secret: SecretKeyRef,
     /// The Secret key holding the API's token-signing secret (at least 32 bytes).
     pub token_secret: SecretKeyRef,
+    /// The Secret key holding the record keys (at least 32 bytes each, one per line): the
+    /// gateway signs every record on the topic with the first, the aggregator folds only
+    /// records signed with one of them. Without it, records are not authenticated.
+    #[serde(default)]
+    pub record_keys_secret: Option<SecretKeyRef>,
     #[serde(default)]
     pub gateway: ComponentSpec,
     #[serde(default)]

@@ -49,6 +49,9 @@ const ADMIN_PORT: i32 = 9090;
 const USER: i64 = 65532;
 const SECRETS_DIR: &str = "/var/run/cardstream/webhook-secrets";
 const POLICY_DIR: &str = "/etc/cardstream/policy";
+/// How long Kubernetes waits after SIGTERM before it kills a pod: the components' drain
+/// (`--shutdown-delay`, 5 s) and shutdown timeout (10 s), and their 1 s exit bound, with room.
+const TERMINATION_GRACE_SECONDS: i64 = 20;
 
 /// The ConfigMap and key the gateway reads its policy file from, if any.
 fn policy_source(cs: &CardStream) -> Option<(String, String)> {
@@ -198,6 +201,11 @@ fn container(cs: &CardStream, component: Component) -> Container {
         Component::Api => env.push(secret_env("CARDSTREAM_TOKEN_SECRET", &spec.token_secret)),
         Component::Aggregator => env.push(plain("CARDSTREAM_CONSUMER_GROUP", consumer_group(cs))),
     }
+    if let (Component::Gateway | Component::Aggregator, Some(keys)) =
+        (component, &spec.record_keys_secret)
+    {
+        env.push(secret_env("CARDSTREAM_RECORD_KEYS", keys));
+    }
     let resources = match component {
         Component::Gateway => spec.gateway.resources.clone(),
         Component::Aggregator => spec.aggregator.component.resources.clone(),
@@ -300,6 +308,7 @@ pub fn deployment(cs: &CardStream, component: Component, replicas: i32) -> Deplo
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container(cs, component)],
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                     volumes,
                     security_context: Some(pod_security()),
                     automount_service_account_token: Some(false),

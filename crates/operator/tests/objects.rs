@@ -66,7 +66,12 @@ fn each_workload_runs_its_subcommand_with_matching_selectors_and_an_owner() {
             .unwrap();
         assert!(selector.iter().all(|(k, v)| template.get(k) == Some(v)));
         assert_eq!(selector, labels(&cs, Some(component)));
-        let container = &d.spec.template.spec.as_ref().unwrap().containers[0];
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        // Longer than the drain (5 s) and the shutdown timeout (10 s) the binary defaults to,
+        // with the second the binary may take past them.
+        let (drain, timeout, exit) = (5, 10, 1);
+        assert!(pod.termination_grace_period_seconds.unwrap() >= drain + timeout + exit);
+        let container = &pod.containers[0];
         assert_eq!(
             container.args.clone().unwrap(),
             vec![component.name().to_owned()]
@@ -159,4 +164,24 @@ fn services_budgets_and_the_migration_job() {
         pod.containers[0].args.clone().unwrap(),
         vec!["migrate".to_owned()]
     );
+}
+
+#[test]
+fn record_keys_reach_the_gateway_and_the_aggregator_from_their_secret() {
+    let cs = sample();
+    for (component, expected) in [
+        (Component::Gateway, Some("cardstream/record-keys")),
+        (Component::Aggregator, Some("cardstream/record-keys")),
+        (Component::Api, None),
+    ] {
+        let env = env_of(&deployment(&cs, component, 1));
+        let keys = env.iter().find(|(n, _, _)| n == "CARDSTREAM_RECORD_KEYS");
+        assert_eq!(
+            keys.and_then(|(_, _, secret)| secret.as_deref()),
+            expected,
+            "{component:?}"
+        );
+        // From the Secret only, never a plain value.
+        assert!(keys.is_none_or(|(_, value, _)| value.is_none()));
+    }
 }
