@@ -20,6 +20,7 @@ const DB_PASSWORD: &str = "db-pa55word-7f3a";
 const TOKEN_SECRET: &str = "token-secret-of-at-least-32-bytes-5e1c";
 const WEBHOOK_SECRET: &str = "whsec_debug_test_9b2d";
 const SASL_PASSWORD: &str = "sasl-pa55word-c41e";
+const RECORD_KEY: &str = "record-key-of-at-least-32-bytes-a7d0e3";
 
 fn database_url() -> String {
     format!("postgres://app:{DB_PASSWORD}@db.internal:5432/cardstream")
@@ -71,13 +72,15 @@ fn cases() -> Vec<Case> {
                 ("--webhook-secrets", webhook.clone()),
                 ("--database-url", db.clone()),
                 ("--kafka-property", format!("sasl.password={SASL_PASSWORD}")),
+                ("--record-keys", RECORD_KEY.to_owned()),
             ],
             secret_env: vec![
                 ("CARDSTREAM_WEBHOOK_SECRETS", webhook.clone()),
                 ("CARDSTREAM_DATABASE_URL", db.clone()),
                 ("CARDSTREAM_KAFKA_PROPERTIES", kafka.clone()),
+                ("CARDSTREAM_RECORD_KEYS", RECORD_KEY.to_owned()),
             ],
-            secrets: &[WEBHOOK_SECRET, DB_PASSWORD, SASL_PASSWORD],
+            secrets: &[WEBHOOK_SECRET, DB_PASSWORD, SASL_PASSWORD, RECORD_KEY],
             visible_flag: ("--kafka-topic", "debug-test-topic"),
         },
         Case {
@@ -86,12 +89,14 @@ fn cases() -> Vec<Case> {
             secret_flags: vec![
                 ("--database-url", db.clone()),
                 ("--kafka-property", format!("sasl.password={SASL_PASSWORD}")),
+                ("--record-keys", RECORD_KEY.to_owned()),
             ],
             secret_env: vec![
                 ("CARDSTREAM_DATABASE_URL", db.clone()),
                 ("CARDSTREAM_KAFKA_PROPERTIES", kafka.clone()),
+                ("CARDSTREAM_RECORD_KEYS", RECORD_KEY.to_owned()),
             ],
-            secrets: &[DB_PASSWORD, SASL_PASSWORD],
+            secrets: &[DB_PASSWORD, SASL_PASSWORD, RECORD_KEY],
             visible_flag: ("--consumer-group", "debug-test-group"),
         },
         Case {
