@@ -348,3 +348,23 @@ async fn webhook_secrets_rotate_without_a_restart() {
     };
     assert_eq!((reloads("ok"), reloads("invalid")), (2.0, 1.0), "{page}");
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let setup = Setup::new(1).await;
+    let gateway = GatewayProcess::start(&setup, &[("CARDSTREAM_HEADER_READ_TIMEOUT", "1s")]).await;
+    let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+    // Half a request head, then nothing: a slowloris client.
+    stream
+        .write_all(b"POST /webhooks/stripe HTTP/1.1\r\nhost: gateway\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer);
+    let closed = tokio::time::timeout(Duration::from_secs(10), read).await;
+    let took = started.elapsed();
+    eprintln!("headers unfinished: connection closed after {took:?}");
+    assert!(closed.is_ok(), "the connection was still open after 10 s");
+    assert!(took < Duration::from_secs(3), "closed only after {took:?}");
+}

@@ -32,11 +32,17 @@ fn sigterm(child: &Child) {
         .unwrap();
 }
 
-/// Waits for `child` to exit within `bound` and returns how long it took; kills it and fails
-/// otherwise.
-async fn exits_within(child: &mut Child, what: &str, bound: Duration) -> Duration {
-    let started = Instant::now();
-    match tokio::time::timeout(bound, child.wait()).await {
+/// Waits for `child`, signalled at `signalled`, to exit within `bound` of it, and returns how
+/// long it took; kills it and fails otherwise.
+async fn exits_within(
+    child: &mut Child,
+    what: &str,
+    signalled: Instant,
+    bound: Duration,
+) -> Duration {
+    let left = bound.saturating_sub(signalled.elapsed());
+    let started = signalled;
+    match tokio::time::timeout(left, child.wait()).await {
         Ok(status) => {
             let took = started.elapsed();
             eprintln!("{what}: exited {} after {took:?}", status.unwrap());
@@ -133,6 +139,7 @@ async fn a_gateway_told_to_stop_answers_every_authorization_sent_while_it_drains
     exits_within(
         &mut child,
         "gateway",
+        signalled,
         drain + Duration::from_secs(10) + SLACK,
     )
     .await;
@@ -218,10 +225,11 @@ async fn every_component_stops_within_its_bound_when_the_broker_is_gone_and_noth
         folded = setup.count(EVENTS).await;
         tokio::time::sleep(Duration::from_millis(delay)).await;
         sigterm(&aggregator);
+        let signalled = Instant::now();
         let what = format!(
             "aggregator, SIGTERM {delay} ms after the broker died ({folded} events folded)"
         );
-        exits_within(&mut aggregator, &what, bound).await;
+        exits_within(&mut aggregator, &what, signalled, bound).await;
         folded = setup.count(EVENTS).await;
         setup.broker.start_again().await;
     }
@@ -239,9 +247,12 @@ async fn every_component_stops_within_its_bound_when_the_broker_is_gone_and_noth
     for (_, child) in &children {
         sigterm(child);
     }
-    for (what, child) in &mut children {
-        exits_within(child, &format!("{what}, broker gone"), bound).await;
-    }
+    let signalled = Instant::now();
+    // Waited for together, so that each exit time is its own.
+    futures_util::future::join_all(children.iter_mut().map(|(what, child)| async move {
+        exits_within(child, &format!("{what}, broker gone"), signalled, bound).await
+    }))
+    .await;
 
     // Nothing lost: a fresh aggregator reads what the stopped ones did not commit, and the
     // last part, and every event is stored once.
