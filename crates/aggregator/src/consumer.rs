@@ -161,6 +161,14 @@ impl Worker {
 
     /// Runs until `shutdown`, then commits the stored offsets.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
+        // The whole stop, from the signal, takes at most the shutdown timeout.
+        let signalled = Arc::new(std::sync::OnceLock::new());
+        let (mark, token) = (signalled.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            token.cancelled().await;
+            let _ = mark.set(Instant::now());
+        });
+        let grace = self.args.shutdown_timeout / 2;
         while !shutdown.is_cancelled() {
             let batch = self.collect(&shutdown).await;
             if batch.is_empty() {
@@ -168,11 +176,26 @@ impl Worker {
                 self.commit_stored();
                 continue;
             }
-            if self.process(batch, &shutdown).await.is_err() {
+            // A batch being written when the stop comes gets half the shutdown timeout (a
+            // table lock can hold it for the lock timeout); past that it is abandoned, rolled
+            // back, and read again by the next owner, so the final commit keeps its half.
+            let abandon = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+            };
+            let processed = tokio::select! {
+                result = self.process(batch, &shutdown) => result,
+                () = abandon => {
+                    tracing::warn!(?grace, "the batch in flight did not commit in time; abandoned (its records are read again)");
+                    Err(Interrupted)
+                }
+            };
+            if processed.is_err() {
                 break;
             }
         }
-        let stop_by = Instant::now() + self.args.shutdown_timeout;
+        let stop_by =
+            signalled.get().copied().unwrap_or_else(Instant::now) + self.args.shutdown_timeout;
         // The final commit waits for the broker's answer and closing leaves the group: both
         // block, for as long as a broker that went away keeps librdkafka retrying. So they run
         // on a blocking thread, and the stop waits for them only until the shutdown timeout;

@@ -82,7 +82,8 @@ pub async fn start(
         .client_config(&[
             ("group.id", &args.consumer_group),
             // Offsets are stored by hand after Postgres committed, and committed by the loop:
-            // at most every second after a batch, synchronously on revoke and at shutdown.
+            // at most every second after a batch, on revoke, and (waited for, within the
+            // shutdown timeout) at shutdown.
             ("enable.auto.offset.store", "false"),
             ("enable.auto.commit", "false"),
             ("auto.offset.reset", "earliest"),

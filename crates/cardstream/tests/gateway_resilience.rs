@@ -368,3 +368,43 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert!(closed.is_ok(), "the connection was still open after 10 s");
     assert!(took < Duration::from_secs(3), "closed only after {took:?}");
 }
+
+#[tokio::test]
+async fn events_at_capacity_do_not_crowd_out_authorization_requests() {
+    let setup = Setup::new(1).await;
+    let gateway =
+        GatewayProcess::start(&setup, &[("CARDSTREAM_MAX_CONCURRENT_REQUESTS", "1")]).await;
+    // One event whose body never finishes holds the only event slot.
+    let mut holder = TcpStream::connect(gateway.addr).await.unwrap();
+    holder
+        .write_all(
+            format!(
+                "POST {EVENTS} HTTP/1.1\r\nhost: gateway\r\nstripe-signature: t=1,v1=00\r\ncontent-length: 100\r\n\r\n{{\"id\""
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let event = authorization_request("evt_crowded_event", 500, "bakeries");
+    let answer = try_exchange(gateway.addr, &signed(EVENTS, &event, now())).await;
+    assert_eq!(answer.as_ref().map(|a| a.0), Some(503), "{answer:?}");
+    let request = authorization_request("evt_crowded_authorization", 500, "bakeries");
+    let (status, body) = try_exchange(gateway.addr, &signed(AUTHORIZATION, &request, now()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "an authorization was shed with events: {body}");
+    assert!(approved(&body), "{body}");
+    let (_, page) = gateway.admin_get("/metrics").await.unwrap();
+    assert_eq!(
+        metric(
+            &page,
+            "cardstream_gateway_shed_total",
+            &["reason=\"requests\""]
+        ),
+        1.0,
+        "{page}"
+    );
+    drop(holder);
+}

@@ -68,7 +68,8 @@ async fn answer(
         Answer::New(decision) => decision,
         Answer::Replayed(decision) => {
             gateway.metrics.authorization_replays.inc();
-            tracing::warn!(event_id = %event.id, authorization = %authorization.id, "authorization request replayed; answered as before, not counted again");
+            // Counted; a debug line only, so that a replayed request cannot flood the logs.
+            tracing::debug!(event_id = %event.id, authorization = %authorization.id, "authorization request replayed; answered as before, not counted again");
             return Ok(decision_response(gateway, decision));
         }
     };

@@ -100,8 +100,9 @@ pub struct GatewayArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
 
-    /// Most requests served at once; past it, requests get 503 with `Retry-After` (and
-    /// Stripe retries) instead of queueing.
+    /// Most requests served at once, for authorization requests and for everything else
+    /// separately; past it, requests get 503 with `Retry-After` (and Stripe retries) instead
+    /// of queueing.
     #[arg(
         long,
         env = "CARDSTREAM_MAX_CONCURRENT_REQUESTS",

@@ -31,7 +31,9 @@ pub(crate) fn watch(
     // The baseline is read now: an edit made before the task first runs is still a change.
     let mut last = std::fs::read(&path).ok();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(args.secrets_reload_interval);
+        // `interval` panics on zero.
+        let every = args.secrets_reload_interval.max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

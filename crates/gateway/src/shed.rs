@@ -25,7 +25,11 @@ pub const SMALL_BODY: u64 = 64 * 1024;
 /// What the gateway may take on at once.
 #[derive(Debug)]
 pub(crate) struct Capacity {
+    /// Events and everything else.
     requests: Arc<Semaphore>,
+    /// Authorization requests have their own budget: events waiting on a slow broker (up to
+    /// the produce timeout each) must not crowd out decisions Stripe waits 2 s for.
+    authorizations: Arc<Semaphore>,
     large_bodies: Arc<Semaphore>,
 }
 
@@ -33,6 +37,7 @@ impl Capacity {
     pub(crate) fn new(requests: usize, large_bodies: usize) -> Self {
         Capacity {
             requests: Arc::new(Semaphore::new(requests)),
+            authorizations: Arc::new(Semaphore::new(requests)),
             large_bodies: Arc::new(Semaphore::new(large_bodies)),
         }
     }
@@ -57,27 +62,25 @@ impl Capacity {
     }
 }
 
-/// Middleware: every request holds a permit for as long as it is served.
+/// Middleware: every request holds a permit of its route's budget for as long as it is served.
 pub(crate) async fn limit_requests(
     State(gateway): State<Arc<Gateway>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match gateway.capacity.requests.clone().try_acquire_owned() {
+    let (route, budget) = match request.uri().path() {
+        AUTHORIZATION_ROUTE => (AUTHORIZATION_ROUTE, &gateway.capacity.authorizations),
+        EVENTS_ROUTE => (EVENTS_ROUTE, &gateway.capacity.requests),
+        _ => ("other", &gateway.capacity.requests),
+    };
+    match budget.clone().try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
-        Err(_) => {
-            let route = match request.uri().path() {
-                EVENTS_ROUTE => EVENTS_ROUTE,
-                AUTHORIZATION_ROUTE => AUTHORIZATION_ROUTE,
-                _ => "other",
-            };
-            gateway.reject(
-                route,
-                WebhookError::Overloaded {
-                    what: "requests",
-                    reason: "requests",
-                },
-            )
-        }
+        Err(_) => gateway.reject(
+            route,
+            WebhookError::Overloaded {
+                what: "requests",
+                reason: "requests",
+            },
+        ),
     }
 }

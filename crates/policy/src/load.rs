@@ -256,7 +256,9 @@ impl PolicyStore {
         // task's first poll must count as a change.
         let mut last = std::fs::read(&path).ok();
         Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(args.reload_interval);
+            // `interval` panics on zero.
+            let mut tick =
+                tokio::time::interval(args.reload_interval.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {

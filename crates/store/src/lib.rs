@@ -106,16 +106,26 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
+    /// Sets the non-zero timeouts as startup parameters (0 is Postgres' own default: none;
+    /// leaving it out keeps poolers that refuse startup options working when all are 0).
     fn apply(self, options: sqlx::postgres::PgConnectOptions) -> sqlx::postgres::PgConnectOptions {
-        let ms = |d: Duration| d.as_millis().to_string();
-        options.options([
-            ("statement_timeout", ms(self.statement)),
-            ("lock_timeout", ms(self.lock)),
+        let settings: Vec<(&str, String)> = [
+            ("statement_timeout", self.statement),
+            ("lock_timeout", self.lock),
             (
                 "idle_in_transaction_session_timeout",
-                ms(self.idle_in_transaction),
+                self.idle_in_transaction,
             ),
-        ])
+        ]
+        .into_iter()
+        .filter(|(_, d)| !d.is_zero())
+        // At least 1 ms: a shorter one would round to 0, which means none.
+        .map(|(name, d)| (name, d.as_millis().max(1).to_string()))
+        .collect();
+        if settings.is_empty() {
+            return options;
+        }
+        options.options(settings)
     }
 }
 
@@ -189,9 +199,11 @@ impl Error {
                 sqlx::Error::Database(db) => {
                     // Class 08 (connection), 53 (resources), 57 (operator intervention, e.g. a
                     // shutdown, a terminated connection, a statement timeout), 40
-                    // (serialization, deadlock), and 55P03 (a lock timeout).
+                    // (serialization, deadlock), 55P03 (a lock timeout) and 25P03 (a transaction
+                    // ended for idling).
                     db.code().is_some_and(|c| {
-                        c == "55P03" || ["08", "53", "57", "40"].iter().any(|p| c.starts_with(p))
+                        ["55P03", "25P03"].contains(&c.as_ref())
+                            || ["08", "53", "57", "40"].iter().any(|p| c.starts_with(p))
                     })
                 }
                 _ => false,

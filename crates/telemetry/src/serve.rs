@@ -49,12 +49,15 @@ pub struct ServeArgs {
     )]
     pub shutdown_timeout: Duration,
 
-    /// Longest a client may take to send a request's headers; a slower connection is closed,
-    /// so that idle or trickling clients cannot hold connections open.
+    /// Longest a client may take to send a request's headers, counted from the end of the
+    /// previous request on a kept-alive connection (hyper has one timer for both); a slower
+    /// connection is closed, so trickling clients cannot hold connections forever. Keep it
+    /// above the idle timeout of the load balancer's pooled connections (60 s for AWS ALB and
+    /// ingress-nginx), or it closes connections the balancer is about to reuse.
     #[arg(
         long,
         env = "CARDSTREAM_HEADER_READ_TIMEOUT",
-        default_value = "5s",
+        default_value = "65s",
         value_parser = humantime::parse_duration
     )]
     pub header_read_timeout: Duration,
@@ -65,7 +68,7 @@ impl Default for ServeArgs {
         ServeArgs {
             shutdown_delay: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
-            header_read_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(65),
         }
     }
 }
@@ -91,6 +94,23 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(args.header_read_timeout);
     let close = CancellationToken::new();
+    // Once the stop is asked for, every answer says `connection: close`, so that clients and
+    // proxies holding kept-alive connections open new ones (to other replicas) instead.
+    let stopping = stop.clone();
+    let router = router.layer(axum::middleware::map_response(
+        move |mut response: axum::response::Response| {
+            let stopping = stopping.clone();
+            async move {
+                if stopping.is_cancelled() {
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                response
+            }
+        },
+    ));
     // Every connection holds a sender; `recv` returns `None` once all of them are gone.
     let (open_tx, mut open_rx) = tokio::sync::mpsc::channel::<()>(1);
 
