@@ -608,6 +608,8 @@ def test_all_on():
     check(spec["aggregator"]["autoscaling"] == {"minReplicas": 1, "maxReplicas": 8, "targetLagPerReplica": 20000, "stabilizationWindowSeconds": 300}, f"autoscaling {spec['aggregator']}")
     check(spec["policy"] == {"inline": ALL_ON["cardstream"]["policy"]["inline"]}, f"policy {spec.get('policy')}: not the TOML given")
     check(spec["kafka"]["properties"] == ALL_ON["cardstream"]["kafka"]["properties"], f"kafka {spec['kafka']}")
+    check(spec["imagePullSecrets"] == ALL_ON["imagePullSecrets"], f"imagePullSecrets {spec.get('imagePullSecrets')}: the components would not pull the image")
+    check(spec["gateway"]["resources"] == ALL_ON["cardstream"]["gateway"]["resources"], f"gateway {spec['gateway']}: the resources given are not passed on")
 
     secret = only(objects, "Secret", "all toggles on")
     check("data" not in secret and secret["metadata"]["name"] == "cardstream", f"Secret {secret['metadata']['name']} with data")

@@ -27,6 +27,9 @@ pub struct CardStreamSpec {
     pub image: String,
     #[serde(default)]
     pub image_pull_policy: Option<String>,
+    /// Secrets (in the CardStream's namespace) to pull the image with, given to every pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<k8s_openapi::api::core::v1::LocalObjectReference>,
     pub kafka: KafkaSpec,
     /// The Secret key holding the Postgres URL (`CARDSTREAM_DATABASE_URL`).
     pub database_url_secret: SecretKeyRef,

@@ -7,11 +7,12 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount,
+    HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
@@ -64,6 +65,29 @@ fn policy_source(cs: &CardStream) -> Option<(String, String)> {
     }
     let reference = policy.config_map.as_ref()?;
     Some((reference.name.clone(), reference.key.clone()))
+}
+
+/// What a component gets when its CardStream names no resources: requests, so that it is
+/// scheduled where it fits and is not the first evicted (BestEffort), and a memory limit
+/// above what its own bounds allow (the gateway sheds load under 256 MiB; the API hashes at
+/// most two passwords of 19 MiB at once; the aggregator's batch is at most 16 MiB of payload
+/// and a few times that in memory). No CPU limit: throttling would add latency to
+/// authorization decisions rather than protect anything.
+fn default_resources(component: Component) -> ResourceRequirements {
+    let (cpu, memory, limit) = match component {
+        Component::Gateway => ("100m", "128Mi", "512Mi"),
+        Component::Api => ("100m", "128Mi", "512Mi"),
+        Component::Aggregator => ("250m", "256Mi", "1Gi"),
+    };
+    let quantity = |q: &str| Quantity(q.to_owned());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), quantity(cpu)),
+            ("memory".to_owned(), quantity(memory)),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_owned(), quantity(limit))])),
+        ..ResourceRequirements::default()
+    }
 }
 
 /// `cardstream-<instance>-<component>`.
@@ -210,7 +234,9 @@ fn container(cs: &CardStream, component: Component) -> Container {
         Component::Gateway => spec.gateway.resources.clone(),
         Component::Aggregator => spec.aggregator.component.resources.clone(),
         Component::Api => spec.api.resources.clone(),
-    };
+    }
+    .filter(|r| r.requests.is_some() || r.limits.is_some())
+    .unwrap_or_else(|| default_resources(component));
     let mut ports = vec![ContainerPort {
         name: Some("admin".to_owned()),
         container_port: ADMIN_PORT,
@@ -233,7 +259,7 @@ fn container(cs: &CardStream, component: Component) -> Container {
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         liveness_probe: Some(http_probe("/healthz")),
         readiness_probe: Some(http_probe("/readyz")),
-        resources,
+        resources: Some(resources),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(USER),
@@ -309,6 +335,8 @@ pub fn deployment(cs: &CardStream, component: Component, replicas: i32) -> Deplo
                 spec: Some(PodSpec {
                     containers: vec![container(cs, component)],
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+                    image_pull_secrets: (!cs.spec.image_pull_secrets.is_empty())
+                        .then(|| cs.spec.image_pull_secrets.clone()),
                     volumes,
                     security_context: Some(pod_security()),
                     automount_service_account_token: Some(false),

@@ -185,3 +185,44 @@ fn record_keys_reach_the_gateway_and_the_aggregator_from_their_secret() {
         assert!(keys.is_none_or(|(_, value, _)| value.is_none()));
     }
 }
+
+#[test]
+fn components_get_default_resources_unless_given_and_the_pull_secrets() {
+    let mut cs = sample();
+    for component in Component::ALL {
+        let d = deployment(&cs, component, 1);
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        let resources = pod.containers[0].resources.clone().unwrap();
+        let requests = resources.requests.unwrap();
+        // Requests for both: never BestEffort. A memory limit; no CPU limit (throttling).
+        assert!(
+            requests.contains_key("cpu") && requests.contains_key("memory"),
+            "{component:?}"
+        );
+        let limits = resources.limits.unwrap();
+        assert!(
+            limits.contains_key("memory") && !limits.contains_key("cpu"),
+            "{component:?}"
+        );
+        assert!(pod.image_pull_secrets.is_none());
+    }
+
+    cs.spec.image_pull_secrets = vec![k8s_openapi::api::core::v1::LocalObjectReference {
+        name: "registry".into(),
+    }];
+    let given = k8s_openapi::api::core::v1::ResourceRequirements {
+        limits: Some(std::collections::BTreeMap::from([(
+            "memory".to_owned(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("2Gi".into()),
+        )])),
+        ..Default::default()
+    };
+    cs.spec.aggregator.component.resources = Some(given.clone());
+    let d = deployment(&cs, Component::Aggregator, 1);
+    let pod = d.spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.containers[0].resources, Some(given));
+    assert_eq!(
+        pod.image_pull_secrets.as_ref().unwrap()[0].name,
+        "registry".to_owned()
+    );
+}
