@@ -101,7 +101,10 @@ pub async fn serve(
         move |mut response: axum::response::Response| {
             let stopping = stopping.clone();
             async move {
-                if stopping.is_cancelled() {
+                // (Not on a websocket's 101: its `connection: upgrade` must stand.)
+                if stopping.is_cancelled()
+                    && response.status() != axum::http::StatusCode::SWITCHING_PROTOCOLS
+                {
                     response.headers_mut().insert(
                         axum::http::header::CONNECTION,
                         axum::http::HeaderValue::from_static("close"),
