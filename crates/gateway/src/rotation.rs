@@ -8,14 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use cardstream_policy::watch_file;
 use cardstream_stripe::Verifier;
 use cardstream_telemetry::CancellationToken;
 use prometheus::IntCounterVec;
 
 use crate::SecretArgs;
-
-/// How long a changed file must stay unchanged before it is read as complete.
-const SETTLE: Duration = Duration::from_millis(250);
 
 /// Follows `args.webhook_secrets_file`, if there is one.
 pub(crate) fn watch(
@@ -28,27 +26,12 @@ pub(crate) fn watch(
     let Some(path) = args.webhook_secrets_file.clone() else {
         return;
     };
-    // The baseline is read now: an edit made before the task first runs is still a change.
-    let mut last = std::fs::read(&path).ok();
-    tokio::spawn(async move {
-        // `interval` panics on zero.
-        let every = args.secrets_reload_interval.max(Duration::from_millis(10));
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let now = tokio::fs::read(&path).await.ok();
-            if now == last {
-                continue;
-            }
-            tokio::time::sleep(SETTLE).await;
-            if tokio::fs::read(&path).await.ok() != now {
-                continue;
-            }
-            last = now;
+    // The task runs until `shutdown`; nothing waits for it.
+    let _task = watch_file(
+        path.clone(),
+        args.secrets_reload_interval,
+        shutdown,
+        move || {
             let loaded = args.load().and_then(|secrets| {
                 Ok((Verifier::new(&secrets, tolerance.as_secs())?, secrets.len()))
             });
@@ -64,6 +47,6 @@ pub(crate) fn watch(
                     tracing::error!(error = %err, "cannot use the changed webhook secrets file; keeping the secrets in force");
                 }
             }
-        }
-    });
+        },
+    );
 }

@@ -8,10 +8,12 @@
 mod decide;
 mod load;
 mod policy;
+mod watch;
 
 pub use decide::{Decision, NoSpendData, Reason, Request, Spend, SpendView, decide};
 pub use load::{PolicyArgs, PolicyStore};
 pub use policy::{FailMode, Policy};
+pub use watch::watch_file;
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

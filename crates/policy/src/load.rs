@@ -7,10 +7,8 @@ use cardstream_stripe::Currency;
 use tokio_util::sync::CancellationToken;
 
 use crate::policy::FailMode;
+use crate::watch::watch_file;
 use crate::{Error, Policy};
-
-/// How long a changed policy file must stay unchanged before it is read as complete.
-const SETTLE: Duration = Duration::from_millis(250);
 
 /// Where the policy comes from: a TOML file, and/or individual settings that override the
 /// file's fields (handy in a container without a mounted file).
@@ -252,48 +250,28 @@ impl PolicyStore {
     ) -> Option<tokio::task::JoinHandle<()>> {
         let path = args.file.clone()?;
         let store = self.clone();
-        // Read the baseline now, not in the task: an edit made between this call and the
-        // task's first poll must count as a change.
-        let mut last = std::fs::read(&path).ok();
-        Some(tokio::spawn(async move {
-            // `interval` panics on zero.
-            let mut tick =
-                tokio::time::interval(args.reload_interval.max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                let now = tokio::fs::read(&path).await.ok();
-                if now == last {
-                    continue;
-                }
-                // A file being written changes between two reads: wait until it holds still,
-                // so a reload never reads it mid-write.
-                tokio::time::sleep(SETTLE).await;
-                if tokio::fs::read(&path).await.ok() != now {
-                    continue;
-                }
-                last = now;
-                match args.resolve() {
-                    Ok(policy) => {
-                        store.replace(policy);
-                        tracing::info!(path = %path.display(), "configured authorization policy reloaded");
-                        if store.saved_version().is_some() {
-                            tracing::info!(
-                                "an admin-saved policy is in force; the file applies again if it is removed"
-                            );
-                        }
-                        on_reload(Ok(()));
+        let every = args.reload_interval;
+        Some(watch_file(
+            path.clone(),
+            every,
+            shutdown,
+            move || match args.resolve() {
+                Ok(policy) => {
+                    store.replace(policy);
+                    tracing::info!(path = %path.display(), "configured authorization policy reloaded");
+                    if store.saved_version().is_some() {
+                        tracing::info!(
+                            "an admin-saved policy is in force; the file applies again if it is removed"
+                        );
                     }
-                    Err(err) => {
-                        tracing::warn!(%err, "the edited policy is invalid; keeping the previous one");
-                        on_reload(Err(&err));
-                    }
+                    on_reload(Ok(()));
                 }
-            }
-        }))
+                Err(err) => {
+                    tracing::warn!(%err, "the edited policy is invalid; keeping the previous one");
+                    on_reload(Err(&err));
+                }
+            },
+        ))
     }
 }
 
