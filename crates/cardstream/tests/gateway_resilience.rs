@@ -408,3 +408,35 @@ async fn events_at_capacity_do_not_crowd_out_authorization_requests() {
     );
     drop(holder);
 }
+
+/// `--max-concurrent-requests 0` would answer every request 503: a gateway that looks up and
+/// refuses all of Stripe's traffic. It is refused at start, naming the setting.
+#[test]
+fn a_request_cap_of_zero_is_refused_at_start() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cardstream"))
+        .arg("gateway")
+        .env("CARDSTREAM_MAX_CONCURRENT_REQUESTS", "0")
+        .env("CARDSTREAM_WEBHOOK_SECRETS", "whsec_zero_cap_test")
+        .env("CARDSTREAM_LISTEN", "127.0.0.1:0")
+        .env("CARDSTREAM_ADMIN_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("a gateway with --max-concurrent-requests 0 started and kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--max-concurrent-requests"), "{stderr}");
+}

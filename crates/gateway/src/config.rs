@@ -102,13 +102,13 @@ pub struct GatewayArgs {
 
     /// Most requests served at once, for authorization requests and for everything else
     /// separately; past it, requests get 503 with `Retry-After` (and Stripe retries) instead
-    /// of queueing.
+    /// of queueing. At least 1 (0 would refuse every request).
     #[arg(
         long,
         env = "CARDSTREAM_MAX_CONCURRENT_REQUESTS",
-        default_value_t = 1024
+        default_value = "1024"
     )]
-    pub max_concurrent_requests: usize,
+    pub max_concurrent_requests: std::num::NonZeroUsize,
 
     /// Most bodies over 64 KiB (or of undeclared length) read at once before their signature
     /// is checked. Stripe's events are a few KiB; this bounds what a client uploading large

@@ -102,7 +102,7 @@ pub async fn start(
         produce_timeout: args.produce_timeout,
         body_timeout: args.body_timeout,
         stripe_version,
-        capacity: Capacity::new(args.max_concurrent_requests, args.max_large_bodies),
+        capacity: Capacity::new(args.max_concurrent_requests.get(), args.max_large_bodies),
         answered: Answered::new(args.signature_tolerance, replays::CAPACITY),
     });
 
