@@ -156,6 +156,8 @@ BAD_VALUES = {
     "bad alert duration": {"metrics": {"prometheusRule": {"alerts": {"webhook5xxHigh": {"for": "5 minutes"}}}}},
     "unknown alert": {"metrics": {"prometheusRule": {"alerts": {"diskFull": {"enabled": True}}}}},
     "secrets.create without values": {"secrets": {"create": True}},
+    "kafka credentialsSecret without a key": {"cardstream": {"kafka": {"credentialsSecret": {"name": "kafka"}}}},
+    "a watched namespace that is not a name": {"operator": {"watchNamespaces": ["Team B"]}},
     "token shorter than 32": {"secrets": {**ALL_ON["secrets"], "token": "short"}},
     "a record key shorter than 32": {"secrets": {**ALL_ON["secrets"], "recordKeys": "0123456789abcdef0123456789abcdef\nshort"}},
     "bad resource quantity": {"cardstream": {"gateway": {"resources": {"requests": {"cpu": "lots"}}}}},
@@ -531,17 +533,29 @@ def objects_of(label: str) -> list[dict]:
 
 @case("the operator's objects are equivalent to k8s/operator.yaml")
 def test_operator_equivalent():
-    reference = {d["kind"]: d for d in yaml.safe_load_all(OPERATOR_MANIFEST.read_text()) if d}
+    docs = [d for d in yaml.safe_load_all(OPERATOR_MANIFEST.read_text()) if d]
+    reference = {d["kind"]: d for d in docs}
     objects = objects_of("defaults")
     sa = only(objects, "ServiceAccount", "defaults")["metadata"]["name"]
-    for kind in ("ClusterRole", "Role"):
-        got = only(objects, kind, "defaults")["rules"]
-        check(got == reference[kind]["rules"], f"{kind} rules differ from k8s/operator.yaml:\n  chart: {got}\n  k8s:   {reference[kind]['rules']}")
-    for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
-        binding = only(objects, kind, "defaults")
-        check(binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}], f"{kind} subjects: {binding['subjects']}")
-        role = only(objects, role_kind, "defaults")["metadata"]["name"]
-        check(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role}, f"{kind} roleRef: {binding['roleRef']}")
+    check(not any(o["kind"].startswith("Cluster") and o["kind"] != "CustomResourceDefinition" for o in objects + docs),
+          "a ClusterRole or ClusterRoleBinding by default: the operator is namespaced unless rbac.clusterWide")
+
+    def by_role(items: list[dict], kind: str) -> dict[str, dict]:
+        return {("leader" if o["metadata"]["name"].endswith("-leader") else "reconciler"): o for o in items if o["kind"] == kind}
+
+    chart_roles, k8s_roles = by_role(objects, "Role"), by_role(docs, "Role")
+    check(sorted(chart_roles) == sorted(k8s_roles) == ["leader", "reconciler"], f"Roles: chart {sorted(chart_roles)}, k8s {sorted(k8s_roles)}")
+    for which, role in chart_roles.items():
+        got, want = role["rules"], k8s_roles[which]["rules"]
+        check(got == want, f"{which} Role rules differ from k8s/operator.yaml:\n  chart: {got}\n  k8s:   {want}")
+        check(role["metadata"]["namespace"] == NAMESPACE, f"{which} Role in {role['metadata']['namespace']}")
+    for which, binding in by_role(objects, "RoleBinding").items():
+        check(binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}], f"{which} RoleBinding subjects: {binding['subjects']}")
+        role = chart_roles[which]["metadata"]["name"]
+        check(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role}, f"{which} RoleBinding roleRef: {binding['roleRef']}")
+    secrets = [r for r in chart_roles["reconciler"]["rules"] if "secrets" in r["resources"]]
+    check(secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["cardstream"]}],
+          f"Secret access is not `get` on the CardStream's own Secret only: {secrets}")
 
     deployment = only(objects, "Deployment", "defaults")
     want_pod = reference["Deployment"]["spec"]["template"]["spec"]
@@ -553,7 +567,12 @@ def test_operator_equivalent():
     (container,) = pod["containers"]
     (want,) = want_pod["containers"]
     check(container["image"] == "ghcr.io/cardstream/cardstream:0.1.0", f"image {container['image']}: the tag must default to appVersion")
-    for key in ("args", "env", "livenessProbe", "readinessProbe", "resources", "securityContext"):
+    # The manifests watch their own namespace (cardstream-system); the chart its release's.
+    env = [e if e["name"] != "CARDSTREAM_WATCH_NAMESPACES" else {**e, "value": "cardstream-system"} for e in container["env"]]
+    check({"name": "CARDSTREAM_WATCH_NAMESPACES", "value": NAMESPACE} in container["env"], f"the operator does not watch {NAMESPACE} only: {container['env']}")
+    check({"name": "CARDSTREAM_ALLOWED_IMAGES", "value": "ghcr.io/cardstream/cardstream"} in container["env"], f"the operator allows other images than the chart's: {container['env']}")
+    check(env == want["env"], f"container env differs from k8s/operator.yaml:\n  chart: {env}\n  k8s:   {want['env']}")
+    for key in ("args", "livenessProbe", "readinessProbe", "resources", "securityContext"):
         check(container.get(key) == want.get(key), f"container {key} differs from k8s/operator.yaml:\n  chart: {container.get(key)}\n  k8s:   {want.get(key)}")
     check([(p["name"], p["containerPort"]) for p in container["ports"]] == [("admin", 9090)], f"ports {container['ports']}")
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
@@ -652,6 +671,49 @@ def test_all_on():
     check(pod["metadata"]["labels"]["example.com/team"] == "payments", "operator.podLabels not applied")
     check(deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items(), "podLabels broke the selector")
     check({"name": "RUST_LOG", "value": "info"} in pod["spec"]["containers"][0]["env"], "operator.extraEnv not applied")
+
+
+def operator_env(objects: list[dict]) -> dict[str, str]:
+    deployment = only([o for o in objects if o["metadata"]["name"].endswith("-operator")], "Deployment", "operator")
+    return {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+@case("watchNamespaces: a Role and RoleBinding in each, and the operator told to watch exactly those")
+def test_watch_namespaces():
+    objects = render({"operator": {"watchNamespaces": ["payments", "team-b"]}})[1]
+    roles = sorted((o["kind"], o["metadata"]["namespace"]) for o in objects if o["kind"] in ("Role", "RoleBinding") and not o["metadata"]["name"].endswith("-leader"))
+    check(roles == [("Role", "payments"), ("Role", "team-b"), ("RoleBinding", "payments"), ("RoleBinding", "team-b")], f"roles {roles}")
+    check(not any(o["kind"] in ("ClusterRole", "ClusterRoleBinding") for o in objects), "a ClusterRole in namespaced mode")
+    env = operator_env(objects)
+    check(env.get("CARDSTREAM_WATCH_NAMESPACES") == "payments,team-b", f"CARDSTREAM_WATCH_NAMESPACES {env.get('CARDSTREAM_WATCH_NAMESPACES')!r}")
+
+
+@case("rbac.clusterWide: a ClusterRole, every namespace watched, Secrets by any name")
+def test_cluster_wide():
+    objects = render({"rbac": {"create": True, "clusterWide": True}})[1]
+    role = only(objects, "ClusterRole", "cluster-wide")
+    binding = only(objects, "ClusterRoleBinding", "cluster-wide")
+    check(binding["roleRef"]["name"] == role["metadata"]["name"], f"roleRef {binding['roleRef']}")
+    check([o["metadata"]["name"] for o in objects if o["kind"] == "Role"] == [role["metadata"]["name"] + "-leader"], "a namespaced reconciler Role besides the ClusterRole")
+    secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
+    check(secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}], f"secrets rule {secrets}")
+    check("CARDSTREAM_WATCH_NAMESPACES" not in operator_env(objects), "a namespace list in cluster-wide mode")
+
+
+@case("allowedImages and kafka.credentialsSecret reach the operator and the CardStream")
+def test_images_and_kafka_credentials():
+    values = {
+        "operator": {"allowedImages": ["ghcr.io/cardstream/cardstream", "registry.example.com/"]},
+        "cardstream": {"kafka": {"credentialsSecret": {"name": "kafka-client", "key": "properties"}}},
+    }
+    objects = render(values)[1]
+    env = operator_env(objects)
+    check(env.get("CARDSTREAM_ALLOWED_IMAGES") == "ghcr.io/cardstream/cardstream,registry.example.com/", f"CARDSTREAM_ALLOWED_IMAGES {env.get('CARDSTREAM_ALLOWED_IMAGES')!r}")
+    spec = only(objects, "CardStream", "credentials")["spec"]
+    check(spec["kafka"]["credentialsSecret"] == {"name": "kafka-client", "key": "properties"}, f"kafka {spec['kafka']}")
+    role = [o for o in objects if o["kind"] == "Role" and not o["metadata"]["name"].endswith("-leader")][0]
+    names = [r.get("resourceNames") for r in role["rules"] if "secrets" in r["resources"]]
+    check(names == [["cardstream", "kafka-client"]], f"the operator may not read the Kafka credentials Secret: {names}")
 
 
 @case("every toggle off: only the operator's Deployment and Service")

@@ -90,3 +90,35 @@ it), or 64 random characters on first install. Arguments: (list $ secretKeyRef).
 {{- randAlphaNum 64 }}
 {{- end }}
 {{- end }}
+
+{{/*
+The namespaces whose CardStreams the operator reconciles (JSON array): operator.watchNamespaces,
+else the release namespace.
+*/}}
+{{- define "cardstream.operator.watchNamespaces" -}}
+{{- toJson (default (list .Release.Namespace) .Values.operator.watchNamespaces) -}}
+{{- end }}
+
+{{/*
+The Secrets the operator may `get` (JSON array, RBAC resourceNames): operator.secretNames, else
+those the chart's CardStream references, else none named (any Secret in the watched namespaces).
+*/}}
+{{- define "cardstream.operator.secretNames" -}}
+{{- $names := .Values.operator.secretNames }}
+{{- if and (not $names) .Values.cardstream.create (not .Values.rbac.clusterWide) }}
+{{- $cs := .Values.cardstream }}
+{{- $names = list $cs.databaseUrlSecret.name $cs.webhookSecretsSecret.name $cs.tokenSecret.name $cs.recordKeysSecret.name }}
+{{- with $cs.kafka.credentialsSecret }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- end }}
+{{- toJson (uniq $names) -}}
+{{- end }}
+
+{{/*
+Image repositories CardStreams may run (comma-separated): operator.allowedImages, else the
+chart's own image repository.
+*/}}
+{{- define "cardstream.operator.allowedImages" -}}
+{{- join "," (default (list .Values.image.repository) .Values.operator.allowedImages) -}}
+{{- end }}

@@ -64,6 +64,7 @@ const SECRET_FLAGS: &[(&str, &str)] = &[
         "record-keys",
         "set CARDSTREAM_RECORD_KEYS or use --record-keys-file",
     ),
+    ("kafka-credentials", "set CARDSTREAM_KAFKA_CREDENTIALS"),
 ];
 
 /// Refuses a secret given as a command-line flag, in any subcommand.

@@ -21,6 +21,7 @@ const TOKEN_SECRET: &str = "token-secret-of-at-least-32-bytes-5e1c";
 const WEBHOOK_SECRET: &str = "whsec_debug_test_9b2d";
 const SASL_PASSWORD: &str = "sasl-pa55word-c41e";
 const RECORD_KEY: &str = "record-key-of-at-least-32-bytes-a7d0e3";
+const SASL_CREDENTIAL: &str = "sasl-credential-in-a-secret-0d9b";
 
 fn database_url() -> String {
     format!("postgres://app:{DB_PASSWORD}@db.internal:5432/cardstream")
@@ -110,9 +111,21 @@ fn cases() -> Vec<Case> {
         Case {
             name: "topics",
             parse: debug_of::<cardstream_kafka::TopicArgs>,
-            secret_flags: vec![("--kafka-property", format!("sasl.password={SASL_PASSWORD}"))],
-            secret_env: vec![("CARDSTREAM_KAFKA_PROPERTIES", kafka.clone())],
-            secrets: &[SASL_PASSWORD],
+            secret_flags: vec![
+                ("--kafka-property", format!("sasl.password={SASL_PASSWORD}")),
+                (
+                    "--kafka-credentials",
+                    format!("sasl.username=app\nsasl.password={SASL_CREDENTIAL}"),
+                ),
+            ],
+            secret_env: vec![
+                ("CARDSTREAM_KAFKA_PROPERTIES", kafka.clone()),
+                (
+                    "CARDSTREAM_KAFKA_CREDENTIALS",
+                    format!("sasl.username=app\nsasl.password={SASL_CREDENTIAL}"),
+                ),
+            ],
+            secrets: &[SASL_PASSWORD, SASL_CREDENTIAL],
             visible_flag: ("--kafka-brokers", "kafka.test:9093"),
         },
         Case {
@@ -222,4 +235,63 @@ fn env_child() {
     for problem in problems(&case, &visible_argv(&case), "the environment") {
         eprintln!("secrets_debug: {problem}");
     }
+}
+
+/// `--help` prints each setting's environment variable, and clap would print its value too:
+/// with a Kafka password, a database URL or a key in the environment (as in every pod), anyone
+/// who runs `cardstream <command> --help` in a container, or reads a CI log, would see it.
+#[test]
+fn help_does_not_print_secrets_from_the_environment() {
+    let secrets = [
+        ("CARDSTREAM_DATABASE_URL", database_url()),
+        ("CARDSTREAM_TOKEN_SECRET", TOKEN_SECRET.to_owned()),
+        ("CARDSTREAM_WEBHOOK_SECRETS", WEBHOOK_SECRET.to_owned()),
+        (
+            "CARDSTREAM_KAFKA_PROPERTIES",
+            format!("security.protocol=SASL_SSL,sasl.password={SASL_PASSWORD}"),
+        ),
+        (
+            "CARDSTREAM_KAFKA_CREDENTIALS",
+            format!("sasl.username=app\nsasl.password={SASL_CREDENTIAL}"),
+        ),
+        ("CARDSTREAM_RECORD_KEYS", RECORD_KEY.to_owned()),
+    ];
+    let mut leaks = Vec::new();
+    for command in [
+        "gateway",
+        "aggregator",
+        "api",
+        "topics",
+        "migrate",
+        "replay",
+        "operator",
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_cardstream"))
+            .args([command, "--help"])
+            .envs(secrets.iter().map(|(name, value)| (*name, value.as_str())))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success() && text.contains("CARDSTREAM_"),
+            "cardstream {command} --help: {text}"
+        );
+        for secret in [
+            DB_PASSWORD,
+            TOKEN_SECRET,
+            WEBHOOK_SECRET,
+            SASL_PASSWORD,
+            SASL_CREDENTIAL,
+            RECORD_KEY,
+        ] {
+            if text.contains(secret) {
+                leaks.push(format!("cardstream {command} --help prints {secret}"));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "{}", leaks.join("\n"));
 }

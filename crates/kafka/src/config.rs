@@ -24,13 +24,67 @@ pub struct KafkaArgs {
 
     /// Extra librdkafka properties as `key=value` (e.g. `security.protocol=SASL_SSL`).
     /// Repeat the flag, or give a comma-separated list in the environment variable.
+    /// Credentials do not belong here: see --kafka-credentials.
     #[arg(
         long = "kafka-property",
         env = "CARDSTREAM_KAFKA_PROPERTIES",
+        hide_env_values = true,
         value_delimiter = ',',
         value_parser = parse_property
     )]
     pub properties: Vec<(String, String)>,
+
+    /// librdkafka properties that are credentials (`sasl.username`, `sasl.password`,
+    /// `ssl.key.pem`, ...), one `key=value` per line, applied last. From the environment only
+    /// (on Kubernetes, a Secret key the CardStream names in spec.kafka.credentialsSecret).
+    #[arg(
+        long = "kafka-credentials",
+        env = "CARDSTREAM_KAFKA_CREDENTIALS",
+        hide_env_values = true,
+        value_parser = Credentials::parse
+    )]
+    pub credentials: Option<Credentials>,
+}
+
+/// librdkafka properties that are secrets. Their `Debug` shows the keys only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials(pub Vec<(String, String)>);
+
+impl Credentials {
+    /// `key=value` lines; blank lines and `#` comments are skipped. An error names the line,
+    /// never its value.
+    pub fn parse(text: &str) -> Result<Credentials, String> {
+        text.lines()
+            .enumerate()
+            .map(|(i, line)| (i + 1, line.trim()))
+            .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+            .map(|(number, line)| {
+                parse_property(line)
+                    .map_err(|_| format!("line {number} of the Kafka credentials is not key=value"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Credentials)
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(key, _)| format!("{key}=<redacted>")))
+            .finish()
+    }
+}
+
+/// Whether a librdkafka property holds a secret (a password, a private key, a token or a
+/// JAAS/OAuth configuration that embeds one), so must come from a Secret, not a plain value.
+pub fn is_credential(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password")
+        || key.contains("secret")
+        || key.ends_with(".pem")
+        || key == "sasl.jaas.config"
+        || key == "sasl.oauthbearer.config"
+        || key == "sasl.username"
 }
 
 impl std::fmt::Debug for KafkaArgs {
@@ -47,6 +101,7 @@ impl std::fmt::Debug for KafkaArgs {
             .field("brokers", &self.brokers)
             .field("topic", &self.topic)
             .field("properties", &Redacted(&self.properties))
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -58,6 +113,7 @@ impl KafkaArgs {
             brokers: brokers.into(),
             topic: topic.into(),
             properties: Vec::new(),
+            credentials: None,
         }
     }
 
@@ -70,6 +126,9 @@ impl KafkaArgs {
             config.set(*key, *value);
         }
         for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        for (key, value) in self.credentials.iter().flat_map(|c| &c.0) {
             config.set(key, value);
         }
         config

@@ -70,9 +70,15 @@ pub struct KafkaSpec {
     #[serde(default = "default_replication")]
     #[schemars(range(min = 1, max = 16))]
     pub replication_factor: i32,
-    /// Extra librdkafka properties (TLS, SASL), `key=value`.
+    /// Extra librdkafka properties (TLS, SASL mechanism), `key=value`. Credentials are
+    /// refused here: they go in `credentialsSecret`.
     #[serde(default)]
     pub properties: Vec<String>,
+    /// The Secret key holding librdkafka properties that are credentials (`sasl.username`,
+    /// `sasl.password`, `ssl.key.pem`, ...), one `key=value` per line. Pods get it as a
+    /// `secretKeyRef`; the operator reads it to reach Kafka itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<SecretKeyRef>,
 }
 
 fn default_topic() -> String {

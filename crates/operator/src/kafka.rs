@@ -1,7 +1,7 @@
 //! The reconciler's Kafka step: the events topic (and its dead-letter topic) exist with at least
 //! the requested partitions, and how far the aggregator's consumer group is behind.
 
-use cardstream_kafka::{KafkaArgs, TopicArgs, parse_property};
+use cardstream_kafka::{Credentials, KafkaArgs, TopicArgs, parse_property};
 
 use crate::{CardStream, Error, consumer_group};
 
@@ -14,8 +14,9 @@ pub struct KafkaState {
     pub lag: i64,
 }
 
-/// The client settings a CardStream's spec describes.
-pub fn kafka_args(cs: &CardStream) -> Result<KafkaArgs, Error> {
+/// The client settings a CardStream's spec describes, with the credentials read from its
+/// `spec.kafka.credentialsSecret`.
+pub fn kafka_args(cs: &CardStream, credentials: Option<Credentials>) -> Result<KafkaArgs, Error> {
     let spec = &cs.spec.kafka;
     let properties = spec
         .properties
@@ -26,12 +27,16 @@ pub fn kafka_args(cs: &CardStream) -> Result<KafkaArgs, Error> {
         brokers: spec.bootstrap_servers.clone(),
         topic: spec.topic.clone(),
         properties,
+        credentials,
     })
 }
 
 /// Creates or grows the topics, then measures the consumer group's lag.
-pub async fn observe(cs: &CardStream) -> Result<KafkaState, Error> {
-    let kafka = kafka_args(cs)?;
+pub async fn observe(
+    cs: &CardStream,
+    credentials: Option<Credentials>,
+) -> Result<KafkaState, Error> {
+    let kafka = kafka_args(cs, credentials)?;
     cardstream_kafka::ensure_topics(&TopicArgs {
         kafka: kafka.clone(),
         partitions: cs.spec.kafka.partitions,

@@ -3,6 +3,7 @@
 //! `k8s/crd.yaml` and checked for drift by a test), and the operator that reconciles it.
 
 mod crd;
+mod images;
 mod kafka;
 mod lease;
 mod metrics;
@@ -10,6 +11,7 @@ mod objects;
 mod reconcile;
 mod run;
 mod scaling;
+mod secrets;
 mod status;
 
 pub use crd::{
@@ -18,7 +20,7 @@ pub use crd::{
 };
 pub use kafka::{KafkaState, kafka_args, observe as observe_kafka};
 use kube::CustomResourceExt;
-pub use lease::LeaderLease;
+pub use lease::{LeaderLease, LeaseTiming};
 pub use metrics::OperatorMetrics;
 pub use objects::{
     Component, consumer_group, deployment, disruption_budget, labels, migration_job, object_name,
@@ -27,7 +29,8 @@ pub use objects::{
 pub use reconcile::{Context, MANAGER, error_policy, reconcile};
 pub use run::{OperatorArgs, run};
 pub use scaling::Recommender;
-pub use status::{Migration, Observed, Rollout, status};
+pub use secrets::{Referenced, SECRETS_ANNOTATION, read as read_secrets};
+pub use status::{Migration, Observed, Rollout, refused, status};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -40,10 +43,18 @@ pub enum Error {
     Kafka(#[from] cardstream_kafka::Error),
     #[error("spec.kafka.properties: {0}")]
     KafkaProperty(String),
+    #[error("invalid settings: {0}")]
+    InvalidSettings(String),
     #[error("invalid CardStream: {0}")]
     InvalidSpec(String),
-    #[error("the leader Lease was lost to another replica")]
+    #[error("a referenced Secret: {0}")]
+    Secret(String),
+    #[error(
+        "lost the leader Lease (another replica holds it, or no renewal succeeded within the renew deadline)"
+    )]
     LeaseLost,
+    #[error("the API server did not answer about the leader Lease within {0:?}")]
+    LeaseTimeout(std::time::Duration),
     #[error(transparent)]
     Telemetry(#[from] cardstream_telemetry::Error),
     #[error("cannot register a metric: {0}")]
@@ -57,6 +68,7 @@ impl Error {
             Error::Kube(_) => "kubernetes",
             Error::Kafka(_) => "kafka",
             Error::KafkaProperty(_) | Error::InvalidSpec(_) => "invalid_spec",
+            Error::Secret(_) => "secret",
             _ => "internal",
         }
     }

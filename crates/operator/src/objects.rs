@@ -195,6 +195,9 @@ fn container(cs: &CardStream, component: Component) -> Container {
             &spec.kafka.properties,
         ));
     }
+    if let Some(credentials) = &spec.kafka.credentials_secret {
+        env.push(secret_env("CARDSTREAM_KAFKA_CREDENTIALS", credentials));
+    }
     let mut mounts = Vec::new();
     match component {
         Component::Gateway => {

@@ -10,15 +10,16 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 
+use crate::images;
 use crate::kafka::{self, KafkaState};
-use crate::status::{Migration, Observed, Rollout, status};
+use crate::secrets::{SECRETS_ANNOTATION, read as read_secrets};
+use crate::status::{Migration, Observed, Rollout, refused, status};
 use crate::{
     CardStream, Component, Error, OperatorMetrics, Recommender, deployment, disruption_budget,
     migration_job, object_name, policy_config_map, service, service_monitor,
@@ -26,7 +27,6 @@ use crate::{
 
 /// The field manager of everything the operator applies.
 pub const MANAGER: &str = "cardstream-operator";
-const SERVICE_MONITOR_CRD: &str = "servicemonitors.monitoring.coreos.com";
 
 /// What every reconcile shares.
 pub struct Context {
@@ -34,6 +34,8 @@ pub struct Context {
     pub metrics: OperatorMetrics,
     /// How often a settled CardStream is looked at again (the lag is measured this often).
     pub resync: Duration,
+    /// Repositories (or `registry/` prefixes) a CardStream's image may come from; empty: any.
+    pub allowed_images: Vec<String>,
     /// Per CardStream (namespace, name): the autoscaler's memory of recent recommendations.
     recommenders: Mutex<HashMap<(String, String), Recommender>>,
 }
@@ -44,8 +46,16 @@ impl Context {
             client,
             metrics,
             resync,
+            allowed_images: Vec::new(),
             recommenders: Mutex::default(),
         }
+    }
+
+    /// Refuses CardStreams whose image is not from one of `allowed`.
+    #[must_use]
+    pub fn with_allowed_images(mut self, allowed: Vec<String>) -> Self {
+        self.allowed_images = allowed;
+        self
     }
 }
 
@@ -99,10 +109,20 @@ async fn apply(cs: &CardStream, ctx: &Context) -> Result<Action, Error> {
         ctx.metrics.forget(&namespace, &name);
         return Ok(Action::await_change());
     }
-    validate(cs)?;
-
-    let kafka = kafka::observe(cs).await;
     let client = &ctx.client;
+    if let Err(error) = validate(cs, &ctx.allowed_images) {
+        refuse(client, &namespace, cs, &error).await?;
+        return Err(error);
+    }
+    let secrets = match read_secrets(&Api::namespaced(client.clone(), &namespace), cs).await {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            refuse(client, &namespace, cs, &error).await?;
+            return Err(error);
+        }
+    };
+
+    let kafka = kafka::observe(cs, secrets.kafka_credentials.clone()).await;
     if let Some(config_map) = policy_config_map(cs) {
         apply_object::<ConfigMap>(client, &namespace, &config_map).await?;
     }
@@ -145,29 +165,40 @@ async fn apply(cs: &CardStream, ctx: &Context) -> Result<Action, Error> {
                 Component::Aggregator => aggregators,
                 Component::Api => cs.spec.api.replicas,
             };
-            let applied = apply_object::<Deployment>(
-                client,
-                &namespace,
-                &deployment(cs, component, replicas),
-            )
-            .await?;
+            let mut wanted = deployment(cs, component, replicas);
+            if let Some(digest) = secrets.digest(component) {
+                wanted
+                    .spec
+                    .template
+                    .metadata
+                    .get_or_insert_default()
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(SECRETS_ANNOTATION.to_owned(), digest.to_owned());
+            }
+            let applied = apply_object::<Deployment>(client, &namespace, &wanted).await?;
             rollouts[i] = Some(rollout_of(&applied));
         }
     }
 
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    if crds.get_opt(SERVICE_MONITOR_CRD).await?.is_some() {
-        let gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
-        let resource = ApiResource::from_gvk(&gvk);
-        let monitors: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), &namespace, &resource);
-        monitors
-            .patch(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(service_monitor(cs)),
-            )
-            .await?;
+    // Applied where the prometheus-operator is installed; elsewhere the API server answers
+    // 404 for the unknown resource. (Asking for its CRD instead would take a cluster-wide
+    // permission that a namespaced operator does not have.)
+    let gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
+    let monitors: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &namespace, &ApiResource::from_gvk(&gvk));
+    match monitors
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(service_monitor(cs)),
+        )
+        .await
+    {
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        other => {
+            other?;
+        }
     }
 
     let observed = Observed {
@@ -206,8 +237,52 @@ async fn apply(cs: &CardStream, ctx: &Context) -> Result<Action, Error> {
     }))
 }
 
-/// What the schema cannot say.
-fn validate(cs: &CardStream) -> Result<(), Error> {
+/// Writes why a CardStream is refused into its status (Ready and Degraded), once.
+async fn refuse(
+    client: &Client,
+    namespace: &str,
+    cs: &CardStream,
+    error: &Error,
+) -> Result<(), Error> {
+    let next = refused(
+        cs.status.as_ref(),
+        cs.metadata.generation,
+        error,
+        Timestamp::now(),
+    );
+    if cs.status.as_ref() != Some(&next) {
+        let api: Api<CardStream> = Api::namespaced(client.clone(), namespace);
+        api.patch_status(
+            &cs.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": next })),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What the schema cannot say, and what this operator will not run.
+fn validate(cs: &CardStream, allowed_images: &[String]) -> Result<(), Error> {
+    if !images::allowed(&cs.spec.image, allowed_images) {
+        return Err(Error::InvalidSpec(format!(
+            "spec.image {:?} is not from an allowed repository ({}); the operator's --allowed-images decides",
+            cs.spec.image,
+            allowed_images.join(", ")
+        )));
+    }
+    if let Some(key) = cs
+        .spec
+        .kafka
+        .properties
+        .iter()
+        .filter_map(|p| p.split_once('=').map(|(key, _)| key.trim()))
+        .find(|key| cardstream_kafka::is_credential(key))
+    {
+        return Err(Error::InvalidSpec(format!(
+            "spec.kafka.properties holds {key}, a credential: put it in the Secret that spec.kafka.credentialsSecret names"
+        )));
+    }
     if let Some(policy) = &cs.spec.policy
         && policy.inline.is_some()
         && policy.config_map.is_some()

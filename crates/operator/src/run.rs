@@ -4,17 +4,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cardstream_telemetry::{AdminServer, CancellationToken, Readiness, Registry};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::jiff::Timestamp;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client};
 
-use crate::lease::LeaderLease;
+use crate::lease::{LeaderLease, LeaseTiming};
 use crate::reconcile::{Context, error_policy, reconcile};
 use crate::{CardStream, Error, OperatorMetrics};
 
@@ -41,14 +40,35 @@ pub struct OperatorArgs {
     #[arg(long, env = "POD_NAME", default_value = "cardstream-operator")]
     pub identity: String,
 
-    /// How long a Lease holds without renewal; a standby takes over this long after the
-    /// leader stops renewing.
+    /// How long a Lease holds: a standby takes over once it has seen the Lease unchanged for
+    /// this long (measured on its own clock, so clock skew between nodes does not matter).
     #[arg(long, env = "CARDSTREAM_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
 
-    /// How often a settled CardStream is reconciled again (and its consumer lag measured).
+    /// The leader stops reconciling once no renewal has succeeded for this long; it must be
+    /// well inside the lease duration, which is what keeps two leaders apart.
+    #[arg(long, env = "CARDSTREAM_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease_renew_deadline: Duration,
+
+    /// How often the leader renews the Lease and a standby tries to take it.
+    #[arg(long, env = "CARDSTREAM_LEASE_RETRY_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub lease_retry_period: Duration,
+
+    /// How often a settled CardStream is reconciled again (its consumer lag measured, the
+    /// Secrets it references read again: a rotated Secret rolls its pods within this).
     #[arg(long, env = "CARDSTREAM_RESYNC", default_value = "30s", value_parser = humantime::parse_duration)]
     pub resync: Duration,
+
+    /// Namespaces whose CardStreams this operator reconciles, comma-separated (it needs a Role
+    /// in each). Empty: every namespace, which needs a ClusterRole.
+    #[arg(long, env = "CARDSTREAM_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+
+    /// Image repositories a CardStream may run, comma-separated: `ghcr.io/org/app` (that
+    /// repository, any tag or digest) or `registry.example.com/` (everything under a prefix).
+    /// A CardStream with another image is refused. Empty: any image.
+    #[arg(long, env = "CARDSTREAM_ALLOWED_IMAGES", value_delimiter = ',')]
+    pub allowed_images: Vec<String>,
 }
 
 /// Runs the operator until `shutdown`; an error when the Lease was lost or the API server
@@ -58,6 +78,15 @@ pub async fn run(
     registry: Registry,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
+    let timing = LeaseTiming {
+        duration: args.lease_duration,
+        renew_deadline: args.lease_renew_deadline,
+        retry_period: args.lease_retry_period,
+    };
+    timing.validate().map_err(Error::InvalidSettings)?;
+    if args.allowed_images.is_empty() {
+        tracing::warn!("no --allowed-images: CardStreams may run any image");
+    }
     let metrics = OperatorMetrics::new(&registry)?;
     let readiness = Readiness::new();
     readiness.require("kubernetes");
@@ -69,11 +98,11 @@ pub async fn run(
     )
     .await?;
     let client = Client::try_default().await?;
-    let lease = LeaderLease::new(
+    let lease = LeaderLease::with_timing(
         Api::namespaced(client.clone(), &args.lease_namespace),
         &args.lease_name,
         &args.identity,
-        args.lease_duration,
+        timing,
     );
 
     let result = lead(&lease, client, &args, &metrics, &readiness, &shutdown).await;
@@ -92,22 +121,15 @@ async fn lead(
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> Result<(), Error> {
-    let retry = lease.duration() / 3;
     // Standby: a replica that waits for the Lease is healthy and ready.
-    loop {
-        match lease.try_acquire_or_renew(Timestamp::now()).await {
-            Ok(true) => break,
-            Ok(false) => readiness.set("kubernetes", Ok(())),
-            Err(error) => {
-                tracing::warn!(%error, "cannot reach the leader Lease");
-                readiness.set("kubernetes", Err(error.to_string()));
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            () = tokio::time::sleep(retry) => {}
-        }
-    }
+    let Some(acquired) = lease
+        .acquire(shutdown, |attempt| {
+            readiness.set("kubernetes", attempt.map_err(ToString::to_string));
+        })
+        .await
+    else {
+        return Ok(());
+    };
     readiness.set("kubernetes", Ok(()));
     metrics.leader.set(1);
     tracing::info!(
@@ -115,60 +137,77 @@ async fn lead(
         "leading: reconciling CardStreams"
     );
 
-    let lost = CancellationToken::new();
-    let renewing = tokio::spawn(renew(lease.clone(), lost.clone(), shutdown.clone()));
+    let leading = CancellationToken::new();
+    let keeping = tokio::spawn({
+        let (lease, leading, shutdown) = (lease.clone(), leading.clone(), shutdown.clone());
+        async move { lease.keep(acquired, leading, shutdown).await }
+    });
     let stop = {
-        let (shutdown, lost) = (shutdown.clone(), lost.clone());
+        let (shutdown, leading) = (shutdown.clone(), leading.clone());
         async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                () = lost.cancelled() => {}
+                () = leading.cancelled() => {}
             }
         }
+        .shared()
     };
-    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), args.resync));
-    Controller::new(
-        Api::<CardStream>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<Job>::all(client), watcher::Config::default())
-    .graceful_shutdown_on(stop)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| async {})
-    .await;
-    renewing.abort();
-    if lost.is_cancelled() && !shutdown.is_cancelled() {
+    let ctx = Arc::new(
+        Context::new(client.clone(), metrics.clone(), args.resync)
+            .with_allowed_images(args.allowed_images.clone()),
+    );
+    let scopes: Vec<Option<&str>> = if args.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.watch_namespaces
+            .iter()
+            .map(|ns| Some(ns.as_str()))
+            .collect()
+    };
+    let controllers = futures_util::future::join_all(scopes.into_iter().map(|namespace| {
+        let (client, ctx) = (client.clone(), ctx.clone());
+        Controller::new(
+            scoped::<CardStream>(&client, namespace),
+            watcher::Config::default(),
+        )
+        .owns(
+            scoped::<Deployment>(&client, namespace),
+            watcher::Config::default(),
+        )
+        .owns(
+            scoped::<Job>(&client, namespace),
+            watcher::Config::default(),
+        )
+        .graceful_shutdown_on(stop.clone())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+    }));
+    // Leadership lost: no new reconcile starts, and those in flight get until the stop grace
+    // (still inside the Lease's duration, before any standby can take over), then are dropped.
+    let grace = lease.timing().stop_grace();
+    let overrun = async {
+        leading.cancelled().await;
+        metrics.leader.set(0);
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        _ = controllers => {}
+        () = overrun => tracing::error!(?grace, "reconciles still running after leadership ended were abandoned"),
+    }
+    keeping.abort();
+    if leading.is_cancelled() && !shutdown.is_cancelled() {
         return Err(Error::LeaseLost);
     }
     Ok(())
 }
 
-/// Renews the Lease every third of its duration; cancels `lost` when another replica holds it
-/// or when no renewal has succeeded for a whole duration (it may have expired meanwhile).
-async fn renew(lease: LeaderLease, lost: CancellationToken, shutdown: CancellationToken) {
-    let mut renewed = Instant::now();
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(lease.duration() / 3) => {}
-        }
-        match lease.try_acquire_or_renew(Timestamp::now()).await {
-            Ok(true) => renewed = Instant::now(),
-            Ok(false) => {
-                tracing::error!("another replica holds the leader Lease; stopping");
-                lost.cancel();
-                return;
-            }
-            Err(error) if renewed.elapsed() >= lease.duration() => {
-                tracing::error!(%error, "could not renew the leader Lease in time; stopping");
-                lost.cancel();
-                return;
-            }
-            Err(error) => tracing::warn!(%error, "could not renew the leader Lease; retrying"),
-        }
+/// An `Api` over one namespace, or over all of them.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
     }
 }

@@ -142,6 +142,44 @@ pub fn status(
     }
 }
 
+/// The status of a CardStream the operator refuses to run (an invalid spec, an image outside
+/// the allow-list, a missing Secret): not ready, degraded, with the reason; the replica counts
+/// and lag stay as last seen.
+pub fn refused(
+    previous: Option<&CardStreamStatus>,
+    generation: Option<i64>,
+    error: &crate::Error,
+    now: Timestamp,
+) -> CardStreamStatus {
+    let reason = match error {
+        crate::Error::Secret(_) => "SecretUnavailable",
+        _ => "InvalidSpec",
+    };
+    let old = previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let condition = |type_: &str, status: &str| {
+        let since = old
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: error.to_string(),
+            observed_generation: generation,
+            last_transition_time: since,
+        }
+    };
+    CardStreamStatus {
+        observed_generation: generation,
+        conditions: vec![condition("Ready", "False"), condition("Degraded", "True")],
+        ..previous.cloned().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,12 +33,17 @@ fn now() -> Timestamp {
 
 /// The Lease as stored: held by `holder`, last renewed `renewed_ago` seconds before `now()`.
 fn stored(holder: &str, renewed_ago: i64, transitions: i32) -> Value {
+    stored_for(holder, renewed_ago, transitions, 15)
+}
+
+/// The same, for a Lease of `duration` seconds.
+fn stored_for(holder: &str, renewed_ago: i64, transitions: i32, duration: i64) -> Value {
     let renewed = now() - k8s_openapi::jiff::SignedDuration::from_secs(renewed_ago);
     json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": { "name": "cardstream-operator", "namespace": "cardstream-system", "resourceVersion": "41" },
         "spec": {
-            "holderIdentity": holder, "leaseDurationSeconds": 15,
+            "holderIdentity": holder, "leaseDurationSeconds": duration,
             "acquireTime": "2026-11-25T11:00:00.000000Z",
             "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
             "leaseTransitions": transitions
@@ -114,13 +119,14 @@ async fn a_lease_held_and_renewed_by_another_is_left_alone() {
 }
 
 #[tokio::test]
-async fn an_expired_lease_is_taken_over_with_the_version_read() {
+async fn a_lease_seen_unchanged_for_its_duration_is_taken_over_with_the_version_read() {
     let (client, handle) = fake_api::client();
     let server = serve(
         handle,
         "take over",
         vec![
-            Exchange::get(PATH).returns(stored("operator-a", 16, 2)),
+            Exchange::get(PATH).returns(stored_for("operator-a", 0, 2, 1)),
+            Exchange::get(PATH).returns(stored_for("operator-a", 0, 2, 1)),
             Exchange::new(Method::PUT, PATH).check(|b| {
                 assert_eq!(
                     b["metadata"]["resourceVersion"], "41",
@@ -132,13 +138,60 @@ async fn an_expired_lease_is_taken_over_with_the_version_read() {
             }),
         ],
     );
-    assert!(
-        lease_of(client, "operator-b")
-            .try_acquire_or_renew(now())
-            .await
-            .unwrap()
-    );
+    let standby = lease_of(client, "operator-b");
+    // First sight: however old its renewTime looks, the Lease has just been seen.
+    assert!(!standby.try_acquire_or_renew(now()).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(standby.try_acquire_or_renew(now()).await.unwrap());
     assert_quiet(server.await.unwrap(), "take over").await;
+}
+
+#[tokio::test]
+async fn a_standby_whose_clock_runs_ahead_leaves_a_renewed_lease_alone() {
+    // The standby's clock is an hour ahead of the leader's: by renewTime the Lease looks
+    // long expired, but the leader is renewing it (the record changes between looks).
+    let ahead = now() + k8s_openapi::jiff::SignedDuration::from_hours(1);
+    let mut renewed = stored("operator-a", 0, 2);
+    renewed["metadata"]["resourceVersion"] = json!("42");
+    renewed["spec"]["renewTime"] = json!("2026-11-25T12:00:02.000000Z");
+    let (client, handle) = fake_api::client();
+    let server = serve(
+        handle,
+        "clock ahead",
+        vec![
+            Exchange::get(PATH).returns(stored("operator-a", 0, 2)),
+            Exchange::get(PATH).returns(renewed),
+        ],
+    );
+    let standby = lease_of(client, "operator-b");
+    assert!(!standby.try_acquire_or_renew(ahead).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!standby.try_acquire_or_renew(ahead).await.unwrap());
+    assert_quiet(server.await.unwrap(), "clock ahead: no write").await;
+}
+
+#[tokio::test]
+async fn a_standby_whose_clock_runs_behind_takes_over_from_a_dead_leader() {
+    // The dead leader's clock was an hour ahead: its last renewTime lies in the standby's
+    // future. The standby still takes over once it has seen the record unchanged for the
+    // Lease's duration (1 s here).
+    let behind = now() - k8s_openapi::jiff::SignedDuration::from_hours(1);
+    let (client, handle) = fake_api::client();
+    let server = serve(
+        handle,
+        "clock behind",
+        vec![
+            Exchange::get(PATH).returns(stored_for("operator-a", 0, 2, 1)),
+            Exchange::get(PATH).returns(stored_for("operator-a", 0, 2, 1)),
+            Exchange::new(Method::PUT, PATH)
+                .check(|b| assert_eq!(b["spec"]["holderIdentity"], "operator-b")),
+        ],
+    );
+    let standby = lease_of(client, "operator-b");
+    assert!(!standby.try_acquire_or_renew(behind).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(standby.try_acquire_or_renew(behind).await.unwrap());
+    assert_quiet(server.await.unwrap(), "clock behind").await;
 }
 
 #[tokio::test]
@@ -148,7 +201,12 @@ async fn losing_the_takeover_race_is_not_leading() {
         handle,
         "takeover race",
         vec![
-            Exchange::get(PATH).returns(stored("operator-a", 60, 2)),
+            Exchange::get(PATH).returns({
+                // Released by its last holder: free to take at once, so the race is on.
+                let mut released = stored("operator-a", 60, 2);
+                released["spec"]["holderIdentity"] = Value::Null;
+                released
+            }),
             Exchange::new(Method::PUT, PATH).reply(|_| {
                 status(
                     StatusCode::CONFLICT,

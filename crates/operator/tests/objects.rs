@@ -226,3 +226,28 @@ fn components_get_default_resources_unless_given_and_the_pull_secrets() {
         "registry".to_owned()
     );
 }
+
+#[test]
+fn kafka_credentials_reach_every_component_from_their_secret_only() {
+    let mut cs = sample();
+    cs.spec.kafka.credentials_secret = Some(cardstream_operator::SecretKeyRef {
+        name: "kafka-client".into(),
+        key: "properties".into(),
+    });
+    for component in Component::ALL {
+        let env = env_of(&deployment(&cs, component, 1));
+        let credentials: Vec<_> = env
+            .iter()
+            .filter(|(n, _, _)| n == "CARDSTREAM_KAFKA_CREDENTIALS")
+            .collect();
+        assert_eq!(
+            credentials,
+            [&(
+                "CARDSTREAM_KAFKA_CREDENTIALS".to_owned(),
+                None,
+                Some("kafka-client/properties".to_owned())
+            )],
+            "{component:?}"
+        );
+    }
+}

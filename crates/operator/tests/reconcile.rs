@@ -64,9 +64,11 @@ fn owned_by_the_cardstream(body: &Value) {
     );
 }
 
-/// The objects every reconcile applies before looking at the workloads.
+/// The Secret every reconcile reads, and the objects it applies before looking at the
+/// workloads.
 fn applies_config_services_and_budgets() -> Vec<Exchange> {
     let mut steps = vec![
+        secret_read(),
         Exchange::apply(format!("/api/v1/namespaces/{NS}/configmaps/shop-policy")).check(|b| {
             owned_by_the_cardstream(b);
             assert!(
@@ -161,8 +163,57 @@ fn job_path(job: &Value) -> String {
     )
 }
 
-const CRD_PATH: &str =
-    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/servicemonitors.monitoring.coreos.com";
+const SERVICE_MONITOR_PATH: &str =
+    "/apis/monitoring.coreos.com/v1/namespaces/payments/servicemonitors/shop";
+
+/// Applying the ServiceMonitor where the prometheus-operator is not installed.
+fn no_service_monitors() -> Exchange {
+    Exchange::apply(SERVICE_MONITOR_PATH).reply(|_| {
+        status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    })
+}
+
+const SECRET_PATH: &str = "/api/v1/namespaces/payments/secrets/shop";
+
+/// The Secret the CardStream references, as the API server returns it.
+fn secret(token: &str, webhook_secrets: &str) -> Value {
+    secret_with("postgres://shop:pw@db/shop", token, webhook_secrets)
+}
+
+fn secret_with(database_url: &str, token: &str, webhook_secrets: &str) -> Value {
+    use k8s_openapi::ByteString;
+    let data = [
+        ("database-url", database_url),
+        ("token-secret", token),
+        ("webhook-secrets", webhook_secrets),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), ByteString(value.as_bytes().to_vec())))
+    .collect();
+    // Serialized by k8s-openapi: `data` in base64, as the API server sends it.
+    serde_json::to_value(k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("shop".into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// The reconciler reading the referenced Secret (once, although three keys are used).
+fn secret_read() -> Exchange {
+    Exchange::get(SECRET_PATH).returns(secret(
+        "token-0123456789abcdef0123456789abcdef",
+        "whsec_one",
+    ))
+}
 /// The status merge patch, answered with the CardStream holding the new status.
 fn status_patch(cs: &CardStream) -> Exchange {
     let object = serde_json::to_value(cs).unwrap();
@@ -215,7 +266,7 @@ async fn install_creates_the_topic_and_objects_then_waits_for_the_migration() {
     let mut steps = applies_config_services_and_budgets();
     steps.extend(deployments_read(None));
     steps.push(migration_job(&cs)); // echoed without status: the Job is running
-    steps.push(Exchange::get(CRD_PATH).not_found()); // no Prometheus Operator: no ServiceMonitor
+    steps.push(no_service_monitors()); // no Prometheus Operator: the API server has no such resource
     steps.push(status_patch(&cs).check(|b| {
         let ready = condition(b, "Ready");
         assert_eq!(
@@ -277,28 +328,21 @@ async fn once_migrated_the_workloads_roll_out_with_the_aggregators_the_lag_calls
                     let container = &b["spec"]["template"]["spec"]["containers"][0];
                     assert_eq!(container["args"], json!([component]));
                     assert_eq!(container["securityContext"]["runAsNonRoot"], true);
+                    let digest = &b["spec"]["template"]["metadata"]["annotations"]
+                        ["cardstream.dev/secrets-digest"];
+                    assert_eq!(digest.as_str().map(str::len), Some(16), "{component}: {b}");
                 })
                 .reply(settled),
         );
     }
-    steps.push(Exchange::get(CRD_PATH).returns(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": "servicemonitors.monitoring.coreos.com" },
-        "spec": { "group": "monitoring.coreos.com", "names": { "kind": "ServiceMonitor", "plural": "servicemonitors" }, "scope": "Namespaced", "versions": [] }
-    })));
-    steps.push(
-        Exchange::apply(format!(
-            "/apis/monitoring.coreos.com/v1/namespaces/{NS}/servicemonitors/shop"
-        ))
-        .check(|b| {
-            owned_by_the_cardstream(b);
-            assert_eq!(b["spec"]["endpoints"][0]["port"], "admin");
-            assert_eq!(
-                b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
-                "shop"
-            );
-        }),
-    );
+    steps.push(Exchange::apply(SERVICE_MONITOR_PATH).check(|b| {
+        owned_by_the_cardstream(b);
+        assert_eq!(b["spec"]["endpoints"][0]["port"], "admin");
+        assert_eq!(
+            b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+            "shop"
+        );
+    }));
     steps.push(status_patch(&cs).check(|b| {
         let ready = condition(b, "Ready");
         assert_eq!(
@@ -355,7 +399,7 @@ async fn an_update_on_the_same_image_applies_the_workloads_without_migrating() {
                 .reply(settled),
         );
     }
-    steps.push(Exchange::get(CRD_PATH).not_found());
+    steps.push(no_service_monitors());
     steps.push(status_patch(&cs).check(|b| {
         assert_eq!(b["status"]["observedGeneration"], 7);
         assert_eq!(b["status"]["gatewayReadyReplicas"], 5);
@@ -365,6 +409,91 @@ async fn an_update_on_the_same_image_applies_the_workloads_without_migrating() {
     let (ctx, _) = context(client);
     reconcile(Arc::new(cs), ctx).await.expect("reconciled");
     assert_quiet(server.await.unwrap(), "update").await;
+}
+
+/// The digest each component's pod template carries after a reconcile that reads `secret`.
+async fn digests_with(brokers: &str, secret: Value) -> Vec<String> {
+    let cs = cardstream(brokers, "cardstream:1", 7);
+    let (client, handle) = fake_api::client();
+    let digests = Arc::new(std::sync::Mutex::new(vec![String::new(); 3]));
+    let mut steps = vec![Exchange::get(SECRET_PATH).returns(secret)];
+    steps.extend(applies_config_services_and_budgets().into_iter().skip(1));
+    steps.extend(deployments_read(Some("cardstream:1")));
+    for (i, component) in ["gateway", "aggregator", "api"].into_iter().enumerate() {
+        let digests = digests.clone();
+        steps.push(
+            Exchange::apply(deployment_path(component))
+                .check(move |b| {
+                    let digest = &b["spec"]["template"]["metadata"]["annotations"]
+                        ["cardstream.dev/secrets-digest"];
+                    digests.lock().unwrap()[i] = digest.as_str().unwrap().to_owned();
+                })
+                .reply(settled),
+        );
+    }
+    steps.push(no_service_monitors());
+    steps.push(status_patch(&cs));
+    let server = serve(handle, "digests", steps);
+    let (ctx, _) = context(client);
+    reconcile(Arc::new(cs), ctx).await.expect("reconciled");
+    assert_quiet(server.await.unwrap(), "digests").await;
+    digests.lock().unwrap().clone()
+}
+
+/// Environment variables never change in a running pod: a rotated Secret reaches the pods only
+/// when their template changes. Each component's template carries a digest of exactly the
+/// values it reads from its environment, so a rotation rolls the components that read the
+/// changed key, and only those; the gateway reloads its mounted webhook secrets by itself.
+#[tokio::test]
+async fn a_rotated_secret_rolls_exactly_the_pods_that_read_it() {
+    let broker = Broker::start(Storage::Sqlite).await;
+    let brokers = broker.brokers();
+    let (token, whsec, db) = (
+        "token-0123456789abcdef0123456789abcdef",
+        "whsec_one",
+        "postgres://shop:pw@db/shop",
+    );
+    let before = digests_with(&brokers, secret_with(db, token, whsec)).await;
+    assert_eq!(
+        digests_with(&brokers, secret_with(db, token, whsec)).await,
+        before,
+        "the same Secret must give the same digests, or every resync would roll"
+    );
+
+    let rotated_token = digests_with(
+        &brokers,
+        secret_with(db, "token-fedcba9876543210fedcba9876543210", whsec),
+    )
+    .await;
+    assert_eq!(
+        (
+            rotated_token[0] == before[0],
+            rotated_token[1] == before[1],
+            rotated_token[2] == before[2]
+        ),
+        (true, true, false),
+        "a new token secret rolls the API only: {before:?} -> {rotated_token:?}"
+    );
+
+    let rotated_webhooks =
+        digests_with(&brokers, secret_with(db, token, "whsec_one\nwhsec_two")).await;
+    assert_eq!(
+        rotated_webhooks, before,
+        "the gateway reloads its webhook secrets file itself"
+    );
+
+    let rotated_password = digests_with(
+        &brokers,
+        secret_with("postgres://shop:new@db/shop", token, whsec),
+    )
+    .await;
+    assert!(
+        rotated_password
+            .iter()
+            .zip(&before)
+            .all(|(new, old)| new != old),
+        "a new database URL rolls every component: {before:?} -> {rotated_password:?}"
+    );
 }
 
 /// A new image: the migration Job for it runs first; the Deployments keep the old image until
@@ -377,7 +506,7 @@ async fn an_upgrade_migrates_before_any_workload_moves() {
     let mut steps = applies_config_services_and_budgets();
     steps.extend(deployments_read(Some("cardstream:1")));
     steps.push(migration_job(&cs));
-    steps.push(Exchange::get(CRD_PATH).not_found());
+    steps.push(no_service_monitors());
     steps.push(status_patch(&cs).check(|b| {
         assert_eq!(condition(b, "Progressing")["reason"], "Migrating");
         assert_eq!(
@@ -419,6 +548,7 @@ async fn an_api_server_error_stops_the_reconcile_and_is_counted() {
     let cs = Arc::new(cardstream(&broker.brokers(), "cardstream:1", 1));
     let (client, handle) = fake_api::client();
     let steps = vec![
+        secret_read(),
         Exchange::apply(format!("/api/v1/namespaces/{NS}/configmaps/shop-policy")).reply(|_| {
             status(
                 StatusCode::FORBIDDEN,
@@ -451,9 +581,10 @@ async fn an_api_server_error_stops_the_reconcile_and_is_counted() {
     );
 }
 
-/// A spec the schema accepts but the operator cannot act on: no request, no retry until it changes.
+/// A spec the schema accepts but the operator cannot act on: refused before anything else is
+/// read or written, with a status that says why; no retry until it changes.
 #[tokio::test]
-async fn an_invalid_spec_is_refused_before_any_request() {
+async fn an_invalid_spec_is_refused_with_a_status_that_says_why() {
     let mut cs = cardstream("127.0.0.1:1", "cardstream:1", 1);
     cs.spec
         .aggregator
@@ -461,20 +592,105 @@ async fn an_invalid_spec_is_refused_before_any_request() {
         .as_mut()
         .unwrap()
         .min_replicas = 9;
-    let (client, handle) = fake_api::client();
-    let (ctx, _) = context(client);
-    let cs = Arc::new(cs);
-    let error = reconcile(cs.clone(), ctx.clone())
-        .await
-        .expect_err("refused");
+    let error = refused(cs, None, "InvalidSpec").await;
     assert!(
         error
             .to_string()
             .contains("minReplicas 9 is above maxReplicas 8"),
         "{error}"
     );
+}
+
+/// Reconciles `cs` against an API server that expects only the status patch of a refusal with
+/// `reason`; returns the error, after checking it is not retried until the spec changes.
+async fn refused(
+    cs: CardStream,
+    allowed_images: Option<&[&str]>,
+    reason: &str,
+) -> cardstream_operator::Error {
+    let (client, handle) = fake_api::client();
+    let reason = reason.to_owned();
+    let server = serve(
+        handle,
+        "refused",
+        vec![status_patch(&cs).check(move |b| {
+            for (type_, holds) in [("Ready", "False"), ("Degraded", "True")] {
+                let condition = condition(b, type_);
+                assert_eq!(
+                    (condition["status"].as_str(), condition["reason"].as_str()),
+                    (Some(holds), Some(reason.as_str())),
+                    "{b}"
+                );
+            }
+        })],
+    );
+    let (ctx, registry) = context(client);
+    let ctx = match allowed_images {
+        Some(images) => {
+            let ctx = Arc::into_inner(ctx).unwrap();
+            Arc::new(ctx.with_allowed_images(images.iter().map(|i| (*i).to_owned()).collect()))
+        }
+        None => ctx,
+    };
+    let cs = Arc::new(cs);
+    let error = reconcile(cs.clone(), ctx.clone())
+        .await
+        .expect_err("refused");
     assert_eq!(error_policy(cs, &error, ctx), Action::await_change());
-    assert_quiet(handle, "invalid spec").await;
+    assert_quiet(server.await.unwrap(), "refused: nothing but the status").await;
+    assert_eq!(
+        metric_value(
+            &registry,
+            "cardstream_operator_reconcile_failures_total",
+            &[("reason", "invalid_spec")]
+        ),
+        1.0
+    );
+    error
+}
+
+/// Whoever may write a CardStream must not choose an image of their own to run with its
+/// Secrets: only the allowed repositories (the chart's own by default) run.
+#[tokio::test]
+async fn an_image_outside_the_allow_list_is_refused() {
+    let allowed: &[&str] = &["ghcr.io/cardstream/cardstream", "registry.example.com/"];
+    for image in [
+        "evil.example.com/cardstream:0.1.0",
+        "ghcr.io/cardstream/cardstream-debug:0.1.0",
+        "ghcr.io/attacker/cardstream@sha256:0000",
+    ] {
+        let cs = cardstream("127.0.0.1:1", image, 1);
+        let error = refused(cs, Some(allowed), "InvalidSpec").await;
+        assert!(
+            error.to_string().contains("not from an allowed repository"),
+            "{image}: {error}"
+        );
+    }
+}
+
+/// Kafka credentials inline in the spec would be readable by anyone who can read CardStreams
+/// and would reach the pods as plain environment values: refused, naming the key, not the value.
+#[tokio::test]
+async fn kafka_credentials_inline_in_the_spec_are_refused() {
+    for property in [
+        "sasl.password=hunter2",
+        "ssl.key.pem=-----BEGIN PRIVATE KEY-----",
+        "sasl.oauthbearer.client.secret=hunter2",
+        "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule password=hunter2",
+    ] {
+        let mut cs = cardstream("127.0.0.1:1", "cardstream:1", 1);
+        cs.spec.kafka.properties = vec!["security.protocol=SASL_SSL".into(), property.into()];
+        let error = refused(cs, None, "InvalidSpec").await.to_string();
+        let key = property.split_once('=').unwrap().0;
+        assert!(
+            error.contains(key) && error.contains("credentialsSecret"),
+            "{error}"
+        );
+        assert!(
+            !error.contains("hunter2") && !error.contains("BEGIN"),
+            "{error}"
+        );
+    }
 }
 
 /// The Kafka step alone, on the real broker: the topic and its DLQ are created with the spec's
@@ -483,7 +699,7 @@ async fn an_invalid_spec_is_refused_before_any_request() {
 async fn the_kafka_step_creates_the_topics_and_measures_the_groups_lag() {
     let broker = Broker::start(Storage::Sqlite).await;
     let cs = cardstream(&broker.brokers(), "cardstream:1", 1);
-    let first = cardstream_operator::observe_kafka(&cs).await.unwrap();
+    let first = cardstream_operator::observe_kafka(&cs, None).await.unwrap();
     assert_eq!((first.partitions, first.lag), (4, 0));
     let kafka = KafkaArgs::new(broker.brokers(), TOPIC);
     assert_eq!(
@@ -492,7 +708,7 @@ async fn the_kafka_step_creates_the_topics_and_measures_the_groups_lag() {
     );
 
     produce(&broker.brokers(), 25).await;
-    let second = cardstream_operator::observe_kafka(&cs).await.unwrap();
+    let second = cardstream_operator::observe_kafka(&cs, None).await.unwrap();
     assert_eq!((second.partitions, second.lag), (4, 25));
 }
 
@@ -521,7 +737,7 @@ async fn a_broker_that_refuses_degrades_the_status_and_keeps_the_aggregators() {
                 .reply(settled),
         );
     }
-    steps.push(Exchange::get(CRD_PATH).not_found());
+    steps.push(no_service_monitors());
     steps.push(status_patch(&cs).check(|b| {
         let degraded = condition(b, "Degraded");
         assert_eq!(
@@ -560,4 +776,54 @@ async fn a_broker_that_refuses_degrades_the_status_and_keeps_the_aggregators() {
         ),
         1.0
     );
+}
+
+/// A Secret the CardStream names does not exist (yet), or lacks the key: nothing is applied
+/// (the pods could not start), the status says which field, Secret and key, and the reconcile
+/// is retried, since creating a Secret does not change the CardStream.
+#[tokio::test]
+async fn a_missing_secret_is_reported_and_retried() {
+    let cs = cardstream("127.0.0.1:1", "cardstream:1", 1);
+    for (answer, expected) in [
+        (None, r#"spec.databaseUrlSecret: Secret "shop" not found"#),
+        (
+            Some(
+                json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "shop" }, "data": {} }),
+            ),
+            r#"spec.databaseUrlSecret: Secret "shop" has no key "database-url""#,
+        ),
+    ] {
+        let (client, handle) = fake_api::client();
+        let read = Exchange::get(SECRET_PATH);
+        let read = match answer {
+            Some(secret) => read.returns(secret),
+            None => read.not_found(),
+        };
+        let server = serve(
+            handle,
+            "missing secret",
+            vec![
+                read,
+                status_patch(&cs).check(move |b| {
+                    let degraded = condition(b, "Degraded");
+                    assert_eq!(degraded["reason"], "SecretUnavailable", "{b}");
+                    assert!(
+                        degraded["message"].as_str().unwrap().contains(expected),
+                        "{b}"
+                    );
+                }),
+            ],
+        );
+        let (ctx, _) = context(client);
+        let cs = Arc::new(cs.clone());
+        let error = reconcile(cs.clone(), ctx.clone())
+            .await
+            .expect_err("no Secret");
+        assert_eq!(error.reason(), "secret");
+        assert_eq!(
+            error_policy(cs, &error, ctx),
+            Action::requeue(Duration::from_secs(15))
+        );
+        assert_quiet(server.await.unwrap(), "missing secret: nothing applied").await;
+    }
 }

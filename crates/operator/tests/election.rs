@@ -1,0 +1,190 @@
+//! Two operator replicas electing a leader through one Lease on a stand-in API server that
+//! keeps the Lease as the real one does (resourceVersion checks, 409 on a lost race), and that
+//! can cut one replica off: its requests are held, never answered, as behind a network
+//! partition.
+
+#![allow(clippy::unwrap_used)]
+
+mod fake_api;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cardstream_operator::{LeaderLease, LeaseTiming};
+use cardstream_telemetry::CancellationToken;
+use fake_api::status;
+use http::{Method, Response, StatusCode};
+use kube::Api;
+use kube::client::Body;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+const TIMING: LeaseTiming = LeaseTiming {
+    duration: Duration::from_secs(2),
+    renew_deadline: Duration::from_millis(1_300),
+    retry_period: Duration::from_millis(200),
+};
+
+/// The Lease the stand-in API server keeps.
+#[derive(Default)]
+struct Store {
+    lease: Option<Value>,
+    version: u64,
+}
+
+/// A replica's connection to the shared stand-in server.
+struct Replica {
+    lease: LeaderLease,
+    partitioned: Arc<AtomicBool>,
+}
+
+fn replica(identity: &str, store: &Arc<Mutex<Store>>) -> Replica {
+    let (client, mut handle) = fake_api::client();
+    let partitioned = Arc::new(AtomicBool::new(false));
+    let (store, cut) = (store.clone(), partitioned.clone());
+    tokio::spawn(async move {
+        // Held requests stay here, unanswered, for as long as the test runs.
+        let mut held = Vec::new();
+        while let Some((request, respond)) = handle.next_request().await {
+            if cut.load(Ordering::SeqCst) {
+                held.push(respond);
+                continue;
+            }
+            let method = request.method().clone();
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let (code, answer) = answer(&mut store.lock().unwrap(), &method, body);
+            respond.send_response(
+                Response::builder()
+                    .status(code)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    Replica {
+        lease: LeaderLease::with_timing(
+            Api::namespaced(client, "cardstream-system"),
+            "cardstream-operator",
+            identity,
+            TIMING,
+        ),
+        partitioned,
+    }
+}
+
+/// What the API server answers for a GET, POST (create) or PUT (replace) of the Lease.
+fn answer(store: &mut Store, method: &Method, mut body: Value) -> (StatusCode, Value) {
+    let conflict = |reason| status(StatusCode::CONFLICT, reason, "the object has been modified");
+    let current = store.lease.as_ref();
+    if *method == Method::GET {
+        return match current {
+            Some(lease) => (StatusCode::OK, lease.clone()),
+            None => status(StatusCode::NOT_FOUND, "NotFound", "not found"),
+        };
+    }
+    if *method == Method::POST && current.is_some() {
+        return conflict("AlreadyExists");
+    }
+    if *method == Method::PUT
+        && current.map(|l| &l["metadata"]["resourceVersion"])
+            != Some(&body["metadata"]["resourceVersion"])
+    {
+        return conflict("Conflict");
+    }
+    assert!(
+        *method == Method::POST || *method == Method::PUT,
+        "unexpected {method} of the Lease"
+    );
+    store.version += 1;
+    body["metadata"]["resourceVersion"] = json!(store.version.to_string());
+    store.lease = Some(body.clone());
+    (StatusCode::OK, body)
+}
+
+#[tokio::test]
+async fn a_partitioned_leader_stops_before_a_standby_takes_over() {
+    let store = Arc::new(Mutex::new(Store::default()));
+    let (a, b) = (replica("operator-a", &store), replica("operator-b", &store));
+    let shutdown = CancellationToken::new();
+
+    let acquired = a.lease.acquire(&shutdown, |_| {}).await.unwrap();
+    let leading = CancellationToken::new();
+    let keeping = tokio::spawn({
+        let (lease, leading, shutdown) = (a.lease.clone(), leading.clone(), shutdown.clone());
+        async move { lease.keep(acquired, leading, shutdown).await }
+    });
+    let standby = tokio::spawn({
+        let (lease, shutdown) = (b.lease.clone(), shutdown.clone());
+        async move {
+            lease.acquire(&shutdown, |_| {}).await.unwrap();
+            Instant::now()
+        }
+    });
+
+    // While the leader renews, the standby (which sees the Lease change) stays a standby.
+    tokio::time::sleep(TIMING.duration * 2).await;
+    assert!(!leading.is_cancelled(), "the leader lost a Lease it renews");
+    assert!(
+        !standby.is_finished(),
+        "the standby took a Lease being renewed"
+    );
+
+    a.partitioned.store(true, Ordering::SeqCst);
+    let cut = Instant::now();
+    leading.cancelled().await;
+    let stopped = Instant::now();
+    let took_over = standby.await.unwrap();
+    keeping.await.unwrap();
+
+    let stopped_after = stopped - cut;
+    let took_over_after = took_over - cut;
+    eprintln!(
+        "partitioned at 0: leader stopped at {stopped_after:?} (+{:?} grace for reconciles in flight), standby took over at {took_over_after:?}",
+        TIMING.stop_grace()
+    );
+    assert!(
+        stopped_after <= TIMING.renew_deadline,
+        "the leader went on for {stopped_after:?}, past its renew deadline"
+    );
+    assert!(
+        stopped + TIMING.stop_grace() < took_over,
+        "split brain: the standby took over at {took_over_after:?}, before the leader had stopped for good at {:?}",
+        stopped_after + TIMING.stop_grace()
+    );
+    assert!(
+        took_over_after >= TIMING.duration,
+        "the standby took over {took_over_after:?} after the leader's last renewal could have landed"
+    );
+    assert_eq!(
+        store.lock().unwrap().lease.as_ref().unwrap()["spec"]["holderIdentity"],
+        "operator-b"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_leader_that_finds_another_holder_stops_at_once() {
+    let store = Arc::new(Mutex::new(Store::default()));
+    let a = replica("operator-a", &store);
+    let shutdown = CancellationToken::new();
+    let acquired = a.lease.acquire(&shutdown, |_| {}).await.unwrap();
+    // Someone (an operator with a bad clock, or a person with kubectl) writes itself in.
+    {
+        let mut store = store.lock().unwrap();
+        let lease = store.lease.as_mut().unwrap();
+        lease["spec"]["holderIdentity"] = json!("operator-z");
+        lease["metadata"]["resourceVersion"] = json!("99");
+    }
+    let leading = CancellationToken::new();
+    let started = Instant::now();
+    a.lease.keep(acquired, leading.clone(), shutdown).await;
+    assert!(leading.is_cancelled());
+    assert!(
+        started.elapsed() < TIMING.retry_period * 3,
+        "took {:?}",
+        started.elapsed()
+    );
+}
