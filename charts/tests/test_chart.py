@@ -165,9 +165,21 @@ BAD_VALUES = {
 }
 # Values the schema allows but the templates refuse, each with a clear message.
 BAD_FOR_TEMPLATES = {
+    "a Kafka password inline": (
+        {"cardstream": {"kafka": {"properties": ["security.protocol=SASL_SSL", "sasl.password=hunter2"]}}},
+        "holds sasl.password, a credential",
+    ),
+    "a Kafka private key inline": (
+        {"cardstream": {"kafka": {"properties": ["SSL.KEY.PEM=-----BEGIN"]}}},
+        "holds ssl.key.pem, a credential",
+    ),
     "both inline and ConfigMap policy": (
         {"cardstream": {"policy": {"inline": "x = 1", "configMap": {"name": "policy", "key": "policy.toml"}}}},
         "set inline or configMap, not both",
+    ),
+    "watched namespaces without the release's": (
+        {"operator": {"watchNamespaces": ["team-b"]}},
+        "leaves out the release namespace payments",
     ),
     "autoscaling min above max": (
         {"cardstream": {"aggregator": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}},
@@ -714,6 +726,14 @@ def test_images_and_kafka_credentials():
     role = [o for o in objects if o["kind"] == "Role" and not o["metadata"]["name"].endswith("-leader")][0]
     names = [r.get("resourceNames") for r in role["rules"] if "secrets" in r["resources"]]
     check(names == [["cardstream", "kafka-client"]], f"the operator may not read the Kafka credentials Secret: {names}")
+    split = {"cardstream": {"databaseUrlSecret": {"name": "db", "key": "url"}, "webhookSecretsSecret": {"name": "stripe", "key": "whsec"},
+                            "tokenSecret": {"name": "api", "key": "token"}, "recordKeysSecret": {"name": "records", "key": "keys"}}}
+    role = [o for o in render(split)[1] if o["kind"] == "Role" and not o["metadata"]["name"].endswith("-leader")][0]
+    names = [r.get("resourceNames") for r in role["rules"] if "secrets" in r["resources"]]
+    check(names == [["db", "api", "records"]], f"Secrets the operator may read, with one Secret per concern: {names} (never the webhook secrets, which it does not read)")
+    cluster = render({"rbac": {"create": True, "clusterWide": True}, "operator": {"secretNames": ["cardstream"]}})[1]
+    names = [r.get("resourceNames") for r in only(cluster, "ClusterRole", "cluster-wide")["rules"] if "secrets" in r["resources"]]
+    check(names == [["cardstream"]], f"operator.secretNames does not restrict a ClusterRole: {names}")
 
 
 @case("every toggle off: only the operator's Deployment and Service")

@@ -101,13 +101,14 @@ else the release namespace.
 
 {{/*
 The Secrets the operator may `get` (JSON array, RBAC resourceNames): operator.secretNames, else
-those the chart's CardStream references, else none named (any Secret in the watched namespaces).
+(namespaced) those the chart's CardStream reads from (the webhook secrets are only mounted, the
+operator never reads them), else none named: any Secret where the operator's role applies.
 */}}
 {{- define "cardstream.operator.secretNames" -}}
 {{- $names := .Values.operator.secretNames }}
 {{- if and (not $names) .Values.cardstream.create (not .Values.rbac.clusterWide) }}
 {{- $cs := .Values.cardstream }}
-{{- $names = list $cs.databaseUrlSecret.name $cs.webhookSecretsSecret.name $cs.tokenSecret.name $cs.recordKeysSecret.name }}
+{{- $names = list $cs.databaseUrlSecret.name $cs.tokenSecret.name $cs.recordKeysSecret.name }}
 {{- with $cs.kafka.credentialsSecret }}
 {{- $names = append $names .name }}
 {{- end }}

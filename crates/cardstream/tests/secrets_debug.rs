@@ -295,3 +295,34 @@ fn help_does_not_print_secrets_from_the_environment() {
     }
     assert!(leaks.is_empty(), "{}", leaks.join("\n"));
 }
+
+/// A setting that holds credentials and does not parse stops the process, as it should; clap's
+/// own error would quote the value, and that message goes to the pod's log.
+#[test]
+fn a_malformed_secret_setting_is_refused_without_repeating_it() {
+    for (variable, value) in [
+        (
+            "CARDSTREAM_KAFKA_CREDENTIALS",
+            format!("sasl.username=app\nsasl.password {SASL_CREDENTIAL}"),
+        ),
+        (
+            "CARDSTREAM_KAFKA_PROPERTIES",
+            format!("security.protocol=SASL_SSL,sasl.password:{SASL_PASSWORD}"),
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_cardstream"))
+            .arg("topics")
+            .env(variable, &value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{variable}: {stderr}");
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+        for secret in [SASL_CREDENTIAL, SASL_PASSWORD] {
+            assert!(
+                !stderr.contains(secret),
+                "{variable}: the error repeats the secret: {stderr}"
+            );
+        }
+    }
+}

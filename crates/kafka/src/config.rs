@@ -30,18 +30,18 @@ pub struct KafkaArgs {
         env = "CARDSTREAM_KAFKA_PROPERTIES",
         hide_env_values = true,
         value_delimiter = ',',
-        value_parser = parse_property
+        value_parser = Quiet(parse_property)
     )]
     pub properties: Vec<(String, String)>,
 
     /// librdkafka properties that are credentials (`sasl.username`, `sasl.password`,
-    /// `ssl.key.pem`, ...), one `key=value` per line, applied last. From the environment only
+    /// `ssl.key.password`, ...), one `key=value` per line, applied last. From the environment only
     /// (on Kubernetes, a Secret key the CardStream names in spec.kafka.credentialsSecret).
     #[arg(
         long = "kafka-credentials",
         env = "CARDSTREAM_KAFKA_CREDENTIALS",
         hide_env_values = true,
-        value_parser = Credentials::parse
+        value_parser = Quiet(Credentials::parse)
     )]
     pub credentials: Option<Credentials>,
 }
@@ -135,13 +135,49 @@ impl KafkaArgs {
     }
 }
 
-/// Parses `key=value`.
+/// Parses `key=value`. The error does not repeat the text: it may be a credential.
 pub fn parse_property(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
             Ok((key.trim().to_owned(), value.trim().to_owned()))
         }
-        _ => Err(format!("expected key=value, got {raw:?}")),
+        Some(_) => Err("an entry with nothing before its `=`".to_owned()),
+        None => Err("an entry without `=` (not shown: it may hold a secret)".to_owned()),
+    }
+}
+
+/// A clap value parser whose errors never repeat the value given: clap's own errors quote it,
+/// and these settings may hold credentials, which would then reach the logs.
+#[derive(Clone, Copy, Debug)]
+pub struct Quiet<T>(pub fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Quiet<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let setting = arg.map_or_else(String::new, |arg| {
+            let flag = arg
+                .get_long()
+                .map_or_else(|| arg.get_id().to_string(), |long| format!("--{long}"));
+            match arg.get_env() {
+                Some(env) => format!("{flag} ({})", env.to_string_lossy()),
+                None => flag,
+            }
+        });
+        let refuse = |why: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for {setting}: {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refuse("not UTF-8"))?;
+        (self.0)(text).map_err(|why| refuse(&why))
     }
 }
 

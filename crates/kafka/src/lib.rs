@@ -9,7 +9,7 @@ mod mac;
 mod producer;
 
 pub use admin::{ensure_topic, partition_count};
-pub use config::{Credentials, KafkaArgs, TopicArgs, is_credential, parse_property};
+pub use config::{Credentials, KafkaArgs, Quiet, TopicArgs, is_credential, parse_property};
 pub use lag::{PartitionLag, group_lag, total_lag};
 pub use mac::{MacError, RecordKeyArgs, RecordKeys};
 pub use producer::{Delivery, EventProducer, OutgoingEvent, ProducerTuning, await_delivery};

@@ -75,7 +75,7 @@ pub struct KafkaSpec {
     #[serde(default)]
     pub properties: Vec<String>,
     /// The Secret key holding librdkafka properties that are credentials (`sasl.username`,
-    /// `sasl.password`, `ssl.key.pem`, ...), one `key=value` per line. Pods get it as a
+    /// `sasl.password`, `ssl.key.password`, ...), one `key=value` per line. Pods get it as a
     /// `secretKeyRef`; the operator reads it to reach Kafka itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<SecretKeyRef>,

@@ -234,32 +234,56 @@ impl LeaderLease {
         }
     }
 
+    /// Runs `work` while this replica leads, from the attempt that started at `acquired`.
+    /// `work` is given a token that is cancelled when leadership ends (another replica holds
+    /// the Lease, or no renewal succeeded within the renew deadline): it should start nothing
+    /// new from then on. Whatever it still runs [`LeaseTiming::stop_grace`] later is dropped,
+    /// which is still before any standby can take over. The Lease is renewed until `work`
+    /// returns (a shutdown draining reconciles stays under the same deadline), and `work`'s
+    /// output is returned only if it finished while leading.
+    pub async fn hold<F: Future>(
+        &self,
+        acquired: Instant,
+        work: impl FnOnce(CancellationToken) -> F,
+    ) -> Result<F::Output, Error> {
+        let leading = CancellationToken::new();
+        let work = work(leading.clone());
+        let lost = async {
+            self.keep(acquired, &leading).await;
+            tokio::time::sleep(self.timing.stop_grace()).await;
+        };
+        tokio::select! {
+            output = work => if leading.is_cancelled() {
+                Err(Error::LeaseLost)
+            } else {
+                Ok(output)
+            },
+            () = lost => {
+                tracing::error!(
+                    grace = ?self.timing.stop_grace(),
+                    "work still running after leadership ended was abandoned"
+                );
+                Err(Error::LeaseLost)
+            }
+        }
+    }
+
     /// Keeps the Lease won by the attempt that started at `acquired`: renews every retry
     /// period, and cancels `leading` (then returns) as soon as another replica holds the Lease
     /// or no renewal has succeeded within the renew deadline. An attempt still waiting for the
-    /// API server at the deadline counts as failed. Returns without cancelling on `shutdown`.
-    pub async fn keep(
-        &self,
-        acquired: Instant,
-        leading: CancellationToken,
-        shutdown: CancellationToken,
-    ) {
+    /// API server at the deadline counts as failed. Runs until then, whatever else happens.
+    pub async fn keep(&self, acquired: Instant, leading: &CancellationToken) {
         let mut renewed = acquired;
         loop {
             let deadline = renewed + self.timing.renew_deadline;
             tokio::select! {
-                () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.timing.retry_period) => {}
                 () = tokio::time::sleep_until(deadline) => {}
             }
             let started = Instant::now();
             let attempt =
                 tokio::time::timeout_at(deadline, self.try_acquire_or_renew(Timestamp::now()));
-            let outcome = tokio::select! {
-                () = shutdown.cancelled() => return,
-                outcome = attempt => outcome,
-            };
-            match outcome {
+            match attempt.await {
                 Ok(Ok(true)) => renewed = started,
                 Ok(Ok(false)) => {
                     tracing::error!("another replica holds the leader Lease; stopping");

@@ -111,13 +111,14 @@ async fn apply(cs: &CardStream, ctx: &Context) -> Result<Action, Error> {
     }
     let client = &ctx.client;
     if let Err(error) = validate(cs, &ctx.allowed_images) {
-        refuse(client, &namespace, cs, &error).await?;
+        refuse(client, &namespace, cs, "InvalidSpec", &error).await?;
         return Err(error);
     }
     let secrets = match read_secrets(&Api::namespaced(client.clone(), &namespace), cs).await {
         Ok(secrets) => secrets,
         Err(error) => {
-            refuse(client, &namespace, cs, &error).await?;
+            // Missing, lacking the key, or not ours to read (403): the pods could not start.
+            refuse(client, &namespace, cs, "SecretUnavailable", &error).await?;
             return Err(error);
         }
     };
@@ -242,11 +243,13 @@ async fn refuse(
     client: &Client,
     namespace: &str,
     cs: &CardStream,
+    reason: &str,
     error: &Error,
 ) -> Result<(), Error> {
     let next = refused(
         cs.status.as_ref(),
         cs.metadata.generation,
+        reason,
         error,
         Timestamp::now(),
     );

@@ -36,9 +36,10 @@ pub struct OperatorArgs {
     )]
     pub lease_name: String,
 
-    /// This replica's identity in the Lease (the pod name; set from the downward API).
-    #[arg(long, env = "POD_NAME", default_value = "cardstream-operator")]
-    pub identity: String,
+    /// This replica's identity in the Lease: the pod name (set from the downward API); without
+    /// it, the host name (two replicas with one identity would both lead).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
 
     /// How long a Lease holds: a standby takes over once it has seen the Lease unchanged for
     /// this long (measured on its own clock, so clock skew between nodes does not matter).
@@ -101,7 +102,7 @@ pub async fn run(
     let lease = LeaderLease::with_timing(
         Api::namespaced(client.clone(), &args.lease_namespace),
         &args.lease_name,
-        &args.identity,
+        &identity(&args)?,
         timing,
     );
 
@@ -137,68 +138,81 @@ async fn lead(
         "leading: reconciling CardStreams"
     );
 
-    let leading = CancellationToken::new();
-    let keeping = tokio::spawn({
-        let (lease, leading, shutdown) = (lease.clone(), leading.clone(), shutdown.clone());
-        async move { lease.keep(acquired, leading, shutdown).await }
-    });
-    let stop = {
-        let (shutdown, leading) = (shutdown.clone(), leading.clone());
-        async move {
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = leading.cancelled() => {}
-            }
-        }
-        .shared()
-    };
     let ctx = Arc::new(
         Context::new(client.clone(), metrics.clone(), args.resync)
             .with_allowed_images(args.allowed_images.clone()),
     );
-    let scopes: Vec<Option<&str>> = if args.watch_namespaces.is_empty() {
-        vec![None]
-    } else {
-        args.watch_namespaces
-            .iter()
-            .map(|ns| Some(ns.as_str()))
-            .collect()
-    };
-    let controllers = futures_util::future::join_all(scopes.into_iter().map(|namespace| {
-        let (client, ctx) = (client.clone(), ctx.clone());
-        Controller::new(
-            scoped::<CardStream>(&client, namespace),
-            watcher::Config::default(),
-        )
-        .owns(
-            scoped::<Deployment>(&client, namespace),
-            watcher::Config::default(),
-        )
-        .owns(
-            scoped::<Job>(&client, namespace),
-            watcher::Config::default(),
-        )
-        .graceful_shutdown_on(stop.clone())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
-    }));
-    // Leadership lost: no new reconcile starts, and those in flight get until the stop grace
-    // (still inside the Lease's duration, before any standby can take over), then are dropped.
-    let grace = lease.timing().stop_grace();
-    let overrun = async {
-        leading.cancelled().await;
-        metrics.leader.set(0);
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        _ = controllers => {}
-        () = overrun => tracing::error!(?grace, "reconciles still running after leadership ended were abandoned"),
+    let scopes = namespaces(&args.watch_namespaces);
+    // No reconcile starts once leadership ends or shutdown begins; the Lease keeps being
+    // renewed while those in flight finish, and `hold` drops them if leadership ends first.
+    let held = lease
+        .hold(acquired, |leading| {
+            let stop = {
+                let shutdown = shutdown.clone();
+                async move {
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        () = leading.cancelled() => {}
+                    }
+                }
+                .shared()
+            };
+            futures_util::future::join_all(scopes.iter().map(|namespace| {
+                let (client, ctx, namespace) = (client.clone(), ctx.clone(), namespace.as_deref());
+                Controller::new(
+                    scoped::<CardStream>(&client, namespace),
+                    watcher::Config::default(),
+                )
+                .owns(
+                    scoped::<Deployment>(&client, namespace),
+                    watcher::Config::default(),
+                )
+                .owns(
+                    scoped::<Job>(&client, namespace),
+                    watcher::Config::default(),
+                )
+                .graceful_shutdown_on(stop.clone())
+                .run(reconcile, error_policy, ctx)
+                .for_each(|_| async {})
+            }))
+        })
+        .await;
+    metrics.leader.set(0);
+    match held {
+        Err(error) if !shutdown.is_cancelled() => Err(error),
+        _ => Ok(()),
     }
-    keeping.abort();
-    if leading.is_cancelled() && !shutdown.is_cancelled() {
-        return Err(Error::LeaseLost);
+}
+
+fn identity(args: &OperatorArgs) -> Result<String, Error> {
+    let host = || {
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|name| name.trim().to_owned())
+    };
+    args.identity
+        .clone()
+        .or_else(host)
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| {
+            Error::InvalidSettings("no --identity (POD_NAME) and no host name to use".to_owned())
+        })
+}
+
+/// The namespaces to watch, trimmed and without repeats (two controllers on one namespace
+/// would reconcile the same CardStream at once); `[None]` for every namespace.
+fn namespaces(given: &[String]) -> Vec<Option<String>> {
+    let mut scopes: Vec<Option<String>> = Vec::new();
+    for namespace in given.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if !scopes.iter().any(|s| s.as_deref() == Some(namespace)) {
+            scopes.push(Some(namespace.to_owned()));
+        }
     }
-    Ok(())
+    if scopes.is_empty() {
+        scopes.push(None);
+    }
+    scopes
 }
 
 /// An `Api` over one namespace, or over all of them.
@@ -209,5 +223,21 @@ where
     match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::namespaces;
+
+    #[test]
+    fn namespaces_are_trimmed_and_deduplicated() {
+        let given = ["a", " b", "a", "", " "].map(String::from);
+        assert_eq!(
+            namespaces(&given),
+            [Some("a".to_owned()), Some("b".to_owned())]
+        );
+        assert_eq!(namespaces(&[]), [None]);
+        assert_eq!(namespaces(&[" ".to_owned()]), [None]);
     }
 }

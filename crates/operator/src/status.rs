@@ -142,19 +142,16 @@ pub fn status(
     }
 }
 
-/// The status of a CardStream the operator refuses to run (an invalid spec, an image outside
-/// the allow-list, a missing Secret): not ready, degraded, with the reason; the replica counts
-/// and lag stay as last seen.
+/// The status of a CardStream the operator refuses to run (`InvalidSpec`: an invalid spec, an
+/// image outside the allow-list; `SecretUnavailable`: a Secret it cannot read): not ready,
+/// degraded, with the reason and the error; the replica counts and lag stay as last seen.
 pub fn refused(
     previous: Option<&CardStreamStatus>,
     generation: Option<i64>,
+    reason: &str,
     error: &crate::Error,
     now: Timestamp,
 ) -> CardStreamStatus {
-    let reason = match error {
-        crate::Error::Secret(_) => "SecretUnavailable",
-        _ => "InvalidSpec",
-    };
     let old = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();

@@ -113,8 +113,8 @@ async fn a_partitioned_leader_stops_before_a_standby_takes_over() {
     let acquired = a.lease.acquire(&shutdown, |_| {}).await.unwrap();
     let leading = CancellationToken::new();
     let keeping = tokio::spawn({
-        let (lease, leading, shutdown) = (a.lease.clone(), leading.clone(), shutdown.clone());
-        async move { lease.keep(acquired, leading, shutdown).await }
+        let (lease, leading) = (a.lease.clone(), leading.clone());
+        async move { lease.keep(acquired, &leading).await }
     });
     let standby = tokio::spawn({
         let (lease, shutdown) = (b.lease.clone(), shutdown.clone());
@@ -180,11 +180,104 @@ async fn a_leader_that_finds_another_holder_stops_at_once() {
     }
     let leading = CancellationToken::new();
     let started = Instant::now();
-    a.lease.keep(acquired, leading.clone(), shutdown).await;
+    a.lease.keep(acquired, &leading).await;
     assert!(leading.is_cancelled());
     assert!(
         started.elapsed() < TIMING.retry_period * 3,
         "took {:?}",
         started.elapsed()
+    );
+}
+
+/// What `hold` guards: work that goes on after leadership ended, because it ignores the signal
+/// (a reconcile stuck in a slow request) or because the process is draining for a shutdown, is
+/// dropped before a standby can take over. Every write the old leader makes lands before the
+/// new leader's first.
+#[tokio::test]
+async fn work_that_outlives_leadership_is_dropped_before_a_standby_takes_over() {
+    let store = Arc::new(Mutex::new(Store::default()));
+    let (a, b) = (replica("operator-a", &store), replica("operator-b", &store));
+    let shutdown = CancellationToken::new();
+    let acquired = a.lease.acquire(&shutdown, |_| {}).await.unwrap();
+    let writes = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let holding = tokio::spawn({
+        let (lease, writes) = (a.lease.clone(), writes.clone());
+        async move {
+            lease
+                .hold(acquired, |_leading| async move {
+                    // Never looks at `_leading`: a reconcile that does not stop by itself.
+                    loop {
+                        writes.lock().unwrap().push(Instant::now());
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+                .await
+        }
+    });
+    let standby = tokio::spawn({
+        let (lease, shutdown) = (b.lease.clone(), shutdown.clone());
+        async move {
+            lease.acquire(&shutdown, |_| {}).await.unwrap();
+            Instant::now()
+        }
+    });
+    tokio::time::sleep(TIMING.duration).await;
+    a.partitioned.store(true, Ordering::SeqCst);
+    let cut = Instant::now();
+
+    let held = holding.await.unwrap();
+    let dropped = Instant::now();
+    let took_over = standby.await.unwrap();
+    let last_write = *writes.lock().unwrap().last().unwrap();
+    eprintln!(
+        "partitioned at 0: last write of the old leader at {:?}, its work dropped at {:?}, standby took over at {:?}",
+        last_write - cut,
+        dropped - cut,
+        took_over - cut
+    );
+    assert!(
+        matches!(held, Err(cardstream_operator::Error::LeaseLost)),
+        "{held:?}"
+    );
+    assert!(
+        dropped - cut <= TIMING.renew_deadline + TIMING.stop_grace() + Duration::from_millis(100),
+        "the work ran on for {:?}",
+        dropped - cut
+    );
+    assert!(
+        last_write < took_over,
+        "split brain: the old leader wrote at {:?}, after the standby took over at {:?}",
+        last_write - cut,
+        took_over - cut
+    );
+    shutdown.cancel();
+}
+
+/// Work that finishes while leading (a clean shutdown) returns its output, and renewals stop.
+#[tokio::test]
+async fn work_that_finishes_while_leading_returns_its_output() {
+    let store = Arc::new(Mutex::new(Store::default()));
+    let a = replica("operator-a", &store);
+    let shutdown = CancellationToken::new();
+    let acquired = a.lease.acquire(&shutdown, |_| {}).await.unwrap();
+    let out = a
+        .lease
+        .hold(acquired, |leading| async move {
+            tokio::time::sleep(TIMING.retry_period * 3).await;
+            leading.is_cancelled()
+        })
+        .await
+        .unwrap();
+    assert!(!out, "leadership ended while renewals succeeded");
+    let version = store.lock().unwrap().version;
+    assert!(
+        version >= 2,
+        "the Lease was not renewed while the work ran: version {version}"
+    );
+    tokio::time::sleep(TIMING.retry_period * 2).await;
+    assert_eq!(
+        store.lock().unwrap().version,
+        version,
+        "renewals went on after hold returned"
     );
 }

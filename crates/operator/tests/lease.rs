@@ -150,8 +150,9 @@ async fn a_lease_seen_unchanged_for_its_duration_is_taken_over_with_the_version_
 async fn a_standby_whose_clock_runs_ahead_leaves_a_renewed_lease_alone() {
     // The standby's clock is an hour ahead of the leader's: by renewTime the Lease looks
     // long expired, but the leader is renewing it (the record changes between looks).
+    // A 1 s Lease, looked at again 1.1 s later: only the change in between keeps it held.
     let ahead = now() + k8s_openapi::jiff::SignedDuration::from_hours(1);
-    let mut renewed = stored("operator-a", 0, 2);
+    let mut renewed = stored_for("operator-a", 0, 2, 1);
     renewed["metadata"]["resourceVersion"] = json!("42");
     renewed["spec"]["renewTime"] = json!("2026-11-25T12:00:02.000000Z");
     let (client, handle) = fake_api::client();
@@ -159,13 +160,13 @@ async fn a_standby_whose_clock_runs_ahead_leaves_a_renewed_lease_alone() {
         handle,
         "clock ahead",
         vec![
-            Exchange::get(PATH).returns(stored("operator-a", 0, 2)),
+            Exchange::get(PATH).returns(stored_for("operator-a", 0, 2, 1)),
             Exchange::get(PATH).returns(renewed),
         ],
     );
     let standby = lease_of(client, "operator-b");
     assert!(!standby.try_acquire_or_renew(ahead).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert!(!standby.try_acquire_or_renew(ahead).await.unwrap());
     assert_quiet(server.await.unwrap(), "clock ahead: no write").await;
 }

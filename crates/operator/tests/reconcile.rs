@@ -179,39 +179,16 @@ fn no_service_monitors() -> Exchange {
 
 const SECRET_PATH: &str = "/api/v1/namespaces/payments/secrets/shop";
 
-/// The Secret the CardStream references, as the API server returns it.
-fn secret(token: &str, webhook_secrets: &str) -> Value {
-    secret_with("postgres://shop:pw@db/shop", token, webhook_secrets)
-}
-
-fn secret_with(database_url: &str, token: &str, webhook_secrets: &str) -> Value {
-    use k8s_openapi::ByteString;
-    let data = [
-        ("database-url", database_url),
-        ("token-secret", token),
-        ("webhook-secrets", webhook_secrets),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_owned(), ByteString(value.as_bytes().to_vec())))
-    .collect();
-    // Serialized by k8s-openapi: `data` in base64, as the API server sends it.
-    serde_json::to_value(k8s_openapi::api::core::v1::Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("shop".into()),
-            namespace: Some(NS.into()),
-            ..Default::default()
-        },
-        data: Some(data),
-        ..Default::default()
-    })
-    .unwrap()
-}
-
 /// The reconciler reading the referenced Secret (once, although three keys are used).
 fn secret_read() -> Exchange {
-    Exchange::get(SECRET_PATH).returns(secret(
-        "token-0123456789abcdef0123456789abcdef",
-        "whsec_one",
+    Exchange::get(SECRET_PATH).returns(secret_at(
+        "shop",
+        "100",
+        &[
+            ("database-url", "postgres://shop:pw@db/shop"),
+            ("token-secret", "token-0123456789abcdef0123456789abcdef"),
+            ("webhook-secrets", "whsec_one"),
+        ],
     ))
 }
 /// The status merge patch, answered with the CardStream holding the new status.
@@ -411,12 +388,52 @@ async fn an_update_on_the_same_image_applies_the_workloads_without_migrating() {
     assert_quiet(server.await.unwrap(), "update").await;
 }
 
-/// The digest each component's pod template carries after a reconcile that reads `secret`.
-async fn digests_with(brokers: &str, secret: Value) -> Vec<String> {
-    let cs = cardstream(brokers, "cardstream:1", 7);
+/// A Secret named `name` at `version`, holding `data`, as the API server returns it.
+fn secret_at(name: &str, version: &str, data: &[(&str, &str)]) -> Value {
+    let data = data
+        .iter()
+        .map(|(key, value)| {
+            (
+                (*key).to_owned(),
+                k8s_openapi::ByteString(value.as_bytes().to_vec()),
+            )
+        })
+        .collect();
+    serde_json::to_value(k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            uid: Some(format!("uid-of-{name}")),
+            resource_version: Some(version.into()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// The digest each component's pod template carries after a reconcile of a CardStream whose
+/// database URL is in Secret `shop` (at `shop_version`), token secret in `shop-api` (at
+/// `api_version`) and webhook secrets in `shop-stripe`, which the operator must not even read.
+async fn digests_with(brokers: &str, shop_version: &str, api_version: &str) -> Vec<String> {
+    let mut cs = cardstream(brokers, "cardstream:1", 7);
+    cs.spec.token_secret.name = "shop-api".into();
+    cs.spec.webhook_secrets_secret.name = "shop-stripe".into();
     let (client, handle) = fake_api::client();
     let digests = Arc::new(std::sync::Mutex::new(vec![String::new(); 3]));
-    let mut steps = vec![Exchange::get(SECRET_PATH).returns(secret)];
+    let mut steps = vec![
+        Exchange::get(SECRET_PATH).returns(secret_at(
+            "shop",
+            shop_version,
+            &[("database-url", "postgres://shop:pw@db/shop")],
+        )),
+        Exchange::get(format!("{SECRET_PATH}-api")).returns(secret_at(
+            "shop-api",
+            api_version,
+            &[("token-secret", "token-0123456789abcdef0123456789abcdef")],
+        )),
+    ];
     steps.extend(applies_config_services_and_budgets().into_iter().skip(1));
     steps.extend(deployments_read(Some("cardstream:1")));
     for (i, component) in ["gateway", "aggregator", "api"].into_iter().enumerate() {
@@ -441,58 +458,32 @@ async fn digests_with(brokers: &str, secret: Value) -> Vec<String> {
 }
 
 /// Environment variables never change in a running pod: a rotated Secret reaches the pods only
-/// when their template changes. Each component's template carries a digest of exactly the
-/// values it reads from its environment, so a rotation rolls the components that read the
-/// changed key, and only those; the gateway reloads its mounted webhook secrets by itself.
+/// when their template changes. Each component's template carries a digest of the versions of
+/// the Secrets it reads from its environment (not of their values, which anyone who can read
+/// Deployments could then guess at), so a change rolls the components that read that Secret,
+/// and only those. The gateway's webhook secrets are a mounted file it reloads by itself: the
+/// operator never reads them.
 #[tokio::test]
-async fn a_rotated_secret_rolls_exactly_the_pods_that_read_it() {
+async fn a_changed_secret_rolls_exactly_the_pods_that_read_it() {
     let broker = Broker::start(Storage::Sqlite).await;
     let brokers = broker.brokers();
-    let (token, whsec, db) = (
-        "token-0123456789abcdef0123456789abcdef",
-        "whsec_one",
-        "postgres://shop:pw@db/shop",
-    );
-    let before = digests_with(&brokers, secret_with(db, token, whsec)).await;
+    let before = digests_with(&brokers, "100", "200").await;
     assert_eq!(
-        digests_with(&brokers, secret_with(db, token, whsec)).await,
+        digests_with(&brokers, "100", "200").await,
         before,
-        "the same Secret must give the same digests, or every resync would roll"
+        "the same Secrets must give the same digests, or every resync would roll"
     );
-
-    let rotated_token = digests_with(
-        &brokers,
-        secret_with(db, "token-fedcba9876543210fedcba9876543210", whsec),
-    )
-    .await;
+    let token_rotated = digests_with(&brokers, "100", "201").await;
     assert_eq!(
-        (
-            rotated_token[0] == before[0],
-            rotated_token[1] == before[1],
-            rotated_token[2] == before[2]
-        ),
-        (true, true, false),
-        "a new token secret rolls the API only: {before:?} -> {rotated_token:?}"
+        [0, 1, 2].map(|i| token_rotated[i] == before[i]),
+        [true, true, false],
+        "a new token secret rolls the API only: {before:?} -> {token_rotated:?}"
     );
-
-    let rotated_webhooks =
-        digests_with(&brokers, secret_with(db, token, "whsec_one\nwhsec_two")).await;
+    let database_rotated = digests_with(&brokers, "101", "200").await;
     assert_eq!(
-        rotated_webhooks, before,
-        "the gateway reloads its webhook secrets file itself"
-    );
-
-    let rotated_password = digests_with(
-        &brokers,
-        secret_with("postgres://shop:new@db/shop", token, whsec),
-    )
-    .await;
-    assert!(
-        rotated_password
-            .iter()
-            .zip(&before)
-            .all(|(new, old)| new != old),
-        "a new database URL rolls every component: {before:?} -> {rotated_password:?}"
+        [0, 1, 2].map(|i| database_rotated[i] == before[i]),
+        [false, false, false],
+        "a new database URL rolls every component: {before:?} -> {database_rotated:?}"
     );
 }
 
