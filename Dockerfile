@@ -11,9 +11,10 @@ RUN npm run build
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# librdkafka is built from source by rdkafka's build script.
+# librdkafka (and the OpenSSL it links statically) are built from source by rdkafka's build
+# script: make, a C compiler, python3 and perl.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential python3 \
+    && apt-get install -y --no-install-recommends build-essential python3 perl \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
 COPY --from=web /src/web/dist web/dist

@@ -196,3 +196,64 @@ pub struct TopicArgs {
     #[arg(long, env = "CARDSTREAM_KAFKA_REPLICATION", default_value_t = 1)]
     pub replication: i32,
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::producer::BaseProducer;
+
+    use super::*;
+
+    fn with(credentials: &str, properties: &[&str]) -> KafkaArgs {
+        KafkaArgs {
+            properties: properties
+                .iter()
+                .map(|p| parse_property(p).unwrap())
+                .collect(),
+            credentials: Some(Credentials::parse(credentials).unwrap()),
+            ..KafkaArgs::new("127.0.0.1:1", "t")
+        }
+    }
+
+    /// Managed Kafka (MSK, Confluent Cloud, Aiven) speaks TLS, with SASL/SCRAM or PLAIN on
+    /// top: credentials are no use without a librdkafka built with OpenSSL.
+    #[test]
+    fn tls_and_sasl_scram_are_built_in() {
+        for (properties, credentials) in [
+            (&["security.protocol=ssl"][..], ""),
+            (
+                &[
+                    "security.protocol=sasl_ssl",
+                    "sasl.mechanisms=SCRAM-SHA-512",
+                ][..],
+                "sasl.username=app\nsasl.password=secret",
+            ),
+            (
+                &["security.protocol=sasl_ssl", "sasl.mechanisms=PLAIN"][..],
+                "sasl.username=app\nsasl.password=secret",
+            ),
+        ] {
+            let created: Result<BaseProducer, _> =
+                with(credentials, properties).client_config(&[]).create();
+            assert!(created.is_ok(), "{properties:?}: {:?}", created.err());
+        }
+    }
+
+    #[test]
+    fn credentials_are_lines_and_errors_name_the_line_not_the_value() {
+        let parsed =
+            Credentials::parse("# SCRAM\nsasl.username=app\n\n sasl.password = a=b \n").unwrap();
+        assert_eq!(
+            parsed.0,
+            [
+                ("sasl.username".to_owned(), "app".to_owned()),
+                ("sasl.password".to_owned(), "a=b".to_owned())
+            ]
+        );
+        let error = Credentials::parse("sasl.username=app\nhunter2").unwrap_err();
+        assert_eq!(error, "line 2 of the Kafka credentials is not key=value");
+        assert_eq!(
+            format!("{parsed:?}"),
+            r#"["sasl.username=<redacted>", "sasl.password=<redacted>"]"#
+        );
+    }
+}
