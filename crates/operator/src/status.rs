@@ -47,24 +47,16 @@ pub fn status(
     seen: &Observed,
     now: Timestamp,
 ) -> CardStreamStatus {
-    let old = previous
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
     let condition = |type_: &str, holds: bool, reason: &str, message: String| {
-        let status = if holds { "True" } else { "False" };
-        let since = old
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        Condition {
-            type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
+        condition(
+            previous,
+            seen.generation,
+            now,
+            type_,
+            holds,
+            reason,
             message,
-            observed_generation: seen.generation,
-            last_transition_time: since,
-        }
+        )
     };
 
     let waiting: Vec<&str> = Component::ALL
@@ -152,28 +144,49 @@ pub fn refused(
     error: &crate::Error,
     now: Timestamp,
 ) -> CardStreamStatus {
-    let old = previous
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    let condition = |type_: &str, status: &str| {
-        let since = old
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        Condition {
-            type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
-            message: error.to_string(),
-            observed_generation: generation,
-            last_transition_time: since,
-        }
+    let condition = |type_: &str, holds: bool| {
+        condition(
+            previous,
+            generation,
+            now,
+            type_,
+            holds,
+            reason,
+            error.to_string(),
+        )
     };
     CardStreamStatus {
         observed_generation: generation,
-        conditions: vec![condition("Ready", "False"), condition("Degraded", "True")],
+        conditions: vec![condition("Ready", false), condition("Degraded", true)],
         ..previous.cloned().unwrap_or_default()
+    }
+}
+
+/// One condition, keeping its `lastTransitionTime` from `previous` while its status is the
+/// same.
+fn condition(
+    previous: Option<&CardStreamStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+    type_: &str,
+    holds: bool,
+    reason: &str,
+    message: String,
+) -> Condition {
+    let status = if holds { "True" } else { "False" };
+    let since = previous
+        .into_iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: generation,
+        last_transition_time: since,
     }
 }
 
