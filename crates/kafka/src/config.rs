@@ -131,6 +131,15 @@ impl KafkaArgs {
         for (key, value) in self.credentials.iter().flat_map(|c| &c.0) {
             config.set(key, value);
         }
+        // OpenSSL is built in (vendored), so its default certificate directory is its own
+        // build prefix, not the system's: without this, every public broker certificate
+        // fails verification. `probe` searches the usual system paths.
+        let tls = config
+            .get("security.protocol")
+            .is_some_and(|p| p.eq_ignore_ascii_case("ssl") || p.eq_ignore_ascii_case("sasl_ssl"));
+        if tls && config.get("ssl.ca.location").is_none() {
+            config.set("ssl.ca.location", "probe");
+        }
         config
     }
 }
@@ -236,6 +245,20 @@ mod tests {
                 with(credentials, properties).client_config(&[]).create();
             assert!(created.is_ok(), "{properties:?}: {:?}", created.err());
         }
+    }
+
+    #[test]
+    fn tls_finds_the_systems_ca_certificates_unless_told_otherwise() {
+        let tls = with("", &["security.protocol=SASL_SSL"]).client_config(&[]);
+        assert_eq!(tls.get("ssl.ca.location"), Some("probe"));
+        let own = with(
+            "",
+            &["security.protocol=ssl", "ssl.ca.location=/etc/kafka/ca.pem"],
+        )
+        .client_config(&[]);
+        assert_eq!(own.get("ssl.ca.location"), Some("/etc/kafka/ca.pem"));
+        let plain = KafkaArgs::new("127.0.0.1:1", "t").client_config(&[]);
+        assert_eq!(plain.get("ssl.ca.location"), None);
     }
 
     #[test]

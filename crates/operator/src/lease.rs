@@ -74,6 +74,16 @@ impl LeaseTiming {
     }
 }
 
+/// Why a leader stopped leading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Another replica holds the Lease: it may be reconciling already.
+    Taken,
+    /// No renewal succeeded within the renew deadline: no standby can take over before the
+    /// Lease's duration has passed.
+    Expired,
+}
+
 /// The Lease record as last seen, and when this replica first saw it so.
 #[derive(Debug)]
 struct Observed {
@@ -235,12 +245,12 @@ impl LeaderLease {
     }
 
     /// Runs `work` while this replica leads, from the attempt that started at `acquired`.
-    /// `work` is given a token that is cancelled when leadership ends (another replica holds
-    /// the Lease, or no renewal succeeded within the renew deadline): it should start nothing
-    /// new from then on. Whatever it still runs [`LeaseTiming::stop_grace`] later is dropped,
-    /// which is still before any standby can take over. The Lease is renewed until `work`
-    /// returns (a shutdown draining reconciles stays under the same deadline), and `work`'s
-    /// output is returned only if it finished while leading.
+    /// `work` is given a token that is cancelled when leadership ends: it should start nothing
+    /// new from then on. When the renew deadline passed, whatever it still runs
+    /// [`LeaseTiming::stop_grace`] later is dropped, which is before any standby can take
+    /// over; when another replica already holds the Lease, it is dropped at once. The Lease is
+    /// renewed until `work` returns (a shutdown draining reconciles stays under the same
+    /// deadline), and `work`'s output is returned only if it finished while leading.
     pub async fn hold<F: Future>(
         &self,
         acquired: Instant,
@@ -249,15 +259,13 @@ impl LeaderLease {
         let leading = CancellationToken::new();
         let work = work(leading.clone());
         let lost = async {
-            self.keep(acquired, &leading).await;
-            tokio::time::sleep(self.timing.stop_grace()).await;
+            if self.keep(acquired, &leading).await == Ended::Expired {
+                tokio::time::sleep(self.timing.stop_grace()).await;
+            }
         };
         tokio::select! {
-            output = work => if leading.is_cancelled() {
-                Err(Error::LeaseLost)
-            } else {
-                Ok(output)
-            },
+            // Leadership ending wins a tie: work polled after the deadline could start more.
+            biased;
             () = lost => {
                 tracing::error!(
                     grace = ?self.timing.stop_grace(),
@@ -265,6 +273,11 @@ impl LeaderLease {
                 );
                 Err(Error::LeaseLost)
             }
+            output = work => if leading.is_cancelled() {
+                Err(Error::LeaseLost)
+            } else {
+                Ok(output)
+            },
         }
     }
 
@@ -272,7 +285,7 @@ impl LeaderLease {
     /// period, and cancels `leading` (then returns) as soon as another replica holds the Lease
     /// or no renewal has succeeded within the renew deadline. An attempt still waiting for the
     /// API server at the deadline counts as failed. Runs until then, whatever else happens.
-    pub async fn keep(&self, acquired: Instant, leading: &CancellationToken) {
+    pub async fn keep(&self, acquired: Instant, leading: &CancellationToken) -> Ended {
         let mut renewed = acquired;
         loop {
             let deadline = renewed + self.timing.renew_deadline;
@@ -287,7 +300,8 @@ impl LeaderLease {
                 Ok(Ok(true)) => renewed = started,
                 Ok(Ok(false)) => {
                     tracing::error!("another replica holds the leader Lease; stopping");
-                    break;
+                    leading.cancel();
+                    return Ended::Taken;
                 }
                 Ok(Err(error)) if Instant::now() < deadline => {
                     tracing::warn!(%error, "could not renew the leader Lease; retrying");
@@ -306,29 +320,39 @@ impl LeaderLease {
             }
         }
         leading.cancel();
+        Ended::Expired
     }
 
     /// Gives the Lease up on a clean shutdown, so a standby takes over at once instead of
     /// after the Lease runs out. Best effort (and bounded): if it fails, the Lease expires.
     pub async fn release(&self) {
+        // A renewal dropped in flight may still land between the read and the write: then the
+        // write gets 409, and reading again finds that renewal.
         let attempt = async {
-            let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
-                return;
-            };
-            let Some(spec) = lease.spec.as_mut() else {
-                return;
-            };
-            if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
-                return;
-            }
-            spec.holder_identity = None;
-            spec.renew_time = None;
-            if let Err(error) = self
-                .api
-                .replace(&self.name, &PostParams::default(), &lease)
-                .await
-            {
-                tracing::warn!(%error, "could not release the leader Lease; it will expire instead");
+            for _ in 0..3 {
+                let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
+                    return;
+                };
+                let Some(spec) = lease.spec.as_mut() else {
+                    return;
+                };
+                if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+                    return;
+                }
+                spec.holder_identity = None;
+                spec.renew_time = None;
+                match self
+                    .api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(kube::Error::Api(status)) if status.code == 409 => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "could not release the leader Lease; it will expire instead");
+                        return;
+                    }
+                }
             }
         };
         if tokio::time::timeout(self.timing.retry_period, attempt)

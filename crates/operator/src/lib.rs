@@ -20,7 +20,7 @@ pub use crd::{
 };
 pub use kafka::{KafkaState, kafka_args, observe as observe_kafka};
 use kube::CustomResourceExt;
-pub use lease::{LeaderLease, LeaseTiming};
+pub use lease::{Ended, LeaderLease, LeaseTiming};
 pub use metrics::OperatorMetrics;
 pub use objects::{
     Component, consumer_group, deployment, disruption_budget, labels, migration_job, object_name,

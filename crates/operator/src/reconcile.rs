@@ -274,17 +274,16 @@ fn validate(cs: &CardStream, allowed_images: &[String]) -> Result<(), Error> {
             allowed_images.join(", ")
         )));
     }
-    if let Some(key) = cs
-        .spec
-        .kafka
-        .properties
-        .iter()
-        .filter_map(|p| p.split_once('=').map(|(key, _)| key.trim()))
-        .find(|key| cardstream_kafka::is_credential(key))
-    {
-        return Err(Error::InvalidSpec(format!(
-            "spec.kafka.properties holds {key}, a credential: put it in the Secret that spec.kafka.credentialsSecret names"
-        )));
+    for (i, property) in cs.spec.kafka.properties.iter().enumerate() {
+        // Every entry must parse, or one like `sasl.password: x` would reach the pods as a
+        // plain environment value. The error never shows the entry.
+        let (key, _) = cardstream_kafka::parse_property(property)
+            .map_err(|why| Error::InvalidSpec(format!("spec.kafka.properties[{i}]: {why}")))?;
+        if cardstream_kafka::is_credential(&key) {
+            return Err(Error::InvalidSpec(format!(
+                "spec.kafka.properties holds {key}, a credential: put it in the Secret that spec.kafka.credentialsSecret names"
+            )));
+        }
     }
     if let Some(policy) = &cs.spec.policy
         && policy.inline.is_some()

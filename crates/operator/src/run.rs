@@ -148,7 +148,7 @@ async fn lead(
     let held = lease
         .hold(acquired, |leading| {
             let stop = {
-                let shutdown = shutdown.clone();
+                let (shutdown, leading) = (shutdown.clone(), leading.clone());
                 async move {
                     tokio::select! {
                         () = shutdown.cancelled() => {}
@@ -157,7 +157,7 @@ async fn lead(
                 }
                 .shared()
             };
-            futures_util::future::join_all(scopes.iter().map(|namespace| {
+            let controllers = futures_util::future::join_all(scopes.iter().map(|namespace| {
                 let (client, ctx, namespace) = (client.clone(), ctx.clone(), namespace.as_deref());
                 Controller::new(
                     scoped::<CardStream>(&client, namespace),
@@ -174,7 +174,29 @@ async fn lead(
                 .graceful_shutdown_on(stop.clone())
                 .run(reconcile, error_policy, ctx)
                 .for_each(|_| async {})
-            }))
+            }));
+            // A controller notices the stop only once its caches have loaded, and a reconcile
+            // may hang: the drain is bounded so that the Lease is still released in time.
+            let shutdown = shutdown.clone();
+            let drained = async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_DRAIN).await;
+            };
+            let demoted = async move {
+                leading.cancelled().await;
+                metrics.leader.set(0);
+                std::future::pending::<()>().await;
+            };
+            async move {
+                tokio::select! {
+                    _ = controllers => {}
+                    () = drained => tracing::warn!(
+                        drain = ?SHUTDOWN_DRAIN,
+                        "reconciles still running at shutdown were abandoned"
+                    ),
+                    () = demoted => {}
+                }
+            }
         })
         .await;
     metrics.leader.set(0);
@@ -214,6 +236,10 @@ fn namespaces(given: &[String]) -> Vec<Option<String>> {
     }
     scopes
 }
+
+/// How long reconciles in flight may run once shutdown begins; the Lease is released after, and
+/// the process must be done within `--shutdown-timeout` (10 s).
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 /// An `Api` over one namespace, or over all of them.
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cardstream_operator::{LeaderLease, LeaseTiming};
+use cardstream_operator::{Ended, LeaderLease, LeaseTiming};
 use cardstream_telemetry::CancellationToken;
 use fake_api::status;
 use http::{Method, Response, StatusCode};
@@ -40,6 +40,10 @@ struct Replica {
 }
 
 fn replica(identity: &str, store: &Arc<Mutex<Store>>) -> Replica {
+    replica_with(identity, store, TIMING)
+}
+
+fn replica_with(identity: &str, store: &Arc<Mutex<Store>>, timing: LeaseTiming) -> Replica {
     let (client, mut handle) = fake_api::client();
     let partitioned = Arc::new(AtomicBool::new(false));
     let (store, cut) = (store.clone(), partitioned.clone());
@@ -69,7 +73,7 @@ fn replica(identity: &str, store: &Arc<Mutex<Store>>) -> Replica {
             Api::namespaced(client, "cardstream-system"),
             "cardstream-operator",
             identity,
-            TIMING,
+            timing,
         ),
         partitioned,
     }
@@ -180,7 +184,7 @@ async fn a_leader_that_finds_another_holder_stops_at_once() {
     }
     let leading = CancellationToken::new();
     let started = Instant::now();
-    a.lease.keep(acquired, &leading).await;
+    assert_eq!(a.lease.keep(acquired, &leading).await, Ended::Taken);
     assert!(leading.is_cancelled());
     assert!(
         started.elapsed() < TIMING.retry_period * 3,
@@ -279,5 +283,41 @@ async fn work_that_finishes_while_leading_returns_its_output() {
         store.lock().unwrap().version,
         version,
         "renewals went on after hold returned"
+    );
+}
+
+/// When another replica already holds the Lease it may be reconciling already: work still
+/// running is dropped at once, with no grace (the grace is for a lost renewal, when no standby
+/// can have taken over yet).
+#[tokio::test]
+async fn work_is_dropped_at_once_when_another_replica_holds_the_lease() {
+    // A long grace (1.35 s), so that waiting it out would show.
+    let timing = LeaseTiming {
+        duration: Duration::from_secs(4),
+        ..TIMING
+    };
+    let store = Arc::new(Mutex::new(Store::default()));
+    let a = replica_with("operator-a", &store, timing);
+    let shutdown = CancellationToken::new();
+    let acquired = a.lease.acquire(&shutdown, |_| {}).await.unwrap();
+    {
+        let mut store = store.lock().unwrap();
+        let lease = store.lease.as_mut().unwrap();
+        lease["spec"]["holderIdentity"] = json!("operator-z");
+        lease["metadata"]["resourceVersion"] = json!("99");
+    }
+    let started = Instant::now();
+    let held = a
+        .lease
+        .hold(acquired, |_leading| std::future::pending::<()>())
+        .await;
+    let took = started.elapsed();
+    assert!(
+        matches!(held, Err(cardstream_operator::Error::LeaseLost)),
+        "{held:?}"
+    );
+    assert!(
+        took < timing.stop_grace(),
+        "the work ran on for {took:?} under another replica's leadership"
     );
 }

@@ -682,6 +682,16 @@ async fn kafka_credentials_inline_in_the_spec_are_refused() {
             "{error}"
         );
     }
+    // Not key=value at all: refused as malformed (it would otherwise reach the pods as a
+    // plain environment value), without being shown.
+    let mut cs = cardstream("127.0.0.1:1", "cardstream:1", 1);
+    cs.spec.kafka.properties = vec![
+        "security.protocol=SASL_SSL".into(),
+        "sasl.password: hunter2".into(),
+    ];
+    let error = refused(cs, None, "InvalidSpec").await.to_string();
+    assert!(error.contains("spec.kafka.properties[1]"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
 }
 
 /// The Kafka step alone, on the real broker: the topic and its DLQ are created with the spec's
