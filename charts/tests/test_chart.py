@@ -134,6 +134,7 @@ ALL_ON = {
     },
 }
 ALL_OFF = {
+    "operator": {"podDisruptionBudget": {"enabled": False}},
     "serviceAccount": {"create": False},
     "rbac": {"create": False},
     "cardstream": {"create": False},
@@ -153,6 +154,7 @@ BAD_VALUES = {
     "secret ref without a name": {"cardstream": {"tokenSecret": {"name": ""}}},
     "secret ref with an unknown field": {"cardstream": {"tokenSecret": {"optional": True}}},
     "unknown pull policy": {"image": {"pullPolicy": "Sometimes"}},
+    "a digest that is not sha256": {"image": {"digest": "latest"}},
     "bad alert duration": {"metrics": {"prometheusRule": {"alerts": {"webhook5xxHigh": {"for": "5 minutes"}}}}},
     "unknown alert": {"metrics": {"prometheusRule": {"alerts": {"diskFull": {"enabled": True}}}}},
     "secrets.create without values": {"secrets": {"create": True}},
@@ -598,6 +600,52 @@ def test_operator_equivalent():
     service = only(objects, "Service", "defaults")
     check(service["spec"]["selector"] == selector, f"the operator Service selects {service['spec']['selector']}, not the operator's pods {selector}")
     check([(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [("admin", 9090, "admin")], f"Service ports {service['spec']['ports']}")
+
+
+@case("Chart.yaml: home, sources, maintainers, icon, kubeVersion and Artifact Hub annotations that parse")
+def test_chart_metadata():
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    for key in ("home", "sources", "maintainers", "icon", "kubeVersion"):
+        check(meta.get(key), f"Chart.yaml has no {key}")
+    check(all(m.get("name") and (m.get("email") or m.get("url")) for m in meta["maintainers"]), f"maintainers {meta['maintainers']}")
+    icon = meta["icon"].rsplit("/main/", 1)[-1]
+    check((ROOT / icon).is_file(), f"the icon {meta['icon']} is not a file of the repository ({icon})")
+    annotations = meta["annotations"]
+    for key in ("license", "category", "operator", "images", "crds", "crdsExamples", "links", "changes"):
+        check(f"artifacthub.io/{key}" in annotations, f"no artifacthub.io/{key}")
+    images = yaml.safe_load(annotations["artifacthub.io/images"])
+    check(images == [{"name": "cardstream", "image": f"ghcr.io/cardstream/cardstream:{meta['appVersion']}"}], f"artifacthub.io/images {images} is not the appVersion image")
+    crds = yaml.safe_load(annotations["artifacthub.io/crds"])
+    crd = yaml.safe_load((ROOT / "k8s" / "crd.yaml").read_text())
+    check([(c["kind"], c["version"], c["name"]) for c in crds] == [(crd["spec"]["names"]["kind"], crd["spec"]["versions"][0]["name"], crd["metadata"]["name"])], f"artifacthub.io/crds {crds}")
+    schema = crd_json_schema()
+    for example in yaml.safe_load(annotations["artifacthub.io/crdsExamples"]):
+        errors = list(jsonschema.Draft7Validator(schema).iter_errors(strip(example)))
+        check(not errors, f"the Artifact Hub CardStream example does not validate: {[e.message for e in errors]}")
+    for change in yaml.safe_load(annotations["artifacthub.io/changes"]):
+        check(change["kind"] in ("added", "changed", "deprecated", "removed", "fixed", "security"), f"change kind {change['kind']}")
+
+
+@case("the operator's PodDisruptionBudget keeps a standby through drains (none with one replica)")
+def test_operator_disruption_budget():
+    objects = objects_of("defaults")
+    budget = only(objects, "PodDisruptionBudget", "defaults")
+    deployment = only(objects, "Deployment", "defaults")
+    check(budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}}, f"PDB spec {budget['spec']}")
+    reference = [d for d in yaml.safe_load_all(OPERATOR_MANIFEST.read_text()) if d and d["kind"] == "PodDisruptionBudget"]
+    check(len(reference) == 1 and reference[0]["spec"]["maxUnavailable"] == 1, f"k8s/operator.yaml's PodDisruptionBudget: {reference}")
+    single = render({"operator": {"replicas": 1}})[1]
+    check(not any(o["kind"] == "PodDisruptionBudget" for o in single), "a PDB for one replica would block every drain")
+
+
+@case("image.digest pins the operator and the CardStream by digest")
+def test_image_digest():
+    digest = "sha256:" + "ab" * 32
+    objects = render({"image": {"digest": digest}})[1]
+    image = f"ghcr.io/cardstream/cardstream:0.1.0@{digest}"
+    container = only(objects, "Deployment", "digest")["spec"]["template"]["spec"]["containers"][0]
+    check(container["image"] == image, f"operator image {container['image']}")
+    check(only(objects, "CardStream", "digest")["spec"]["image"] == image, "the CardStream does not run the pinned image")
 
 
 @case("the default CardStream: appVersion image, secret refs, components")

@@ -61,9 +61,13 @@ app.kubernetes.io/name: {{ include "cardstream.name" . }}-operator
 app.kubernetes.io/component: operator
 {{- end }}
 
-{{/* The image the operator runs: repository:tag, the tag defaulting to the appVersion. */}}
+{{/*
+The image the operator runs: repository:tag, the tag defaulting to the appVersion, and
+@digest when image.digest pins it.
+*/}}
 {{- define "cardstream.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- with .Values.image.digest }}@{{ . }}{{- end }}
 {{- end }}
 
 {{/* The CardStream's name: cardstream.name, else the fullname. */}}

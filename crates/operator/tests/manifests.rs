@@ -82,7 +82,8 @@ fn the_operator_manifests_are_valid_objects_with_least_privilege() {
             "RoleBinding",
             "Role",
             "RoleBinding",
-            "Deployment"
+            "Deployment",
+            "PodDisruptionBudget"
         ]
     );
     let resources: Vec<String> = rules
