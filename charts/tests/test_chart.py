@@ -101,6 +101,8 @@ ALL_ON = {
         "recordKeys": "fedcba9876543210fedcba9876543210\n0123456789abcdef0123456789abcdef",
     },
     "imagePullSecrets": [{"name": "registry"}],
+    "ingress": {"enabled": True, "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                "tls": [{"secretName": "cardstream-tls", "hosts": ["webhooks.cardstream.example.com", "cardstream.example.com"]}]},
     "serviceAccount": {"annotations": {"example.com/role": "operator"}},
     "operator": {
         "extraEnv": [{"name": "RUST_LOG", "value": "info"}],
@@ -636,6 +638,30 @@ def test_operator_disruption_budget():
     check(len(reference) == 1 and reference[0]["spec"]["maxUnavailable"] == 1, f"k8s/operator.yaml's PodDisruptionBudget: {reference}")
     single = render({"operator": {"replicas": 1}})[1]
     check(not any(o["kind"] == "PodDisruptionBudget" for o in single), "a PDB for one replica would block every drain")
+
+
+@case("ingress: webhooks to the gateway, the dashboard to the API, TLS; NOTES gives Stripe the URLs")
+def test_ingress():
+    tls = [{"secretName": "cardstream-tls", "hosts": ["hooks.example.com", "cards.example.com"]}]
+    split = {"ingress": {"enabled": True, "className": "nginx", "webhooks": {"host": "hooks.example.com"}, "dashboard": {"host": "cards.example.com"}, "tls": tls}}
+    objects = render(split)[1]
+    crd_schema = crd_json_schema()
+    ingress = only(objects, "Ingress", "ingress")
+    validate_object(ingress, crd_schema)
+    routes = {(r["host"], p["path"], p["pathType"], p["backend"]["service"]["name"], p["backend"]["service"]["port"]["name"])
+              for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
+    check(routes == {("hooks.example.com", "/webhooks/stripe", "Prefix", "cardstream-gateway", "http"),
+                     ("cards.example.com", "/", "Prefix", "cardstream-api", "http")}, f"routes {routes}")
+    check(ingress["spec"]["tls"] == tls and ingress["spec"]["ingressClassName"] == "nginx", f"tls/class {ingress['spec']}")
+    notes = render_notes(split)
+    for url in ("https://hooks.example.com/webhooks/stripe\n", "https://hooks.example.com/webhooks/stripe/authorization", "https://cards.example.com/"):
+        check(url in notes, f"NOTES.txt does not give {url!r}:\n{notes}")
+    one = {"ingress": {"enabled": True, "webhooks": {"host": "cards.example.com"}, "dashboard": {"host": "cards.example.com"}}}
+    ingress = only(render(one)[1], "Ingress", "one host")
+    check([[p["path"] for p in r["http"]["paths"]] for r in ingress["spec"]["rules"]] == [["/webhooks/stripe", "/"]], f"one host: {ingress['spec']['rules']}")
+    notes = render_notes(one)
+    check("http://cards.example.com/webhooks/stripe" in notes and "Stripe only posts to https" in notes, f"NOTES without TLS:\n{notes}")
+    check(not any(o["kind"] == "Ingress" for o in objects_of("defaults")), "an Ingress by default")
 
 
 @case("image.digest pins the operator and the CardStream by digest")
