@@ -105,6 +105,20 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_command() {
+        let readme = include_str!("../../../README.md");
+        let missing: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .filter(|name| name != "help" && !readme.contains(&format!("| `{name}` |")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "README.md's command table lacks {missing:?}"
+        );
+    }
+
+    #[test]
     fn secrets_on_the_command_line_are_refused() {
         let matches = Cli::command()
             .try_get_matches_from(["cardstream", "gateway", "--webhook-secrets", "whsec_x"])

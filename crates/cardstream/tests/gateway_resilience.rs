@@ -440,3 +440,57 @@ fn a_request_cap_of_zero_is_refused_at_start() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--max-concurrent-requests"), "{stderr}");
 }
+
+/// A gateway without a database cannot follow the policy admins save in the dashboard: it
+/// still starts (the policy file alone is a valid setup), and says so at start instead of
+/// ignoring those edits in silence.
+#[test]
+fn a_gateway_without_a_database_says_it_ignores_the_saved_policy() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cardstream"))
+        .arg("gateway")
+        .env_remove("CARDSTREAM_DATABASE_URL")
+        .env("CARDSTREAM_WEBHOOK_SECRETS", "whsec_no_database_test")
+        .env("CARDSTREAM_KAFKA_BROKERS", "127.0.0.1:1")
+        .env("CARDSTREAM_LISTEN", "127.0.0.1:0")
+        .env("CARDSTREAM_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("CARDSTREAM_LOG_FORMAT", "text")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut output = Vec::new();
+    let found = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match seen.recv_timeout(left) {
+            Ok(line) if line.contains("policy admins save in the dashboard is not followed") => {
+                break true;
+            }
+            Ok(line) => output.push(line),
+            Err(_) => break false,
+        }
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        found,
+        "no warning within 10 s; the gateway said:\n{}",
+        output.join("\n")
+    );
+}

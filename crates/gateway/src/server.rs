@@ -153,6 +153,10 @@ async fn start_spend_cache(
         if policy.current().needs_spend() {
             return Err(Error::NoDatabaseForLimits);
         }
+        tracing::warn!(
+            "no CARDSTREAM_DATABASE_URL: the policy admins save in the dashboard is not followed, \
+             only the policy file and settings apply (and spend limits cannot be used)"
+        );
         return Ok(None);
     };
     // Lazy: the gateway starts and answers (following on_spend_unknown) while Postgres is away.
