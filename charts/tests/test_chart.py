@@ -664,6 +664,23 @@ def test_ingress():
     check(not any(o["kind"] == "Ingress" for o in objects_of("defaults")), "an Ingress by default")
 
 
+@case("helm test: a hook Pod probes the API (dashboard and readiness) and the gateway with the image's own probe")
+def test_helm_test_hook():
+    objects = objects_of("defaults")
+    pod = only(objects, "Pod", "defaults")
+    annotations = pod["metadata"]["annotations"]
+    check(annotations.get("helm.sh/hook") == "test", f"annotations {annotations}")
+    check("hook-succeeded" in annotations.get("helm.sh/hook-delete-policy", ""), "the test Pod is left behind after success")
+    (container,) = pod["spec"]["containers"]
+    cs = only(objects, "CardStream", "defaults")
+    check(container["image"] == cs["spec"]["image"], f"the test runs {container['image']}, not the CardStream's image")
+    check(container["args"] == ["probe", f"http://cardstream-api.{NAMESPACE}.svc/", f"http://cardstream-api.{NAMESPACE}.svc:9090/readyz",
+                                f"http://cardstream-gateway.{NAMESPACE}.svc:9090/readyz"], f"args {container['args']}")
+    check(pod["spec"]["restartPolicy"] == "Never" and pod["spec"]["securityContext"]["runAsNonRoot"], f"pod spec {pod['spec']}")
+    check(container["securityContext"]["readOnlyRootFilesystem"], "the test container's root filesystem is writable")
+    check(not any(o["kind"] == "Pod" for o in objects_of("all toggles off")), "a test Pod without a CardStream")
+
+
 @case("image.digest pins the operator and the CardStream by digest")
 def test_image_digest():
     digest = "sha256:" + "ab" * 32

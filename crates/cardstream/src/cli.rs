@@ -46,6 +46,9 @@ pub(crate) enum Command {
     Crd,
     /// Reconcile CardStream resources on a Kubernetes cluster (one leader, by Lease).
     Operator(Box<cardstream_operator::OperatorArgs>),
+    /// GET URLs and exit 0 if each answers 2xx, 1 if one answers otherwise, 3 if one cannot be
+    /// reached: health checks where the image has no HTTP client (helm test, Compose).
+    Probe(crate::probe::ProbeArgs),
     /// Run everything on this machine: a local broker, a fresh database, gateway, aggregator,
     /// API, demo users and simulated traffic.
     Dev(Box<crate::dev::DevArgs>),

@@ -4,6 +4,7 @@
 mod admin;
 mod cli;
 mod dev;
+mod probe;
 
 use std::time::Duration;
 
@@ -103,6 +104,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             std::io::stdout().write_all(cardstream_operator::crd_yaml()?.as_bytes())?;
         }
         Command::Operator(args) => cardstream_operator::run(*args, registry()?, shutdown).await?,
+        Command::Probe(args) => {
+            let code = probe::run(args).await;
+            if code != 0 {
+                std::process::exit(code);
+            }
+        }
         Command::Schema => {
             use std::io::Write;
             std::io::stdout().write_all(cardstream_api::sdl().as_bytes())?;
