@@ -12,6 +12,15 @@ fn repository(image: &str) -> &str {
     }
 }
 
+/// The tag of an image reference, if it has one (`ghcr.io/org/app:1.2.3@sha256:…` → `1.2.3`).
+pub(crate) fn tag(image: &str) -> Option<&str> {
+    let without_digest = image.split_once('@').map_or(image, |(name, _)| name);
+    match without_digest.rsplit_once(':') {
+        Some((_, tag)) if !tag.contains('/') && !tag.is_empty() => Some(tag),
+        _ => None,
+    }
+}
+
 /// Whether `image` is allowed by `allowed`: each entry is a repository (`ghcr.io/org/app`,
 /// matched exactly) or, ending in `/`, a registry or path prefix (`registry.example.com/`). An
 /// empty list allows every image.
@@ -63,6 +72,15 @@ mod tests {
         assert!(allowed("registry.example.com:5000/team/app:1", &registry));
         assert!(!allowed("registry.example.com:5001/team/app:1", &registry));
         assert!(!allowed("registry.example.com:5000", &registry));
+    }
+
+    #[test]
+    fn tags_are_found_past_ports_and_digests() {
+        assert_eq!(tag("ghcr.io/org/app:1.2.3"), Some("1.2.3"));
+        assert_eq!(tag("ghcr.io/org/app:1.2.3@sha256:ab"), Some("1.2.3"));
+        assert_eq!(tag("registry:5000/app"), None);
+        assert_eq!(tag("registry:5000/app@sha256:ab"), None);
+        assert_eq!(tag("app"), None);
     }
 
     #[test]

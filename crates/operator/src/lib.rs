@@ -23,8 +23,8 @@ use kube::CustomResourceExt;
 pub use lease::{Ended, LeaderLease, LeaseTiming};
 pub use metrics::OperatorMetrics;
 pub use objects::{
-    Component, consumer_group, deployment, disruption_budget, labels, migration_job, object_name,
-    policy_config_map, service, service_monitor,
+    Component, consumer_group, deployment, disruption_budget, labels, migration_job, object_labels,
+    object_name, policy_config_map, service, service_monitor,
 };
 pub use reconcile::{Context, MANAGER, error_policy, reconcile};
 pub use run::{OperatorArgs, run};

@@ -105,7 +105,8 @@ pub fn consumer_group(cs: &CardStream) -> String {
     )
 }
 
-/// The labels every object of a component carries (and selects its pods by).
+/// The labels every object of a component carries, and selects its pods by. Nothing here may
+/// change over a CardStream's life: a Deployment's selector is immutable.
 pub fn labels(cs: &CardStream, component: Option<Component>) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "cardstream".to_owned()),
@@ -124,11 +125,33 @@ pub fn labels(cs: &CardStream, component: Option<Component>) -> BTreeMap<String,
     labels
 }
 
+/// [`labels`] and the recommended labels that are not for selecting: `part-of`, and `version`
+/// (the image's tag, when it is a valid label value).
+pub fn object_labels(cs: &CardStream, component: Option<Component>) -> BTreeMap<String, String> {
+    let mut all = labels(cs, component);
+    all.insert(
+        "app.kubernetes.io/part-of".to_owned(),
+        "cardstream".to_owned(),
+    );
+    let valid = |tag: &&str| {
+        tag.len() <= 63
+            && tag.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && tag.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if let Some(version) = crate::images::tag(&cs.spec.image).filter(valid) {
+        all.insert("app.kubernetes.io/version".to_owned(), version.to_owned());
+    }
+    all
+}
+
 fn meta(cs: &CardStream, name: String, component: Option<Component>) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: cs.namespace(),
-        labels: Some(labels(cs, component)),
+        labels: Some(object_labels(cs, component)),
         // Deleting the CardStream deletes everything it made.
         owner_references: owner(cs).map(|o| vec![o]),
         ..ObjectMeta::default()
@@ -331,7 +354,7 @@ pub fn deployment(cs: &CardStream, component: Component, replicas: i32) -> Deplo
             },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(cs, Some(component))),
+                    labels: Some(object_labels(cs, Some(component))),
                     annotations: Some(annotations),
                     ..ObjectMeta::default()
                 }),
@@ -421,7 +444,7 @@ pub fn migration_job(cs: &CardStream) -> Job {
             ttl_seconds_after_finished: Some(86_400),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(cs, None)),
+                    labels: Some(object_labels(cs, None)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {

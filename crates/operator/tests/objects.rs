@@ -251,3 +251,63 @@ fn kafka_credentials_reach_every_component_from_their_secret_only() {
         );
     }
 }
+
+/// The recommended labels: every object says what it is part of and which version it runs;
+/// selectors (immutable on a Deployment) say neither, so an upgrade can change the version.
+#[test]
+fn objects_carry_version_and_part_of_but_selectors_do_not() {
+    let mut cs = sample();
+    for component in Component::ALL {
+        let d = deployment(&cs, component, 1);
+        let pod_labels = d
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .clone()
+            .unwrap();
+        for object_labels in [d.metadata.labels.clone().unwrap(), pod_labels] {
+            assert_eq!(
+                object_labels
+                    .get("app.kubernetes.io/version")
+                    .map(String::as_str),
+                Some("0.1.0"),
+                "{component:?}"
+            );
+            assert_eq!(
+                object_labels
+                    .get("app.kubernetes.io/part-of")
+                    .map(String::as_str),
+                Some("cardstream")
+            );
+        }
+        let selector = d.spec.selector.match_labels.clone().unwrap();
+        assert!(
+            !selector.contains_key("app.kubernetes.io/version"),
+            "{selector:?}"
+        );
+        let service = service(&cs, component);
+        assert!(
+            service
+                .metadata
+                .labels
+                .unwrap()
+                .contains_key("app.kubernetes.io/part-of")
+        );
+        assert_eq!(
+            service.spec.unwrap().selector.unwrap(),
+            labels(&cs, Some(component))
+        );
+    }
+    // An image without a tag (or with one no label may hold) gets no version label.
+    cs.spec.image = "registry.example.com:5000/cardstream@sha256:0000".into();
+    let d = deployment(&cs, Component::Api, 1);
+    assert!(
+        !d.metadata
+            .labels
+            .unwrap()
+            .contains_key("app.kubernetes.io/version")
+    );
+}
