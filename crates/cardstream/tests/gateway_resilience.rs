@@ -409,16 +409,26 @@ async fn events_at_capacity_do_not_crowd_out_authorization_requests() {
     drop(holder);
 }
 
+/// `cardstream gateway` on ephemeral ports, with a webhook secret, no database and a broker
+/// address nothing listens on: for what it does at start, before any traffic.
+fn bare_gateway() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cardstream"));
+    command
+        .arg("gateway")
+        .env_remove("CARDSTREAM_DATABASE_URL")
+        .env("CARDSTREAM_WEBHOOK_SECRETS", "whsec_bare_gateway_test")
+        .env("CARDSTREAM_KAFKA_BROKERS", "127.0.0.1:1")
+        .env("CARDSTREAM_LISTEN", "127.0.0.1:0")
+        .env("CARDSTREAM_ADMIN_LISTEN", "127.0.0.1:0");
+    command
+}
+
 /// `--max-concurrent-requests 0` would answer every request 503: a gateway that looks up and
 /// refuses all of Stripe's traffic. It is refused at start, naming the setting.
 #[test]
 fn a_request_cap_of_zero_is_refused_at_start() {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cardstream"))
-        .arg("gateway")
+    let mut child = bare_gateway()
         .env("CARDSTREAM_MAX_CONCURRENT_REQUESTS", "0")
-        .env("CARDSTREAM_WEBHOOK_SECRETS", "whsec_zero_cap_test")
-        .env("CARDSTREAM_LISTEN", "127.0.0.1:0")
-        .env("CARDSTREAM_ADMIN_LISTEN", "127.0.0.1:0")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -447,13 +457,7 @@ fn a_request_cap_of_zero_is_refused_at_start() {
 #[test]
 fn a_gateway_without_a_database_says_it_ignores_the_saved_policy() {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cardstream"))
-        .arg("gateway")
-        .env_remove("CARDSTREAM_DATABASE_URL")
-        .env("CARDSTREAM_WEBHOOK_SECRETS", "whsec_no_database_test")
-        .env("CARDSTREAM_KAFKA_BROKERS", "127.0.0.1:1")
-        .env("CARDSTREAM_LISTEN", "127.0.0.1:0")
-        .env("CARDSTREAM_ADMIN_LISTEN", "127.0.0.1:0")
+    let mut child = bare_gateway()
         .env("CARDSTREAM_LOG_FORMAT", "text")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -79,6 +79,15 @@ fn replica_with(identity: &str, store: &Arc<Mutex<Store>>, timing: LeaseTiming) 
     }
 }
 
+/// Someone else (an operator with a bad clock, or a person with kubectl) writes itself into
+/// the Lease.
+fn write_in_another_holder(store: &Mutex<Store>) {
+    let mut store = store.lock().unwrap();
+    let lease = store.lease.as_mut().unwrap();
+    lease["spec"]["holderIdentity"] = json!("operator-z");
+    lease["metadata"]["resourceVersion"] = json!("99");
+}
+
 /// What the API server answers for a GET, POST (create) or PUT (replace) of the Lease.
 fn answer(store: &mut Store, method: &Method, mut body: Value) -> (StatusCode, Value) {
     let conflict = |reason| status(StatusCode::CONFLICT, reason, "the object has been modified");
@@ -175,13 +184,7 @@ async fn a_leader_that_finds_another_holder_stops_at_once() {
     let a = replica("operator-a", &store);
     let shutdown = CancellationToken::new();
     let acquired = a.lease.acquire(&shutdown, |_| {}).await.unwrap();
-    // Someone (an operator with a bad clock, or a person with kubectl) writes itself in.
-    {
-        let mut store = store.lock().unwrap();
-        let lease = store.lease.as_mut().unwrap();
-        lease["spec"]["holderIdentity"] = json!("operator-z");
-        lease["metadata"]["resourceVersion"] = json!("99");
-    }
+    write_in_another_holder(&store);
     let leading = CancellationToken::new();
     let started = Instant::now();
     assert_eq!(a.lease.keep(acquired, &leading).await, Ended::Taken);
@@ -300,12 +303,7 @@ async fn work_is_dropped_at_once_when_another_replica_holds_the_lease() {
     let a = replica_with("operator-a", &store, timing);
     let shutdown = CancellationToken::new();
     let acquired = a.lease.acquire(&shutdown, |_| {}).await.unwrap();
-    {
-        let mut store = store.lock().unwrap();
-        let lease = store.lease.as_mut().unwrap();
-        lease["spec"]["holderIdentity"] = json!("operator-z");
-        lease["metadata"]["resourceVersion"] = json!("99");
-    }
+    write_in_another_holder(&store);
     let started = Instant::now();
     let held = a
         .lease

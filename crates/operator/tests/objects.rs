@@ -40,6 +40,20 @@ fn env_of(
         .collect()
 }
 
+/// The labels of a Deployment's pod template.
+fn pod_labels(
+    d: &k8s_openapi::api::apps::v1::Deployment,
+) -> std::collections::BTreeMap<String, String> {
+    d.spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap()
+}
+
 #[test]
 fn each_workload_runs_its_subcommand_with_matching_selectors_and_an_owner() {
     let cs = sample();
@@ -55,15 +69,7 @@ fn each_workload_runs_its_subcommand_with_matching_selectors_and_an_owner() {
         );
         assert_eq!(d.spec.replicas, Some(3));
         let selector = d.spec.selector.match_labels.clone().unwrap();
-        let template = d
-            .spec
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .labels
-            .clone()
-            .unwrap();
+        let template = pod_labels(&d);
         assert!(selector.iter().all(|(k, v)| template.get(k) == Some(v)));
         assert_eq!(selector, labels(&cs, Some(component)));
         let pod = d.spec.template.spec.as_ref().unwrap();
@@ -259,16 +265,7 @@ fn objects_carry_version_and_part_of_but_selectors_do_not() {
     let mut cs = sample();
     for component in Component::ALL {
         let d = deployment(&cs, component, 1);
-        let pod_labels = d
-            .spec
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .labels
-            .clone()
-            .unwrap();
-        for object_labels in [d.metadata.labels.clone().unwrap(), pod_labels] {
+        for object_labels in [d.metadata.labels.clone().unwrap(), pod_labels(&d)] {
             assert_eq!(
                 object_labels
                     .get("app.kubernetes.io/version")
