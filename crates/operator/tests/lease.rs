@@ -291,3 +291,30 @@ async fn release_clears_the_holder_so_a_standby_need_not_wait() {
     lease_of(client, "operator-a").release().await;
     assert_quiet(server.await.unwrap(), "release").await;
 }
+
+/// Timing that would let two replicas lead at once (a renew deadline at or past the duration)
+/// or never renew in time is refused at start, before any Lease is touched.
+#[test]
+fn lease_timing_that_could_split_is_refused() {
+    use cardstream_operator::LeaseTiming;
+    let s = Duration::from_secs;
+    assert!(LeaseTiming::for_duration(s(15)).validate().is_ok());
+    for (duration, renew_deadline, retry_period) in [
+        (s(15), s(15), s(2)),           // deadline not inside the duration
+        (s(15), s(20), s(2)),           // deadline past it
+        (s(15), s(10), s(10)),          // no retry before the deadline
+        (s(15), s(10), Duration::ZERO), // no retry period
+        (
+            Duration::from_millis(1_500),
+            s(1),
+            Duration::from_millis(100),
+        ), // not whole seconds
+    ] {
+        let timing = LeaseTiming {
+            duration,
+            renew_deadline,
+            retry_period,
+        };
+        assert!(timing.validate().is_err(), "{timing:?} accepted");
+    }
+}
