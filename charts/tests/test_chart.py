@@ -126,7 +126,19 @@ ALL_ON = {
     },
     "cardstream": {
         "kafka": {"properties": ["security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512"]},
-        "gateway": {"resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}},
+        "gateway": {
+            "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}],
+            "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                                    "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "gateway"}}}}]}},
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}],
+            "podAnnotations": {"vault.hashicorp.com/agent-inject": "true"},
+            "podLabels": {"example.com/team": "payments"},
+            "extraEnv": [{"name": "RUST_LOG", "value": "info"}],
+            "priorityClassName": "payments-critical",
+        },
         "api": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
         "aggregator": {
             "resources": {"requests": {"cpu": 1, "memory": "256Mi"}},
@@ -166,6 +178,10 @@ BAD_VALUES = {
     "a record key shorter than 32": {"secrets": {**ALL_ON["secrets"], "recordKeys": "0123456789abcdef0123456789abcdef\nshort"}},
     "bad resource quantity": {"cardstream": {"gateway": {"resources": {"requests": {"cpu": "lots"}}}}},
     "CardStream name with capitals": {"cardstream": {"name": "CardStream"}},
+    "a pod label the operator selects by": {"cardstream": {"api": {"podLabels": {"app.kubernetes.io/name": "x"}}}},
+    "a pod annotation that is not a string": {"cardstream": {"gateway": {"podAnnotations": {"a": 1}}}},
+    "a spread constraint without a topologyKey": {"cardstream": {"aggregator": {"topologySpreadConstraints": [{"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}]}}},
+    "an extra variable without a name": {"cardstream": {"gateway": {"extraEnv": [{"value": "x"}]}}},
 }
 # Values the schema allows but the templates refuse, each with a clear message.
 BAD_FOR_TEMPLATES = {
@@ -732,6 +748,9 @@ def test_all_on():
     check(spec["kafka"]["properties"] == ALL_ON["cardstream"]["kafka"]["properties"], f"kafka {spec['kafka']}")
     check(spec["imagePullSecrets"] == ALL_ON["imagePullSecrets"], f"imagePullSecrets {spec.get('imagePullSecrets')}: the components would not pull the image")
     check(spec["gateway"]["resources"] == ALL_ON["cardstream"]["gateway"]["resources"], f"gateway {spec['gateway']}: the resources given are not passed on")
+    for field in ("nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "podAnnotations", "podLabels", "extraEnv", "priorityClassName"):
+        check(spec["gateway"].get(field) == ALL_ON["cardstream"]["gateway"][field], f"gateway.{field}: {spec['gateway'].get(field)!r}, not the value given")
+        check(field not in spec["api"], f"api.{field} set though only the gateway's was given")
 
     secret = only(objects, "Secret", "all toggles on")
     check("data" not in secret and secret["metadata"]["name"] == "cardstream", f"Secret {secret['metadata']['name']} with data")

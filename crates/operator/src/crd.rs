@@ -1,7 +1,11 @@
 //! The `CardStream` custom resource: one cardstream installation (gateway, aggregator and API
 //! on a Kafka cluster and a Postgres database), as an operator reads it.
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, ResourceRequirements, Toleration, TopologySpreadConstraint,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -100,6 +104,8 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
+/// One component's Deployment: how many pods, their resources, and where and how they run
+/// (the fields of Bitnami's and prometheus-community's charts, with the same names).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {
@@ -108,6 +114,29 @@ pub struct ComponentSpec {
     pub replicas: i32,
     #[serde(default)]
     pub resources: Option<ResourceRequirements>,
+    /// Nodes the pods may run on, by label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Spread across zones or nodes; the operator fills in each constraint's `labelSelector`
+    /// (the component's pods) when it is left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// Added to the pods' annotations; `cardstream.dev/` ones are the operator's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Added to the pods' labels; `app.kubernetes.io/` ones are the operator's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// More environment variables for the container; the `CARDSTREAM_` ones the operator sets
+    /// (brokers, database, secrets, listen addresses) cannot be replaced here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
 }
 
 impl Default for ComponentSpec {
@@ -115,6 +144,14 @@ impl Default for ComponentSpec {
         ComponentSpec {
             replicas: default_replicas(),
             resources: None,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            affinity: None,
+            topology_spread_constraints: Vec::new(),
+            pod_annotations: BTreeMap::new(),
+            pod_labels: BTreeMap::new(),
+            extra_env: Vec::new(),
+            priority_class_name: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
     SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::{CardStream, SecretKeyRef};
+use crate::{CardStream, ComponentSpec, SecretKeyRef};
 
 /// The three workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,15 @@ pub enum Component {
 
 impl Component {
     pub const ALL: [Component; 3] = [Component::Gateway, Component::Aggregator, Component::Api];
+
+    /// The component's part of the spec.
+    pub fn spec(self, cs: &CardStream) -> &ComponentSpec {
+        match self {
+            Component::Gateway => &cs.spec.gateway,
+            Component::Aggregator => &cs.spec.aggregator.component,
+            Component::Api => &cs.spec.api,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -256,13 +265,14 @@ fn container(cs: &CardStream, component: Component) -> Container {
     {
         env.push(secret_env("CARDSTREAM_RECORD_KEYS", keys));
     }
-    let resources = match component {
-        Component::Gateway => spec.gateway.resources.clone(),
-        Component::Aggregator => spec.aggregator.component.resources.clone(),
-        Component::Api => spec.api.resources.clone(),
-    }
-    .filter(|r| r.requests.is_some() || r.limits.is_some())
-    .unwrap_or_else(|| default_resources(component));
+    // The user's variables come last; `validate` refuses any that would replace one above.
+    env.extend(component.spec(cs).extra_env.iter().cloned());
+    let resources = component
+        .spec(cs)
+        .resources
+        .clone()
+        .filter(|r| r.requests.is_some() || r.limits.is_some())
+        .unwrap_or_else(|| default_resources(component));
     let mut ports = vec![ContainerPort {
         name: Some("admin".to_owned()),
         container_port: ADMIN_PORT,
@@ -299,6 +309,15 @@ fn container(cs: &CardStream, component: Component) -> Container {
         }),
         ..Container::default()
     }
+}
+
+/// The environment variables the operator sets for `component`, which `extraEnv` may not
+/// replace.
+pub(crate) fn operator_env(cs: &CardStream, component: Component) -> Vec<String> {
+    let extra = component.spec(cs).extra_env.len();
+    let env = container(cs, component).env.unwrap_or_default();
+    let own = env.len().saturating_sub(extra);
+    env.into_iter().take(own).map(|e| e.name).collect()
 }
 
 fn env_joined(name: &str, values: &[String]) -> EnvVar {
@@ -340,10 +359,30 @@ pub fn deployment(cs: &CardStream, component: Component, replicas: i32) -> Deplo
         }
         volumes
     });
-    let annotations = BTreeMap::from([
+    let own = component.spec(cs);
+    let mut annotations = BTreeMap::from([
         ("prometheus.io/scrape".to_owned(), "true".to_owned()),
         ("prometheus.io/port".to_owned(), ADMIN_PORT.to_string()),
     ]);
+    // The user's may replace the scrape hints; `validate` keeps `cardstream.dev/` ones ours.
+    annotations.extend(own.pod_annotations.clone());
+    // The operator's labels win: the selector depends on them (`validate` refuses the clash).
+    let mut pod_labels = own.pod_labels.clone();
+    pod_labels.extend(object_labels(cs, Some(component)));
+    let spread: Vec<TopologySpreadConstraint> = own
+        .topology_spread_constraints
+        .iter()
+        .cloned()
+        .map(|mut constraint| {
+            constraint
+                .label_selector
+                .get_or_insert_with(|| LabelSelector {
+                    match_labels: Some(labels(cs, Some(component))),
+                    ..LabelSelector::default()
+                });
+            constraint
+        })
+        .collect();
     Deployment {
         metadata: meta(cs, object_name(cs, component), Some(component)),
         spec: DeploymentSpec {
@@ -354,12 +393,18 @@ pub fn deployment(cs: &CardStream, component: Component, replicas: i32) -> Deplo
             },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(object_labels(cs, Some(component))),
+                    labels: Some(pod_labels),
                     annotations: Some(annotations),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container(cs, component)],
+                    node_selector: (!own.node_selector.is_empty())
+                        .then(|| own.node_selector.clone()),
+                    tolerations: (!own.tolerations.is_empty()).then(|| own.tolerations.clone()),
+                    affinity: own.affinity.clone(),
+                    topology_spread_constraints: (!spread.is_empty()).then_some(spread),
+                    priority_class_name: own.priority_class_name.clone(),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                     image_pull_secrets: (!cs.spec.image_pull_secrets.is_empty())
                         .then(|| cs.spec.image_pull_secrets.clone()),

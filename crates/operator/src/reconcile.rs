@@ -293,12 +293,52 @@ fn validate(cs: &CardStream, allowed_images: &[String]) -> Result<(), Error> {
             "spec.policy: give inline or configMap, not both".to_owned(),
         ));
     }
+    for component in Component::ALL {
+        validate_component(cs, component)?;
+    }
     if let Some(scaling) = &cs.spec.aggregator.autoscaling
         && scaling.min_replicas > scaling.max_replicas
     {
         return Err(Error::InvalidSpec(format!(
             "spec.aggregator.autoscaling: minReplicas {} is above maxReplicas {}",
             scaling.min_replicas, scaling.max_replicas
+        )));
+    }
+    Ok(())
+}
+
+/// What a component's pod settings may not touch: the labels its Service and Deployment select
+/// by, the annotations the operator rolls pods with, the environment it configures.
+fn validate_component(cs: &CardStream, component: Component) -> Result<(), Error> {
+    let own = component.spec(cs);
+    let at = match component {
+        Component::Gateway => "spec.gateway",
+        Component::Aggregator => "spec.aggregator",
+        Component::Api => "spec.api",
+    };
+    if let Some(key) = own
+        .pod_labels
+        .keys()
+        .find(|k| k.starts_with("app.kubernetes.io/"))
+    {
+        return Err(Error::InvalidSpec(format!(
+            "{at}.podLabels: {key} is set by the operator (the Deployment selects its pods by it)"
+        )));
+    }
+    if let Some(key) = own
+        .pod_annotations
+        .keys()
+        .find(|k| k.starts_with("cardstream.dev/"))
+    {
+        return Err(Error::InvalidSpec(format!(
+            "{at}.podAnnotations: {key} is the operator's (it rolls pods when a Secret changes)"
+        )));
+    }
+    let reserved = crate::objects::operator_env(cs, component);
+    if let Some(var) = own.extra_env.iter().find(|e| reserved.contains(&e.name)) {
+        return Err(Error::InvalidSpec(format!(
+            "{at}.extraEnv: {} is set by the operator from the spec; change the spec instead",
+            var.name
         )));
     }
     Ok(())

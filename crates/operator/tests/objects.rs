@@ -308,3 +308,86 @@ fn objects_carry_version_and_part_of_but_selectors_do_not() {
             .contains_key("app.kubernetes.io/version")
     );
 }
+
+#[test]
+fn a_components_scheduling_and_pod_settings_reach_its_pods_only() {
+    let mut cs = sample();
+    cs.spec.gateway = serde_yaml::from_str(
+        r#"
+replicas: 3
+nodeSelector: {kubernetes.io/os: linux, pool: edge}
+tolerations: [{key: dedicated, operator: Equal, value: edge, effect: NoSchedule}]
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms: [{matchExpressions: [{key: zone, operator: In, values: [a, b]}]}]
+topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule}
+  - maxSkew: 2
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector: {matchLabels: {team: payments}}
+podAnnotations: {vault.hashicorp.com/agent-inject: "true", prometheus.io/scrape: "false"}
+podLabels: {team: payments}
+extraEnv: [{name: RUST_LOG, value: debug}, {name: HTTPS_PROXY, value: "http://proxy:3128"}]
+priorityClassName: payments-critical
+"#,
+    )
+    .unwrap();
+    let gateway = deployment(&cs, Component::Gateway, 3);
+    let pod = gateway.spec.template.spec.as_ref().unwrap();
+    let meta = gateway.spec.template.metadata.as_ref().unwrap();
+    assert_eq!(
+        pod.node_selector.as_ref().unwrap()["pool"],
+        "edge",
+        "nodeSelector"
+    );
+    assert_eq!(
+        pod.tolerations.as_ref().unwrap()[0].key.as_deref(),
+        Some("dedicated")
+    );
+    assert!(pod.affinity.as_ref().unwrap().node_affinity.is_some());
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("payments-critical")
+    );
+    let spread = pod.topology_spread_constraints.as_ref().unwrap();
+    // Left out, the selector is the component's own pods; given, it is kept as given.
+    assert_eq!(
+        spread[0].label_selector.as_ref().unwrap().match_labels,
+        Some(labels(&cs, Some(Component::Gateway)))
+    );
+    assert_eq!(
+        spread[1]
+            .label_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["team"],
+        "payments"
+    );
+    let annotations = meta.annotations.as_ref().unwrap();
+    assert_eq!(annotations["vault.hashicorp.com/agent-inject"], "true");
+    assert_eq!(annotations["prometheus.io/scrape"], "false");
+    let gateway_labels = pod_labels(&gateway);
+    assert_eq!(gateway_labels["team"], "payments");
+    for (key, value) in labels(&cs, Some(Component::Gateway)) {
+        assert_eq!(gateway_labels[&key], value, "{key}");
+    }
+    let env = env_of(&gateway);
+    let names: Vec<&str> = env.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names[names.len() - 2..], ["RUST_LOG", "HTTPS_PROXY"]);
+    assert!(names.contains(&"CARDSTREAM_DATABASE_URL"));
+
+    // The other components keep their defaults.
+    for component in [Component::Aggregator, Component::Api] {
+        let d = deployment(&cs, component, 2);
+        let pod = d.spec.template.spec.as_ref().unwrap();
+        assert!(pod.node_selector.is_none() && pod.tolerations.is_none());
+        assert!(pod.affinity.is_none() && pod.topology_spread_constraints.is_none());
+        assert!(pod.priority_class_name.is_none());
+        assert!(!pod_labels(&d).contains_key("team"));
+        assert!(!env_of(&d).iter().any(|(n, _, _)| n == "RUST_LOG"));
+    }
+}

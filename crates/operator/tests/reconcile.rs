@@ -694,6 +694,47 @@ async fn kafka_credentials_inline_in_the_spec_are_refused() {
     assert!(!error.contains("hunter2"), "{error}");
 }
 
+/// A component's pod settings cannot take over what the operator relies on: the labels its
+/// selectors match, its own annotations, the environment it derives from the spec.
+#[tokio::test]
+async fn pod_settings_that_would_clash_with_the_operators_are_refused() {
+    let mut cs = cardstream("127.0.0.1:1", "cardstream:1", 1);
+    cs.spec
+        .gateway
+        .pod_labels
+        .insert("app.kubernetes.io/instance".into(), "other".into());
+    let error = refused(cs, None, "InvalidSpec").await.to_string();
+    assert!(
+        error.contains("spec.gateway.podLabels: app.kubernetes.io/instance"),
+        "{error}"
+    );
+
+    let mut cs = cardstream("127.0.0.1:1", "cardstream:1", 1);
+    cs.spec
+        .api
+        .pod_annotations
+        .insert("cardstream.dev/secrets-digest".into(), "x".into());
+    let error = refused(cs, None, "InvalidSpec").await.to_string();
+    assert!(
+        error.contains("spec.api.podAnnotations: cardstream.dev/secrets-digest"),
+        "{error}"
+    );
+
+    let mut cs = cardstream("127.0.0.1:1", "cardstream:1", 1);
+    cs.spec.aggregator.component.extra_env.push(
+        serde_json::from_value(
+            json!({"name": "CARDSTREAM_DATABASE_URL", "value": "postgres://elsewhere"}),
+        )
+        .unwrap(),
+    );
+    let error = refused(cs, None, "InvalidSpec").await.to_string();
+    assert!(
+        error.contains("spec.aggregator.extraEnv: CARDSTREAM_DATABASE_URL"),
+        "{error}"
+    );
+    assert!(!error.contains("elsewhere"), "{error}");
+}
+
 /// The Kafka step alone, on the real broker: the topic and its DLQ are created with the spec's
 /// partitions, and the lag is every record the group has not committed, over all partitions.
 #[tokio::test]
