@@ -44,7 +44,7 @@ pub(crate) async fn login(client: &Client, email: &str, password: &str) -> anyho
         .post(
             None,
             &json!({
-                "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                "query": "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
                 "variables": {"e": email, "p": password},
             }),
         )

@@ -71,8 +71,8 @@ export function AcceptInvitation({ onSignedIn }: { onSignedIn: () => void }) {
     setBusy(true);
     try {
       const d = await gql<{ acceptInvitation: { token: string } }>(
-        `mutation($t: String!, $p: String!) { acceptInvitation(token: $t, password: $p) { token } }`,
-        { t: secret, p: password },
+        `mutation($i: AcceptInvitationInput!) { acceptInvitation(input: $i) { token } }`,
+        { i: { token: secret, password } },
         { anonymous: true },
       );
       setToken(d.acceptInvitation.token);
@@ -143,8 +143,8 @@ export function ChangePassword({ email }: { email: string }) {
       // fresh token that keeps the tab signed in.
       await renewSession(async () => {
         const d = await gql<{ changePassword: { token: string } }>(
-          `mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { token } }`,
-          { c: current, n: password },
+          `mutation($i: ChangePasswordInput!) { changePassword(input: $i) { token } }`,
+          { i: { currentPassword: current, newPassword: password } },
         );
         return d.changePassword.token;
       });

@@ -3,7 +3,7 @@
 // already shown.
 
 import { useEffect, useState } from "preact/hooks";
-import { gql, type Money } from "./api";
+import { gql, nextCursor, type AuthorizationStatus, type Connection, type Money, type TransactionKind } from "./api";
 import { Card, ErrorNote, Link } from "./ui";
 
 interface Row {
@@ -12,20 +12,20 @@ interface Row {
   amount: Money;
   approved: boolean;
   outcome: "APPROVED" | "DECLINED" | "PENDING";
-  status: string;
+  status: AuthorizationStatus;
   declineReason: string | null;
   cardstreamReason: string | null;
   merchant: { name: string | null; category: string };
-  transactions: { id: string; kind: string; amount: Money }[];
+  transactions: { id: string; kind: TransactionKind; amount: Money }[];
 }
-interface Page { edges: { node: Row }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } }
+interface Page { card: { activity: Connection<Row> } }
 
 const ACTIVITY = `query($id: ID!, $filter: ActivityFilterInput, $first: Int, $after: String) {
-  activity(cardId: $id, filter: $filter, first: $first, after: $after) {
-    edges { node { id created approved outcome status declineReason cardstreamReason
+  card(id: $id) { activity(filter: $filter, first: $first, after: $after) {
+    nodes { id created approved outcome status declineReason cardstreamReason
       amount { amount currency formatted } merchant { name category }
-      transactions { id kind amount { amount currency formatted } } } }
-    pageInfo { hasNextPage endCursor } } }`;
+      transactions { id kind amount { amount currency formatted } } }
+    pageInfo { hasNextPage endCursor } } } }`;
 
 interface Filter { status: string; category: string; merchant: string; from: string; to: string }
 const EMPTY: Filter = { status: "", category: "", merchant: "", from: "", to: "" };
@@ -72,11 +72,11 @@ export function ActivityTable({ cardId, version }: { cardId: string; version: nu
   useEffect(() => {
     let cancelled = false;
     const first = Math.min(100, Math.max(PAGE, rows?.length ?? 0));
-    gql<{ activity: Page }>(ACTIVITY, { id: cardId, filter: toInput(filter), first })
+    gql<Page>(ACTIVITY, { id: cardId, filter: toInput(filter), first })
       .then((d) => {
         if (cancelled) return;
-        setRows(d.activity.edges.map((e) => e.node));
-        setNext(d.activity.pageInfo.hasNextPage ? d.activity.pageInfo.endCursor : null);
+        setRows(d.card.activity.nodes);
+        setNext(nextCursor(d.card.activity));
         setError(null);
       })
       .catch((e) => { if (!cancelled) setError(e); });
@@ -89,9 +89,9 @@ export function ActivityTable({ cardId, version }: { cardId: string; version: nu
     if (!next) return;
     setBusy(true);
     try {
-      const d = await gql<{ activity: Page }>(ACTIVITY, { id: cardId, filter: toInput(filter), first: PAGE, after: next });
-      setRows((r) => [...(r ?? []), ...d.activity.edges.map((e) => e.node)]);
-      setNext(d.activity.pageInfo.hasNextPage ? d.activity.pageInfo.endCursor : null);
+      const d = await gql<Page>(ACTIVITY, { id: cardId, filter: toInput(filter), first: PAGE, after: next });
+      setRows((r) => [...(r ?? []), ...d.card.activity.nodes]);
+      setNext(nextCursor(d.card.activity));
     } catch (e) {
       setError(e);
     } finally {

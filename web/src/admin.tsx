@@ -19,34 +19,36 @@ interface Policy {
   onSpendUnknown: "APPROVE" | "DECLINE";
   updatedBy: string | null;
 }
-interface Holder { id: string; name: string | null; email: string | null; status: string; cards: { id: string; last4: string | null; currency: string }[] }
+interface Holder { id: string; name: string | null; email: string | null; rawStatus: string; cards: { nodes: { id: string; last4: string | null; currency: string }[] } }
+interface AdminData { policy: Policy; cardholders: { nodes: Holder[] } }
 
 const AMOUNTS = "{ currency amount { amount formatted } }";
 const POLICY_FIELDS = `version allowedCurrencies blockedCategories inactiveCards inactiveCardholders
   maxAmount ${AMOUNTS} dailyLimit ${AMOUNTS} monthlyLimit ${AMOUNTS} onSpendUnknown updatedBy`;
 const QUERY = `{ policy { ${POLICY_FIELDS} }
-  cardholders(first: 50) { id name email status cards { id last4 currency } } }`;
+  cardholders(first: 50) { nodes { id name email rawStatus cards { nodes { id last4 currency } } } } }`;
 
 /** `self`: the signed-in admin's user id, whose own row cannot be disabled, demoted or deleted here. */
 export function AdminView({ self }: { self: string }) {
-  const [data, setData] = useState<{ policy: Policy; cardholders: Holder[] } | null>(null);
+  const [data, setData] = useState<AdminData | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const load = () => gql<{ policy: Policy; cardholders: Holder[] }>(QUERY).then(setData).catch(setError);
+  const load = () => gql<AdminData>(QUERY).then(setData).catch(setError);
   useEffect(() => { load(); }, []);
   if (error) return <ErrorNote error={error} />;
   if (!data) return <Loading what="the admin view" />;
+  const holders = data.cardholders.nodes;
   return (
     <div class="admin">
       <PolicyEditor policy={data.policy} onSaved={load} />
       <Card title="Cardholders">
-        {data.cardholders.length === 0 ? <p class="empty">No cardholders yet.</p> : (
+        {holders.length === 0 ? <p class="empty">No cardholders yet.</p> : (
           <table class="activity">
             <thead><tr><th>Name</th><th>ID</th><th>Email</th><th>Status</th><th>Cards</th></tr></thead>
             <tbody>
-              {data.cardholders.map((h) => (
+              {holders.map((h) => (
                 <tr key={h.id}>
-                  <td>{h.name ?? "—"}</td><td><code>{h.id}</code></td><td>{h.email}</td><td>{h.status}</td>
-                  <td>{h.cards.map((c) => <span key={c.id} class="chip"><Link href={`/cards/${c.id}`}>•••• {c.last4} {c.currency.toUpperCase()}</Link></span>)}</td>
+                  <td>{h.name ?? "—"}</td><td><code>{h.id}</code></td><td>{h.email}</td><td>{h.rawStatus}</td>
+                  <td>{h.cards.nodes.map((c) => <span key={c.id} class="chip"><Link href={`/cards/${c.id}`}>•••• {c.last4} {c.currency.toUpperCase()}</Link></span>)}</td>
                 </tr>
               ))}
             </tbody>
@@ -100,11 +102,11 @@ function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void
         monthlyLimit: amounts(form.monthlyLimit),
         onSpendUnknown: form.onSpendUnknown,
       };
-      const d = await gql<{ updatePolicy: { version: number } }>(
-        `mutation($p: PolicyInput!, $v: Long) { updatePolicy(policy: $p, expectedVersion: $v) { version } }`,
-        { p: input, v: policy.version },
+      const d = await gql<{ updatePolicy: { policy: { version: number } } }>(
+        `mutation($i: UpdatePolicyInput!) { updatePolicy(input: $i) { policy { version } } }`,
+        { i: { policy: input, expectedVersion: policy.version } },
       );
-      setStatus(`Saved as version ${d.updatePolicy.version}; the gateway applies it within seconds.`);
+      setStatus(`Saved as version ${d.updatePolicy.policy.version}; the gateway applies it within seconds.`);
       onSaved();
     } catch (err) {
       setError(err);

@@ -101,7 +101,7 @@ export async function signOut(): Promise<void> {
   setToken(null);
   if (!t) return;
   const timeout = new Promise<void>((resolve) => setTimeout(resolve, 3_000));
-  await Promise.race([post("mutation { logout }", {}, t).then(() => undefined, () => undefined), timeout]);
+  await Promise.race([post("mutation { logout(input: {}) { ended } }", {}, t).then(() => undefined, () => undefined), timeout]);
 }
 
 let socket: Client | null = null;
@@ -168,6 +168,24 @@ export interface Money {
   currency: string;
   formatted: string;
 }
+
+/** A page of a connection as the dashboard asks for it: its nodes, and where the next page
+ * starts (cursors are opaque: only ever passed back as `after`). */
+export interface Connection<T> {
+  nodes: T[];
+  pageInfo: { hasNextPage: boolean; endCursor: string | null };
+}
+
+/** The `after` for the page following `page`; null when it was the last. */
+export function nextCursor(page: Connection<unknown>): string | null {
+  return page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null;
+}
+
+/** The API's statuses are enums (OTHER for a value it does not know yet); `rawStatus` holds
+ * Stripe's lowercase word, which is what the dashboard shows. */
+export type CardStatus = "ACTIVE" | "INACTIVE" | "CANCELED" | "OTHER";
+export type AuthorizationStatus = "PENDING" | "CLOSED" | "REVERSED" | "EXPIRED" | "OTHER";
+export type TransactionKind = "CAPTURE" | "REFUND" | "OTHER";
 
 /** How the API's DateTime (RFC 3339 on the wire) reads on screen. */
 export function when(value: string): string {

@@ -11,19 +11,19 @@ interface Auth {
   amount: Money;
   heldAmount: Money;
   outcome: string;
-  status: string;
+  rawStatus: string;
   declineReason: string | null;
   cardstreamReason: string | null;
   created: string;
   merchant: { name: string | null; category: string; city: string | null; country: string | null };
   requestHistory: { approved: boolean; reason: string; amount: Money; created: string }[];
-  transactions: { id: string; kind: string; amount: Money; created: string }[];
+  transactions: { id: string; rawKind: string; amount: Money; created: string }[];
 }
 
-const QUERY = `query($id: ID!) { authorization(id: $id) { id cardId outcome status declineReason cardstreamReason created
+const QUERY = `query($id: ID!) { authorization(id: $id) { id cardId outcome rawStatus declineReason cardstreamReason created
   amount { formatted } heldAmount { formatted } merchant { name category city country }
   requestHistory { approved reason created amount { formatted } }
-  transactions { id kind created amount { formatted } } } }`;
+  transactions { id rawKind created amount { formatted } } } }`;
 
 export function AuthorizationView({ id }: { id: string }) {
   const [auth, setAuth] = useState<Auth | null>(null);
@@ -39,7 +39,7 @@ export function AuthorizationView({ id }: { id: string }) {
       <p class="back"><Link href={`/cards/${auth.cardId}`}>← Back to the card</Link></p>
       <h1>{m.name ?? "Unknown merchant"} · {auth.amount.formatted}</h1>
       <p>
-        <span class={`badge ${auth.outcome.toLowerCase()}`}>{auth.outcome.toLowerCase()}</span> {auth.status} ·{" "}
+        <span class={`badge ${auth.outcome.toLowerCase()}`}>{auth.outcome.toLowerCase()}</span> {auth.rawStatus} ·{" "}
         {new Date(auth.created).toLocaleString()} · {m.category.replaceAll("_", " ")}
         {m.city ? ` · ${m.city}` : ""}{m.country ? `, ${m.country}` : ""}
       </p>
@@ -62,7 +62,7 @@ export function AuthorizationView({ id }: { id: string }) {
         {auth.transactions.length === 0 ? <p class="empty">Nothing captured.</p> : (
           <ul>
             {auth.transactions.map((t) => (
-              <li key={t.id}>{new Date(t.created).toLocaleString()}: {t.kind} {t.amount.formatted}</li>
+              <li key={t.id}>{new Date(t.created).toLocaleString()}: {t.rawKind} {t.amount.formatted}</li>
             ))}
           </ul>
         )}

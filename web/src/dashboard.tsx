@@ -2,7 +2,7 @@
 // time, top merchants, activity and disputes. A subscription keeps it live.
 
 import { useEffect, useState } from "preact/hooks";
-import { gql, subscribe, type Money } from "./api";
+import { gql, subscribe, type CardStatus, type Money } from "./api";
 import type { Viewer } from "./main";
 import { navigate } from "./main";
 import { ActivityTable } from "./activity";
@@ -26,14 +26,16 @@ interface CardData {
   last4: string | null;
   brand: string | null;
   currency: string;
-  status: string;
+  status: CardStatus;
+  rawStatus: string;
   cardholder: { name: string | null } | null;
   spendSummary: Summary;
 }
-interface Dispute { id: string; transactionId: string; amount: Money; status: string; reason: string | null; created: string }
+interface Dispute { id: string; transactionId: string; amount: Money; rawStatus: string; reason: string | null; created: string }
+interface SummaryData { card: CardData; disputes: { nodes: Dispute[] } }
 
-const SUMMARY = `query($id: ID!, $range: DateRange, $bucket: Bucket!) {
-  card(id: $id) { id last4 brand currency status cardholder { name }
+const SUMMARY = `query($id: ID!, $range: DateRangeInput, $bucket: Bucket!) {
+  card(id: $id) { id last4 brand currency status rawStatus cardholder { name }
     spendSummary(range: $range) {
       totalSpend { amount currency formatted } averageSpend { amount currency formatted }
       purchases approved declined approvalRate
@@ -41,7 +43,7 @@ const SUMMARY = `query($id: ID!, $range: DateRange, $bucket: Bucket!) {
       topMerchants(limit: 5) { key count amount { amount currency formatted } }
       timeSeries(bucket: $bucket) { start count amount { amount currency formatted } }
     } }
-  disputes(cardId: $id) { id transactionId status reason created amount { amount currency formatted } }
+  disputes(cardId: $id) { nodes { id transactionId rawStatus reason created amount { amount currency formatted } } }
 }`;
 
 const PERIODS: Record<string, { label: string; days: number | null; bucket: string }> = {
@@ -58,7 +60,7 @@ function rangeOf(days: number | null) {
 
 export function CardView({ cardId, viewer }: { cardId: string; viewer: Viewer }) {
   const [period, setPeriod] = useState("30d");
-  const [data, setData] = useState<{ card: CardData; disputes: Dispute[] } | null>(null);
+  const [data, setData] = useState<SummaryData | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [liveVersion, setLiveVersion] = useState(0);
   const [liveNote, setLiveNote] = useState<string | null>(null);
@@ -66,7 +68,7 @@ export function CardView({ cardId, viewer }: { cardId: string; viewer: Viewer })
   useEffect(() => {
     let cancelled = false;
     const p = PERIODS[period];
-    gql<{ card: CardData; disputes: Dispute[] }>(SUMMARY, { id: cardId, range: rangeOf(p.days), bucket: p.bucket })
+    gql<SummaryData>(SUMMARY, { id: cardId, range: rangeOf(p.days), bucket: p.bucket })
       .then((d) => { if (!cancelled) { setData(d); setError(null); } })
       .catch((e) => { if (!cancelled) setError(e); });
     return () => { cancelled = true; };
@@ -84,7 +86,8 @@ export function CardView({ cardId, viewer }: { cardId: string; viewer: Viewer })
 
   if (error) return <ErrorNote error={error} />;
   if (!data) return <Loading what="the card" />;
-  const { card, disputes } = data;
+  const { card } = data;
+  const disputes = data.disputes.nodes;
   const s = card.spendSummary;
   return (
     <div class="dashboard">
@@ -96,8 +99,8 @@ export function CardView({ cardId, viewer }: { cardId: string; viewer: Viewer })
             value={card.id}
             onChange={(e) => navigate(`/cards/${e.currentTarget.value}`)}
           >
-            {viewer.cards.some((c) => c.id === card.id) ? null : <option value={card.id}>•••• {card.last4}</option>}
-            {viewer.cards.map((c) => (
+            {viewer.cards.nodes.some((c) => c.id === card.id) ? null : <option value={card.id}>•••• {card.last4}</option>}
+            {viewer.cards.nodes.map((c) => (
               <option value={c.id} key={c.id}>
                 {c.brand ?? "Card"} •••• {c.last4} ({c.currency.toUpperCase()}){c.cardholder?.name ? ` · ${c.cardholder.name}` : ""}
               </option>
@@ -113,7 +116,7 @@ export function CardView({ cardId, viewer }: { cardId: string; viewer: Viewer })
           {liveNote ? "reconnecting" : "live"}
         </span>
       </div>
-      {card.status !== "active" && <p class="note">This card is {card.status}.</p>}
+      {card.status !== "ACTIVE" && <p class="note">This card is {card.rawStatus}.</p>}
       <div class="tiles">
         <Tile label="Total spend" value={s.totalSpend.formatted} testid="tile-total" />
         <Tile label="Average spend" value={s.averageSpend?.formatted ?? "—"} testid="tile-average" />
@@ -141,7 +144,7 @@ export function CardView({ cardId, viewer }: { cardId: string; viewer: Viewer })
           {disputes.length === 0 ? <p class="empty">No disputes.</p> : (
             <ul class="disputes">
               {disputes.map((d) => (
-                <li key={d.id}>{d.amount.formatted} · {d.status}{d.reason ? ` · ${d.reason.replaceAll("_", " ")}` : ""}</li>
+                <li key={d.id}>{d.amount.formatted} · {d.rawStatus}{d.reason ? ` · ${d.reason.replaceAll("_", " ")}` : ""}</li>
               ))}
             </ul>
           )}

@@ -43,7 +43,11 @@ const defaultQuery = `# cardstream's GraphQL API
 {
   viewer {
     user { email role }
-    cards { id last4 currency status }
+    cards(first: 10) {
+      totalCount
+      nodes { id last4 currency status rawStatus }
+      pageInfo { hasNextPage endCursor }
+    }
   }
 }
 `;

@@ -110,16 +110,17 @@ export function InvitationList({ version }: { version: number }) {
   const [rows, setRows] = useState<Invitation[] | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
-    gql<{ invitations: Invitation[] }>(`{ invitations(first: 50) { ${INVITATION_FIELDS} } }`)
-      .then((d) => { setRows(d.invitations); setError(null); })
+    gql<{ invitations: { nodes: Invitation[] } }>(`{ invitations(first: 50) { nodes { ${INVITATION_FIELDS} } } }`)
+      .then((d) => { setRows(d.invitations.nodes); setError(null); })
       .catch(setError);
   }, [version]);
   const revoke = async (id: string) => {
     try {
-      const d = await gql<{ revokeInvitation: Invitation }>(
-        `mutation($id: ID!) { revokeInvitation(id: $id) { ${INVITATION_FIELDS} } }`, { id },
+      const d = await gql<{ revokeInvitation: { invitation: Invitation } }>(
+        `mutation($i: RevokeInvitationInput!) { revokeInvitation(input: $i) { invitation { ${INVITATION_FIELDS} } } }`,
+        { i: { invitationId: id } },
       );
-      setRows((r) => r?.map((x) => (x.id === id ? d.revokeInvitation : x)) ?? null);
+      setRows((r) => r?.map((x) => (x.id === id ? d.revokeInvitation.invitation : x)) ?? null);
     } catch (err) {
       setError(err);
     }

@@ -4,7 +4,7 @@
 
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, gql, onSessionEnd, setToken, signOut, token } from "./api";
+import { ApiError, gql, onSessionEnd, setToken, signOut, token, type CardStatus } from "./api";
 import { CardView } from "./dashboard";
 import { AuthorizationView } from "./authorization";
 import { AdminView } from "./admin";
@@ -30,10 +30,11 @@ function usePath(): string {
 
 export interface Viewer {
   user: { id: string; email: string; role: "ADMIN" | "CARDHOLDER" };
-  cards: { id: string; last4: string | null; brand: string | null; currency: string; status: string; cardholder: { name: string | null } | null }[];
+  cards: { nodes: { id: string; last4: string | null; brand: string | null; currency: string; status: CardStatus; cardholder: { name: string | null } | null }[] };
 }
 
-const VIEWER = `{ viewer { user { id email role } cards { id last4 brand currency status cardholder { name } } } }`;
+// The first page of cards (the API's default size) is what the card switcher offers.
+const VIEWER = `{ viewer { user { id email role } cards { nodes { id last4 brand currency status cardholder { name } } } } }`;
 
 function App() {
   const path = usePath();
@@ -95,8 +96,8 @@ function App() {
   else if (auth) screen = <AuthorizationView id={decodeURIComponent(auth[1])} />;
   else if (path === "/admin" && viewer.user.role === "ADMIN") screen = <AdminView self={viewer.user.id} />;
   else if (path === "/account") screen = <ChangePassword email={viewer.user.email} />;
-  else if (viewer.cards.length > 0) {
-    queueMicrotask(() => navigate(`/cards/${viewer.cards[0].id}`, { replace: true }));
+  else if (viewer.cards.nodes.length > 0) {
+    queueMicrotask(() => navigate(`/cards/${viewer.cards.nodes[0].id}`, { replace: true }));
     screen = <Loading what="your first card" />;
   } else screen = <p class="empty">No cards yet. They appear here as soon as Stripe reports them.</p>;
 
@@ -127,8 +128,8 @@ function Login({ notice, onSignedIn }: { notice: string | null; onSignedIn: () =
     setError(null);
     try {
       const d = await gql<{ login: { token: string } }>(
-        `mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }`,
-        { e: email, p: password },
+        `mutation($i: LoginInput!) { login(input: $i) { token } }`,
+        { i: { email, password } },
         { anonymous: true },
       );
       setToken(d.login.token);

@@ -5,7 +5,7 @@
 // tabs sign out; the table only shows what the server answered.
 
 import { useEffect, useState } from "preact/hooks";
-import { gql, when, type ApiError } from "./api";
+import { gql, nextCursor, when, type ApiError, type Connection } from "./api";
 import { Card, ErrorNote } from "./ui";
 import { ids, InvitationList, InviteForm, INVITATION_FIELDS, OneTimeLink, type Issued, type Role } from "./invitations";
 
@@ -33,15 +33,18 @@ export function People({ self }: { self: string }) {
 
 function UserTable({ self, onIssued }: { self: string; onIssued: (i: Issued) => void }) {
   const [users, setUsers] = useState<User[] | null>(null);
-  const [more, setMore] = useState(false);
+  // Where the next page starts; null when the last page is shown.
+  const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
 
   const page = (after: string | null) =>
-    gql<{ users: User[] }>(`query($first: Int!, $after: ID) { users(first: $first, after: $after) { ${USER_FIELDS} } }`, { first: PAGE, after })
+    gql<{ users: Connection<User> }>(
+      `query($first: Int!, $after: String) { users(first: $first, after: $after) { nodes { ${USER_FIELDS} } pageInfo { hasNextPage endCursor } } }`,
+      { first: PAGE, after },
+    )
       .then((d) => {
-        setUsers((u) => [...(after ? u ?? [] : []), ...d.users]);
-        // A full page may have a next one; an empty next page just hides the button.
-        setMore(d.users.length === PAGE);
+        setUsers((u) => [...(after ? u ?? [] : []), ...d.users.nodes]);
+        setNext(nextCursor(d.users));
       })
       .catch(setError);
   useEffect(() => { page(null); }, []);
@@ -61,7 +64,7 @@ function UserTable({ self, onIssued }: { self: string; onIssued: (i: Issued) => 
           ))}
         </tbody>
       </table>
-      {more && <button type="button" class="link" onClick={() => page(users[users.length - 1]?.id ?? null)}>Show more users</button>}
+      {next && <button type="button" class="link" onClick={() => page(next)}>Show more users</button>}
     </>
   );
 }
@@ -92,27 +95,31 @@ function UserRow({ user, self, onChanged, onDeleted, onIssued }: {
       setBusy(false);
     }
   };
-  /** A mutation that answers the user as it now is. */
-  const userMutation = (name: string, query: string, variables: Record<string, unknown> = {}) =>
+  /** A mutation on this user whose payload is the user as it now is. Its input type is named
+   * after it (`setUserRole` takes a `SetUserRoleInput`), as for every mutation of the API. */
+  const userMutation = (name: "setUserRole" | "setUserCardholders" | "enableUser" | "disableUser", input: Record<string, unknown> = {}) =>
     act(async () => {
-      const d = await gql<Record<string, User>>(query, { id: user.id, ...variables });
-      onChanged(d[name]);
+      const type = `${name[0].toUpperCase()}${name.slice(1)}Input`;
+      const d = await gql<Record<string, { user: User }>>(
+        `mutation($i: ${type}!) { ${name}(input: $i) { user { ${USER_FIELDS} } } }`,
+        { i: { userId: user.id, ...input } },
+      );
+      onChanged(d[name].user);
     });
-  const setRole = (role: Role) => userMutation("setUserRole",
-    `mutation($id: ID!, $role: RoleKind!) { setUserRole(id: $id, role: $role) { ${USER_FIELDS} } }`, { role });
-  const saveHolders = () => userMutation("setUserCardholders",
-    `mutation($id: ID!, $c: [ID!]!) { setUserCardholders(id: $id, cardholderIds: $c) { ${USER_FIELDS} } }`, { c: ids(holders) });
-  const toggle = () => user.disabled
-    ? userMutation("enableUser", `mutation($id: ID!) { enableUser(id: $id) { ${USER_FIELDS} } }`)
-    : userMutation("disableUser", `mutation($id: ID!) { disableUser(id: $id) { ${USER_FIELDS} } }`);
+  const setRole = (role: Role) => userMutation("setUserRole", { role });
+  const saveHolders = () => userMutation("setUserCardholders", { cardholderIds: ids(holders) });
+  const toggle = () => userMutation(user.disabled ? "enableUser" : "disableUser");
   const reset = () => act(async () => {
     const d = await gql<{ resetPassword: Issued }>(
-      `mutation($id: ID!) { resetPassword(id: $id) { token invitation { ${INVITATION_FIELDS} } } }`, { id: user.id },
+      `mutation($i: ResetPasswordInput!) { resetPassword(input: $i) { token invitation { ${INVITATION_FIELDS} } } }`,
+      { i: { userId: user.id } },
     );
     onIssued(d.resetPassword);
   });
   const remove = () => act(async () => {
-    await gql<{ deleteUser: string }>(`mutation($id: ID!) { deleteUser(id: $id) }`, { id: user.id });
+    await gql<{ deleteUser: { deletedUserId: string } }>(
+      `mutation($i: DeleteUserInput!) { deleteUser(input: $i) { deletedUserId } }`, { i: { userId: user.id } },
+    );
     onDeleted(user.id);
   });
 

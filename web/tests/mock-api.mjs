@@ -2,67 +2,21 @@
 // real backend (`cardstream dev`) is not available. It is NOT the backend and proves nothing
 // about it: it checks the dashboard against the contract it was written to.
 //
-// The schema is the API's own SDL (crates/api/schema.graphql) with the sessions-and-invitations
-// contract applied on top (CONTRACT below, which replaces whatever the SDL says about the same
-// names), so every query the dashboard sends is validated as the real server would validate
-// it. State lives in memory: two users as `cardstream dev` seeds them, one cardholder with one
-// card, revocable sessions, invitations with one-time tokens.
+// The schema is the API's own SDL (crates/api/schema.graphql), so every query the dashboard
+// sends is validated as the real server would validate it. State lives in memory: two users as
+// `cardstream dev` seeds them, one cardholder with one card, revocable sessions, invitations
+// with one-time tokens, the policy.
 
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { buildASTSchema, GraphQLError, Kind, parse } from "graphql";
+import { buildSchema, GraphQLError } from "graphql";
 
 const SDL = fileURLToPath(new URL("../../crates/api/schema.graphql", import.meta.url));
 
-// The contract for revocable sessions, invitations and user management, as the dashboard was
-// built against it.
-const CONTRACT = `
-enum InvitationKind { INVITE PASSWORD_RESET }
-enum InvitationState { PENDING ACCEPTED REVOKED EXPIRED }
-type Invitation { id: ID!, email: String!, role: RoleKind!, cardholderIds: [ID!]!, kind: InvitationKind!,
-  state: InvitationState!, invitedBy: String, createdAt: DateTime!, expiresAt: DateTime! }
-type InvitationPayload { invitation: Invitation!, token: String! }
-type InvitationPreview { email: String!, kind: InvitationKind!, expiresAt: DateTime! }
-input InviteUserInput { email: String!, role: RoleKind!, cardholderIds: [ID!] = [] }
-extend type UserObject { disabled: Boolean!, createdAt: DateTime! }
-extend type Query {
-  users(first: Int = 50, after: ID): [UserObject!]!
-  invitations(first: Int = 50): [Invitation!]!
-  invitation(token: String!): InvitationPreview!
-}
-extend type Mutation {
-  logout: Boolean!
-  changePassword(currentPassword: String!, newPassword: String!): LoginPayload!
-  inviteUser(input: InviteUserInput!): InvitationPayload!
-  revokeInvitation(id: ID!): Invitation!
-  disableUser(id: ID!): UserObject!
-  enableUser(id: ID!): UserObject!
-  deleteUser(id: ID!): ID!
-  setUserRole(id: ID!, role: RoleKind!): UserObject!
-  setUserCardholders(id: ID!, cardholderIds: [ID!]!): UserObject!
-  resetPassword(id: ID!): InvitationPayload!
-  acceptInvitation(token: String!, password: String!): LoginPayload!
-}`;
-// Gone from the API: admins no longer choose other people's passwords.
-const REMOVED = { Mutation: ["createUser"], types: ["CreateUserInput"] };
-
-/** The API's SDL with CONTRACT applied: the contract's types and fields win over the SDL's. */
+/** The schema the stand-in answers to: the API's SDL as committed. */
 export function contractSchema() {
-  const base = parse(readFileSync(SDL, "utf8"));
-  const delta = parse(CONTRACT);
-  const newTypes = new Set(delta.definitions.filter((d) => !d.kind.endsWith("Extension")).map((d) => d.name.value));
-  const newFields = {};
-  for (const d of delta.definitions.filter((d) => d.kind === Kind.OBJECT_TYPE_EXTENSION)) {
-    newFields[d.name.value] = new Set(d.fields.map((f) => f.name.value));
-  }
-  for (const name of REMOVED.Mutation) (newFields.Mutation ??= new Set()).add(name);
-  const definitions = base.definitions
-    .filter((d) => !(d.name && (newTypes.has(d.name.value) || REMOVED.types.includes(d.name.value))))
-    .map((d) => (d.kind === Kind.OBJECT_TYPE_DEFINITION && newFields[d.name.value]
-      ? { ...d, fields: d.fields.filter((f) => !newFields[d.name.value].has(f.name.value)) }
-      : d));
-  return buildASTSchema({ kind: Kind.DOCUMENT, definitions: [...definitions, ...delta.definitions] });
+  return buildSchema(readFileSync(SDL, "utf8"));
 }
 
 const fail = (code, message) => { throw new GraphQLError(message, { extensions: { code } }); };
@@ -70,6 +24,43 @@ const hash = (s) => createHash("sha256").update(s).digest("hex");
 const secret = () => randomBytes(24).toString("base64url");
 const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 const money = (amount) => ({ amount, currency: "usd", formatted: `${amount < 0 ? "-" : ""}$${(Math.abs(amount) / 100).toFixed(2)}` });
+
+// Cursors are opaque, as the API's are (hex there, base64url here): the dashboard may only pass
+// back what it was given.
+const cursorOf = (id) => Buffer.from(id).toString("base64url");
+const idOf = (cursor) => Buffer.from(cursor, "base64url").toString();
+
+/** One page of `items` (already in the list's order) as a Relay connection, with the API's
+ * rules: `first`/`after` forward or `last`/`before` backward, `size` rows when neither size is
+ * given, at most 100. A row of a cursor must still be listed (the API pages by key, which also
+ * survives a deleted row; the stand-in's lists are too small to care). */
+function connection(items, { first, after, last, before } = {}, size = 50) {
+  const backward = last != null || before != null;
+  if ((first != null || after != null) && backward) fail("BAD_USER_INPUT", "page forward with `first` and `after`, or backward with `last` and `before`");
+  const n = (backward ? last : first) ?? size;
+  if (n < 1 || n > 100) fail("BAD_USER_INPUT", `\`${backward ? "last" : "first"}\` must be between 1 and 100`);
+  const at = (cursor) => {
+    const i = items.findIndex((x) => x.id === idOf(cursor));
+    return i >= 0 ? i : fail("BAD_USER_INPUT", "the cursor is not one this API gave out");
+  };
+  let from = 0;
+  let to = items.length;
+  if (backward) { to = before != null ? at(before) : items.length; from = Math.max(0, to - n); }
+  else { from = after != null ? at(after) + 1 : 0; to = Math.min(items.length, from + n); }
+  const nodes = items.slice(from, to);
+  const edges = nodes.map((node) => ({ cursor: cursorOf(node.id), node }));
+  return {
+    edges,
+    nodes,
+    pageInfo: {
+      hasPreviousPage: backward ? from > 0 : after != null,
+      hasNextPage: backward ? before != null : to < items.length,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    },
+    totalCount: items.length,
+  };
+}
 
 /** The mock's state and its resolvers. `onSessionsEnded(tokens)` lets the socket side close
  * the subscriptions of ended sessions with 4403. */
@@ -89,16 +80,16 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
 
   const history = [1200, 4550, 980, 15000, 2300].map((amount, i) => ({
     id: `iauth_mock${i}`, cardId: "ic_mock1", amount: money(amount), heldAmount: money(0), approved: i !== 2,
-    outcome: i === 2 ? "DECLINED" : "APPROVED", status: "closed", declineReason: i === 2 ? "webhook_declined" : null,
+    outcome: i === 2 ? "DECLINED" : "APPROVED", status: "CLOSED", rawStatus: "closed", declineReason: i === 2 ? "webhook_declined" : null,
     cardstreamReason: i === 2 ? "category_blocked" : null, wallet: null, created: iso(now - i * 86_400_000),
     merchant: { name: ["Corner Bakery", "Metro Grocer", "Lucky Casino", "Airline Co", "Book Nook"][i], category: ["bakeries", "grocery_stores_supermarkets", "betting_casino_gambling", "airlines_air_carriers", "book_stores"][i], categoryCode: null, city: "Berlin", country: "DE" },
     requestHistory: [{ approved: i !== 2, reason: i === 2 ? "webhook_declined" : "webhook_approved", amount: money(amount), created: iso(now - i * 86_400_000) }],
-    transactions: i === 2 ? [] : [{ id: `ipi_mock${i}`, kind: "capture", amount: money(-amount), spend: money(amount), created: iso(now - i * 86_400_000), authorizationId: `iauth_mock${i}` }],
+    transactions: i === 2 ? [] : [{ id: `ipi_mock${i}`, kind: "CAPTURE", rawKind: "capture", cardId: "ic_mock1", amount: money(-amount), spend: money(amount), created: iso(now - i * 86_400_000), authorizationId: `iauth_mock${i}` }],
   }));
   history.forEach((a) => a.transactions.forEach((t) => { t.merchant = a.merchant; }));
-  const holder = { id: "ich_mock1", name: "Demo Holder", email: "demo@cardstream.dev", status: "active", created: iso(now - 30 * 86_400_000) };
+  const holder = { id: "ich_mock1", name: "Demo Holder", email: "demo@cardstream.dev", status: "ACTIVE", rawStatus: "active", created: iso(now - 30 * 86_400_000) };
   const card = {
-    id: "ic_mock1", last4: "4242", brand: "Visa", status: "active", currency: "usd", kind: "virtual", expMonth: 12, expYear: 2030, cardholder: holder,
+    id: "ic_mock1", last4: "4242", brand: "Visa", status: "ACTIVE", rawStatus: "active", currency: "usd", kind: "virtual", expMonth: 12, expYear: 2030, cardholder: holder,
     spendSummary: () => {
       const spent = history.filter((a) => a.approved);
       const keyed = (key) => spent.map((a) => ({ key: key(a), amount: a.amount, count: 1 }));
@@ -109,9 +100,19 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
         timeSeries: () => history.map((a) => ({ start: a.created.slice(0, 10), amount: a.amount, count: 1 })).reverse(),
       };
     },
-    activity: () => ({ edges: history.map((node) => ({ cursor: node.id, node })), pageInfo: { hasNextPage: false, endCursor: null } }),
+    activity: (args) => connection(history, args, 20),
   };
-  holder.cards = [card];
+  holder.cards = (args) => connection([card], args, 10);
+  // What `node(id:)` can find; `__typename` tells graphql-js which type of Node each is.
+  const nodes = [
+    { ...card, __typename: "Card" }, { ...holder, __typename: "Cardholder" },
+    ...history.map((a) => ({ ...a, __typename: "Authorization" })),
+    ...history.flatMap((a) => a.transactions).map((t) => ({ ...t, __typename: "Transaction" })),
+  ];
+  let policy = {
+    version: 1, allowedCurrencies: [], maxAmount: [], blockedCategories: ["betting_casino_gambling"], inactiveCards: [], inactiveCardholders: [],
+    dailyLimit: [{ currency: "usd", amount: money(300000) }], monthlyLimit: [], onSpendUnknown: "DECLINE", updatedBy: null,
+  };
 
   const issue = (user) => {
     const token = secret();
@@ -155,39 +156,15 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
   };
   const holdersOk = (ids) => ids.every((id) => id === holder.id) || fail("BAD_USER_INPUT", `unknown cardholder in ${ids.join(", ")}`);
 
-  const root = {
-    viewer: (_, ctx) => {
-      const u = signedIn(ctx);
-      return { user: view(u), cardholders: u.role === "ADMIN" || u.cardholderIds.includes(holder.id) ? [holder] : [], cards: u.role === "ADMIN" || u.cardholderIds.includes(holder.id) ? [card] : [] };
-    },
-    card: ({ id }, ctx) => (signedIn(ctx) && id === card.id ? card : fail("NOT_FOUND", "no such card")),
-    activity: (_, ctx) => signedIn(ctx) && card.activity(),
-    authorization: ({ id }, ctx) => (signedIn(ctx) && history.find((a) => a.id === id)) || fail("NOT_FOUND", "no such authorization"),
-    disputes: (_, ctx) => signedIn(ctx) && [],
-    merchantCategories: (_, ctx) => signedIn(ctx) && [...new Set(history.map((a) => a.merchant.category))].sort(),
-    cardholders: (_, ctx) => admin(ctx) && [holder],
-    cards: (_, ctx) => signedIn(ctx) && [card],
-    policy: (_, ctx) => admin(ctx) && {
-      version: 1, allowedCurrencies: [], maxAmount: [], blockedCategories: ["betting_casino_gambling"], inactiveCards: [], inactiveCardholders: [],
-      dailyLimit: [{ currency: "usd", amount: money(300000) }], monthlyLimit: [], onSpendUnknown: "DECLINE", updatedBy: null,
-    },
-    users: ({ first, after }, ctx) => {
-      admin(ctx);
-      const all = [...users.values()].sort((a, b) => a.id.localeCompare(b.id));
-      return all.filter((u) => !after || u.id > after).slice(0, first).map(view);
-    },
-    invitations: ({ first }, ctx) => admin(ctx) && invitations.slice(0, first).map(viewInvitation),
-    invitation: ({ token }) => {
-      const { email, kind, expiresAt } = pending(token);
-      return { email, kind, expiresAt };
-    },
-
+  // Relay-style mutations: each takes one `input` and answers a payload, which echoes the
+  // input's `clientMutationId`. The functions below take the input itself.
+  const mutations = {
     login: ({ email, password }) => {
       const u = [...users.values()].find((x) => x.email === email);
       if (!u || u.disabled || !u.password || u.password !== password) fail("UNAUTHENTICATED", "email and password do not match");
       return issue(u);
     },
-    logout: (_, ctx) => { if (ctx.user) sessions.delete(ctx.token); return true; },
+    logout: (_, ctx) => ({ ended: sessions.delete(ctx.token ?? "") }),
     changePassword: ({ currentPassword, newPassword }, ctx) => {
       const u = signedIn(ctx);
       // The real server's code for a wrong current password is not in the contract: this is the
@@ -198,32 +175,32 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
       endSessions(u.id);
       return issue(u);
     },
-    inviteUser: ({ input }, ctx) => {
+    inviteUser: (input, ctx) => {
       const by = admin(ctx);
       if ([...users.values()].some((u) => u.email === input.email)) fail("CONFLICT", `${input.email} already has an account`);
       holdersOk(input.cardholderIds ?? []);
       return invite(by, input);
     },
-    revokeInvitation: ({ id }, ctx) => {
+    revokeInvitation: ({ invitationId }, ctx) => {
       admin(ctx);
-      const i = invitations.find((x) => x.id === id) ?? fail("NOT_FOUND", "no such invitation");
+      const i = invitations.find((x) => x.id === invitationId) ?? fail("NOT_FOUND", "no such invitation");
       if (i.state === "PENDING") i.state = "REVOKED";
-      return viewInvitation(i);
+      return { invitation: viewInvitation(i) };
     },
-    disableUser: ({ id }, ctx) => { const u = target(ctx, id); u.disabled = true; endSessions(u.id); return view(u); },
-    enableUser: ({ id }, ctx) => { const u = target(ctx, id); u.disabled = false; return view(u); },
-    deleteUser: ({ id }, ctx) => { const u = target(ctx, id); users.delete(u.id); endSessions(u.id); return u.id; },
+    disableUser: ({ userId }, ctx) => { const u = target(ctx, userId); u.disabled = true; endSessions(u.id); return { user: view(u) }; },
+    enableUser: ({ userId }, ctx) => { const u = target(ctx, userId); u.disabled = false; return { user: view(u) }; },
+    deleteUser: ({ userId }, ctx) => { const u = target(ctx, userId); users.delete(u.id); endSessions(u.id); return { deletedUserId: u.id }; },
     // As the API does: a user whose access changed signs in again.
-    setUserRole: ({ id, role }, ctx) => { const u = target(ctx, id); u.role = role; endSessions(u.id); return view(u); },
-    setUserCardholders: ({ id, cardholderIds }, ctx) => {
-      const u = target(ctx, id);
+    setUserRole: ({ userId, role }, ctx) => { const u = target(ctx, userId); u.role = role; endSessions(u.id); return { user: view(u) }; },
+    setUserCardholders: ({ userId, cardholderIds }, ctx) => {
+      const u = target(ctx, userId);
       holdersOk(cardholderIds);
       u.cardholderIds = cardholderIds;
       endSessions(u.id);
-      return view(u);
+      return { user: view(u) };
     },
-    resetPassword: ({ id }, ctx) => {
-      const u = target(ctx, id);
+    resetPassword: ({ userId }, ctx) => {
+      const u = target(ctx, userId);
       u.password = null;
       endSessions(u.id);
       return invite(ctx.user, { email: u.email, role: u.role, cardholderIds: u.cardholderIds, kind: "PASSWORD_RESET" });
@@ -236,6 +213,46 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
       u.password = password;
       return issue(u);
     },
+    updatePolicy: ({ policy: input, expectedVersion }, ctx) => {
+      const by = admin(ctx);
+      if (expectedVersion != null && expectedVersion !== policy.version) fail("CONFLICT", `the policy is at version ${policy.version} now`);
+      const amounts = (list) => list.map(({ currency, amount }) => ({ currency, amount: { ...money(amount), currency } }));
+      policy = {
+        ...input, maxAmount: amounts(input.maxAmount), dailyLimit: amounts(input.dailyLimit), monthlyLimit: amounts(input.monthlyLimit),
+        version: policy.version + 1, updatedBy: by.email,
+      };
+      return { policy };
+    },
+  };
+
+  const visible = (u) => u.role === "ADMIN" || u.cardholderIds.includes(holder.id);
+  const root = {
+    viewer: (_, ctx) => {
+      const u = signedIn(ctx);
+      return { user: view(u), cardholders: (args) => connection(visible(u) ? [holder] : [], args), cards: (args) => connection(visible(u) ? [card] : [], args) };
+    },
+    node: ({ id }, ctx) => (signedIn(ctx) && nodes.find((n) => n.id === id)) ?? null,
+    card: ({ id }, ctx) => (signedIn(ctx) && id === card.id ? card : fail("NOT_FOUND", "no such card")),
+    authorization: ({ id }, ctx) => (signedIn(ctx) && history.find((a) => a.id === id)) || fail("NOT_FOUND", "no such authorization"),
+    disputes: (args, ctx) => signedIn(ctx) && connection([], args),
+    merchantCategories: (_, ctx) => signedIn(ctx) && [...new Set(history.map((a) => a.merchant.category))].sort(),
+    cardholders: (args, ctx) => admin(ctx) && connection([holder], args),
+    cards: (args, ctx) => signedIn(ctx) && connection([card], args),
+    policy: (_, ctx) => admin(ctx) && policy,
+    users: (args, ctx) => {
+      admin(ctx);
+      const all = [...users.values()].sort((a, b) => a.id.localeCompare(b.id));
+      return connection(all.map(view), args);
+    },
+    invitations: (args, ctx) => admin(ctx) && connection(invitations.map(viewInvitation), args),
+    invitation: ({ token }) => {
+      const { email, kind, expiresAt } = pending(token);
+      return { email, kind, expiresAt };
+    },
+    ...Object.fromEntries(Object.entries(mutations).map(([name, run]) => [
+      name,
+      ({ input }, ctx) => ({ ...run(input, ctx), clientMutationId: input.clientMutationId ?? null }),
+    ])),
   };
   return { root, viewerOf, sessions };
 }

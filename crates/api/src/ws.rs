@@ -110,6 +110,9 @@ async fn serve(state: Arc<AppState>, socket: Socket, protocol: WebSocketProtocol
     let slot = signed_in.clone();
     let graphql = WebSocket::new(state.schema.clone(), tokio_stream(from_client), protocol)
         .on_connection_init(move |payload| async move {
+            // The legacy protocol sends this as `connection_error`'s payload (the loop below
+            // adds its `extensions.code`); graphql-transport-ws has no message for it and closes
+            // with 4403, the reason starting with the same code.
             let refused = || {
                 async_graphql::Error::new("UNAUTHENTICATED: send a valid token in connection_init")
             };
@@ -175,10 +178,11 @@ async fn serve(state: Arc<AppState>, socket: Socket, protocol: WebSocketProtocol
                 }
             }
             outgoing = graphql.next() => match outgoing {
-                Some(WsMessage::Text(text)) => {
+                Some(WsMessage::Text(mut text)) => {
                     if let Some(Head { kind, id }) = head(text.as_bytes()) {
                         match (kind.as_str(), id) {
                             ("connection_ack", _) => acknowledged = true,
+                            ("connection_error", _) => text = with_code(&text, "UNAUTHENTICATED"),
                             ("complete" | "error", Some(id)) => {
                                 active.remove(&id);
                             }
@@ -278,4 +282,16 @@ fn tokio_stream(
     mut receiver: mpsc::Receiver<Vec<u8>>,
 ) -> impl futures_util::Stream<Item = Vec<u8>> + Send + Unpin + 'static {
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// A `connection_error` with `extensions.code` in its payload, as every other error has:
+/// async-graphql sends the message alone.
+fn with_code(text: &str, code: &str) -> String {
+    let Ok(mut message) = serde_json::from_str::<serde_json::Value>(text) else {
+        return text.to_owned();
+    };
+    if let Some(payload) = message.get_mut("payload").and_then(|p| p.as_object_mut()) {
+        payload.insert("extensions".into(), serde_json::json!({ "code": code }));
+    }
+    message.to_string()
 }

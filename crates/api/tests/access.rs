@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 #[tokio::test]
 async fn sign_in_checks_the_password_and_rate_limits_failures() {
     let api = TestApi::start(&["--login-attempts-per-account", "3"]).await;
-    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token expiresAt user { email role cardholderIds } } }";
+    let login = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token expiresAt user { email role cardholderIds } } }";
     let ok = api
         .gql(
             None,
@@ -115,11 +115,11 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     let viewer = api
         .gql(
             Some(&alice),
-            "{ viewer { cards { id } cardholders { id } } }",
+            "{ viewer { cards { nodes { id } totalCount } cardholders { nodes { id } } } }",
             json!({}),
         )
         .await;
-    let ids: Vec<&str> = viewer["data"]["viewer"]["cards"]
+    let ids: Vec<&str> = viewer["data"]["viewer"]["cards"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -135,7 +135,11 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     sorted.sort_unstable();
     assert_eq!(sorted, expected);
     assert_eq!(
-        viewer["data"]["viewer"]["cardholders"],
+        viewer["data"]["viewer"]["cards"]["totalCount"],
+        json!(expected.len())
+    );
+    assert_eq!(
+        viewer["data"]["viewer"]["cardholders"]["nodes"],
         json!([{"id": api.alice_holder}])
     );
 
@@ -162,7 +166,7 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     let activity = api
         .gql(
             Some(&alice),
-            "query($id: ID!) { activity(cardId: $id) { edges { node { id } } } }",
+            "query($id: ID!) { card(id: $id) { activity { edges { node { id } } } } }",
             json!({"id": other}),
         )
         .await;
@@ -170,7 +174,7 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     let disputes = api
         .gql(
             Some(&alice),
-            "query($id: ID!) { disputes(cardId: $id) { id } }",
+            "query($id: ID!) { disputes(cardId: $id) { nodes { id } } }",
             json!({"id": other}),
         )
         .await;
@@ -180,11 +184,11 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     let bobs = api
         .gql(
             Some(&bob),
-            "query($id: ID!) { activity(cardId: $id, first: 1) { edges { node { id } } } }",
+            "query($id: ID!) { card(id: $id) { activity(first: 1) { edges { node { id } } } } }",
             json!({"id": other}),
         )
         .await;
-    let auth_id = bobs["data"]["activity"]["edges"][0]["node"]["id"]
+    let auth_id = bobs["data"]["card"]["activity"]["edges"][0]["node"]["id"]
         .as_str()
         .expect("bob's card has activity")
         .to_owned();
@@ -220,9 +224,9 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
 
     // Admin-only operations.
     for query in [
-        "{ users { email } }",
+        "{ users { nodes { email } } }",
         "{ policy { version } }",
-        "{ cardholders { id } }",
+        "{ cardholders { nodes { id } } }",
     ] {
         assert_eq!(
             code(&api.gql(Some(&alice), query, json!({})).await),
@@ -232,16 +236,16 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     }
     // Every admin operation: FORBIDDEN to a cardholder, UNAUTHENTICATED without a token.
     for operation in [
-        "{ invitations { id } }",
+        "{ invitations { nodes { id } } }",
         "mutation { inviteUser(input: {email: \"mallory@example.com\", role: ADMIN}) { token } }",
-        "mutation { revokeInvitation(id: \"1\") { id } }",
-        "mutation { setUserRole(id: \"2\", role: ADMIN) { id } }",
-        "mutation { setUserCardholders(id: \"2\", cardholderIds: [\"ich_x\"]) { id } }",
-        "mutation { disableUser(id: \"1\") { id } }",
-        "mutation { enableUser(id: \"2\") { id } }",
-        "mutation { resetPassword(id: \"1\") { token } }",
-        "mutation { deleteUser(id: \"1\") }",
-        "mutation { updatePolicy(policy: {}) { version } }",
+        "mutation { revokeInvitation(input: {invitationId: \"1\"}) { invitation { id } } }",
+        "mutation { setUserRole(input: {userId: \"2\", role: ADMIN}) { user { id } } }",
+        "mutation { setUserCardholders(input: {userId: \"2\", cardholderIds: [\"ich_x\"]}) { user { id } } }",
+        "mutation { disableUser(input: {userId: \"1\"}) { user { id } } }",
+        "mutation { enableUser(input: {userId: \"2\"}) { user { id } } }",
+        "mutation { resetPassword(input: {userId: \"1\"}) { token } }",
+        "mutation { deleteUser(input: {userId: \"1\"}) { deletedUserId } }",
+        "mutation { updatePolicy(input: {policy: {}}) { policy { version } } }",
     ] {
         assert_eq!(
             code(&api.gql(Some(&alice), operation, json!({})).await),
@@ -255,8 +259,8 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
         );
     }
     for operation in [
-        "mutation { logout }",
-        "mutation { changePassword(currentPassword: \"x\", newPassword: \"long enough password\") { token } }",
+        "mutation { logout(input: {}) { ended } }",
+        "mutation { changePassword(input: {currentPassword: \"x\", newPassword: \"long enough password\"}) { token } }",
     ] {
         assert_eq!(
             code(&api.gql(None, operation, json!({})).await),
@@ -269,7 +273,7 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     let accept = api
         .gql(
             None,
-            "mutation($t: String!) { acceptInvitation(token: $t, password: \"long enough password\") { token } }",
+            "mutation($t: String!) { acceptInvitation(input: {token: $t, password: \"long enough password\"}) { token } }",
             json!({"t": long_token}),
         )
         .await;
@@ -285,7 +289,7 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     let huge_password = api
         .gql(
             None,
-            "mutation($p: String!) { acceptInvitation(token: \"abc\", password: $p) { token } }",
+            "mutation($p: String!) { acceptInvitation(input: {token: \"abc\", password: $p}) { token } }",
             json!({"p": "p".repeat(2000)}),
         )
         .await;
@@ -306,7 +310,7 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     let too_many = api
         .gql(
             Some(&admin),
-            "mutation($h: [ID!]!) { setUserCardholders(id: \"2\", cardholderIds: $h) { id } }",
+            "mutation($h: [ID!]!) { setUserCardholders(input: {userId: \"2\", cardholderIds: $h}) { user { id } } }",
             json!({"h": holders}),
         )
         .await;
@@ -324,15 +328,20 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     let unknown = api
         .gql(
             Some(&admin),
-            "mutation { disableUser(id: \"999999\") { id } }",
+            "mutation { disableUser(input: {userId: \"999999\"}) { user { id } } }",
             json!({}),
         )
         .await;
     assert_eq!(code(&unknown), "NOT_FOUND");
     let users = api
-        .gql(Some(&admin), "{ users { email role } }", json!({}))
+        .gql(
+            Some(&admin),
+            "{ users { nodes { email role } totalCount } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(users["data"]["users"].as_array().unwrap().len(), 3);
+    assert_eq!(users["data"]["users"]["nodes"].as_array().unwrap().len(), 3);
+    assert_eq!(users["data"]["users"]["totalCount"], 3);
 }
 
 async fn subscribe(api: &TestApi, token: &str, card: &str) -> Vec<Value> {
@@ -386,4 +395,53 @@ async fn a_subscription_to_someone_elses_card_is_refused() {
             || !m["payload"]["errors"].is_null()),
         "{messages:?}"
     );
+}
+
+/// The messages of a socket that sends `connection_init` with a bad token, until it closes,
+/// and its close frame.
+async fn refused_init(api: &TestApi, protocol: &str) -> (Vec<Value>, Option<(u16, String)>) {
+    let mut request = api.ws_url().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"authorization": "Bearer garbage"}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut messages = Vec::new();
+    let mut close = None;
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await
+    {
+        match message {
+            Message::Text(text) => messages.push(serde_json::from_str::<Value>(&text).unwrap()),
+            Message::Close(frame) => {
+                close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    (messages, close)
+}
+
+#[tokio::test]
+async fn a_refused_connection_init_carries_its_code() {
+    let api = TestApi::start(&[]).await;
+    // The older protocol has a message for it: `connection_error`, with the code.
+    let (messages, _) = refused_init(&api, "graphql-ws").await;
+    let error = messages
+        .iter()
+        .find(|m| m["type"] == "connection_error")
+        .unwrap_or_else(|| panic!("no connection_error in {messages:?}"));
+    assert_eq!(error["payload"]["extensions"]["code"], "UNAUTHENTICATED");
+    // graphql-transport-ws has none: it closes with 4403 Forbidden, the reason led by the code.
+    let (messages, close) = refused_init(&api, "graphql-transport-ws").await;
+    assert!(messages.iter().all(|m| m["type"] != "connection_ack"));
+    let (code, reason) = close.expect("a close frame");
+    assert_eq!(code, 4403);
+    assert!(reason.starts_with("UNAUTHENTICATED"), "{reason}");
 }

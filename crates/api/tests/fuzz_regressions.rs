@@ -78,10 +78,11 @@ async fn a_negative_page_size_is_an_answer_not_a_panic() {
     let shutdown = CancellationToken::new();
     let url = api(&shutdown).await;
     for query in [
-        r#"{ activity(cardId: "x", first: -1) { edges { node { id } } } }"#,
-        r#"{ activity(cardId: "x", first: -2147483648) { edges { node { id amount { formatted } } } } }"#,
-        // `Card.activity` computes its cost the same way.
         r#"{ card(id: "x") { activity(first: -1) { edges { node { id } } } } }"#,
+        r#"{ card(id: "x") { activity(first: -2147483648) { edges { node { id amount { formatted } } } } } }"#,
+        // `last` pages backward and costs the same way, as does every other connection.
+        r#"{ card(id: "x") { activity(last: -2147483648) { nodes { id } } } }"#,
+        r#"{ cards(last: -1) { nodes { id cardholder { cards(first: -7) { nodes { id } } } } } }"#,
     ] {
         let response = gql(&url, query, json!({})).await;
         assert!(response["errors"].is_array(), "{query}: {response}");
@@ -89,7 +90,7 @@ async fn a_negative_page_size_is_an_answer_not_a_panic() {
     // The same through a variable.
     let response = gql(
         &url,
-        "query($first: Int) { activity(cardId: \"x\", first: $first) { edges { node { id } } } }",
+        "query($first: Int) { card(id: \"x\") { activity(first: $first) { edges { node { id } } } } }",
         json!({"first": -5}),
     )
     .await;
@@ -106,12 +107,12 @@ async fn negative_page_sizes_do_not_pay_for_a_costly_query() {
     let url = api(&shutdown).await;
     let costly = |i: usize| {
         format!(
-            "a{i}: activity(cardId: $id, first: 100) {{ edges {{ node {{ id merchant {{ name category city }} transactions {{ id kind amount {{ amount currency formatted }} }} }} }} }}"
+            "a{i}: card(id: $id) {{ activity(first: 100) {{ edges {{ node {{ id merchant {{ name category city }} transactions {{ id kind amount {{ amount currency formatted }} }} }} }} }} }}"
         )
     };
     let mut fields: Vec<String> = (0..10).map(costly).collect();
     fields.push(
-        "n: activity(cardId: $id, first: -100) { edges { node { id merchant { name category city } transactions { id kind amount { amount currency formatted } } } } }"
+        "n: card(id: $id) { activity(last: -100) { edges { node { id merchant { name category city } transactions { id kind amount { amount currency formatted } } } } } }"
             .to_owned(),
     );
     let query = format!("query($id: ID!) {{ {} }}", fields.join(" "));

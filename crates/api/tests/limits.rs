@@ -7,18 +7,18 @@ mod common;
 use common::{TestApi, code};
 use serde_json::json;
 
-const PAGE: &str = "query($id: ID!, $first: Int) { activity(cardId: $id, first: $first) {
-    edges { node { id amount { formatted } merchant { name } transactions { id amount { amount } } } } } }";
+const PAGE: &str = "query($id: ID!, $first: Int) { card(id: $id) { activity(first: $first) {
+    edges { node { id amount { formatted } merchant { name } transactions { id amount { amount } } } } } } }";
 
 async fn busiest(api: &TestApi, token: &str) -> String {
     let cards = api
         .gql(
             Some(token),
-            "{ cards(first: 100) { id spendSummary { approved declined } } }",
+            "{ cards(first: 100) { nodes { id spendSummary { approved declined } } } }",
             json!({}),
         )
         .await;
-    cards["data"]["cards"]
+    cards["data"]["cards"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -44,7 +44,9 @@ async fn a_page_of_activity_costs_the_same_few_statements_whatever_its_size() {
             .gql(Some(&admin), PAGE, json!({"id": card, "first": first}))
             .await;
         let after = api.running.store.statements();
-        let edges = response["data"]["activity"]["edges"].as_array().unwrap();
+        let edges = response["data"]["card"]["activity"]["edges"]
+            .as_array()
+            .unwrap();
         assert_eq!(
             edges.len(),
             first as usize,
@@ -70,11 +72,11 @@ async fn deep_costly_and_oversized_requests_are_refused_with_codes() {
     let admin = api.login("admin@example.com").await;
     let card = busiest(&api, &admin).await;
 
-    // cards → cardholder → cards → … thirteen levels deep (the limit is twelve).
+    // cards → nodes → cardholder → cards → … thirteen levels deep (the limit is twelve).
     let nested = format!(
         "{{ viewer {{ {}id{} }} }}",
-        "cards { cardholder { ".repeat(6),
-        " } }".repeat(6)
+        "cards { nodes { cardholder { ".repeat(4),
+        " } } }".repeat(4)
     );
     assert_eq!(
         code(&api.gql(Some(&admin), &nested, json!({})).await),
@@ -84,7 +86,7 @@ async fn deep_costly_and_oversized_requests_are_refused_with_codes() {
     // 100 authorizations × transactions × fields, under 10 aliases: far over the budget.
     let alias = |i: usize| {
         format!(
-            "a{i}: activity(cardId: $id, first: 100) {{ edges {{ node {{ id merchant {{ name category city }} transactions {{ id kind amount {{ amount currency formatted }} }} }} }} }}"
+            "a{i}: card(id: $id) {{ activity(first: 100) {{ edges {{ node {{ id merchant {{ name category city }} transactions {{ id kind amount {{ amount currency formatted }} }} }} }} }} }}"
         )
     };
     let bomb = format!(
@@ -212,14 +214,14 @@ async fn aliases_fragments_and_directives_cannot_amplify_a_query() {
         .map(|i| format!("v{i}: viewer {{ ...U }}"))
         .collect::<Vec<_>>()
         .join(" ");
-    let query = format!("{{ {spreads} }} fragment U on ViewerObject {{ user {{ email }} }}");
+    let query = format!("{{ {spreads} }} fragment U on Viewer {{ user {{ email }} }}");
     assert_eq!(
         code(&api.gql(Some(&admin), &query, json!({})).await),
         "QUERY_TOO_COMPLEX"
     );
 
     // A fragment cycle would never finish expanding: a validation error.
-    let cycle = "{ viewer { ...A } } fragment A on ViewerObject { ...B } fragment B on ViewerObject { ...A }";
+    let cycle = "{ viewer { ...A } } fragment A on Viewer { ...B } fragment B on Viewer { ...A }";
     assert_eq!(
         code(&api.gql(Some(&admin), cycle, json!({})).await),
         "GRAPHQL_VALIDATION_FAILED"

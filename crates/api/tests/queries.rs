@@ -61,7 +61,7 @@ fn busiest_card(auths: &[Authorization]) -> String {
         .to_owned()
 }
 
-const SUMMARY: &str = "query($id: ID!, $range: DateRange) { card(id: $id) { currency spendSummary(range: $range) {
+const SUMMARY: &str = "query($id: ID!, $range: DateRangeInput) { card(id: $id) { currency spendSummary(range: $range) {
     currency totalSpend { amount currency formatted } averageSpend { amount } purchases refunded { amount } refunds approved declined approvalRate
     byCategory(limit: 100) { key amount { amount } count } topMerchants(limit: 3) { key amount { amount } count }
     timeSeries(bucket: DAY) { start amount { amount } count } weekly: timeSeries(bucket: WEEK) { amount { amount } } } } }";
@@ -228,10 +228,10 @@ async fn zero_decimal_currencies_are_formatted_as_such() {
     );
 }
 
-const PAGE: &str = "query($id: ID!, $filter: ActivityFilterInput, $first: Int, $after: String) {
-    activity(cardId: $id, filter: $filter, first: $first, after: $after) {
+const PAGE: &str = "query($id: ID!, $filter: ActivityFilterInput, $first: Int, $after: String, $last: Int, $before: String) {
+    card(id: $id) { activity(filter: $filter, first: $first, after: $after, last: $last, before: $before) {
         edges { cursor node { id approved outcome status declineReason amount { amount } merchant { name category } created transactions { id amount { amount } } } }
-        pageInfo { hasNextPage endCursor } } }";
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }";
 
 /// Every node of the activity, paging through with `first`.
 async fn all_pages(
@@ -252,7 +252,7 @@ async fn all_pages(
             )
             .await;
         assert!(response["errors"].is_null(), "{response}");
-        let page = &response["data"]["activity"];
+        let page = &response["data"]["card"]["activity"];
         nodes.extend(
             page["edges"]
                 .as_array()
@@ -421,8 +421,8 @@ async fn pages_stay_stable_while_new_activity_arrives() {
     let first = api
         .gql(Some(&admin), PAGE, json!({"id": card, "first": 5}))
         .await;
-    let cursor = first["data"]["activity"]["pageInfo"]["endCursor"].clone();
-    let mut seen = ids(&first["data"]["activity"]["edges"]
+    let cursor = first["data"]["card"]["activity"]["pageInfo"]["endCursor"].clone();
+    let mut seen = ids(&first["data"]["card"]["activity"]["edges"]
         .as_array()
         .unwrap()
         .iter()
@@ -442,7 +442,7 @@ async fn pages_stay_stable_while_new_activity_arrives() {
                 json!({"id": card, "first": 5, "after": after}),
             )
             .await;
-        let page = &response["data"]["activity"];
+        let page = &response["data"]["card"]["activity"];
         seen.extend(ids(&page["edges"]
             .as_array()
             .unwrap()
@@ -458,6 +458,79 @@ async fn pages_stay_stable_while_new_activity_arrives() {
     assert_eq!(seen, ids(&before));
     let now = all_pages(&api, &admin, &card, Value::Null, 100).await;
     assert!(now.len() > before.len(), "new activity arrived");
+}
+
+/// Every node of the activity, paging backward from its end with `last` and `before`.
+async fn all_pages_backward(api: &TestApi, token: &str, card: &str, last: i64) -> Vec<Value> {
+    let mut pages: Vec<Vec<Value>> = Vec::new();
+    let mut before = Value::Null;
+    loop {
+        let response = api
+            .gql(
+                Some(token),
+                PAGE,
+                json!({"id": card, "last": last, "before": before}),
+            )
+            .await;
+        assert!(response["errors"].is_null(), "{response}");
+        let page = &response["data"]["card"]["activity"];
+        let edges = page["edges"].as_array().unwrap();
+        assert!(edges.len() as i64 <= last);
+        // A page from a cursor knows that the rows after it exist.
+        assert_eq!(page["pageInfo"]["hasNextPage"], json!(!before.is_null()));
+        pages.push(edges.iter().map(|e| e["node"].clone()).collect());
+        if page["pageInfo"]["hasPreviousPage"] != true {
+            break;
+        }
+        before = page["pageInfo"]["startCursor"].clone();
+    }
+    pages.into_iter().rev().flatten().collect()
+}
+
+#[tokio::test]
+async fn activity_pages_backward_to_the_same_list() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let (auths, _) = final_objects(&api);
+    let card = busiest_card(&auths);
+    let forward = all_pages(&api, &admin, &card, Value::Null, 7).await;
+    assert!(forward.len() > 20);
+    for last in [1, 7, 100] {
+        let backward = all_pages_backward(&api, &admin, &card, last).await;
+        assert_eq!(ids(&backward), ids(&forward), "last: {last}");
+    }
+    // One page forward, then back from its end cursor: the rows before it, in order.
+    let page = api
+        .gql(Some(&admin), PAGE, json!({"id": card, "first": 10}))
+        .await;
+    let end = page["data"]["card"]["activity"]["pageInfo"]["endCursor"].clone();
+    let back = api
+        .gql(
+            Some(&admin),
+            PAGE,
+            json!({"id": card, "last": 4, "before": end}),
+        )
+        .await;
+    let back = &back["data"]["card"]["activity"];
+    let got: Vec<Value> = back["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    assert_eq!(ids(&got), ids(&forward[5..9]));
+    assert_eq!(back["pageInfo"]["hasPreviousPage"], true);
+    assert_eq!(back["pageInfo"]["hasNextPage"], true);
+    // Mixing directions is refused, with the reason.
+    for args in [
+        json!({"id": card, "first": 2, "last": 2}),
+        json!({"id": card, "first": 2, "before": end}),
+        json!({"id": card, "last": 2, "after": end}),
+        json!({"id": card, "last": 0}),
+    ] {
+        let response = api.gql(Some(&admin), PAGE, args.clone()).await;
+        assert_eq!(common::code(&response), "BAD_USER_INPUT", "{args}");
+    }
 }
 
 #[tokio::test]
@@ -478,12 +551,13 @@ async fn an_authorization_shows_its_history_and_transactions() {
                     .all(|t| t.kind == TransactionType::Capture)
         })
         .expect("a split capture");
-    let query = "query($id: ID!) { authorization(id: $id) { id cardId approved status cardstreamReason amount { amount currency }
-        requestHistory { approved reason amount { amount } created } transactions { id kind amount { amount } spend { amount } } merchant { name category } } }";
+    let query = "query($id: ID!) { authorization(id: $id) { id cardId approved status rawStatus cardstreamReason amount { amount currency }
+        requestHistory { approved reason amount { amount } created } transactions { id kind rawKind amount { amount } spend { amount } } merchant { name category } } }";
     let response = api.gql(Some(&admin), query, json!({"id": auth.id})).await;
     let got = &response["data"]["authorization"];
     assert_eq!(got["cardId"], json!(auth.card_id()));
-    assert_eq!(got["status"], json!(auth.status.as_str()));
+    assert_eq!(got["rawStatus"], json!(auth.status.as_str()));
+    assert_eq!(got["status"], json!(auth.status.as_str().to_uppercase()));
     assert_eq!(got["requestHistory"][0]["reason"], "webhook_approved");
     assert_eq!(got["cardstreamReason"], "approved");
     let transactions = got["transactions"].as_array().unwrap();
@@ -493,9 +567,7 @@ async fn an_authorization_shows_its_history_and_transactions() {
         .map(|t| t["spend"]["amount"].as_i64().unwrap())
         .sum();
     assert!(total > 0 && total <= requested(auth));
-    assert!(
-        transactions
-            .iter()
-            .all(|t| t["kind"] == "capture" && t["amount"]["amount"].as_i64().unwrap() < 0)
-    );
+    assert!(transactions.iter().all(|t| t["kind"] == "CAPTURE"
+        && t["rawKind"] == "capture"
+        && t["amount"]["amount"].as_i64().unwrap() < 0));
 }

@@ -135,7 +135,7 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
     let login = gql(
         &banner.api,
         None,
-        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
         json!({"e": "demo@cardstream.dev", "p": "cardstream-demo"}),
     )
     .await;
@@ -195,11 +195,11 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
         let seen = gql(
             &banner.api,
             Some(&token),
-            "{ viewer { cardholders { id } } }",
+            "{ viewer { cardholders { nodes { id } } } }",
             json!({}),
         )
         .await;
-        if let Some(id) = seen["data"]["viewer"]["cardholders"][0]["id"].as_str() {
+        if let Some(id) = seen["data"]["viewer"]["cardholders"]["nodes"][0]["id"].as_str() {
             break id.to_owned();
         }
         assert!(

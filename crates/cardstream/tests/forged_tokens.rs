@@ -188,7 +188,7 @@ async fn compose_runs_with_no_token_secret_from_the_repository() {
     wait_listening(listen).await;
     let url = format!("http://{listen}/graphql");
     let login = json!({
-        "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        "query": "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
         "variables": {"e": ADMIN, "p": common::api::PASSWORD},
     });
     let response = cardstream_testbed::post(
@@ -249,7 +249,7 @@ async fn a_token_forged_with_a_string_from_the_repository_is_refused_by_dev() {
     wait_listening(listen).await;
     let url = format!("http://{listen}/graphql");
     let login = json!({
-        "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        "query": "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
         "variables": {"e": "admin@cardstream.dev", "p": "cardstream-admin"},
     });
     let response = cardstream_testbed::post(

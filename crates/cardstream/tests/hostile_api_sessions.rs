@@ -22,9 +22,13 @@ async fn refused(api: &ApiProcess, token: &str) -> bool {
 
 async fn user_id(api: &ApiProcess, admin: &str, email: &str) -> String {
     let users = api
-        .gql(Some(admin), "{ users(first: 100) { id email } }", json!({}))
+        .gql(
+            Some(admin),
+            "{ users(first: 100) { nodes { id email } } }",
+            json!({}),
+        )
         .await;
-    users["data"]["users"]
+    users["data"]["users"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -53,7 +57,12 @@ async fn every_way_a_session_ends_is_refused_by_every_replica_within_two_seconds
     let token = a.login(ALICE).await;
     assert!(!refused(&b, &token).await, "a fresh session works on B");
     assert_eq!(
-        a.gql(Some(&token), "mutation { logout }", json!({})).await["data"]["logout"],
+        a.gql(
+            Some(&token),
+            "mutation { logout(input: {}) { ended } }",
+            json!({})
+        )
+        .await["data"]["logout"]["ended"],
         json!(true)
     );
     assert!(
@@ -73,7 +82,7 @@ async fn every_way_a_session_ends_is_refused_by_every_replica_within_two_seconds
     let changed = mutate(
         &a,
         &first,
-        "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { token } }",
+        "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { token } }",
         json!({"c": PASSWORD, "n": "a brand new passphrase"}),
     )
     .await;
@@ -98,22 +107,22 @@ async fn every_way_a_session_ends_is_refused_by_every_replica_within_two_seconds
         (
             "setUserRole",
             alice_id.clone(),
-            "mutation($id: ID!) { setUserRole(id: $id, role: CARDHOLDER) { id } }",
+            "mutation($id: ID!) { setUserRole(input: {userId: $id, role: CARDHOLDER}) { user { id } } }",
         ),
         (
             "setUserCardholders",
             alice_id.clone(),
-            "mutation($id: ID!) { setUserCardholders(id: $id, cardholderIds: []) { id } }",
+            "mutation($id: ID!) { setUserCardholders(input: {userId: $id, cardholderIds: []}) { user { id } } }",
         ),
         (
             "disableUser",
             alice_id.clone(),
-            "mutation($id: ID!) { disableUser(id: $id) { disabled } }",
+            "mutation($id: ID!) { disableUser(input: {userId: $id}) { user { disabled } } }",
         ),
         (
             "resetPassword",
             root_id.clone(),
-            "mutation($id: ID!) { resetPassword(id: $id) { token } }",
+            "mutation($id: ID!) { resetPassword(input: {userId: $id}) { token } }",
         ),
     ];
     for (name, id, mutation) in edits {
@@ -141,7 +150,7 @@ async fn every_way_a_session_ends_is_refused_by_every_replica_within_two_seconds
     mutate(
         &a,
         &admin,
-        "mutation($id: ID!) { enableUser(id: $id) { disabled } }",
+        "mutation($id: ID!) { enableUser(input: {userId: $id}) { user { disabled } } }",
         json!({"id": alice_id}),
     )
     .await;
@@ -150,7 +159,7 @@ async fn every_way_a_session_ends_is_refused_by_every_replica_within_two_seconds
     mutate(
         &a,
         &admin,
-        "mutation($id: ID!) { deleteUser(id: $id) }",
+        "mutation($id: ID!) { deleteUser(input: {userId: $id}) { deletedUserId } }",
         json!({"id": alice_id}),
     )
     .await;
@@ -161,14 +170,14 @@ async fn every_way_a_session_ends_is_refused_by_every_replica_within_two_seconds
     mutate(
         &a,
         &admin,
-        "mutation($id: ID!) { disableUser(id: $id) { id } }",
+        "mutation($id: ID!) { disableUser(input: {userId: $id}) { user { id } } }",
         json!({"id": root_id}),
     )
     .await;
     let last = a
         .gql(
             Some(&admin),
-            "mutation($id: ID!) { setUserRole(id: $id, role: CARDHOLDER) { id } }",
+            "mutation($id: ID!) { setUserRole(input: {userId: $id, role: CARDHOLDER}) { user { id } } }",
             json!({"id": admin_id}),
         )
         .await;
@@ -218,7 +227,7 @@ async fn people_join_only_by_one_time_invitations_that_expire_and_can_be_revoked
         )
         .await;
     assert_eq!(preview["data"]["invitation"]["email"], "carol@example.com");
-    let accept = "mutation($t: String!, $p: String!) { acceptInvitation(token: $t, password: $p) { token user { email role cardholderIds } } }";
+    let accept = "mutation($t: String!, $p: String!) { acceptInvitation(input: {token: $t, password: $p}) { token user { email role cardholderIds } } }";
     let short = api
         .gql(None, accept, json!({"t": token, "p": "short"}))
         .await;
@@ -277,11 +286,14 @@ async fn people_join_only_by_one_time_invitations_that_expire_and_can_be_revoked
     let revoked = mutate(
         &api,
         &admin,
-        "mutation($id: ID!) { revokeInvitation(id: $id) { state } }",
+        "mutation($id: ID!) { revokeInvitation(input: {invitationId: $id}) { invitation { state } } }",
         json!({"id": id}),
     )
     .await;
-    assert_eq!(revoked["revokeInvitation"]["state"], "REVOKED");
+    assert_eq!(
+        revoked["revokeInvitation"]["invitation"]["state"],
+        "REVOKED"
+    );
     let late = api
         .gql(
             None,
@@ -309,8 +321,14 @@ async fn people_join_only_by_one_time_invitations_that_expire_and_can_be_revoked
         )
         .await;
     assert_eq!(code(&expired), "NOT_FOUND");
-    let listed = mutate(&api, &admin, "{ invitations { email state } }", json!({})).await;
-    let states: Vec<(String, String)> = listed["invitations"]
+    let listed = mutate(
+        &api,
+        &admin,
+        "{ invitations { nodes { email state } } }",
+        json!({}),
+    )
+    .await;
+    let states: Vec<(String, String)> = listed["invitations"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -339,7 +357,7 @@ async fn people_join_only_by_one_time_invitations_that_expire_and_can_be_revoked
     let reset = mutate(
         &api,
         &admin,
-        "mutation($id: ID!) { resetPassword(id: $id) { token invitation { kind } } }",
+        "mutation($id: ID!) { resetPassword(input: {userId: $id}) { token invitation { kind } } }",
         json!({"id": bob_id}),
     )
     .await;

@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 const LOGIN: &str =
-    "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
+    "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }";
 
 async fn wrong_login(api: &ApiProcess, email: &str, forwarded: Option<&str>) -> Value {
     let headers: Vec<(&str, &str)> = forwarded

@@ -13,7 +13,7 @@ use common::api::{
 };
 use serde_json::json;
 
-const ADMIN_READ: &str = "{ users(first: 5) { email role } }";
+const ADMIN_READ: &str = "{ users(first: 5) { nodes { email role } } }";
 
 /// Waits up to `timeout` for the socket to close; its code.
 async fn closed_within(socket: &mut common::api::Socket, timeout: Duration) -> Option<u16> {
@@ -38,14 +38,18 @@ async fn a_demoted_admin_loses_admin_reads_over_an_open_socket_and_the_socket_cl
     let mut socket = api.socket(Some(&root)).await;
     acknowledged(&mut socket).await;
     match operation(&mut socket, "1", ADMIN_READ).await {
-        Received::Json(v) => assert!(v["payload"]["data"]["users"].is_array(), "{v}"),
+        Received::Json(v) => assert!(v["payload"]["data"]["users"]["nodes"].is_array(), "{v}"),
         other => panic!("an admin read over the socket: {other:?}"),
     }
 
     let users = api
-        .gql(Some(&admin), "{ users(first: 10) { id email } }", json!({}))
+        .gql(
+            Some(&admin),
+            "{ users(first: 10) { nodes { id email } } }",
+            json!({}),
+        )
         .await;
-    let root_id = users["data"]["users"]
+    let root_id = users["data"]["users"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -55,12 +59,12 @@ async fn a_demoted_admin_loses_admin_reads_over_an_open_socket_and_the_socket_cl
     let demoted = api
         .gql(
             Some(&admin),
-            "mutation($id: ID!) { setUserRole(id: $id, role: CARDHOLDER) { role } }",
+            "mutation($id: ID!) { setUserRole(input: {userId: $id, role: CARDHOLDER}) { user { role } } }",
             json!({"id": root_id}),
         )
         .await;
     assert_eq!(
-        demoted["data"]["setUserRole"]["role"], "CARDHOLDER",
+        demoted["data"]["setUserRole"]["user"]["role"], "CARDHOLDER",
         "{demoted}"
     );
     let demoted_at = Instant::now();
@@ -110,9 +114,13 @@ async fn sockets_close_when_their_session_ends_or_their_token_expires() {
     )
     .await;
     let logout = api
-        .gql(Some(&alice), "mutation { logout }", json!({}))
+        .gql(
+            Some(&alice),
+            "mutation { logout(input: {}) { ended } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(logout["data"]["logout"], true, "{logout}");
+    assert_eq!(logout["data"]["logout"]["ended"], true, "{logout}");
     let started = Instant::now();
     assert_eq!(
         closed_within(&mut socket, Duration::from_secs(2)).await,

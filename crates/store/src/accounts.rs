@@ -2,11 +2,12 @@
 
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
 use crate::entities::{user_cardholders, users};
+use crate::paging::{Direction, Page};
 use crate::{Error, Store};
 
 /// What a user may see.
@@ -162,23 +163,29 @@ impl Store {
     }
 
     pub async fn users(&self) -> Result<Vec<User>, Error> {
-        self.users_page(None, u64::MAX).await
+        self.users_page(&Page::first(u64::MAX)).await
     }
 
-    /// Users by id, after `after`, at most `first`.
-    pub async fn users_page(&self, after: Option<i64>, first: u64) -> Result<Vec<User>, Error> {
-        let mut query = users::Entity::find().order_by_asc(users::Column::Id);
-        if let Some(after) = after {
-            query = query.filter(users::Column::Id.gt(after));
+    /// A page of users by id.
+    pub async fn users_page(&self, page: &Page<i64>) -> Result<Vec<User>, Error> {
+        let mut query = users::Entity::find();
+        query = match page.direction {
+            Direction::Forward => query.order_by_asc(users::Column::Id),
+            Direction::Backward => query.order_by_desc(users::Column::Id),
+        };
+        if let Some(from) = page.from {
+            query = query.filter(match page.direction {
+                Direction::Forward => users::Column::Id.gt(from),
+                Direction::Backward => users::Column::Id.lt(from),
+            });
         }
-        Ok(query
-            .limit(first)
-            .all(self.orm())
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(User::from)
-            .collect())
+        let rows = query.limit(page.limit).all(self.orm()).await.map_err(db)?;
+        Ok(page.in_list_order(rows.into_iter().map(User::from).collect()))
+    }
+
+    /// How many users there are.
+    pub async fn count_users(&self) -> Result<u64, Error> {
+        users::Entity::find().count(self.orm()).await.map_err(db)
     }
 
     /// The cardholders `user_id` may see, for each of `user_ids`.

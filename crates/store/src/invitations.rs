@@ -10,6 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::accounts::{Role, User};
+use crate::paging::{Direction, Page};
 use crate::sessions::{EndReason, end_sessions_in, random_hex, user_from_row};
 use crate::{Error, Store};
 
@@ -303,21 +304,22 @@ impl Store {
             .ok_or(Error::NotFound("pending invitation"))
     }
 
-    /// Invitations and resets, newest first, before `before` (an id), at most `first`.
-    pub async fn invitations(
-        &self,
-        before: Option<i64>,
-        first: i64,
-    ) -> Result<Vec<Invitation>, Error> {
+    /// A page of invitations and resets, newest first.
+    pub async fn invitations(&self, page: &Page<i64>) -> Result<Vec<Invitation>, Error> {
         self.tally(1);
+        // Newest (highest id) first; a backward page reads the other way and is reversed.
+        let (seek, order) = match page.direction {
+            Direction::Forward => ("id < $1", "DESC"),
+            Direction::Backward => ("id > $1", "ASC"),
+        };
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM invitations WHERE ($1::bigint IS NULL OR id < $1)
-             ORDER BY id DESC LIMIT $2"
+            "SELECT {COLUMNS} FROM invitations WHERE ($1::bigint IS NULL OR {seek})
+             ORDER BY id {order} LIMIT $2"
         ))
-        .bind(before)
-        .bind(first)
+        .bind(page.from)
+        .bind(i64::try_from(page.limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().map(from_row).collect())
+        Ok(page.in_list_order(rows.into_iter().map(from_row).collect()))
     }
 }

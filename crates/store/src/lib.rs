@@ -10,6 +10,7 @@ pub mod entities;
 mod fold;
 mod ingest;
 mod invitations;
+mod paging;
 mod policy_store;
 mod queries;
 mod replay;
@@ -32,6 +33,7 @@ pub use accounts::{Role, User};
 pub use fold::{FoldEvent, FoldOutcome, fold};
 pub use ingest::{BatchOutcome, IncomingEvent, Position};
 pub use invitations::{Invitation, InvitationKind, InvitationState};
+pub use paging::{Direction, Page};
 pub use policy_store::StoredPolicy;
 pub use queries::{
     ActivityFilter, ActivityStatus, Cursor, KeyedSpend, SeriesBucket, SpendKey, SpendPoint,

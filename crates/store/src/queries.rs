@@ -3,11 +3,12 @@
 
 use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
-    ColumnTrait, Condition, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Statement, Value,
+    ColumnTrait, Condition, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 
 use crate::entities::{authorizations, cardholders, cards, disputes, transactions};
+use crate::paging::{Direction, Page};
 use crate::{Error, Store};
 
 fn db(err: sea_orm::DbErr) -> Error {
@@ -38,7 +39,7 @@ pub struct ActivityFilter {
     pub max_amount: Option<i64>,
 }
 
-/// A position in a card's activity: the last row seen, in (created, id) descending order.
+/// A position in a list ordered newest first by (created, id): a card's activity, disputes.
 /// Rows arriving later sort before it, so paging on never repeats or skips a row.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
@@ -103,7 +104,7 @@ fn like_literal(text: &str) -> String {
 }
 
 /// The conditions of an activity page, whatever card it is for.
-fn activity_condition(filter: &ActivityFilter, after: Option<&Cursor>) -> Condition {
+fn activity_condition(filter: &ActivityFilter, from: Option<&Cursor>, way: Direction) -> Condition {
     use authorizations::Column as C;
     let mut condition = Condition::all();
     condition = match filter.status {
@@ -143,16 +144,49 @@ fn activity_condition(filter: &ActivityFilter, after: Option<&Cursor>) -> Condit
     if let Some(max) = filter.max_amount {
         condition = condition.add(C::RequestedAmount.lte(max));
     }
-    if let Some(cursor) = after {
-        condition = condition.add(
-            Condition::any().add(C::Created.lt(cursor.created)).add(
-                Condition::all()
-                    .add(C::Created.eq(cursor.created))
-                    .add(C::Id.lt(cursor.id.as_str())),
-            ),
-        );
+    if let Some(cursor) = from {
+        condition = condition.add(beyond(C::Created, C::Id, cursor, way));
     }
     condition
+}
+
+/// Rows past `cursor` in a newest-first list: older ones going forward, newer ones backward.
+fn beyond<Col: ColumnTrait>(created: Col, id: Col, cursor: &Cursor, way: Direction) -> Condition {
+    let (time, tie) = match way {
+        Direction::Forward => (created.lt(cursor.created), id.lt(cursor.id.as_str())),
+        Direction::Backward => (created.gt(cursor.created), id.gt(cursor.id.as_str())),
+    };
+    Condition::any()
+        .add(time)
+        .add(Condition::all().add(created.eq(cursor.created)).add(tie))
+}
+
+/// Newest first going forward; oldest first going backward (the page is then reversed).
+fn newest_first(way: Direction) -> sea_orm::Order {
+    match way {
+        Direction::Forward => sea_orm::Order::Desc,
+        Direction::Backward => sea_orm::Order::Asc,
+    }
+}
+
+/// Ascending going forward; descending going backward (the page is then reversed).
+fn ascending(way: Direction) -> sea_orm::Order {
+    match way {
+        Direction::Forward => sea_orm::Order::Asc,
+        Direction::Backward => sea_orm::Order::Desc,
+    }
+}
+
+/// A text key past `from` in ascending order, whichever way the page goes.
+fn past<Col: ColumnTrait>(
+    column: Col,
+    from: &str,
+    way: Direction,
+) -> sea_orm::sea_query::SimpleExpr {
+    match way {
+        Direction::Forward => column.gt(from),
+        Direction::Backward => column.lt(from),
+    }
 }
 
 impl Store {
@@ -176,18 +210,19 @@ impl Store {
     }
 
     /// A page of all cards (for admins), by id.
-    pub async fn all_cards(
-        &self,
-        after: Option<&str>,
-        limit: u64,
-    ) -> Result<Vec<cards::Model>, Error> {
+    pub async fn all_cards(&self, page: &Page<String>) -> Result<Vec<cards::Model>, Error> {
         let mut query = cards::Entity::find()
-            .order_by_asc(cards::Column::Id)
-            .limit(limit);
-        if let Some(after) = after {
-            query = query.filter(cards::Column::Id.gt(after));
+            .order_by(cards::Column::Id, ascending(page.direction))
+            .limit(page.limit);
+        if let Some(from) = &page.from {
+            query = query.filter(past(cards::Column::Id, from, page.direction));
         }
-        query.all(self.orm()).await.map_err(db)
+        Ok(page.in_list_order(query.all(self.orm()).await.map_err(db)?))
+    }
+
+    /// How many cards there are (an admin's `totalCount`).
+    pub async fn count_cards(&self) -> Result<u64, Error> {
+        cards::Entity::find().count(self.orm()).await.map_err(db)
     }
 
     pub async fn cardholders_by_ids(
@@ -204,16 +239,30 @@ impl Store {
     /// A page of all cardholders (for admins), by id.
     pub async fn all_cardholders(
         &self,
-        after: Option<&str>,
-        limit: u64,
+        page: &Page<String>,
     ) -> Result<Vec<cardholders::Model>, Error> {
         let mut query = cardholders::Entity::find()
-            .order_by_asc(cardholders::Column::Id)
-            .limit(limit);
-        if let Some(after) = after {
-            query = query.filter(cardholders::Column::Id.gt(after));
+            .order_by(cardholders::Column::Id, ascending(page.direction))
+            .limit(page.limit);
+        if let Some(from) = &page.from {
+            query = query.filter(past(cardholders::Column::Id, from, page.direction));
         }
-        query.all(self.orm()).await.map_err(db)
+        Ok(page.in_list_order(query.all(self.orm()).await.map_err(db)?))
+    }
+
+    /// How many cardholders there are (an admin's `totalCount`).
+    pub async fn count_cardholders(&self) -> Result<u64, Error> {
+        cardholders::Entity::find()
+            .count(self.orm())
+            .await
+            .map_err(db)
+    }
+
+    pub async fn transaction(&self, id: &str) -> Result<Option<transactions::Model>, Error> {
+        transactions::Entity::find_by_id(id.to_owned())
+            .one(self.orm())
+            .await
+            .map_err(db)
     }
 
     pub async fn authorization(&self, id: &str) -> Result<Option<authorizations::Model>, Error> {
@@ -223,62 +272,67 @@ impl Store {
             .map_err(db)
     }
 
-    /// Up to `limit` authorizations of `card_id` after `after`, newest first.
+    /// A page of the authorizations of `card_id`, newest first.
     pub async fn activity(
         &self,
         card_id: &str,
         filter: &ActivityFilter,
-        after: Option<&Cursor>,
-        limit: u64,
+        page: &Page<Cursor>,
     ) -> Result<Vec<authorizations::Model>, Error> {
-        authorizations::Entity::find()
+        let order = newest_first(page.direction);
+        let rows = authorizations::Entity::find()
             .filter(
-                activity_condition(filter, after).add(authorizations::Column::CardId.eq(card_id)),
+                activity_condition(filter, page.from.as_ref(), page.direction)
+                    .add(authorizations::Column::CardId.eq(card_id)),
             )
-            .order_by_desc(authorizations::Column::Created)
-            .order_by_desc(authorizations::Column::Id)
-            .limit(limit)
+            .order_by(authorizations::Column::Created, order.clone())
+            .order_by(authorizations::Column::Id, order)
+            .limit(page.limit)
             .all(self.orm())
             .await
-            .map_err(db)
+            .map_err(db)?;
+        Ok(page.in_list_order(rows))
     }
 
     /// The same page for each of several cards, in one statement: a lateral join runs the
-    /// card's own indexed page query once per card. Rows come back grouped by card.
+    /// card's own indexed page query once per card. Rows come back grouped by card, each
+    /// card's in the list's order.
     pub async fn activity_of_cards(
         &self,
         card_ids: &[String],
         filter: &ActivityFilter,
-        after: Option<&Cursor>,
-        limit: u64,
+        page: &Page<Cursor>,
     ) -> Result<Vec<authorizations::Model>, Error> {
         use sea_orm::QueryTrait;
-        let page = authorizations::Entity::find()
+        let order = newest_first(page.direction);
+        let statement = authorizations::Entity::find()
             .filter(
-                activity_condition(filter, after).add(
+                activity_condition(filter, page.from.as_ref(), page.direction).add(
                     Expr::col((authorizations::Entity, authorizations::Column::CardId))
                         .equals(("wanted", "id")),
                 ),
             )
-            .order_by_desc(authorizations::Column::Created)
-            .order_by_desc(authorizations::Column::Id)
-            .limit(limit)
+            .order_by(authorizations::Column::Created, order.clone())
+            .order_by(authorizations::Column::Id, order)
+            .limit(page.limit)
             .build(DbBackend::Postgres);
-        let mut values = page.values.map(|v| v.0).unwrap_or_default();
+        let mut values = statement.values.map(|v| v.0).unwrap_or_default();
         values.push(Value::from(card_ids.to_vec()));
         let sql = format!(
             "SELECT page.* FROM unnest(${}::text[]) AS wanted(id) CROSS JOIN LATERAL ({}) AS page",
             values.len(),
-            page.sql
+            statement.sql
         );
-        authorizations::Model::find_by_statement(Statement::from_sql_and_values(
+        let rows = authorizations::Model::find_by_statement(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,
             values,
         ))
         .all(self.orm())
         .await
-        .map_err(db)
+        .map_err(db)?;
+        // Reversing the whole list reverses each card's run (and the order of the runs).
+        Ok(page.in_list_order(rows))
     }
 
     /// The transactions of the given authorizations, oldest first: one statement for a page.
@@ -295,11 +349,30 @@ impl Store {
             .map_err(db)
     }
 
-    /// Disputes on transactions of the given cards, newest first, at most `limit`.
+    /// A page of the disputes on transactions of the given cards, newest first, each with its
+    /// card.
     pub async fn disputes_of(
         &self,
         card_ids: &[String],
-        limit: u64,
+        page: &Page<Cursor>,
+    ) -> Result<Vec<(disputes::Model, String)>, Error> {
+        self.disputes_where("t.card_id = ANY($1)", Value::from(card_ids.to_vec()), page)
+            .await
+    }
+
+    /// One dispute, with its card.
+    pub async fn dispute(&self, id: &str) -> Result<Option<(disputes::Model, String)>, Error> {
+        let rows = self
+            .disputes_where("d.id = $1", Value::from(id), &Page::first(1))
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn disputes_where(
+        &self,
+        condition: &str,
+        value: Value,
+        page: &Page<Cursor>,
     ) -> Result<Vec<(disputes::Model, String)>, Error> {
         #[derive(FromQueryResult)]
         struct Row {
@@ -312,20 +385,35 @@ impl Store {
             created: i64,
             card_id: String,
         }
-        let rows = Row::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
+        // The cursor's comparison and the order flip for a backward page; its values are bound.
+        let (seek, order) = match page.direction {
+            Direction::Forward => ("(d.created, d.id) < ($3, $4)", "DESC"),
+            Direction::Backward => ("(d.created, d.id) > ($3, $4)", "ASC"),
+        };
+        let (created, id) = match &page.from {
+            Some(c) => (Some(c.created), Some(c.id.clone())),
+            None => (None, None),
+        };
+        let sql = format!(
             "SELECT d.id, d.transaction_id, d.amount, d.currency, d.status, d.reason, d.created, t.card_id
              FROM disputes d JOIN transactions t ON t.id = d.transaction_id
-             WHERE t.card_id = ANY($1) ORDER BY d.created DESC, d.id DESC LIMIT $2",
+             WHERE {condition} AND ($3::bigint IS NULL OR {seek})
+             ORDER BY d.created {order}, d.id {order} LIMIT $2"
+        );
+        let rows = Row::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
             [
-                Value::from(card_ids.to_vec()),
-                Value::from(i64::try_from(limit).unwrap_or(i64::MAX)),
+                value,
+                Value::from(i64::try_from(page.limit).unwrap_or(i64::MAX)),
+                Value::from(created),
+                Value::from(id),
             ],
         ))
         .all(self.orm())
         .await
         .map_err(db)?;
-        Ok(rows
+        let rows = rows
             .into_iter()
             .map(|r| {
                 let dispute = disputes::Model {
@@ -339,7 +427,8 @@ impl Store {
                 };
                 (dispute, r.card_id)
             })
-            .collect())
+            .collect();
+        Ok(page.in_list_order(rows))
     }
 }
 

@@ -1,9 +1,11 @@
-//! A card's activity as a Relay-style connection with stable cursors.
+//! A card's activity: its authorizations as a connection, filtered.
 
-use async_graphql::{Context, Enum, InputObject, SimpleObject};
+use async_graphql::connection::EmptyFields;
+use async_graphql::{Context, Enum, InputObject};
 use cardstream_store::{ActivityFilter, ActivityStatus, Cursor};
 
-use super::context::{limits, loader, visible_card};
+use super::connection::{PageArgs, Uncounted, connection};
+use super::context::{loader, visible_card};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::{ActivityOf, load_error};
 use super::objects::Authorization;
@@ -34,51 +36,8 @@ pub struct ActivityFilterInput {
     pub max_amount: Option<Long>,
 }
 
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    pub has_next_page: bool,
-    /// Pass as `after` for the next page.
-    pub end_cursor: Option<String>,
-}
-
-#[derive(SimpleObject)]
-pub struct AuthorizationEdge {
-    pub cursor: String,
-    pub node: Authorization,
-}
-
-#[derive(SimpleObject)]
-pub struct AuthorizationConnection {
-    pub edges: Vec<AuthorizationEdge>,
-    pub page_info: PageInfo,
-}
-
-fn encode_cursor(created: i64, id: &str) -> String {
-    let raw = format!("{created}:{id}");
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_cursor(cursor: &str) -> ApiResult<Cursor> {
-    let invalid = || ApiError::BadUserInput("`after` is not a cursor this API gave out".into());
-    if !cursor.len().is_multiple_of(2) || cursor.len() > 512 {
-        return Err(invalid());
-    }
-    let bytes: Vec<u8> = (0..cursor.len())
-        .step_by(2)
-        .map(|i| {
-            cursor
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(invalid)?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (created, id) = text.split_once(':').ok_or_else(invalid)?;
-    Ok(Cursor {
-        created: created.parse().map_err(|_| invalid())?,
-        id: id.to_owned(),
-    })
-}
+/// A card's authorizations, newest first.
+pub type AuthorizationConnection = Uncounted<Cursor, Authorization>;
 
 fn filter(input: Option<ActivityFilterInput>) -> ApiResult<ActivityFilter> {
     let input = input.unwrap_or_default();
@@ -121,67 +80,30 @@ pub async fn activity_page(
     ctx: &Context<'_>,
     card_id: &str,
     input: Option<ActivityFilterInput>,
-    first: Option<i32>,
-    after: Option<String>,
+    args: PageArgs,
 ) -> ApiResult<AuthorizationConnection> {
-    let max = limits(ctx).max_page_size;
-    let first = first.unwrap_or(20);
-    if !(1..=max).contains(&first) {
-        return Err(ApiError::BadUserInput(format!(
-            "`first` must be between 1 and {max}"
-        )));
-    }
+    let page = args.page::<Cursor>(ctx, 20)?;
     visible_card(ctx, card_id).await?;
     let filter = filter(input)?;
-    let after = after.as_deref().map(decode_cursor).transpose()?;
-    let limit = u64::try_from(first).unwrap_or(20);
-    // One row more than asked, to know whether there is a next page. Batched: the same page of
-    // every card in a list is one statement.
-    let mut rows = loader(ctx)
+    // One row more than asked, to know whether another page follows. Batched: the same page
+    // of every card in a list is one statement.
+    let rows = loader(ctx)
         .load_one(ActivityOf {
             card: card_id.to_owned(),
             filter,
-            after,
-            limit: limit + 1,
+            page: page.clone().widened(1),
         })
         .await
         .map_err(load_error)?
         .unwrap_or_default();
-    let has_next_page = rows.len() as u64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(20));
-    let edges: Vec<AuthorizationEdge> = rows
-        .into_iter()
-        .map(|row| AuthorizationEdge {
-            cursor: encode_cursor(row.created, &row.id),
-            node: Authorization(row),
-        })
-        .collect();
-    let end_cursor = edges.last().map(|e| e.cursor.clone());
-    Ok(AuthorizationConnection {
-        edges,
-        page_info: PageInfo {
-            has_next_page,
-            end_cursor,
+    Ok(connection(
+        &page,
+        rows,
+        EmptyFields,
+        |row| Cursor {
+            created: row.created,
+            id: row.id.clone(),
         },
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let c = encode_cursor(1_764_000_000, "iauth_1Pgc77B7WZ01zgkWn0SmtHBY");
-        assert_eq!(
-            decode_cursor(&c).unwrap(),
-            Cursor {
-                created: 1_764_000_000,
-                id: "iauth_1Pgc77B7WZ01zgkWn0SmtHBY".into()
-            }
-        );
-        for bad in ["", "zz", "abc", "6162", &"61".repeat(300)] {
-            assert!(decode_cursor(bad).is_err(), "{bad}");
-        }
-    }
+        Authorization,
+    ))
 }

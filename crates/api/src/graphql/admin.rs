@@ -7,7 +7,10 @@ use cardstream_store::Role;
 use super::errors::{ApiError, ApiResult};
 use super::scalars::{Long, Money};
 
+/// What a user may do: an admin sees and edits everything, a cardholder user sees the cards
+/// of the cardholders linked to them.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "Role")]
 pub enum RoleKind {
     Admin,
     Cardholder,
@@ -31,16 +34,17 @@ impl From<RoleKind> for Role {
     }
 }
 
+/// What the gateway answers when it cannot tell a card's spend in time.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "FailMode")]
 pub enum FailModeKind {
     Approve,
     Decline,
 }
 
 /// An amount per currency.
-#[derive(SimpleObject, InputObject, Clone)]
-#[graphql(input_name = "CurrencyAmountInput")]
-pub struct CurrencyAmount {
+#[derive(InputObject, Clone)]
+pub struct CurrencyAmountInput {
     pub currency: String,
     /// Minor units.
     pub amount: Long,
@@ -48,6 +52,7 @@ pub struct CurrencyAmount {
 
 /// The authorization policy: what the gateway approves when Stripe asks.
 #[derive(SimpleObject, Clone)]
+#[graphql(name = "Policy")]
 pub struct PolicyObject {
     /// 0 when no admin has saved one (the gateway then uses its own configuration).
     pub version: Long,
@@ -64,6 +69,7 @@ pub struct PolicyObject {
 
 /// An amount per currency, formatted too.
 #[derive(SimpleObject, Clone)]
+#[graphql(name = "CurrencyAmount")]
 pub struct CurrencyAmountView {
     pub currency: String,
     pub amount: Money,
@@ -110,7 +116,7 @@ pub struct PolicyInput {
     #[graphql(default)]
     pub allowed_currencies: Vec<String>,
     #[graphql(default)]
-    pub max_amount: Vec<CurrencyAmount>,
+    pub max_amount: Vec<CurrencyAmountInput>,
     #[graphql(default)]
     pub blocked_categories: Vec<String>,
     #[graphql(default)]
@@ -118,9 +124,9 @@ pub struct PolicyInput {
     #[graphql(default)]
     pub inactive_cardholders: Vec<String>,
     #[graphql(default)]
-    pub daily_limit: Vec<CurrencyAmount>,
+    pub daily_limit: Vec<CurrencyAmountInput>,
     #[graphql(default)]
-    pub monthly_limit: Vec<CurrencyAmount>,
+    pub monthly_limit: Vec<CurrencyAmountInput>,
     #[graphql(default_with = "FailModeKind::Decline")]
     pub on_spend_unknown: FailModeKind,
 }
@@ -131,7 +137,7 @@ fn currency(code: &str) -> ApiResult<cardstream_stripe::Currency> {
 }
 
 fn amount_map(
-    items: &[CurrencyAmount],
+    items: &[CurrencyAmountInput],
 ) -> ApiResult<std::collections::BTreeMap<cardstream_stripe::Currency, i64>> {
     items
         .iter()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, Loader};
 use cardstream_store::entities::{authorizations, cardholders, cards, transactions};
 use cardstream_store::{
-    ActivityFilter, CardCurrency, Cursor, KeyedSpend, SeriesBucket, SpendKey, SpendPoint,
+    ActivityFilter, CardCurrency, Cursor, KeyedSpend, Page, SeriesBucket, SpendKey, SpendPoint,
     SpendTotals, Store,
 };
 
@@ -144,8 +144,7 @@ impl Loader<TransactionsOf> for StoreLoader {
 pub struct ActivityOf {
     pub card: String,
     pub filter: ActivityFilter,
-    pub after: Option<Cursor>,
-    pub limit: u64,
+    pub page: Page<Cursor>,
 }
 
 impl Loader<ActivityOf> for StoreLoader {
@@ -157,13 +156,11 @@ impl Loader<ActivityOf> for StoreLoader {
         keys: &[ActivityOf],
     ) -> Result<HashMap<ActivityOf, Vec<authorizations::Model>>, LoadError> {
         let mut out = HashMap::new();
-        for ((filter, after, limit), group) in
-            groups(keys, |k| (k.filter.clone(), k.after.clone(), k.limit))
-        {
+        for ((filter, page), group) in groups(keys, |k| (k.filter.clone(), k.page.clone())) {
             let cards: Vec<String> = group.iter().map(|k| k.card.clone()).collect();
             let rows = self
                 .store
-                .activity_of_cards(&cards, &filter, after.as_ref(), limit)
+                .activity_of_cards(&cards, &filter, &page)
                 .await
                 .map_err(load_err)?;
             let mut by_card: HashMap<String, Vec<authorizations::Model>> = HashMap::new();

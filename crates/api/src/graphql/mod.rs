@@ -7,6 +7,7 @@
 
 mod activity;
 mod admin;
+mod connection;
 mod context;
 mod error_codes;
 mod errors;
@@ -17,6 +18,7 @@ mod objects;
 mod query;
 mod scalars;
 mod selections;
+mod statuses;
 mod subscription;
 mod summary;
 mod users;

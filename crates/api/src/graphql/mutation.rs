@@ -1,9 +1,11 @@
 //! The mutation root: signing in and out, passwords and invitation links, and the admin's edits
-//! (users in `users.rs`, the policy here).
+//! (users in `users.rs`, the policy here). Every mutation has one shape, as Relay and GitHub's
+//! API have it: `name(input: NameInput!): NamePayload!`, the input carrying an optional
+//! `clientMutationId` that the payload hands back.
 
 use std::net::IpAddr;
 
-use async_graphql::{Context, MergedObject, Object, ResultExt, SimpleObject};
+use async_graphql::{Context, InputObject, MergedObject, Object, ResultExt, SimpleObject};
 use cardstream_store::{EndReason, User};
 
 use super::admin::{PolicyInput, PolicyObject};
@@ -21,12 +23,101 @@ pub struct ClientAddress(pub Option<IpAddr>);
 #[derive(MergedObject, Default)]
 pub struct Mutation(AuthMutation, UserMutation, PolicyMutation);
 
+/// A session just opened.
+pub struct SignedIn {
+    token: String,
+    expires_at: DateTime,
+    user: UserObject,
+}
+
+/// The payload of a mutation that signs in: the session's token.
+macro_rules! session_payload {
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
+        #[derive(SimpleObject)]
+        pub struct $name {
+            /// Send as `Authorization: Bearer <token>` (and in `connection_init` for
+            /// subscriptions).
+            pub token: String,
+            pub expires_at: DateTime,
+            pub user: UserObject,
+            pub client_mutation_id: Option<String>,
+        }
+
+        impl $name {
+            fn new(session: SignedIn, client_mutation_id: Option<String>) -> Self {
+                $name {
+                    token: session.token,
+                    expires_at: session.expires_at,
+                    user: session.user,
+                    client_mutation_id,
+                }
+            }
+        }
+    };
+}
+
+session_payload!(
+    /// Signed in.
+    LoginPayload
+);
+session_payload!(
+    /// The new password is set; the other sessions ended.
+    ChangePasswordPayload
+);
+session_payload!(
+    /// The link's password is set; signed in.
+    AcceptInvitationPayload
+);
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct LogoutInput {
+    pub client_mutation_id: Option<String>,
+}
+
 #[derive(SimpleObject)]
-pub struct LoginPayload {
-    /// Send as `Authorization: Bearer <token>` (and in `connection_init` for subscriptions).
+pub struct LogoutPayload {
+    /// False when the session had already ended.
+    pub ended: bool,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    pub current_password: String,
+    /// At least 12 characters.
+    pub new_password: String,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct AcceptInvitationInput {
+    /// The link's secret.
     pub token: String,
-    pub expires_at: DateTime,
-    pub user: UserObject,
+    /// At least 12 characters.
+    pub password: String,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdatePolicyInput {
+    pub policy: PolicyInput,
+    /// Refuses (CONFLICT) when someone saved another version since this one.
+    pub expected_version: Option<Long>,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdatePolicyPayload {
+    pub policy: PolicyObject,
+    pub client_mutation_id: Option<String>,
 }
 
 const MIN_PASSWORD: usize = 12;
@@ -49,7 +140,7 @@ fn check_new_password(password: &str) -> ApiResult<()> {
 }
 
 /// Opens a session for `user` and signs a token for it.
-async fn sign_in(ctx: &Context<'_>, user: &User) -> ApiResult<LoginPayload> {
+async fn sign_in(ctx: &Context<'_>, user: &User) -> ApiResult<SignedIn> {
     let tokens = ctx.data_unchecked::<Tokens>();
     let store = store(ctx);
     let (session, expires) = store.open_session(user.id, tokens.ttl()).await?;
@@ -57,7 +148,7 @@ async fn sign_in(ctx: &Context<'_>, user: &User) -> ApiResult<LoginPayload> {
         .issue(user.id, &session, expires)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let links = store.cardholders_of(&[user.id]).await?;
-    Ok(LoginPayload {
+    Ok(SignedIn {
         token,
         expires_at: DateTime(expires),
         user: UserObject::new(user, links.into_iter().map(|(_, h)| h)),
@@ -76,9 +167,13 @@ impl AuthMutation {
     async fn login(
         &self,
         ctx: &Context<'_>,
-        email: String,
-        password: String,
+        input: LoginInput,
     ) -> async_graphql::Result<LoginPayload> {
+        let LoginInput {
+            email,
+            password,
+            client_mutation_id,
+        } = input;
         async {
             // Before any other work: the limiter's keys and argon2's input stay small.
             if email.len() > MAX_EMAIL || password.len() > MAX_PASSWORD {
@@ -108,18 +203,26 @@ impl AuthMutation {
             sign_in(ctx, &user).await
         }
         .await
+        .map(|session| LoginPayload::new(session, client_mutation_id))
         .extend()
     }
 
     /// Ends the current session: its token is refused from now on, by every API replica.
-    async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        input: LogoutInput,
+    ) -> async_graphql::Result<LogoutPayload> {
         async {
             let viewer = viewer(ctx).await?;
             let ended = store(ctx)
                 .end_session(&viewer.session_id, EndReason::Logout)
                 .await?;
             forget_sessions(ctx, viewer.user.id);
-            Ok::<_, ApiError>(ended)
+            Ok::<_, ApiError>(LogoutPayload {
+                ended,
+                client_mutation_id: input.client_mutation_id,
+            })
         }
         .await
         .extend()
@@ -130,9 +233,13 @@ impl AuthMutation {
     async fn change_password(
         &self,
         ctx: &Context<'_>,
-        current_password: String,
-        new_password: String,
-    ) -> async_graphql::Result<LoginPayload> {
+        input: ChangePasswordInput,
+    ) -> async_graphql::Result<ChangePasswordPayload> {
+        let ChangePasswordInput {
+            current_password,
+            new_password,
+            client_mutation_id,
+        } = input;
         async {
             let viewer = viewer(ctx).await?;
             check_new_password(&new_password)?;
@@ -161,6 +268,7 @@ impl AuthMutation {
             sign_in(ctx, &user).await
         }
         .await
+        .map(|session| ChangePasswordPayload::new(session, client_mutation_id))
         .extend()
     }
 
@@ -169,9 +277,13 @@ impl AuthMutation {
     async fn accept_invitation(
         &self,
         ctx: &Context<'_>,
-        token: String,
-        password: String,
-    ) -> async_graphql::Result<LoginPayload> {
+        input: AcceptInvitationInput,
+    ) -> async_graphql::Result<AcceptInvitationPayload> {
+        let AcceptInvitationInput {
+            token,
+            password,
+            client_mutation_id,
+        } = input;
         async {
             if token.len() > 128 {
                 return Err(ApiError::NotFound("invitation"));
@@ -195,6 +307,7 @@ impl AuthMutation {
             sign_in(ctx, &user).await
         }
         .await
+        .map(|session| AcceptInvitationPayload::new(session, client_mutation_id))
         .extend()
     }
 }
@@ -210,9 +323,13 @@ impl PolicyMutation {
     async fn update_policy(
         &self,
         ctx: &Context<'_>,
-        policy: PolicyInput,
-        expected_version: Option<Long>,
-    ) -> async_graphql::Result<PolicyObject> {
+        input: UpdatePolicyInput,
+    ) -> async_graphql::Result<UpdatePolicyPayload> {
+        let UpdatePolicyInput {
+            policy,
+            expected_version,
+            client_mutation_id,
+        } = input;
         async {
             let viewer = admin(ctx).await?;
             let parsed = policy.to_policy()?;
@@ -222,11 +339,10 @@ impl PolicyMutation {
                 .save_policy(expected_version.map(|v| v.0), json, &viewer.user.email)
                 .await?;
             tracing::info!(version, by = %viewer.user.email, "authorization policy saved");
-            Ok::<_, ApiError>(PolicyObject::new(
-                version,
-                &parsed,
-                Some(viewer.user.email.clone()),
-            ))
+            Ok::<_, ApiError>(UpdatePolicyPayload {
+                policy: PolicyObject::new(version, &parsed, Some(viewer.user.email.clone())),
+                client_mutation_id,
+            })
         }
         .await
         .extend()

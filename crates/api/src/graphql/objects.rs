@@ -1,13 +1,51 @@
 //! The dashboard's objects: cardholders, cards, authorizations, transactions, disputes.
 
-use async_graphql::{Context, Enum, ID, Object, ResultExt, SimpleObject};
+use async_graphql::{Context, Enum, ID, Interface, Object, ResultExt, SimpleObject};
 use cardstream_store::entities::{authorizations, cardholders, cards, disputes, transactions};
 
 use super::activity::{ActivityFilterInput, AuthorizationConnection, activity_page};
+use super::connection::{Counted, PageArgs, Total, in_memory};
 use super::context::{loader, page_cost, page_size, store, viewer};
+use super::errors::{ApiError, ApiResult};
 use super::loaders::{CardholderId, CardsOf, TransactionsOf, load_error};
 use super::scalars::{DateTime, Money};
-use super::summary::{DateRange, SpendSummary};
+use super::statuses::{
+    AuthorizationStatus, CardStatus, CardholderStatus, DisputeStatus, TransactionKind,
+};
+use super::summary::{DateRangeInput, SpendSummary};
+
+/// An object with a Stripe id, which `node(id:)` finds again (the Relay Global Object
+/// Identification convention; Stripe's ids are globally unique by their prefix).
+// One value per `node(id:)` answer, moved once: its size does not matter, and the derive wants
+// the objects themselves as variants.
+#[allow(clippy::large_enum_variant)]
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "Stripe's id of the object."))]
+pub enum Node {
+    Card(Card),
+    Cardholder(Cardholder),
+    Authorization(Authorization),
+    Transaction(Transaction),
+    Dispute(Dispute),
+}
+
+/// The cards of a cardholder or a viewer, by id.
+pub type CardConnection = Counted<String, Card>;
+/// Cardholders, by id.
+pub type CardholderConnection = Counted<String, Cardholder>;
+
+/// A page of cards held in memory (a cardholder's or a cardholder user's few), by id.
+pub fn cards_page(
+    ctx: &Context<'_>,
+    mut cards: Vec<cards::Model>,
+    args: PageArgs,
+    default: i32,
+) -> ApiResult<CardConnection> {
+    let page = args.page::<String>(ctx, default)?;
+    cards.sort_by(|a, b| a.id.cmp(&b.id));
+    let total = Total::Known(cards.len());
+    Ok(in_memory(&page, cards, total, |c| c.id.clone(), Card))
+}
 
 #[derive(Clone)]
 pub struct Cardholder(pub cardholders::Model);
@@ -23,32 +61,37 @@ impl Cardholder {
     async fn email(&self) -> Option<&str> {
         self.0.email.as_deref()
     }
-    /// `active`, `inactive` or `blocked`.
-    async fn status(&self) -> &str {
+    async fn status(&self) -> CardholderStatus {
+        CardholderStatus::from_stripe(&self.0.status)
+    }
+    /// The status as Stripe sent it.
+    async fn raw_status(&self) -> &str {
         &self.0.status
     }
     async fn created(&self) -> DateTime {
         DateTime(self.0.created)
     }
-    /// The cardholder's cards, oldest first (batched across a page of cardholders).
-    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    /// The cardholder's cards, by id, 10 to a page unless asked (batched across a page of
+    /// cardholders).
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn cards(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 10)] first: i32,
-    ) -> async_graphql::Result<Vec<Card>> {
-        let first = page_size(ctx, first).extend()?;
-        let cards = loader(ctx)
-            .load_one(CardsOf(self.0.id.clone()))
-            .await
-            .map_err(load_error)
-            .extend()?
-            .unwrap_or_default();
-        Ok(cards
-            .into_iter()
-            .take(usize::try_from(first).unwrap_or(usize::MAX))
-            .map(Card)
-            .collect())
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<CardConnection> {
+        async {
+            let cards = loader(ctx)
+                .load_one(CardsOf(self.0.id.clone()))
+                .await
+                .map_err(load_error)?
+                .unwrap_or_default();
+            cards_page(ctx, cards, PageArgs::new(first, after, last, before), 10)
+        }
+        .await
+        .extend()
     }
 }
 
@@ -66,8 +109,11 @@ impl Card {
     async fn brand(&self) -> Option<&str> {
         self.0.brand.as_deref()
     }
-    /// `active`, `inactive` or `canceled`.
-    async fn status(&self) -> &str {
+    async fn status(&self) -> CardStatus {
+        CardStatus::from_stripe(&self.0.status)
+    }
+    /// The status as Stripe sent it.
+    async fn raw_status(&self) -> &str {
         &self.0.status
     }
     /// The card's currency; its spend is in this currency.
@@ -96,7 +142,7 @@ impl Card {
     async fn spend_summary(
         &self,
         ctx: &Context<'_>,
-        range: Option<DateRange>,
+        range: Option<DateRangeInput>,
         currency: Option<String>,
     ) -> async_graphql::Result<SpendSummary> {
         SpendSummary::load(ctx, &self.0, range, currency)
@@ -104,17 +150,18 @@ impl Card {
             .extend()
     }
     /// Authorizations, newest first, with their transactions.
-    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn activity(
         &self,
         ctx: &Context<'_>,
         filter: Option<ActivityFilterInput>,
-        #[graphql(default = 20)] first: Option<i32>,
+        first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<AuthorizationConnection> {
-        activity_page(ctx, &self.0.id, filter, first, after)
-            .await
-            .extend()
+        let args = PageArgs::new(first, after, last, before);
+        activity_page(ctx, &self.0.id, filter, args).await.extend()
     }
 }
 
@@ -177,8 +224,11 @@ impl Authorization {
             (false, _) => Outcome::Declined,
         }
     }
-    /// `pending`, `closed`, `reversed` or `expired`.
-    async fn status(&self) -> &str {
+    async fn status(&self) -> AuthorizationStatus {
+        AuthorizationStatus::from_stripe(&self.0.status)
+    }
+    /// The status as Stripe sent it.
+    async fn raw_status(&self) -> &str {
         &self.0.status
     }
     /// Stripe's reason for the latest decision when it was a decline.
@@ -264,9 +314,15 @@ impl Transaction {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
-    /// `capture` or `refund`.
-    async fn kind(&self) -> &str {
+    async fn kind(&self) -> TransactionKind {
+        TransactionKind::from_stripe(&self.0.kind)
+    }
+    /// The kind (Stripe's `type`) as Stripe sent it.
+    async fn raw_kind(&self) -> &str {
         &self.0.kind
+    }
+    async fn card_id(&self) -> ID {
+        ID(self.0.card_id.clone())
     }
     /// As Stripe reports it: negative for a capture, positive for a refund.
     async fn amount(&self) -> Money {
@@ -310,8 +366,11 @@ impl Dispute {
     async fn amount(&self) -> Money {
         Money::new(self.0.amount, &self.0.currency)
     }
-    /// `unsubmitted`, `submitted`, `won`, `lost` or `expired`.
-    async fn status(&self) -> &str {
+    async fn status(&self) -> DisputeStatus {
+        DisputeStatus::from_stripe(&self.0.status)
+    }
+    /// The status as Stripe sent it.
+    async fn raw_status(&self) -> &str {
         &self.0.status
     }
     async fn reason(&self) -> Option<&str> {
@@ -323,15 +382,12 @@ impl Dispute {
 }
 
 /// Checks the viewer may see an authorization, through its card.
-pub async fn visible_authorization(
-    ctx: &Context<'_>,
-    id: &str,
-) -> super::errors::ApiResult<Authorization> {
+pub async fn visible_authorization(ctx: &Context<'_>, id: &str) -> ApiResult<Authorization> {
     let viewer = viewer(ctx).await?;
     let auth = store(ctx)
         .authorization(id)
         .await?
-        .ok_or(super::errors::ApiError::NotFound("authorization"))?;
+        .ok_or(ApiError::NotFound("authorization"))?;
     let mine = viewer.is_admin()
         || auth
             .cardholder_id
@@ -343,6 +399,46 @@ pub async fn visible_authorization(
     if mine {
         Ok(Authorization(auth))
     } else {
-        Err(super::errors::ApiError::NotFound("authorization"))
+        Err(ApiError::NotFound("authorization"))
+    }
+}
+
+/// Finds any Stripe-identified object the viewer may see by its id, or NOT_FOUND.
+pub async fn visible_node(ctx: &Context<'_>, id: &str) -> ApiResult<Node> {
+    use super::context::visible_card;
+    // Signed in first: an anonymous request is UNAUTHENTICATED whatever the id.
+    let viewer = viewer(ctx).await?;
+    let prefix = id.split_once('_').map_or("", |(p, _)| p);
+    match prefix {
+        "ic" => Ok(Node::Card(Card(visible_card(ctx, id).await?))),
+        "ich" => {
+            if !viewer.sees_cardholder(id) {
+                return Err(ApiError::NotFound("cardholder"));
+            }
+            let holder = loader(ctx)
+                .load_one(CardholderId(id.to_owned()))
+                .await
+                .map_err(load_error)?
+                .ok_or(ApiError::NotFound("cardholder"))?;
+            Ok(Node::Cardholder(Cardholder(holder)))
+        }
+        "iauth" => Ok(Node::Authorization(visible_authorization(ctx, id).await?)),
+        "ipi" => {
+            let transaction = store(ctx)
+                .transaction(id)
+                .await?
+                .ok_or(ApiError::NotFound("transaction"))?;
+            visible_card(ctx, &transaction.card_id).await?;
+            Ok(Node::Transaction(Transaction(transaction)))
+        }
+        "idp" => {
+            let (dispute, card) = store(ctx)
+                .dispute(id)
+                .await?
+                .ok_or(ApiError::NotFound("dispute"))?;
+            visible_card(ctx, &card).await?;
+            Ok(Node::Dispute(Dispute(dispute, card)))
+        }
+        _ => Err(ApiError::NotFound("object")),
     }
 }

@@ -1,42 +1,60 @@
 //! The query root. Every resolver starts from the viewer: a cardholder user reaches only the
 //! cards of the cardholders linked to them; anything else is NOT_FOUND (admins see all). Every
-//! list has a page size with a maximum, and costs its page size times its children.
+//! list that can grow is a connection with a page size with a maximum, and costs its page size
+//! times its children.
 
 use async_graphql::{Context, ID, Object, ResultExt};
+use cardstream_store::Cursor;
 
-use super::activity::{ActivityFilterInput, AuthorizationConnection, activity_page};
 use super::admin::PolicyObject;
-use super::context::{admin, page_cost, page_size, store, viewer, visible_card};
+use super::connection::{Counted, PageArgs, Total, Uncounted, connection};
+use super::context::{admin, page_cost, store, viewer, visible_card};
 use super::errors::{ApiError, ApiResult};
-use super::objects::{Authorization, Card, Cardholder, Dispute, visible_authorization};
+use super::objects::{
+    Authorization, Card, CardConnection, Cardholder, CardholderConnection, Dispute, Node,
+    cards_page, visible_authorization, visible_node,
+};
 use super::users::{Invitation, InvitationPreview, UserObject, users_page};
 
 pub struct Query;
 
 /// The signed-in user and what they may see.
-pub struct ViewerObject;
+pub struct Viewer;
 
-async fn viewer_cards(ctx: &Context<'_>, first: u64, after: Option<&str>) -> ApiResult<Vec<Card>> {
+/// Disputes, newest first.
+pub type DisputeConnection = Uncounted<Cursor, Dispute>;
+/// Invitations and password resets, newest first.
+pub type InvitationConnection = Uncounted<i64, Invitation>;
+
+/// The viewer's cards: every card for an admin (a page read from the store), a cardholder
+/// user's few cards paged in memory; by id either way.
+async fn viewer_cards(ctx: &Context<'_>, args: PageArgs) -> ApiResult<CardConnection> {
     let viewer = viewer(ctx).await?;
     let store = store(ctx);
-    let cards = if viewer.is_admin() {
-        store.all_cards(after, first).await?
+    if viewer.is_admin() {
+        let page = args.page::<String>(ctx, 50)?;
+        let rows = store.all_cards(&page.clone().widened(1)).await?;
+        Ok(connection(
+            &page,
+            rows,
+            Total::AllCards,
+            |c| c.id.clone(),
+            Card,
+        ))
     } else {
-        // A cardholder user's cards are few; page them here, by id as for admins.
         let ids: Vec<String> = viewer.cardholders.iter().cloned().collect();
-        let mut cards = store.cards_of(&ids).await?;
-        cards.sort_by(|a, b| a.id.cmp(&b.id));
-        cards
-            .into_iter()
-            .filter(|c| after.is_none_or(|after| c.id.as_str() > after))
-            .take(usize::try_from(first).unwrap_or(usize::MAX))
-            .collect()
-    };
-    Ok(cards.into_iter().map(Card).collect())
+        cards_page(ctx, store.cards_of(&ids).await?, args, 50)
+    }
 }
 
-#[Object(name = "ViewerObject")]
-impl ViewerObject {
+/// The first cards of the viewer, for lists that span them.
+async fn some_viewer_cards(ctx: &Context<'_>, how_many: i32) -> ApiResult<Vec<String>> {
+    let cards = viewer_cards(ctx, PageArgs::new(Some(how_many), None, None, None)).await?;
+    Ok(cards.edges.into_iter().map(|e| e.node.0.id).collect())
+}
+
+#[Object]
+impl Viewer {
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<UserObject> {
         let viewer = viewer(ctx).await.extend()?;
         Ok(UserObject::new(
@@ -45,43 +63,47 @@ impl ViewerObject {
         ))
     }
 
-    /// The cardholders this user sees (for admins: none listed here; see `cardholders`).
-    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    /// The cardholders this user sees, by id (for admins: none listed here; see
+    /// `cardholders`).
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn cardholders(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
-    ) -> async_graphql::Result<Vec<Cardholder>> {
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<CardholderConnection> {
         async {
-            let first = page_size(ctx, first)?;
+            let page = PageArgs::new(first, after, last, before).page::<String>(ctx, 50)?;
             let viewer = viewer(ctx).await?;
-            let ids: Vec<String> = viewer
-                .cardholders
-                .iter()
-                .take(usize::try_from(first).unwrap_or(usize::MAX))
-                .cloned()
-                .collect();
-            Ok::<_, ApiError>(
-                store(ctx)
-                    .cardholders_by_ids(&ids)
-                    .await?
-                    .into_iter()
-                    .map(Cardholder)
-                    .collect(),
-            )
+            let ids: Vec<String> = viewer.cardholders.iter().cloned().collect();
+            let mut holders = store(ctx).cardholders_by_ids(&ids).await?;
+            holders.sort_by(|a, b| a.id.cmp(&b.id));
+            let total = Total::Known(holders.len());
+            Ok::<_, ApiError>(super::connection::in_memory(
+                &page,
+                holders,
+                total,
+                |h| h.id.clone(),
+                Cardholder,
+            ))
         }
         .await
         .extend()
     }
 
-    /// Their cards (for admins: the first page of all cards).
-    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    /// Their cards, by id (for admins: all cards).
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn cards(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
-    ) -> async_graphql::Result<Vec<Card>> {
-        async { viewer_cards(ctx, page_size(ctx, first)?, None).await }
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<CardConnection> {
+        viewer_cards(ctx, PageArgs::new(first, after, last, before))
             .await
             .extend()
     }
@@ -90,45 +112,39 @@ impl ViewerObject {
 #[Object]
 impl Query {
     /// Who is signed in.
-    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerObject> {
+    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
         viewer(ctx).await.extend()?;
-        Ok(ViewerObject)
+        Ok(Viewer)
     }
 
-    /// The viewer's cards by id, a page at a time (`first`, then `after` the last id).
-    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    /// Any card, cardholder, authorization, transaction or dispute the viewer may see, by its
+    /// Stripe id; null when there is none (or it is not theirs to see).
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+        match visible_node(ctx, &id).await {
+            Ok(node) => Ok(Some(node)),
+            Err(ApiError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e).extend(),
+        }
+    }
+
+    /// The viewer's cards, by id (for admins: all cards).
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn cards(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
-        after: Option<ID>,
-    ) -> async_graphql::Result<Vec<Card>> {
-        async {
-            let first = page_size(ctx, first)?;
-            viewer_cards(ctx, first, after.as_ref().map(|a| a.as_str())).await
-        }
-        .await
-        .extend()
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<CardConnection> {
+        viewer_cards(ctx, PageArgs::new(first, after, last, before))
+            .await
+            .extend()
     }
 
     /// A card the viewer may see.
     async fn card(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Card> {
         visible_card(ctx, &id).await.map(Card).extend()
-    }
-
-    /// A card's authorizations, newest first, with their transactions.
-    #[graphql(complexity = "page_cost(first, child_complexity)")]
-    async fn activity(
-        &self,
-        ctx: &Context<'_>,
-        card_id: ID,
-        filter: Option<ActivityFilterInput>,
-        #[graphql(default = 20)] first: Option<i32>,
-        after: Option<String>,
-    ) -> async_graphql::Result<AuthorizationConnection> {
-        activity_page(ctx, &card_id, filter, first, after)
-            .await
-            .extend()
     }
 
     /// An authorization, with its request history and transactions.
@@ -142,31 +158,35 @@ impl Query {
 
     /// Disputes on a card's transactions, newest first; without `cardId`, on the viewer's
     /// first 100 cards.
-    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn disputes(
         &self,
         ctx: &Context<'_>,
         card_id: Option<ID>,
-        #[graphql(default = 50)] first: i32,
-    ) -> async_graphql::Result<Vec<Dispute>> {
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<DisputeConnection> {
         async {
-            let first = page_size(ctx, first)?;
+            let page = PageArgs::new(first, after, last, before).page::<Cursor>(ctx, 50)?;
             let cards: Vec<String> = match card_id {
                 Some(id) => vec![visible_card(ctx, &id).await?.id],
-                None => viewer_cards(ctx, 100, None)
-                    .await?
-                    .into_iter()
-                    .map(|c| c.0.id)
-                    .collect(),
+                None => some_viewer_cards(ctx, 100).await?,
             };
-            Ok::<_, ApiError>(
-                store(ctx)
-                    .disputes_of(&cards, first)
-                    .await?
-                    .into_iter()
-                    .map(|(d, card)| Dispute(d, card))
-                    .collect(),
-            )
+            let rows = store(ctx)
+                .disputes_of(&cards, &page.clone().widened(1))
+                .await?;
+            Ok::<_, ApiError>(connection(
+                &page,
+                rows,
+                async_graphql::connection::EmptyFields,
+                |(d, _)| Cursor {
+                    created: d.created,
+                    id: d.id.clone(),
+                },
+                |(d, card)| Dispute(d, card),
+            ))
         }
         .await
         .extend()
@@ -183,58 +203,67 @@ impl Query {
     }
 
     /// Admin: cardholders, by id.
-    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn cardholders(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
-        after: Option<ID>,
-    ) -> async_graphql::Result<Vec<Cardholder>> {
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<CardholderConnection> {
         async {
             admin(ctx).await?;
-            let first = page_size(ctx, first)?;
-            Ok::<_, ApiError>(
-                store(ctx)
-                    .all_cardholders(after.as_ref().map(|a| a.as_str()), first)
-                    .await?
-                    .into_iter()
-                    .map(Cardholder)
-                    .collect(),
-            )
+            let page = PageArgs::new(first, after, last, before).page::<String>(ctx, 50)?;
+            let rows = store(ctx).all_cardholders(&page.clone().widened(1)).await?;
+            Ok::<_, ApiError>(connection(
+                &page,
+                rows,
+                Total::AllCardholders,
+                |h| h.id.clone(),
+                Cardholder,
+            ))
         }
         .await
         .extend()
     }
 
-    /// Admin: users by id, a page at a time.
-    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    /// Admin: users, by id.
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
-        after: Option<ID>,
-    ) -> async_graphql::Result<Vec<UserObject>> {
-        users_page(ctx, first, after).await.extend()
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Counted<i64, UserObject>> {
+        users_page(ctx, PageArgs::new(first, after, last, before))
+            .await
+            .extend()
     }
 
     /// Admin: invitations and password resets, newest first (closed ones included).
-    #[graphql(complexity = "page_cost(Some(first), child_complexity)")]
+    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
     async fn invitations(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 50)] first: i32,
-    ) -> async_graphql::Result<Vec<Invitation>> {
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<InvitationConnection> {
         async {
             admin(ctx).await?;
-            let first = page_size(ctx, first)?;
-            Ok::<_, ApiError>(
-                store(ctx)
-                    .invitations(None, i64::try_from(first).unwrap_or(50))
-                    .await?
-                    .into_iter()
-                    .map(Invitation)
-                    .collect(),
-            )
+            let page = PageArgs::new(first, after, last, before).page::<i64>(ctx, 50)?;
+            let rows = store(ctx).invitations(&page.clone().widened(1)).await?;
+            Ok::<_, ApiError>(connection(
+                &page,
+                rows,
+                async_graphql::connection::EmptyFields,
+                |i| i.id,
+                Invitation,
+            ))
         }
         .await
         .extend()

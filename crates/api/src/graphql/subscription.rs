@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_graphql::{Context, ID, ResultExt, SimpleObject, Subscription};
-use cardstream_store::ActivityFilter;
+use cardstream_store::{ActivityFilter, Page};
 use futures_util::{Stream, StreamExt, stream};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -39,7 +39,7 @@ impl Subscription {
         // What the client has already seen: the current page, so only changes are sent.
         let mut seen: HashMap<String, String> = HashMap::new();
         if let Ok(rows) = store
-            .activity(&card.id, &ActivityFilter::default(), None, WATCHED)
+            .activity(&card.id, &ActivityFilter::default(), &Page::first(WATCHED))
             .await
         {
             seen.extend(rows.into_iter().map(|r| (r.id, r.version_event_id)));
@@ -56,7 +56,7 @@ impl Subscription {
                         Err(RecvError::Closed) => return None,
                     }
                     let Ok(rows) = store
-                        .activity(&card_id, &ActivityFilter::default(), None, WATCHED)
+                        .activity(&card_id, &ActivityFilter::default(), &Page::first(WATCHED))
                         .await
                     else {
                         continue;

@@ -11,7 +11,7 @@ use super::scalars::{Date, Long, Money};
 
 /// Days from `from` to `to`, both included; either end may be open.
 #[derive(InputObject, Clone, Copy)]
-pub struct DateRange {
+pub struct DateRangeInput {
     pub from: Option<Date>,
     pub to: Option<Date>,
 }
@@ -70,7 +70,7 @@ impl SpendSummary {
     pub async fn load(
         ctx: &Context<'_>,
         card: &cards::Model,
-        range: Option<DateRange>,
+        range: Option<DateRangeInput>,
         currency: Option<String>,
     ) -> ApiResult<SpendSummary> {
         let currency = match currency {

@@ -8,7 +8,8 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, ResultExt, SimpleObj
 use cardstream_store::{InvitationKind, InvitationState, User};
 
 use super::admin::RoleKind;
-use super::context::{admin, forget_sessions, page_size, store};
+use super::connection::{Counted, PageArgs, Total, connection};
+use super::context::{admin, forget_sessions, store};
 use super::errors::{ApiError, ApiResult};
 use super::scalars::DateTime;
 
@@ -18,7 +19,10 @@ pub struct InvitationTtl(pub Duration);
 
 /// Someone who signs in to the dashboard.
 #[derive(SimpleObject, Clone)]
+#[graphql(name = "User")]
 pub struct UserObject {
+    #[graphql(skip)]
+    pub key: i64,
     pub id: ID,
     pub email: String,
     pub role: RoleKind,
@@ -33,6 +37,7 @@ pub struct UserObject {
 impl UserObject {
     pub fn new(user: &User, cardholders: impl IntoIterator<Item = String>) -> Self {
         UserObject {
+            key: user.id,
             id: ID(user.id.to_string()),
             email: user.email.clone(),
             role: user.role.into(),
@@ -45,6 +50,7 @@ impl UserObject {
 
 /// What accepting a link does.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "InvitationKind")]
 pub enum InvitationKindValue {
     /// Creates the user.
     Invite,
@@ -54,6 +60,7 @@ pub enum InvitationKindValue {
 
 /// Where a link stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "InvitationState")]
 pub enum InvitationStateValue {
     Pending,
     Accepted,
@@ -125,12 +132,57 @@ impl InvitationPreview {
 }
 
 /// A new link: the secret is shown this once (only its digest is stored).
-#[derive(SimpleObject)]
-pub struct InvitationPayload {
-    pub invitation: Invitation,
-    /// The link's secret; the dashboard's link is `/invitation#<token>`.
-    pub token: String,
+macro_rules! link_payload {
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
+        #[derive(SimpleObject)]
+        pub struct $name {
+            pub invitation: Invitation,
+            /// The link's secret, shown this once; the dashboard's link is
+            /// `/invitation#<token>`.
+            pub token: String,
+            pub client_mutation_id: Option<String>,
+        }
+    };
 }
+
+link_payload!(
+    /// The invitation and its one-time link.
+    InviteUserPayload
+);
+link_payload!(
+    /// The reset and its one-time link.
+    ResetPasswordPayload
+);
+
+/// The payload of a mutation that edits a user: the user as now.
+macro_rules! user_payload {
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
+        #[derive(SimpleObject)]
+        pub struct $name {
+            pub user: UserObject,
+            pub client_mutation_id: Option<String>,
+        }
+    };
+}
+
+user_payload!(
+    /// The user, disabled.
+    DisableUserPayload
+);
+user_payload!(
+    /// The user, enabled.
+    EnableUserPayload
+);
+user_payload!(
+    /// The user with the new role.
+    SetUserRolePayload
+);
+user_payload!(
+    /// The user with the new cardholders.
+    SetUserCardholdersPayload
+);
 
 /// Whom to invite.
 #[derive(InputObject)]
@@ -140,6 +192,56 @@ pub struct InviteUserInput {
     /// For cardholder users: the cardholders they may see.
     #[graphql(default)]
     pub cardholder_ids: Vec<ID>,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct RevokeInvitationInput {
+    pub invitation_id: ID,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct RevokeInvitationPayload {
+    pub invitation: Invitation,
+    pub client_mutation_id: Option<String>,
+}
+
+/// The input of a mutation that acts on one user.
+macro_rules! user_input {
+    ($name:ident) => {
+        #[derive(InputObject)]
+        pub struct $name {
+            pub user_id: ID,
+            pub client_mutation_id: Option<String>,
+        }
+    };
+}
+
+user_input!(ResetPasswordInput);
+user_input!(DisableUserInput);
+user_input!(EnableUserInput);
+user_input!(DeleteUserInput);
+
+#[derive(SimpleObject)]
+pub struct DeleteUserPayload {
+    pub deleted_user_id: ID,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct SetUserRoleInput {
+    pub user_id: ID,
+    pub role: RoleKind,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct SetUserCardholdersInput {
+    pub user_id: ID,
+    /// Replaces the list (at most 1,000).
+    pub cardholder_ids: Vec<ID>,
+    pub client_mutation_id: Option<String>,
 }
 
 /// An email address as far as we check one: one `@`, no spaces or controls, at most 254 bytes
@@ -173,20 +275,15 @@ fn cardholders(ids: &[ID]) -> ApiResult<Vec<String>> {
     Ok(ids.iter().map(|id| id.trim().to_owned()).collect())
 }
 
-/// A page of users with their cardholders: two statements whatever the page size.
-pub async fn users_page(
-    ctx: &Context<'_>,
-    first: i32,
-    after: Option<ID>,
-) -> ApiResult<Vec<UserObject>> {
+/// A page of users with their cardholders, by id: two statements whatever the page size.
+pub async fn users_page(ctx: &Context<'_>, args: PageArgs) -> ApiResult<Counted<i64, UserObject>> {
     admin(ctx).await?;
-    let first = page_size(ctx, first)?;
-    let after = after.as_ref().map(user_id).transpose()?;
+    let page = args.page::<i64>(ctx, 50)?;
     let store = store(ctx);
-    let users = store.users_page(after, first).await?;
+    let users = store.users_page(&page.clone().widened(1)).await?;
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     let links = store.cardholders_of(&ids).await?;
-    Ok(users
+    let users: Vec<UserObject> = users
         .iter()
         .map(|u| {
             UserObject::new(
@@ -197,7 +294,8 @@ pub async fn users_page(
                     .map(|(_, h)| h.clone()),
             )
         })
-        .collect())
+        .collect();
+    Ok(connection(&page, users, Total::AllUsers, |u| u.key, |u| u))
 }
 
 async fn with_links(ctx: &Context<'_>, user: &User) -> ApiResult<UserObject> {
@@ -222,7 +320,7 @@ impl UserMutation {
         &self,
         ctx: &Context<'_>,
         input: InviteUserInput,
-    ) -> async_graphql::Result<InvitationPayload> {
+    ) -> async_graphql::Result<InviteUserPayload> {
         async {
             let viewer = admin(ctx).await?;
             let email = check_email(&input.email)?;
@@ -237,9 +335,10 @@ impl UserMutation {
                 )
                 .await?;
             tracing::info!(invitation = invitation.id, by = %viewer.user.email, "user invited");
-            Ok::<_, ApiError>(InvitationPayload {
+            Ok::<_, ApiError>(InviteUserPayload {
                 invitation: Invitation(invitation),
                 token,
+                client_mutation_id: input.client_mutation_id,
             })
         }
         .await
@@ -250,12 +349,18 @@ impl UserMutation {
     async fn revoke_invitation(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-    ) -> async_graphql::Result<Invitation> {
+        input: RevokeInvitationInput,
+    ) -> async_graphql::Result<RevokeInvitationPayload> {
         async {
             admin(ctx).await?;
-            let id: i64 = id.parse().map_err(|_| ApiError::NotFound("invitation"))?;
-            Ok::<_, ApiError>(Invitation(store(ctx).revoke_invitation(id).await?))
+            let id: i64 = input
+                .invitation_id
+                .parse()
+                .map_err(|_| ApiError::NotFound("invitation"))?;
+            Ok::<_, ApiError>(RevokeInvitationPayload {
+                invitation: Invitation(store(ctx).revoke_invitation(id).await?),
+                client_mutation_id: input.client_mutation_id,
+            })
         }
         .await
         .extend()
@@ -266,19 +371,20 @@ impl UserMutation {
     async fn reset_password(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-    ) -> async_graphql::Result<InvitationPayload> {
+        input: ResetPasswordInput,
+    ) -> async_graphql::Result<ResetPasswordPayload> {
         async {
             let viewer = admin(ctx).await?;
-            let user = user_id(&id)?;
+            let user = user_id(&input.user_id)?;
             let (invitation, token) = store(ctx)
                 .reset_password(user, &viewer.user.email, ttl(ctx))
                 .await?;
             forget_sessions(ctx, user);
-            tracing::info!(user = %id.as_str(), by = %viewer.user.email, "password reset");
-            Ok::<_, ApiError>(InvitationPayload {
+            tracing::info!(user, by = %viewer.user.email, "password reset");
+            Ok::<_, ApiError>(ResetPasswordPayload {
                 invitation: Invitation(invitation),
                 token,
+                client_mutation_id: input.client_mutation_id,
             })
         }
         .await
@@ -286,24 +392,47 @@ impl UserMutation {
     }
 
     /// Admin: a disabled user cannot sign in, and their sessions end at once.
-    async fn disable_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<UserObject> {
-        set_disabled(ctx, &id, true).await.extend()
+    async fn disable_user(
+        &self,
+        ctx: &Context<'_>,
+        input: DisableUserInput,
+    ) -> async_graphql::Result<DisableUserPayload> {
+        let user = set_disabled(ctx, &input.user_id, true).await.extend()?;
+        Ok(DisableUserPayload {
+            user,
+            client_mutation_id: input.client_mutation_id,
+        })
     }
 
     /// Admin: lets a disabled user sign in again.
-    async fn enable_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<UserObject> {
-        set_disabled(ctx, &id, false).await.extend()
+    async fn enable_user(
+        &self,
+        ctx: &Context<'_>,
+        input: EnableUserInput,
+    ) -> async_graphql::Result<EnableUserPayload> {
+        let user = set_disabled(ctx, &input.user_id, false).await.extend()?;
+        Ok(EnableUserPayload {
+            user,
+            client_mutation_id: input.client_mutation_id,
+        })
     }
 
-    /// Admin: deletes a user (their sessions end with them). Returns the id.
-    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+    /// Admin: deletes a user (their sessions end with them).
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteUserInput,
+    ) -> async_graphql::Result<DeleteUserPayload> {
         async {
             let viewer = admin(ctx).await?;
-            let user = user_id(&id)?;
+            let user = user_id(&input.user_id)?;
             store(ctx).delete_user(user).await?;
             forget_sessions(ctx, user);
-            tracing::info!(user = %id.as_str(), by = %viewer.user.email, "user deleted");
-            Ok::<_, ApiError>(id)
+            tracing::info!(user, by = %viewer.user.email, "user deleted");
+            Ok::<_, ApiError>(DeleteUserPayload {
+                deleted_user_id: input.user_id,
+                client_mutation_id: input.client_mutation_id,
+            })
         }
         .await
         .extend()
@@ -313,15 +442,19 @@ impl UserMutation {
     async fn set_user_role(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        role: RoleKind,
-    ) -> async_graphql::Result<UserObject> {
+        input: SetUserRoleInput,
+    ) -> async_graphql::Result<SetUserRolePayload> {
         async {
             let viewer = admin(ctx).await?;
-            let user = store(ctx).set_user_role(user_id(&id)?, role.into()).await?;
+            let user = store(ctx)
+                .set_user_role(user_id(&input.user_id)?, input.role.into())
+                .await?;
             forget_sessions(ctx, user.id);
             tracing::info!(user = user.id, by = %viewer.user.email, "user role changed");
-            with_links(ctx, &user).await
+            Ok::<_, ApiError>(SetUserRolePayload {
+                user: with_links(ctx, &user).await?,
+                client_mutation_id: input.client_mutation_id,
+            })
         }
         .await
         .extend()
@@ -331,18 +464,20 @@ impl UserMutation {
     async fn set_user_cardholders(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        cardholder_ids: Vec<ID>,
-    ) -> async_graphql::Result<UserObject> {
+        input: SetUserCardholdersInput,
+    ) -> async_graphql::Result<SetUserCardholdersPayload> {
         async {
             let viewer = admin(ctx).await?;
-            let holders = cardholders(&cardholder_ids)?;
+            let holders = cardholders(&input.cardholder_ids)?;
             let user = store(ctx)
-                .set_user_cardholders(user_id(&id)?, &holders)
+                .set_user_cardholders(user_id(&input.user_id)?, &holders)
                 .await?;
             forget_sessions(ctx, user.id);
             tracing::info!(user = user.id, by = %viewer.user.email, "user cardholders changed");
-            Ok::<_, ApiError>(UserObject::new(&user, holders))
+            Ok::<_, ApiError>(SetUserCardholdersPayload {
+                user: UserObject::new(&user, holders),
+                client_mutation_id: input.client_mutation_id,
+            })
         }
         .await
         .extend()

@@ -172,7 +172,7 @@ impl TestApi {
         let response = self
             .gql(
                 None,
-                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
                 json!({"e": email, "p": PASSWORD}),
             )
             .await;

@@ -180,7 +180,7 @@ impl ApiProcess {
         let response = self
             .gql(
                 None,
-                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }",
                 json!({"e": email, "p": password}),
             )
             .await;
