@@ -242,3 +242,51 @@ async fn aliases_fragments_and_directives_cannot_amplify_a_query() {
         .await;
     assert_eq!(fine["data"]["viewer"]["user"]["email"], "admin@example.com");
 }
+
+/// A connection without a page size serves its default page, so it must cost as much as that
+/// page: a query that is refused with `first: 50` is refused without it (and with
+/// `first: null`, or with `before` alone, which page by the same default).
+#[tokio::test]
+async fn a_connection_without_a_page_size_costs_its_default_page() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    for cards in [
+        "cards(first: 50)",
+        "cards",
+        "cards(first: null)",
+        "viewer { cards",
+        "cards(before: \"6963\")",
+    ] {
+        let close = if cards.starts_with("viewer") { "}" } else { "" };
+        let query = format!(
+            "{{ {cards} {{ nodes {{ activity(first: 100) {{ nodes {{ id }} }} }} }} {close} }}"
+        );
+        assert_eq!(
+            code(&api.gql(Some(&admin), &query, json!({})).await),
+            "QUERY_TOO_COMPLEX",
+            "{query}"
+        );
+    }
+    // A cardholder's cards serve 10 by default: the dashboard's admin page, costed as such.
+    let response = api
+        .gql(
+            Some(&admin),
+            "{ cardholders(first: 50) { nodes { id cards { nodes { id last4 currency } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+}
+
+/// `disputes` without a card spans the viewer's first 100 cards: an internal page, which a
+/// smaller limit on the pages clients ask for must not refuse on an argument nobody sent.
+#[tokio::test]
+async fn disputes_across_cards_answer_under_a_small_page_limit() {
+    let api = TestApi::start(&["--max-page-size", "50"]).await;
+    let admin = api.login("admin@example.com").await;
+    let response = api
+        .gql(Some(&admin), "{ disputes { nodes { id } } }", json!({}))
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+    assert!(response["data"]["disputes"]["nodes"].is_array());
+}

@@ -202,3 +202,97 @@ async fn a_card_status_stripe_adds_later_is_other_with_the_raw_value() {
         json!({"status": "OTHER", "rawStatus": "frozen_for_audit"})
     );
 }
+
+#[tokio::test]
+async fn a_cardholder_user_finds_their_own_objects_and_pages_their_cards_both_ways() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let alice = api.login("alice@example.com").await;
+    let own = api.cards_of(&api.alice_holder)[0].clone();
+    let (holder, auth, transaction) = ids_of_card(&api, &admin, &own).await;
+    for (id, typename) in [
+        (holder.as_str(), "Cardholder"),
+        (auth.as_str(), "Authorization"),
+        (transaction.as_str(), "Transaction"),
+    ] {
+        let response = api.gql(Some(&alice), NODE, json!({"id": id})).await;
+        assert_eq!(
+            response["data"]["node"]["__typename"], typename,
+            "{id}: {response}"
+        );
+    }
+
+    // Her few cards are paged in memory, with the same cursors and answers as the store's.
+    let mut all: Vec<String> = api.cards_of(&api.alice_holder).to_vec();
+    all.sort();
+    assert!(all.len() >= 2, "alice has {} cards", all.len());
+    let query =
+        "query($last: Int, $before: String) { viewer { cards(last: $last, before: $before) {
+        totalCount nodes { id } pageInfo { hasPreviousPage startCursor } } } }";
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    let mut before = Value::Null;
+    loop {
+        let response = api
+            .gql(Some(&alice), query, json!({"last": 1, "before": before}))
+            .await;
+        let cards = &response["data"]["viewer"]["cards"];
+        assert_eq!(cards["totalCount"], json!(all.len()), "{response}");
+        pages.push(
+            cards["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().to_owned())
+                .collect(),
+        );
+        if cards["pageInfo"]["hasPreviousPage"] != true {
+            break;
+        }
+        before = cards["pageInfo"]["startCursor"].clone();
+    }
+    let backward: Vec<String> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(backward, all);
+}
+
+#[tokio::test]
+async fn the_last_page_of_several_cards_activity_in_one_query_is_each_cards_own() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    // Every card's newest-first activity, one card at a time.
+    let one = "query($id: ID!) { card(id: $id) { activity(first: 100) { nodes { id } } } }";
+    let batched = api
+        .gql(
+            Some(&admin),
+            "{ cards(first: 6) { nodes { id activity(last: 3) { nodes { id } pageInfo { hasPreviousPage } } } } }",
+            json!({}),
+        )
+        .await;
+    let cards = batched["data"]["cards"]["nodes"].as_array().unwrap();
+    assert_eq!(cards.len(), 6, "{batched}");
+    let mut compared = 0;
+    for card in cards {
+        let alone = api.gql(Some(&admin), one, json!({"id": card["id"]})).await;
+        let all: Vec<&Value> = alone["data"]["card"]["activity"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| &n["id"])
+            .collect();
+        let last: Vec<&Value> = card["activity"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| &n["id"])
+            .collect();
+        assert_eq!(last, all[all.len().saturating_sub(3)..], "{}", card["id"]);
+        assert_eq!(
+            card["activity"]["pageInfo"]["hasPreviousPage"],
+            json!(all.len() > 3)
+        );
+        compared += usize::from(all.len() > 3);
+    }
+    assert!(
+        compared >= 2,
+        "only {compared} cards with more than one page"
+    );
+}

@@ -318,8 +318,16 @@ impl Store {
             .build(DbBackend::Postgres);
         let mut values = statement.values.map(|v| v.0).unwrap_or_default();
         values.push(Value::from(card_ids.to_vec()));
+        // Grouped by card and, within a card, in the page's read order, by an explicit ORDER BY
+        // (a join's output order is not guaranteed otherwise).
+        let way = match page.direction {
+            Direction::Forward => "DESC",
+            Direction::Backward => "ASC",
+        };
         let sql = format!(
-            "SELECT page.* FROM unnest(${}::text[]) AS wanted(id) CROSS JOIN LATERAL ({}) AS page",
+            "SELECT page.* FROM unnest(${}::text[]) WITH ORDINALITY AS wanted(id, n)
+             CROSS JOIN LATERAL ({}) AS page
+             ORDER BY wanted.n, page.created {way}, page.id {way}",
             values.len(),
             statement.sql
         );

@@ -4,7 +4,7 @@ use async_graphql::connection::EmptyFields;
 use async_graphql::{Context, Enum, InputObject};
 use cardstream_store::{ActivityFilter, ActivityStatus, Cursor};
 
-use super::connection::{PageArgs, Uncounted, connection};
+use super::connection::{ACTIVITY_PAGE, PageArgs, Uncounted, connection};
 use super::context::{loader, visible_card};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::{ActivityOf, load_error};
@@ -82,7 +82,7 @@ pub async fn activity_page(
     input: Option<ActivityFilterInput>,
     args: PageArgs,
 ) -> ApiResult<AuthorizationConnection> {
-    let page = args.page::<Cursor>(ctx, 20)?;
+    let page = args.page::<Cursor>(ctx, ACTIVITY_PAGE)?;
     visible_card(ctx, card_id).await?;
     let filter = filter(input)?;
     // One row more than asked, to know whether another page follows. Batched: the same page

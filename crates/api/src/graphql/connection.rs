@@ -7,9 +7,17 @@ use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields};
 use async_graphql::{Context, Object, OutputType};
 use cardstream_store::{Cursor, Direction, Page};
 
-use super::context::{limits, store};
+use super::context::{limits, loader};
 use super::errors::{ApiError, ApiResult};
+use super::loaders::{CountOf, load_error};
 use super::scalars::Long;
+
+/// The page a connection serves when neither `first` nor `last` is given.
+pub const DEFAULT_PAGE: i32 = 50;
+/// A cardholder's cards, by default (a dashboard row shows a few).
+pub const CARDHOLDER_CARDS_PAGE: i32 = 10;
+/// A card's activity, by default (one screen of the dashboard).
+pub const ACTIVITY_PAGE: i32 = 20;
 
 /// The paging arguments of a connection field.
 #[derive(Debug, Default)]
@@ -138,7 +146,10 @@ fn encode(text: &str) -> String {
 }
 
 fn decode(cursor: &str) -> Option<String> {
-    if !cursor.len().is_multiple_of(2) || cursor.len() > 512 {
+    if !cursor.len().is_multiple_of(2)
+        || cursor.len() > 512
+        || !cursor.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     let bytes: Vec<u8> = (0..cursor.len())
@@ -251,9 +262,8 @@ where
 pub enum Total {
     /// Already known (a list held in memory).
     Known(usize),
-    AllCards,
-    AllCardholders,
-    AllUsers,
+    /// A whole table, counted once per request however many connections ask.
+    All(CountOf),
 }
 
 #[Object]
@@ -261,14 +271,15 @@ impl Total {
     /// How many there are in all, across every page.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<Long> {
         use async_graphql::ResultExt;
-        let store = store(ctx);
         let count = match self {
-            Total::Known(n) => Ok(u64::try_from(*n).unwrap_or(u64::MAX)),
-            Total::AllCards => store.count_cards().await,
-            Total::AllCardholders => store.count_cardholders().await,
-            Total::AllUsers => store.count_users().await,
+            Total::Known(n) => u64::try_from(*n).unwrap_or(u64::MAX),
+            Total::All(table) => loader(ctx)
+                .load_one(*table)
+                .await
+                .map_err(load_error)
+                .extend()?
+                .unwrap_or(0),
         };
-        let count = count.map_err(ApiError::from).extend()?;
         Ok(Long(i64::try_from(count).unwrap_or(i64::MAX)))
     }
 }

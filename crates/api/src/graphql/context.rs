@@ -32,6 +32,17 @@ pub fn page_cost(first: Option<i32>, child_complexity: usize) -> usize {
     page.saturating_mul(child_complexity).max(1)
 }
 
+/// The complexity of a connection: the page it serves, sized by `first`, or `last`, or else its
+/// default page (the resolver pages by the same default).
+pub fn connection_cost(
+    first: Option<i32>,
+    last: Option<i32>,
+    default: i32,
+    child_complexity: usize,
+) -> usize {
+    page_cost(Some(first.or(last).unwrap_or(default)), child_complexity)
+}
+
 /// `first` checked against the largest page served.
 pub fn page_size(ctx: &Context<'_>, first: i32) -> ApiResult<u64> {
     let max = limits(ctx).max_page_size;

@@ -4,8 +4,10 @@ use async_graphql::{Context, Enum, ID, Interface, Object, ResultExt, SimpleObjec
 use cardstream_store::entities::{authorizations, cardholders, cards, disputes, transactions};
 
 use super::activity::{ActivityFilterInput, AuthorizationConnection, activity_page};
-use super::connection::{Counted, PageArgs, Total, in_memory};
-use super::context::{loader, page_cost, page_size, store, viewer};
+use super::connection::{
+    ACTIVITY_PAGE, CARDHOLDER_CARDS_PAGE, Counted, PageArgs, Total, in_memory,
+};
+use super::context::{connection_cost, loader, page_cost, page_size, store, viewer};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::{CardholderId, CardsOf, TransactionsOf, load_error};
 use super::scalars::{DateTime, Money};
@@ -73,7 +75,7 @@ impl Cardholder {
     }
     /// The cardholder's cards, by id, 10 to a page unless asked (batched across a page of
     /// cardholders).
-    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[graphql(complexity = "connection_cost(first, last, CARDHOLDER_CARDS_PAGE, child_complexity)")]
     async fn cards(
         &self,
         ctx: &Context<'_>,
@@ -88,7 +90,12 @@ impl Cardholder {
                 .await
                 .map_err(load_error)?
                 .unwrap_or_default();
-            cards_page(ctx, cards, PageArgs::new(first, after, last, before), 10)
+            cards_page(
+                ctx,
+                cards,
+                PageArgs::new(first, after, last, before),
+                CARDHOLDER_CARDS_PAGE,
+            )
         }
         .await
         .extend()
@@ -150,7 +157,7 @@ impl Card {
             .extend()
     }
     /// Authorizations, newest first, with their transactions.
-    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[graphql(complexity = "connection_cost(first, last, ACTIVITY_PAGE, child_complexity)")]
     async fn activity(
         &self,
         ctx: &Context<'_>,

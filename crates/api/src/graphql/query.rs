@@ -7,9 +7,11 @@ use async_graphql::{Context, ID, Object, ResultExt};
 use cardstream_store::Cursor;
 
 use super::admin::PolicyObject;
+use super::connection::DEFAULT_PAGE;
 use super::connection::{Counted, PageArgs, Total, Uncounted, connection};
-use super::context::{admin, page_cost, store, viewer, visible_card};
+use super::context::{admin, connection_cost, store, viewer, visible_card};
 use super::errors::{ApiError, ApiResult};
+use super::loaders::CountOf;
 use super::objects::{
     Authorization, Card, CardConnection, Cardholder, CardholderConnection, Dispute, Node,
     cards_page, visible_authorization, visible_node,
@@ -32,25 +34,45 @@ async fn viewer_cards(ctx: &Context<'_>, args: PageArgs) -> ApiResult<CardConnec
     let viewer = viewer(ctx).await?;
     let store = store(ctx);
     if viewer.is_admin() {
-        let page = args.page::<String>(ctx, 50)?;
+        let page = args.page::<String>(ctx, DEFAULT_PAGE)?;
         let rows = store.all_cards(&page.clone().widened(1)).await?;
         Ok(connection(
             &page,
             rows,
-            Total::AllCards,
+            Total::All(CountOf::Cards),
             |c| c.id.clone(),
             Card,
         ))
     } else {
         let ids: Vec<String> = viewer.cardholders.iter().cloned().collect();
-        cards_page(ctx, store.cards_of(&ids).await?, args, 50)
+        cards_page(ctx, store.cards_of(&ids).await?, args, DEFAULT_PAGE)
     }
 }
 
-/// The first cards of the viewer, for lists that span them.
-async fn some_viewer_cards(ctx: &Context<'_>, how_many: i32) -> ApiResult<Vec<String>> {
-    let cards = viewer_cards(ctx, PageArgs::new(Some(how_many), None, None, None)).await?;
-    Ok(cards.edges.into_iter().map(|e| e.node.0.id).collect())
+/// The ids of the viewer's first `how_many` cards (by id), for lists that span them. An
+/// internal page: not bound by the largest page a client may ask for.
+async fn some_viewer_cards(ctx: &Context<'_>, how_many: u64) -> ApiResult<Vec<String>> {
+    let viewer = viewer(ctx).await?;
+    let store = store(ctx);
+    let mut ids: Vec<String> = if viewer.is_admin() {
+        store
+            .all_cards(&cardstream_store::Page::first(how_many))
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    } else {
+        let holders: Vec<String> = viewer.cardholders.iter().cloned().collect();
+        store
+            .cards_of(&holders)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    };
+    ids.sort_unstable();
+    ids.truncate(usize::try_from(how_many).unwrap_or(usize::MAX));
+    Ok(ids)
 }
 
 #[Object]
@@ -65,7 +87,7 @@ impl Viewer {
 
     /// The cardholders this user sees, by id (for admins: none listed here; see
     /// `cardholders`).
-    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn cardholders(
         &self,
         ctx: &Context<'_>,
@@ -75,7 +97,8 @@ impl Viewer {
         before: Option<String>,
     ) -> async_graphql::Result<CardholderConnection> {
         async {
-            let page = PageArgs::new(first, after, last, before).page::<String>(ctx, 50)?;
+            let page =
+                PageArgs::new(first, after, last, before).page::<String>(ctx, DEFAULT_PAGE)?;
             let viewer = viewer(ctx).await?;
             let ids: Vec<String> = viewer.cardholders.iter().cloned().collect();
             let mut holders = store(ctx).cardholders_by_ids(&ids).await?;
@@ -94,7 +117,7 @@ impl Viewer {
     }
 
     /// Their cards, by id (for admins: all cards).
-    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn cards(
         &self,
         ctx: &Context<'_>,
@@ -128,7 +151,7 @@ impl Query {
     }
 
     /// The viewer's cards, by id (for admins: all cards).
-    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn cards(
         &self,
         ctx: &Context<'_>,
@@ -158,7 +181,7 @@ impl Query {
 
     /// Disputes on a card's transactions, newest first; without `cardId`, on the viewer's
     /// first 100 cards.
-    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn disputes(
         &self,
         ctx: &Context<'_>,
@@ -169,7 +192,8 @@ impl Query {
         before: Option<String>,
     ) -> async_graphql::Result<DisputeConnection> {
         async {
-            let page = PageArgs::new(first, after, last, before).page::<Cursor>(ctx, 50)?;
+            let page =
+                PageArgs::new(first, after, last, before).page::<Cursor>(ctx, DEFAULT_PAGE)?;
             let cards: Vec<String> = match card_id {
                 Some(id) => vec![visible_card(ctx, &id).await?.id],
                 None => some_viewer_cards(ctx, 100).await?,
@@ -203,7 +227,7 @@ impl Query {
     }
 
     /// Admin: cardholders, by id.
-    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn cardholders(
         &self,
         ctx: &Context<'_>,
@@ -214,12 +238,13 @@ impl Query {
     ) -> async_graphql::Result<CardholderConnection> {
         async {
             admin(ctx).await?;
-            let page = PageArgs::new(first, after, last, before).page::<String>(ctx, 50)?;
+            let page =
+                PageArgs::new(first, after, last, before).page::<String>(ctx, DEFAULT_PAGE)?;
             let rows = store(ctx).all_cardholders(&page.clone().widened(1)).await?;
             Ok::<_, ApiError>(connection(
                 &page,
                 rows,
-                Total::AllCardholders,
+                Total::All(CountOf::Cardholders),
                 |h| h.id.clone(),
                 Cardholder,
             ))
@@ -229,7 +254,7 @@ impl Query {
     }
 
     /// Admin: users, by id.
-    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -244,7 +269,7 @@ impl Query {
     }
 
     /// Admin: invitations and password resets, newest first (closed ones included).
-    #[graphql(complexity = "page_cost(first.or(last), child_complexity)")]
+    #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn invitations(
         &self,
         ctx: &Context<'_>,
@@ -255,7 +280,7 @@ impl Query {
     ) -> async_graphql::Result<InvitationConnection> {
         async {
             admin(ctx).await?;
-            let page = PageArgs::new(first, after, last, before).page::<i64>(ctx, 50)?;
+            let page = PageArgs::new(first, after, last, before).page::<i64>(ctx, DEFAULT_PAGE)?;
             let rows = store(ctx).invitations(&page.clone().widened(1)).await?;
             Ok::<_, ApiError>(connection(
                 &page,

@@ -8,9 +8,10 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, ResultExt, SimpleObj
 use cardstream_store::{InvitationKind, InvitationState, User};
 
 use super::admin::RoleKind;
-use super::connection::{Counted, PageArgs, Total, connection};
+use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, connection};
 use super::context::{admin, forget_sessions, store};
 use super::errors::{ApiError, ApiResult};
+use super::loaders::CountOf;
 use super::scalars::DateTime;
 
 /// How long an invitation or reset link works (`--invitation-ttl`).
@@ -278,7 +279,7 @@ fn cardholders(ids: &[ID]) -> ApiResult<Vec<String>> {
 /// A page of users with their cardholders, by id: two statements whatever the page size.
 pub async fn users_page(ctx: &Context<'_>, args: PageArgs) -> ApiResult<Counted<i64, UserObject>> {
     admin(ctx).await?;
-    let page = args.page::<i64>(ctx, 50)?;
+    let page = args.page::<i64>(ctx, DEFAULT_PAGE)?;
     let store = store(ctx);
     let users = store.users_page(&page.clone().widened(1)).await?;
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
@@ -295,7 +296,13 @@ pub async fn users_page(ctx: &Context<'_>, args: PageArgs) -> ApiResult<Counted<
             )
         })
         .collect();
-    Ok(connection(&page, users, Total::AllUsers, |u| u.key, |u| u))
+    Ok(connection(
+        &page,
+        users,
+        Total::All(CountOf::Users),
+        |u| u.key,
+        |u| u,
+    ))
 }
 
 async fn with_links(ctx: &Context<'_>, user: &User) -> ApiResult<UserObject> {
