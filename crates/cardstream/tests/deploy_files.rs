@@ -71,7 +71,7 @@ fn every_service_the_readme_lists_exists() {
         .lines()
         .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
         .collect();
-    assert_eq!(listed.len(), 8, "{listed:?}");
+    assert_eq!(listed.len(), 10, "{listed:?}");
     let services = services();
     for name in &listed {
         assert!(
@@ -90,6 +90,7 @@ fn every_service_the_readme_lists_exists() {
 fn cardstream_services_run_their_subcommand_in_order_with_their_secrets() {
     for (name, command, after) in [
         ("migrate", "migrate", vec!["postgres"]),
+        ("admin-user", "users", vec!["migrate"]),
         ("topics", "topics", vec!["kafka"]),
         ("gateway", "gateway", vec!["migrate", "topics"]),
         ("aggregator", "aggregator", vec!["migrate", "topics"]),
@@ -252,4 +253,114 @@ fn compose_publishes_its_ports_on_localhost_unless_told_otherwise() {
             );
         }
     }
+}
+
+#[test]
+fn a_first_start_waits_for_what_it_needs_and_reports_health() {
+    // Postgres is healthy once it answers over TCP, as the others reach it; `migrate` still
+    // retries for a while, should it be slower than that.
+    let postgres = strings(service("postgres")["healthcheck"].get("test")).join(" ");
+    assert!(postgres.contains("pg_isready -h 127.0.0.1"), "{postgres}");
+    let migrate = strings(service("migrate").get("command"));
+    assert!(
+        migrate
+            .windows(2)
+            .any(|w| w[0] == "--wait-for-database" && w[1] == "60s"),
+        "{migrate:?}"
+    );
+    // The three components are healthy when ready, asked with the image's own probe.
+    for name in ["gateway", "aggregator", "api"] {
+        assert_eq!(
+            strings(service(name)["healthcheck"].get("test")),
+            [
+                "CMD",
+                "/usr/local/bin/cardstream",
+                "probe",
+                "http://127.0.0.1:9090/readyz"
+            ],
+            "{name}"
+        );
+    }
+    // One-shot commands serve nothing to probe.
+    for name in ["migrate", "topics", "admin-user", "simulate"] {
+        assert_eq!(
+            service(name)["healthcheck"]["disable"].as_bool(),
+            Some(true),
+            "{name}"
+        );
+    }
+    // The first admin, once, after the schema exists.
+    let admin = service("admin-user");
+    assert_eq!(strings(admin.get("command")), ["users", "init-admin"]);
+    assert!(
+        admin["environment"]["CARDSTREAM_ADMIN_EMAIL"]
+            .as_str()
+            .unwrap()
+            .contains(":-admin@localhost")
+    );
+    // Simulated traffic only when asked for, to a gateway that is ready.
+    let simulate = service("simulate");
+    assert_eq!(strings(simulate.get("profiles")), ["simulate"]);
+    let command = strings(simulate.get("command"));
+    assert_eq!(
+        command[..3],
+        ["simulate", "--target", "http://gateway:8080"]
+    );
+    assert_eq!(
+        simulate["depends_on"]["gateway"]["condition"].as_str(),
+        Some("service_healthy")
+    );
+    for (name, value) in services() {
+        let profiles = strings(merged(&value).get("profiles"));
+        assert!(
+            profiles.is_empty() || name.as_str() == Some("simulate"),
+            "{name:?} runs only in profiles {profiles:?}"
+        );
+    }
+}
+
+/// A tag like `17.5`, `3.9.1` or `v3.1.0` (or a digest), not `latest` or a major version that
+/// moves.
+fn pinned(image: &str) -> bool {
+    if image.contains("@sha256:") {
+        return true;
+    }
+    let Some((_, tag)) = image.rsplit_once(':') else {
+        return false;
+    };
+    let version = tag.trim_start_matches('v');
+    let numbers: Vec<&str> = version
+        .split(['-', '.'])
+        .take_while(|p| p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty())
+        .collect();
+    numbers.len() >= 2
+}
+
+#[test]
+fn every_image_is_pinned_and_the_dockerfile_caches_dependencies() {
+    for (name, value) in services() {
+        let service = merged(&value);
+        let image = service.get("image").and_then(Value::as_str).unwrap();
+        if image == "cardstream:local" {
+            continue;
+        }
+        assert!(pinned(image), "{name:?} runs {image}, which moves");
+    }
+    let dockerfile = repo_file("Dockerfile");
+    for line in dockerfile.lines().filter(|l| l.starts_with("FROM ")) {
+        let image = line.split_whitespace().nth(1).unwrap();
+        assert!(pinned(image), "{line}");
+    }
+    for cache in [
+        "--mount=type=cache,target=/usr/local/cargo/registry",
+        "--mount=type=cache,target=/src/target",
+    ] {
+        assert!(dockerfile.contains(cache), "the Dockerfile lacks {cache}");
+    }
+    assert!(!pinned("postgres:17") && !pinned("postgres:latest") && !pinned("postgres"));
+    assert!(
+        pinned("postgres:17.5")
+            && pinned("prom/prometheus:v3.1.0")
+            && pinned("node:22.16.0-bookworm-slim")
+    );
 }
