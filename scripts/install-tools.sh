@@ -6,6 +6,8 @@
 #   tansu     a Kafka-protocol broker (Apache Kafka itself cannot be installed from the
 #             registries this project reaches). Built from crates.io once: about 15-25 minutes on
 #             2 cores.
+#   promtool  Prometheus' checker (Debian's prometheus package): the tests lint every
+#             component's /metrics and the chart's alert rules with it.
 #   chromium  with --browser only: Debian's, for the dashboard's browser tests (driven by
 #             playwright-core, an npm dev dependency of web/; no browser download).
 #
@@ -30,6 +32,17 @@ else
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
     --root "$TOOLS" --quiet
   "$tansu" --version
+fi
+if command -v promtool >/dev/null; then
+  echo "tools: promtool present ($(command -v promtool))"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "tools: installing Debian's prometheus package for promtool"
+  apt-get update -qq
+  # The package's service is never started: the tests run promtool only.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+else
+  echo "tools: promtool is missing and cannot be installed without root: apt-get install prometheus" >&2
+  exit 1
 fi
 
 if [ "${1:-}" != "--browser" ]; then

@@ -77,6 +77,7 @@ pub async fn start(
         args.database.timeouts,
     )
     .await?;
+    store.register_pool_metrics(args.database_pool, &registry)?;
     let consumer: Kafka = args
         .kafka
         .client_config(&[

@@ -40,6 +40,17 @@ impl Record {
     }
 }
 
+/// Every dead letter's reason (the decoding ones here, the database's refusal in the
+/// consumer), so that the metric exports each from the start.
+pub(crate) const DEAD_LETTER_REASONS: [&str; 6] = [
+    "unauthenticated",
+    "not_utf8",
+    "not_json",
+    "not_an_event",
+    "invalid_object",
+    "rejected_by_database",
+];
+
 /// A record that cannot be folded, with what is needed to find and fix it later.
 #[derive(Debug, Clone)]
 pub(crate) struct DeadLetter {
@@ -123,5 +134,29 @@ pub(crate) fn decode(message: &BorrowedMessage<'_>, keys: Option<&RecordKeys>) -
             offset: message.offset(),
         }),
         received_at_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DEAD_LETTER_REASONS;
+
+    #[test]
+    fn every_reason_a_record_is_dead_lettered_for_is_listed() {
+        let sources = [include_str!("records.rs"), include_str!("consumer.rs")];
+        let mut found = Vec::new();
+        for source in sources {
+            for marker in ["dead(\"", "reason: \""] {
+                for (i, _) in source.match_indices(marker) {
+                    let rest = &source[i + marker.len()..];
+                    found.push(rest[..rest.find('"').unwrap_or(0)].to_owned());
+                }
+            }
+        }
+        found.retain(|r| !r.is_empty() && !r.contains(' '));
+        assert!(found.len() >= 6, "{found:?}");
+        for reason in found {
+            assert!(DEAD_LETTER_REASONS.contains(&reason.as_str()), "{reason}");
+        }
     }
 }

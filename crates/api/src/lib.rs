@@ -98,6 +98,7 @@ pub async fn start_with(
         args.database.timeouts,
     )
     .await?;
+    store.register_pool_metrics(args.database_pool, &registry)?;
     let notifications = IntCounterVec::new(
         Opts::new(
             "cardstream_api_activity_notifications_total",

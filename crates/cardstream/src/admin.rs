@@ -1,9 +1,48 @@
-//! One-off database commands: migrate, replay, verify.
+//! One-off database commands: migrate, replay, verify, users. Data goes to stdout (as text or,
+//! with `--output json`, JSON); messages and progress go to stderr.
 
-use std::time::Duration;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cardstream_store::{DatabaseArgs, Store, Timeouts};
+use cardstream_telemetry::Progress;
+
+/// How a listing is printed on stdout.
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub(crate) enum Output {
+    /// Tab-separated columns, one row per line.
+    #[default]
+    Text,
+    /// One JSON array.
+    Json,
+}
+
+fn print_json(value: &serde_json::Value) {
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{value}");
+    }
+}
+
+fn print_row(columns: &[&str]) {
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}", columns.join("\t"));
+    }
+}
+
+/// `verify` found drift: its own exit status (4), so a cron job can tell it from a failure.
+#[derive(Debug)]
+pub(crate) struct Drift;
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the rollups drifted from the base tables; `cardstream replay` rebuilds them")
+    }
+}
+
+impl std::error::Error for Drift {}
 
 /// `cardstream migrate`.
 #[derive(Debug, clap::Args)]
@@ -19,6 +58,13 @@ pub(crate) struct MigrateArgs {
     /// Create the database first if it does not exist.
     #[arg(long)]
     create_database: bool,
+    /// Keep trying to reach the database this long (e.g. `60s`) before giving up: for a first
+    /// start where Postgres comes up beside it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    wait_for_database: Duration,
+    /// How the list of migrations is printed on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -41,20 +87,60 @@ async fn maintenance(database: &DatabaseArgs) -> anyhow::Result<Store> {
     Ok(Store::connect_with(database.expose_url(), 1, timeouts).await?)
 }
 
+/// Connects, retrying until `wait` has passed.
+async fn maintenance_waiting(database: &DatabaseArgs, wait: Duration) -> anyhow::Result<Store> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match maintenance(database).await {
+            Ok(store) => return Ok(store),
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("the database does not answer yet ({error:#}); retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     if args.create_database
         && cardstream_store::create_database_if_missing(args.database.expose_url()).await?
     {
         eprintln!("created the database");
     }
-    let store = maintenance(&args.database).await?;
+    let store = maintenance_waiting(&args.database, args.wait_for_database).await?;
     match args.action {
-        MigrateAction::Up => store.migrate_up().await?,
+        MigrateAction::Up => {
+            // One at a time, so that a long one shows where it is.
+            let pending = store
+                .migration_status()
+                .await?
+                .into_iter()
+                .filter(|(_, applied)| !applied)
+                .count();
+            let mut progress = Progress::new("migrate", "migrations", Some(pending as u64));
+            for done in 1..=pending {
+                store.migrate_up_one().await?;
+                progress.set(done as u64, "");
+            }
+            progress.finish(&format!("{pending} applied"));
+        }
         MigrateAction::Down => store.migrate_down(args.steps).await?,
         MigrateAction::Status => {}
     }
-    for (name, applied) in store.migration_status().await? {
-        eprintln!("{} {name}", if applied { "applied" } else { "pending" });
+    let status = store.migration_status().await?;
+    match args.output {
+        Output::Text => {
+            for (name, applied) in &status {
+                print_row(&[if *applied { "applied" } else { "pending" }, name]);
+            }
+        }
+        Output::Json => print_json(&serde_json::Value::Array(
+            status
+                .iter()
+                .map(|(name, applied)| serde_json::json!({"name": name, "applied": applied}))
+                .collect(),
+        )),
     }
     Ok(())
 }
@@ -72,25 +158,18 @@ pub(crate) struct ReplayArgs {
 pub(crate) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let store = maintenance(&args.database).await?;
     eprintln!("replaying the stored events into empty projections (live batches wait meanwhile)…");
-    let mut last = Duration::ZERO;
+    let mut progress: Option<Progress> = None;
     let stats = store
         .replay(args.chunk, |p| {
-            if p.elapsed - last >= Duration::from_secs(1) || p.done == p.total {
-                last = p.elapsed;
-                let rate = p.done as f64 / p.elapsed.as_secs_f64().max(1e-9);
-                let percent = if p.total == 0 {
-                    100.0
-                } else {
-                    p.done as f64 * 100.0 / p.total as f64
-                };
-                eprintln!(
-                    "  {}/{} events ({percent:.0}%), {rate:.0} events/s",
-                    p.done, p.total
-                );
-            }
+            progress
+                .get_or_insert_with(|| Progress::new("replay", "events", Some(p.total)))
+                .set(p.done, "");
         })
         .await
         .context("replay failed; the previous projections are untouched")?;
+    if let Some(progress) = &mut progress {
+        progress.finish("");
+    }
     eprintln!(
         "replayed {} events into {} rows in {:.1} s",
         stats.events,
@@ -114,11 +193,11 @@ pub(crate) async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
         "rows differing from a recomputation: daily {}, category {}, merchant {}",
         drift.daily, drift.category, drift.merchant
     );
-    anyhow::ensure!(
-        drift.is_clean(),
-        "the rollups drifted from the base tables; `cardstream replay` rebuilds them"
-    );
-    Ok(())
+    if drift.is_clean() {
+        Ok(())
+    } else {
+        Err(Drift.into())
+    }
 }
 
 /// `cardstream users`.
@@ -143,8 +222,41 @@ enum UsersAction {
         #[arg(long = "cardholder")]
         cardholders: Vec<String>,
     },
-    /// Lists users with their role and cardholders.
-    List,
+    /// Lists users with their role and cardholders (id, email, role, cardholders).
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Creates the first admin if there is none, with a generated password printed once on
+    /// stdout (or CARDSTREAM_USER_PASSWORD's); does nothing when an admin exists. For a first
+    /// start (Compose runs it after `migrate`).
+    InitAdmin {
+        #[arg(long, env = "CARDSTREAM_ADMIN_EMAIL")]
+        email: String,
+    },
+}
+
+/// The new user's password: CARDSTREAM_USER_PASSWORD, else typed at a terminal without echo,
+/// else the first line of standard input.
+fn read_password(email: &str) -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("CARDSTREAM_USER_PASSWORD") {
+        return Ok(password);
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(format!("password for {email}: "))
+            .context("cannot read the password from the terminal");
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// 24 characters from 62, about 143 bits.
+fn generated_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..24)
+        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -161,26 +273,12 @@ pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
             role,
             cardholders,
         } => {
-            let password = match std::env::var("CARDSTREAM_USER_PASSWORD") {
-                Ok(p) => p,
-                Err(_) => {
-                    eprint!("password for {email}: ");
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    line.trim_end_matches(['\r', '\n']).to_owned()
-                }
-            };
-            anyhow::ensure!(
-                password.chars().count() >= 12,
-                "the password needs at least 12 characters"
-            );
-            let hash = cardstream_api::hash_password(&password)
-                .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+            let password = read_password(&email)?;
             let role = match role {
                 RoleArg::Admin => cardstream_store::Role::Admin,
                 RoleArg::Cardholder => cardstream_store::Role::Cardholder,
             };
-            let user = store.create_user(&email, &hash, role, &cardholders).await?;
+            let user = add_user(&store, &email, &password, role, &cardholders).await?;
             eprintln!(
                 "added user {} ({}) with id {}",
                 user.email,
@@ -188,25 +286,85 @@ pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
                 user.id
             );
         }
-        UsersAction::List => {
-            let users = store.users().await?;
-            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-            let links = store.cardholders_of(&ids).await?;
-            for user in users {
-                let holders: Vec<&str> = links
-                    .iter()
-                    .filter(|(id, _)| *id == user.id)
-                    .map(|(_, h)| h.as_str())
-                    .collect();
-                eprintln!(
-                    "{}\t{}\t{}\t{}",
-                    user.id,
-                    user.email,
-                    user.role.as_str(),
-                    holders.join(",")
-                );
+        UsersAction::List { output } => list_users(&store, output).await?,
+        UsersAction::InitAdmin { email } => {
+            let admins = store.users().await?;
+            if let Some(admin) = admins
+                .iter()
+                .find(|u| u.role == cardstream_store::Role::Admin)
+            {
+                eprintln!("an admin exists ({}); nothing to do", admin.email);
+                return Ok(());
+            }
+            let (password, generated) = match std::env::var("CARDSTREAM_USER_PASSWORD") {
+                Ok(password) => (password, false),
+                Err(_) => (generated_password(), true),
+            };
+            let user = add_user(
+                &store,
+                &email,
+                &password,
+                cardstream_store::Role::Admin,
+                &[],
+            )
+            .await?;
+            eprintln!("created the admin {} (id {})", user.email, user.id);
+            if generated {
+                eprintln!("its password, shown this once (sign in and change it):");
+                print_row(&[&password]);
             }
         }
+    }
+    Ok(())
+}
+
+async fn add_user(
+    store: &Store,
+    email: &str,
+    password: &str,
+    role: cardstream_store::Role,
+    cardholders: &[String],
+) -> anyhow::Result<cardstream_store::User> {
+    anyhow::ensure!(
+        password.chars().count() >= 12,
+        "the password needs at least 12 characters"
+    );
+    let hash = cardstream_api::hash_password(password)
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+    Ok(store.create_user(email, &hash, role, cardholders).await?)
+}
+
+async fn list_users(store: &Store, output: Output) -> anyhow::Result<()> {
+    let users = store.users().await?;
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let links = store.cardholders_of(&ids).await?;
+    let holders_of = |id: i64| -> Vec<&str> {
+        links
+            .iter()
+            .filter(|(user, _)| *user == id)
+            .map(|(_, h)| h.as_str())
+            .collect()
+    };
+    match output {
+        Output::Text => {
+            for user in &users {
+                print_row(&[
+                    &user.id.to_string(),
+                    &user.email,
+                    user.role.as_str(),
+                    &holders_of(user.id).join(","),
+                ]);
+            }
+        }
+        Output::Json => print_json(&serde_json::Value::Array(
+            users
+                .iter()
+                .map(|u| {
+                    serde_json::json!({"id": u.id, "email": u.email, "role": u.role.as_str(),
+                        "disabled": u.disabled, "cardholders": holders_of(u.id)})
+                })
+                .collect(),
+        )),
     }
     Ok(())
 }

@@ -52,6 +52,68 @@ pub(crate) enum Command {
     /// Run everything on this machine: a local broker, a fresh database, gateway, aggregator,
     /// API, demo users and simulated traffic.
     Dev(Box<crate::dev::DevArgs>),
+    /// Print a shell completion script, e.g. `cardstream completions bash >
+    /// /etc/bash_completion.d/cardstream`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The subcommands under the headings `--help` shows them in (clap lists them in one block).
+pub(crate) const GROUPS: &[(&str, &[&str])] = &[
+    (
+        "Runtime components",
+        &["gateway", "aggregator", "api", "operator", "dev"],
+    ),
+    (
+        "Data tools",
+        &["simulate", "topics", "migrate", "replay", "verify"],
+    ),
+    ("Admin", &["users", "probe", "schema", "crd", "completions"]),
+];
+
+/// What the exit status means, for scripts (the README says the same).
+pub(crate) const EXIT_STATUS: &str = "\
+Exit status:
+  0  done
+  1  failed (the message says why)
+  2  usage: an unknown flag, a bad value, or a secret given as a flag
+  3  a dependency (Postgres, Kafka, a probed URL) cannot be reached
+  4  verify found rollups that differ from the base tables";
+
+/// The exit status of a usage error, as clap's own.
+pub(crate) const USAGE: u8 = 2;
+/// The exit status when Postgres, Kafka or a probed URL cannot be reached.
+pub(crate) const UNREACHABLE: u8 = 3;
+/// The exit status when `verify` finds drift.
+pub(crate) const DRIFT: u8 = 4;
+
+/// The command line, with `--help` listing the subcommands by group and the exit statuses.
+pub(crate) fn command() -> clap::Command {
+    let command = Cli::command();
+    let width = command
+        .get_subcommands()
+        .map(|c| c.get_name().len())
+        .max()
+        .unwrap_or(0);
+    let mut groups = String::new();
+    for (heading, names) in GROUPS {
+        groups.push_str(&format!("{heading}:\n"));
+        for name in *names {
+            let about = command
+                .find_subcommand(name)
+                .and_then(|c| c.get_about())
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            groups.push_str(&format!("  {name:width$}  {about}\n"));
+        }
+        groups.push('\n');
+    }
+    let template = format!(
+        "{{before-help}}{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{groups}Options:\n{{options}}{{after-help}}"
+    );
+    command.help_template(template).after_help(EXIT_STATUS)
 }
 
 /// Flags that carry secrets. They are accepted from the environment (or a file), never from
@@ -104,7 +166,42 @@ mod tests {
 
     #[test]
     fn the_cli_is_well_formed() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_command_once_under_its_group_and_the_exit_statuses() {
+        let help = command().render_help().to_string();
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .filter(|n| n != "help")
+            .collect();
+        let grouped: Vec<&str> = GROUPS.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+        let mut sorted = grouped.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), grouped.len(), "a command in two groups");
+        let mut expected = names.clone();
+        expected.sort_unstable();
+        assert_eq!(sorted, expected, "every command in exactly one group");
+        let mut at = 0;
+        for (heading, group) in GROUPS {
+            at += help[at..]
+                .find(&format!("\n{heading}:\n"))
+                .unwrap_or_else(|| panic!("no {heading} heading in\n{help}"));
+            let block = help[at..].split("\n\n").next().unwrap_or_default();
+            for name in *group {
+                assert!(
+                    block.contains(&format!("\n  {name} ")),
+                    "{name} not under {heading}:\n{help}"
+                );
+            }
+        }
+        assert!(help.contains("Exit status:"), "{help}");
+        for code in ["  0  ", "  1  ", "  2  ", "  3  ", "  4  "] {
+            assert!(help.contains(code), "{code:?} not in\n{help}");
+        }
     }
 
     #[test]

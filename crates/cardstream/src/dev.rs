@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use cardstream_local::{LocalBroker, Storage};
 use cardstream_store::{Role, Store};
-use cardstream_telemetry::{CancellationToken, registry};
+use cardstream_telemetry::CancellationToken;
+
+use crate::registry;
 use clap::builder::TypedValueParser;
 use clap::{Args, FromArgMatches};
 use secrecy::{ExposeSecret, SecretString};

@@ -6,28 +6,73 @@ mod cli;
 mod dev;
 mod probe;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use cardstream_telemetry::{CancellationToken, cancel_on_signal, init_logging, registry};
-use clap::{CommandFactory, FromArgMatches};
+use cardstream_telemetry::{CancellationToken, Registry, cancel_on_signal, init_logging};
+use clap::FromArgMatches;
 
 use crate::cli::{Cli, Command};
 
-fn main() -> anyhow::Result<()> {
-    let matches = Cli::command().get_matches();
-    cli::forbid_secrets_on_command_line(&matches)?;
-    let cli = Cli::from_arg_matches(&matches)?;
+fn main() -> ExitCode {
+    // Usage errors exit with clap's status, 2.
+    let matches = cli::command().get_matches();
+    if let Err(error) = cli::forbid_secrets_on_command_line(&matches) {
+        eprintln!("error: {error}");
+        return ExitCode::from(cli::USAGE);
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(run(cli.command));
-    // A blocking call given up at a shutdown deadline (librdkafka waiting on a broker that is
-    // gone) must not hold the exit: dropping the runtime would wait for it.
-    runtime.shutdown_timeout(Duration::from_millis(500));
-    result
+        .context("cannot start the async runtime")
+        .and_then(|runtime| {
+            let result = runtime.block_on(run(cli.command));
+            // A blocking call given up at a shutdown deadline (librdkafka waiting on a broker
+            // that is gone) must not hold the exit: dropping the runtime would wait for it.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+            result
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            ExitCode::from(exit_status(&error))
+        }
+    }
+}
+
+/// What a failure means to a script: a dependency out of reach (3), drift found (4), or any
+/// other failure (1).
+fn exit_status(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if matches!(
+            cause.downcast_ref::<cardstream_store::Error>(),
+            Some(cardstream_store::Error::Connect(_))
+        ) || matches!(
+            cause.downcast_ref::<cardstream_kafka::Error>(),
+            Some(cardstream_kafka::Error::Unreachable(_))
+        ) {
+            return cli::UNREACHABLE;
+        }
+        if cause.downcast_ref::<admin::Drift>().is_some() {
+            return cli::DRIFT;
+        }
+    }
+    1
+}
+
+/// The process's metrics registry: process metrics and `cardstream_build_info`.
+pub(crate) fn registry() -> anyhow::Result<Registry> {
+    let registry = cardstream_telemetry::registry()?;
+    cardstream_telemetry::register_build_info(
+        &registry,
+        env!("CARGO_PKG_VERSION"),
+        env!("CARDSTREAM_REVISION"),
+    )?;
+    Ok(registry)
 }
 
 /// The longest a long-running command may take to stop once asked, or `None` for commands
@@ -113,6 +158,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Schema => {
             use std::io::Write;
             std::io::stdout().write_all(cardstream_api::sdl().as_bytes())?;
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut cli::command(),
+                "cardstream",
+                &mut std::io::stdout(),
+            );
         }
     }
     Ok(())

@@ -296,6 +296,22 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
     );
     eprintln!("webhook 200 → subscription: {latency:?}");
 
+    // One webhook with a signature that does not verify: refused, and counted as such.
+    let forged = cardstream_testbed::post(
+        &format!("http://{}/webhooks/stripe", banner.webhooks),
+        &[
+            ("content-type", "application/json"),
+            (
+                "stripe-signature",
+                &format!("t={start},v1={}", "0".repeat(64)),
+            ),
+        ],
+        events[0].body.clone(),
+    )
+    .await;
+    assert_eq!(forged.status, 400);
+    check_metrics(&banner.lines).await;
+
     // Ctrl-C: every component stops and the process exits 0.
     let status = common::terminate(&mut child).await;
     let rest = async {
@@ -310,4 +326,87 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
         .unwrap_or_default();
     assert!(status.success(), "dev exited with {status}:\n{rest}");
     assert!(rest.contains("stopped cleanly"), "{rest}");
+}
+
+/// Each component's `/metrics`, scraped from the running process after traffic: clean by
+/// `promtool check metrics`, with the build's version and the database pool, and holding every
+/// metric the chart's dashboard and alerts read (the operator's are checked in its own tests).
+async fn check_metrics(banner: &[String]) {
+    let line = banner
+        .iter()
+        .find(|l| l.trim_start().starts_with("metrics"))
+        .unwrap_or_else(|| panic!("no metrics line in the banner:\n{}", banner.join("\n")));
+    let urls: Vec<&str> = line
+        .split_whitespace()
+        .filter(|w| w.starts_with("http://"))
+        .collect();
+    assert_eq!(urls.len(), 3, "{line}");
+    let mut everything = String::new();
+    for url in urls {
+        // The aggregator reports its lag with its readiness checks, every few seconds.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let text = loop {
+            let response = cardstream_testbed::get(url).await;
+            assert_eq!(response.status, 200, "{url}");
+            let text = String::from_utf8(response.body.to_vec()).unwrap();
+            let aggregator = text.contains("cardstream_aggregator_");
+            if !aggregator
+                || text.contains("cardstream_aggregator_consumer_lag_records{")
+                || Instant::now() > deadline
+            {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let problems = cardstream_testbed::promtool_check_metrics(&text);
+        assert!(problems.is_empty(), "{url}: {problems}");
+        // The revision the build script found (this checkout's commit), the crate's version.
+        let build = format!(
+            "cardstream_build_info{{revision=\"{}\",version=\"{}\"}} 1",
+            env!("CARDSTREAM_REVISION"),
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(
+            text.lines().any(|l| l == build),
+            "{url}: no {build} in\n{}",
+            text.lines()
+                .filter(|l| l.contains("build_info"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        for series in [
+            "cardstream_database_pool_connections{state=\"idle\"}",
+            "cardstream_database_pool_connections{state=\"in_use\"}",
+            "cardstream_database_pool_max_connections",
+        ] {
+            assert!(text.contains(series), "{url}: no {series}");
+        }
+        everything.push_str(&text);
+    }
+    let names = cardstream_testbed::exposed_names(&everything);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/cardstream/");
+    for file in [
+        "dashboards/cardstream.json",
+        "templates/prometheusrule.yaml",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}{file}")).unwrap();
+        let mut read = std::collections::BTreeSet::new();
+        for (i, _) in text.match_indices("cardstream_") {
+            let token: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            read.insert(token);
+        }
+        read.retain(|t| !t.starts_with("cardstream_operator_"));
+        // A token that is no metric name must at least be a label the components export.
+        let missing: Vec<&String> = read
+            .iter()
+            .filter(|t| !names.contains(*t) && !everything.contains(&format!("{t}=")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{file} reads series no component exports: {missing:?}"
+        );
+    }
 }

@@ -129,8 +129,18 @@ impl GatewayMetrics {
         registry.register(Box::new(m.authorization_replays.clone()))?;
         registry.register(Box::new(m.secret_reloads.clone()))?;
         registry.register(Box::new(m.rejections.clone()))?;
+        // Every reason from the start, at 0: a rate() over a series that appears only with its
+        // first failure misses that failure, and an alert on it would never fire.
+        for code in cardstream_stripe::SignatureError::CODES {
+            m.signature_failures.with_label_values(&[code]);
+        }
         registry.register(Box::new(m.signature_failures.clone()))?;
         registry.register(Box::new(m.produce_duration.clone()))?;
+        for path in ["webhook", "authorization"] {
+            for reason in cardstream_kafka::Error::PRODUCE_REASONS {
+                m.produce_failures.with_label_values(&[path, reason]);
+            }
+        }
         registry.register(Box::new(m.produce_failures.clone()))?;
         registry.register(Box::new(m.decisions.clone()))?;
         registry.register(Box::new(m.policy_reloads.clone()))?;

@@ -91,7 +91,7 @@ pub async fn start(
     let stripe_version = HeaderValue::from_str(&args.stripe_version)
         .map_err(|_| Error::StripeVersion(args.stripe_version.clone()))?;
 
-    let spend = start_spend_cache(&args, &policy, &metrics, &stopped).await?;
+    let spend = start_spend_cache(&args, &policy, &metrics, &registry, &stopped).await?;
     let gateway = Arc::new(Gateway {
         verifier,
         producer: producer.clone(),
@@ -147,6 +147,7 @@ async fn start_spend_cache(
     args: &GatewayArgs,
     policy: &PolicyStore,
     metrics: &GatewayMetrics,
+    registry: &Registry,
     shutdown: &CancellationToken,
 ) -> Result<Option<SpendCache>, Error> {
     let Some(url) = args.database_url.as_ref().map(ExposeSecret::expose_secret) else {
@@ -161,6 +162,7 @@ async fn start_spend_cache(
     };
     // Lazy: the gateway starts and answers (following on_spend_unknown) while Postgres is away.
     let store = Store::connect_lazy(url, 2, args.database_timeouts).await?;
+    store.register_pool_metrics(2, registry)?;
     spawn_policy_sync(
         store.clone(),
         policy.clone(),

@@ -570,6 +570,14 @@ async fn an_api_server_error_stops_the_reconcile_and_is_counted() {
         ),
         1.0
     );
+    // What the operator's /metrics serves from this registry passes Prometheus' own linter.
+    let mut exposition = String::new();
+    prometheus::TextEncoder::new()
+        .encode_utf8(&registry.gather(), &mut exposition)
+        .unwrap();
+    assert!(exposition.contains("cardstream_operator_"), "{exposition}");
+    let problems = cardstream_testbed::promtool_check_metrics(&exposition);
+    assert!(problems.is_empty(), "{problems}");
 }
 
 /// A spec the schema accepts but the operator cannot act on: refused before anything else is

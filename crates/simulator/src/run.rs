@@ -128,7 +128,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
     let mut tasks = JoinSet::new();
     let started = Instant::now();
     let deadline = args.duration.map(|d| started + d);
-    let progress = spawn_progress(args.progress, sender.clone(), started, shutdown.clone());
+    let progress = spawn_progress(args.progress, args.count, sender.clone(), shutdown.clone());
 
     let mut generated: u64 = 0;
     let mut duplicates: u64 = 0;
@@ -276,25 +276,27 @@ fn write_ids(path: &std::path::Path, ids: &[String]) -> Result<(), Error> {
     })
 }
 
-/// Prints one line per interval: deliveries, rate, statuses, latency.
+/// Shows the deliveries, their rate, statuses and latency: a bar on a terminal (towards
+/// `--count` when given), one line per interval otherwise.
 fn spawn_progress(
     every: Duration,
+    total: Option<u64>,
     sender: Arc<Sender>,
-    started: Instant,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if every.is_zero() {
             return;
         }
-        let mut tick = tokio::time::interval(every);
+        let mut progress =
+            cardstream_telemetry::Progress::new("simulate", "events", total).lines_every(every);
+        let mut tick = tokio::time::interval(every.min(Duration::from_millis(250)));
         tick.tick().await;
-        let mut last = 0;
         loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+            let stop = tokio::select! {
+                () = shutdown.cancelled() => true,
+                _ = tick.tick() => false,
+            };
             let (Ok(events), Ok(auths)) = (
                 sender.stats.events.lock(),
                 sender.stats.authorizations.lock(),
@@ -303,15 +305,18 @@ fn spawn_progress(
             };
             let attempts = events.attempts + auths.attempts;
             let ok = events.ok() + auths.ok();
-            let errors = attempts - ok;
-            eprintln!(
-                "[{:>6.1}s] sent {attempts} ({:.0}/s)  2xx {ok}  other {errors}  webhook p99 {}  authorization p99 {}",
-                started.elapsed().as_secs_f64(),
-                (attempts - last) as f64 / every.as_secs_f64(),
+            let note = format!(
+                "2xx {ok}  other {}  webhook p99 {}  authorization p99 {}",
+                attempts - ok,
                 ms(events.p(0.99)),
                 ms(auths.p(0.99)),
             );
-            last = attempts;
+            drop((events, auths));
+            progress.set(attempts, &note);
+            if stop {
+                progress.finish(&note);
+                return;
+            }
         }
     })
 }

@@ -163,7 +163,16 @@ impl Store {
     }
 
     pub async fn users(&self) -> Result<Vec<User>, Error> {
-        self.users_page(&Page::first(u64::MAX)).await
+        // Every user: no LIMIT (sea-query binds a LIMIT as a signed 64-bit integer, which
+        // u64::MAX does not fit).
+        Ok(users::Entity::find()
+            .order_by_asc(users::Column::Id)
+            .all(self.orm())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(User::from)
+            .collect())
     }
 
     /// A page of users by id.

@@ -12,6 +12,7 @@ mod ingest;
 mod invitations;
 mod paging;
 mod policy_store;
+mod pool_metrics;
 mod queries;
 mod replay;
 mod rollups;
@@ -35,6 +36,7 @@ pub use ingest::{BatchOutcome, IncomingEvent, Position};
 pub use invitations::{Invitation, InvitationKind, InvitationState};
 pub use paging::{Direction, Page};
 pub use policy_store::StoredPolicy;
+pub use pool_metrics::PoolMetrics;
 pub use queries::{
     ActivityFilter, ActivityStatus, Cursor, KeyedSpend, SeriesBucket, SpendKey, SpendPoint,
     SpendTotals,
@@ -332,6 +334,15 @@ impl Store {
         &self.db
     }
 
+    /// Exports this pool's connections (in use, idle, ceiling) in `registry`.
+    pub fn register_pool_metrics(
+        &self,
+        max_connections: u32,
+        registry: &prometheus::Registry,
+    ) -> Result<(), prometheus::Error> {
+        PoolMetrics::register(self.pool().clone(), max_connections, registry)
+    }
+
     /// The underlying sqlx pool, for the bulk write path.
     pub fn pool(&self) -> &sqlx::PgPool {
         self.db.get_postgres_connection_pool()
@@ -346,6 +357,13 @@ impl Store {
     /// Applies pending migrations.
     pub async fn migrate_up(&self) -> Result<(), Error> {
         cardstream_migrations::Migrator::up(&self.db, None)
+            .await
+            .map_err(Error::Migration)
+    }
+
+    /// Applies the next pending migration, if any.
+    pub async fn migrate_up_one(&self) -> Result<(), Error> {
+        cardstream_migrations::Migrator::up(&self.db, Some(1))
             .await
             .map_err(Error::Migration)
     }

@@ -34,6 +34,14 @@ pub enum SignatureError {
 }
 
 impl SignatureError {
+    /// Every [`SignatureError::code`], so that a metric can export each from the start.
+    pub const CODES: [&'static str; 4] = [
+        "signature_missing",
+        "signature_malformed",
+        "signature_mismatch",
+        "timestamp_outside_tolerance",
+    ];
+
     pub fn code(&self) -> &'static str {
         match self {
             SignatureError::Missing => "signature_missing",
@@ -214,6 +222,23 @@ pub fn hmac_hex(secret: &str, message: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_code_is_listed() {
+        let errors = [
+            SignatureError::Missing,
+            SignatureError::Malformed("x"),
+            SignatureError::NoMatch,
+            SignatureError::OutsideTolerance {
+                age_secs: 999,
+                tolerance_secs: 300,
+            },
+        ];
+        for error in errors {
+            assert!(SignatureError::CODES.contains(&error.code()), "{error:?}");
+        }
+    }
+
     use super::*;
 
     fn verifier(secrets: &[&str]) -> Verifier {

@@ -5,6 +5,7 @@
 mod admin;
 mod http_metrics;
 mod logging;
+mod progress;
 mod serve;
 mod shutdown;
 
@@ -16,8 +17,28 @@ pub fn registry() -> Result<Registry, Error> {
     admin::register_process_metrics(&registry)?;
     Ok(registry)
 }
+
+/// `cardstream_build_info{version, revision} 1`, the convention for telling which build a
+/// process runs (join it on `instance` to label other series with the version).
+pub fn register_build_info(
+    registry: &Registry,
+    version: &str,
+    revision: &str,
+) -> Result<(), Error> {
+    let info = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "cardstream_build_info",
+            "Always 1; the labels name the running build's version and revision.",
+        ),
+        &["version", "revision"],
+    )?;
+    info.with_label_values(&[version, revision]).set(1);
+    registry.register(Box::new(info))?;
+    Ok(())
+}
 pub use http_metrics::HttpMetrics;
 pub use logging::{LogFormat, init_logging};
+pub use progress::Progress;
 pub use prometheus::Registry;
 pub use serve::{ServeArgs, serve};
 pub use shutdown::{cancel_on_signal, shutdown_signal};

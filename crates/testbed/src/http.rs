@@ -23,6 +23,31 @@ impl HttpResponse {
     }
 }
 
+/// GETs `url`, over a fresh connection.
+pub async fn get(url: &str) -> HttpResponse {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .expect("a valid request");
+    let response = client
+        .request(request)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("response body")
+        .to_bytes();
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
 /// POSTs `body` to `url` with `headers`, over a fresh connection.
 pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> HttpResponse {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();

@@ -12,8 +12,8 @@ mod postgres;
 mod records;
 
 pub use broker::{Broker, Storage, tansu_binary};
-pub use http::{HttpResponse, post};
-pub use metrics::metric_value;
+pub use http::{HttpResponse, get, post};
+pub use metrics::{exposed_names, metric_value, promtool_check_metrics};
 pub use postgres::{PrivatePostgres, TestDatabase, admin_url};
 pub use records::{Record, read_records};
 
