@@ -11,9 +11,6 @@ RUN npm run build
 
 FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
-# What cardstream_build_info reports as the revision (the build context has no .git):
-#   docker build --build-arg CARDSTREAM_REVISION=$(git rev-parse --short=12 HEAD) .
-ARG CARDSTREAM_REVISION=unknown
 # librdkafka (and the OpenSSL it links statically) are built from source by rdkafka's build
 # script: make, a C compiler, python3 and perl.
 RUN apt-get update \
@@ -21,6 +18,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
 COPY --from=web /src/web/dist web/dist
+# What cardstream_build_info reports as the revision (the build context has no .git); declared
+# here, after the slow layers, so that a new revision does not invalidate them:
+#   docker build --build-arg CARDSTREAM_REVISION=$(git rev-parse --short=12 HEAD) .
+ARG CARDSTREAM_REVISION=unknown
 # The registry and the target directory live in BuildKit caches across builds, so a source
 # change recompiles the crates it touches, not the ~500 dependencies. The binary is copied out
 # of the cache mount, which is not part of the image.

@@ -5,9 +5,14 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=CARDSTREAM_REVISION");
-    // A new commit moves a branch ref (or HEAD itself when detached).
-    println!("cargo:rerun-if-changed=../../.git/HEAD");
-    println!("cargo:rerun-if-changed=../../.git/refs/heads");
+    // A new commit moves a branch ref (or HEAD itself when detached). Only files that exist:
+    // watching a missing one (no .git in a Docker build; a file .git in a worktree) would rerun
+    // this script, and rebuild the binary, on every build.
+    for path in ["HEAD", "refs/heads", "packed-refs"] {
+        if let Some(found) = git_path(path) {
+            println!("cargo:rerun-if-changed={found}");
+        }
+    }
     let revision = std::env::var("CARDSTREAM_REVISION")
         .ok()
         .filter(|r| !r.trim().is_empty())
@@ -23,4 +28,14 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=CARDSTREAM_REVISION={revision}");
+}
+
+/// Where git keeps `path` for this checkout, if git answers and the file exists.
+fn git_path(path: &str) -> Option<String> {
+    let output = Command::new("git")
+        .args(["rev-parse", "--path-format=absolute", "--git-path", path])
+        .output()
+        .ok()?;
+    let found = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && std::path::Path::new(&found).exists()).then_some(found)
 }

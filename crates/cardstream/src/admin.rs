@@ -87,13 +87,28 @@ async fn maintenance(database: &DatabaseArgs) -> anyhow::Result<Store> {
     Ok(Store::connect_with(database.expose_url(), 1, timeouts).await?)
 }
 
-/// Connects, retrying until `wait` has passed.
-async fn maintenance_waiting(database: &DatabaseArgs, wait: Duration) -> anyhow::Result<Store> {
+/// Connects (creating the database first when asked), retrying while Postgres cannot be
+/// reached until `wait` has passed. A wrong password or URL fails at once.
+async fn maintenance_waiting(
+    database: &DatabaseArgs,
+    create: bool,
+    wait: Duration,
+) -> anyhow::Result<Store> {
     let deadline = Instant::now() + wait;
     loop {
-        match maintenance(database).await {
+        let attempt = async {
+            if create && cardstream_store::create_database_if_missing(database.expose_url()).await?
+            {
+                eprintln!("created the database");
+            }
+            maintenance(database).await
+        };
+        match attempt.await {
             Ok(store) => return Ok(store),
-            Err(error) if Instant::now() < deadline => {
+            Err(error)
+                if Instant::now() < deadline
+                    && error.chain().any(cardstream_store::is_unreachable) =>
+            {
                 eprintln!("the database does not answer yet ({error:#}); retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -103,12 +118,8 @@ async fn maintenance_waiting(database: &DatabaseArgs, wait: Duration) -> anyhow:
 }
 
 pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    if args.create_database
-        && cardstream_store::create_database_if_missing(args.database.expose_url()).await?
-    {
-        eprintln!("created the database");
-    }
-    let store = maintenance_waiting(&args.database, args.wait_for_database).await?;
+    let store =
+        maintenance_waiting(&args.database, args.create_database, args.wait_for_database).await?;
     match args.action {
         MigrateAction::Up => {
             // One at a time, so that a long one shows where it is.

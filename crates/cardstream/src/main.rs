@@ -48,13 +48,12 @@ fn main() -> ExitCode {
 /// other failure (1).
 fn exit_status(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
-        if matches!(
-            cause.downcast_ref::<cardstream_store::Error>(),
-            Some(cardstream_store::Error::Connect(_))
-        ) || matches!(
-            cause.downcast_ref::<cardstream_kafka::Error>(),
-            Some(cardstream_kafka::Error::Unreachable(_))
-        ) {
+        if cardstream_store::is_unreachable(cause)
+            || matches!(
+                cause.downcast_ref::<cardstream_kafka::Error>(),
+                Some(cardstream_kafka::Error::Unreachable(_))
+            )
+        {
             return cli::UNREACHABLE;
         }
         if cause.downcast_ref::<admin::Drift>().is_some() {

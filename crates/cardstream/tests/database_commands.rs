@@ -11,7 +11,7 @@ use cardstream_store::{IncomingEvent, Position, Store};
 use cardstream_testbed::TestDatabase;
 use common::simulated;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 /// What a command printed, and how it ended.
@@ -248,6 +248,19 @@ async fn exit_statuses_say_usage_unreachable_or_failed() {
             ran.stderr
         );
     }
+    // A Kafka cluster that does not answer, for `topics`.
+    let topics = Command::new(env!("CARGO_BIN_EXE_cardstream"))
+        .args(["topics"])
+        .env("CARDSTREAM_KAFKA_BROKERS", "127.0.0.1:1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        topics.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&topics.stderr)
+    );
     let usage = run_in(unreachable, &["migrate", "--no-such-flag"], None).await;
     assert_eq!(usage.code, 2, "{}", usage.stderr);
     let secret = run_in(
@@ -273,6 +286,41 @@ async fn exit_statuses_say_usage_unreachable_or_failed() {
     );
 }
 
+/// A database URL Postgres' driver cannot parse is refused with a message that names neither the
+/// URL nor its password (sea-orm quotes an unparseable URL whole), and is not "unreachable".
+#[tokio::test]
+async fn a_bad_database_url_is_refused_without_showing_its_password() {
+    for url in [
+        "postgres://ops:hunter2-secret@[bad/cardstream",
+        "notaurl:hunter2-secret",
+        "postgres://ops:hunter2-secret@127.0.0.1:5432/cardstream?sslmode=bogus",
+    ] {
+        for args in [&["verify"][..], &["migrate", "status"], &["users", "list"]] {
+            let ran = run_in(url, args, None).await;
+            assert_eq!(ran.code, 1, "{url} {args:?}: {}", ran.stderr);
+            assert!(
+                !ran.stderr.contains("hunter2") && !ran.stdout.contains("hunter2"),
+                "{args:?} showed the password: {}",
+                ran.stderr
+            );
+        }
+    }
+    // A wrong password is not an unreachable database either, and is not retried.
+    let admin = cardstream_testbed::admin_url();
+    let server = admin
+        .rsplit_once('@')
+        .map_or("127.0.0.1:5432/postgres", |(_, s)| s);
+    let wrong = format!("postgres://nosuchuser:wrong@{server}");
+    let started = std::time::Instant::now();
+    let ran = run_in(&wrong, &["migrate", "--wait-for-database", "30s"], None).await;
+    assert_ne!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{}",
+        ran.stderr
+    );
+}
+
 /// At a terminal, the password is typed without echo: run under `script`, which gives the
 /// command a pseudo-terminal and copies everything the terminal shows to its output.
 #[tokio::test]
@@ -294,17 +342,45 @@ async fn a_password_typed_at_a_terminal_is_not_echoed() {
         .spawn()
         .expect("script (util-linux) runs the command on a pseudo-terminal");
     let mut input = child.stdin.take().unwrap();
-    // After the prompt is up, so that the terminal is in no-echo mode when the line comes.
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let mut terminal = child.stdout.take().unwrap();
+    // Once the prompt is up, so that the terminal is in no-echo mode when the line comes.
+    let mut seen = Vec::new();
+    let prompted = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut chunk = [0u8; 1024];
+        while !String::from_utf8_lossy(&seen).contains("password for") {
+            let n = terminal.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "the command ended before asking: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    assert!(
+        prompted.is_ok(),
+        "no prompt: {}",
+        String::from_utf8_lossy(&seen)
+    );
     input
         .write_all(format!("{password}\r").as_bytes())
         .await
         .unwrap();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the command ends")
-        .unwrap();
-    let shown = String::from_utf8_lossy(&output.stdout);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        terminal.read_to_end(&mut seen),
+    )
+    .await
+    .expect("the command ends")
+    .unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let shown = String::from_utf8_lossy(&seen);
     assert!(shown.contains("password for tty@example.com:"), "{shown}");
     assert!(shown.contains("added user tty@example.com"), "{shown}");
     assert!(

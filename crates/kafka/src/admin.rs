@@ -15,6 +15,7 @@ pub async fn ensure_topic(
     partitions: i32,
     replication: i32,
 ) -> Result<i32, Error> {
+    reachable(kafka).await?;
     let admin: AdminClient<DefaultClientContext> =
         kafka.client_config(&[]).create().map_err(Error::Config)?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -53,6 +54,23 @@ pub async fn ensure_topic(
         return Ok(partitions);
     }
     Ok(current)
+}
+
+/// Asks the cluster for its metadata: a cluster that is down says so here as
+/// [`Error::Unreachable`], where the admin calls would only time out.
+async fn reachable(kafka: &KafkaArgs) -> Result<(), Error> {
+    let consumer: BaseConsumer = kafka.client_config(&[]).create().map_err(Error::Config)?;
+    tokio::task::spawn_blocking(move || {
+        consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|_| ())
+            .map_err(Error::Unreachable)
+    })
+    .await
+    .map_err(|e| Error::Admin {
+        topic: String::new(),
+        message: e.to_string(),
+    })?
 }
 
 /// How many partitions `topic` has, from the cluster's metadata.

@@ -64,12 +64,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// A short, stable label for metrics and logs.
     /// The [`Error::reason`]s a produce can end with, so that a metric can export each from the
     /// start.
     pub const PRODUCE_REASONS: [&'static str; 4] =
         ["timeout", "rejected", "queue_full", "unreachable"];
 
+    /// A short, stable label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Config(_) => "config",

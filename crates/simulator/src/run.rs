@@ -128,7 +128,8 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
     let mut tasks = JoinSet::new();
     let started = Instant::now();
     let deadline = args.duration.map(|d| started + d);
-    let progress = spawn_progress(args.progress, args.count, sender.clone(), shutdown.clone());
+    let stop_progress = shutdown.child_token();
+    let progress = spawn_progress(args.progress, sender.clone(), stop_progress.clone());
 
     let mut generated: u64 = 0;
     let mut duplicates: u64 = 0;
@@ -215,7 +216,9 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
-    progress.abort();
+    // The last figures, then the bar (or line) is left as it ended.
+    stop_progress.cancel();
+    let _ = progress.await;
 
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
     let summary = Summary {
@@ -276,11 +279,11 @@ fn write_ids(path: &std::path::Path, ids: &[String]) -> Result<(), Error> {
     })
 }
 
-/// Shows the deliveries, their rate, statuses and latency: a bar on a terminal (towards
-/// `--count` when given), one line per interval otherwise.
+/// Shows the deliveries, their rate, statuses and latency: a spinner with the counts on a
+/// terminal, one line per interval otherwise. No ETA: deliveries count retries, duplicates and
+/// authorization requests, so `--count` (distinct events) is not their total.
 fn spawn_progress(
     every: Duration,
-    total: Option<u64>,
     sender: Arc<Sender>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -289,7 +292,7 @@ fn spawn_progress(
             return;
         }
         let mut progress =
-            cardstream_telemetry::Progress::new("simulate", "events", total).lines_every(every);
+            cardstream_telemetry::Progress::new("simulate", "deliveries", None).lines_every(every);
         let mut tick = tokio::time::interval(every.min(Duration::from_millis(250)));
         tick.tick().await;
         loop {

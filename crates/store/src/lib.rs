@@ -159,6 +159,9 @@ pub(crate) const REBUILD_LOCK: i64 = 0x6361_7264_7374_726d;
 pub enum Error {
     #[error("cannot connect to Postgres: {0}")]
     Connect(#[source] sea_orm::DbErr),
+    /// The database URL is unusable; the message never holds the URL (it may hold a password).
+    #[error("the database URL is not usable: {0}")]
+    BadUrl(String),
     #[error("Postgres failed: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -176,6 +179,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// Postgres could not be reached: refused, timed out, TLS failed, or a connection
+    /// exception (SQLSTATE class 08). Not a wrong password or a bad URL, which waiting does not
+    /// fix.
+    pub fn is_unreachable(&self) -> bool {
+        let cause = match self {
+            Error::Connect(db) | Error::Orm(db) | Error::Migration(db) => sqlx_cause(db),
+            Error::Database(e) => Some(e),
+            _ => None,
+        };
+        match cause {
+            Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)) => true,
+            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| c.starts_with("08")),
+            _ => false,
+        }
+    }
+
     /// Which of the [`Timeouts`] ended the statement, if one did.
     pub fn timeout(&self) -> Option<&'static str> {
         let Error::Database(sqlx::Error::Database(db)) = self else {
@@ -308,7 +327,9 @@ impl Store {
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(5))
             .sqlx_logging(false);
-        let mut db = Database::connect(options).await.map_err(Error::Connect)?;
+        let mut db = Database::connect(options)
+            .await
+            .map_err(|e| connect_error(e, url))?;
         let statements = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = statements.clone();
         db.set_metric_callback(move |_| {
@@ -388,5 +409,55 @@ impl Store {
             .iter()
             .map(|m| (m.name().to_owned(), applied.contains(m.name())))
             .collect())
+    }
+}
+
+/// Whether `cause`, one link of an error's chain, says Postgres could not be reached (see
+/// [`Error::is_unreachable`]); a component's error that wraps a store error transparently
+/// shows its sqlx cause in the chain instead.
+pub fn is_unreachable(cause: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(error) = cause.downcast_ref::<Error>() {
+        return error.is_unreachable();
+    }
+    match cause.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)) => true,
+        Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| c.starts_with("08")),
+        _ => false,
+    }
+}
+
+fn sqlx_cause(db: &sea_orm::DbErr) -> Option<&sqlx::Error> {
+    use sea_orm::{DbErr, RuntimeErr};
+    match db {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e),
+        _ => None,
+    }
+}
+
+/// A failed connect, with the URL (and its password) kept out of the message: sea-orm quotes a
+/// URL it cannot parse whole, and that message reaches logs and terminals.
+fn connect_error(err: sea_orm::DbErr, url: &str) -> Error {
+    let text = err.to_string();
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .and_then(|(credentials, _)| credentials.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    let leaks = text.contains(url) || password.is_some_and(|p| text.contains(p));
+    let configuration = matches!(sqlx_cause(&err), Some(sqlx::Error::Configuration(_)));
+    if leaks
+        || configuration
+        || matches!(err, sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal(_)))
+    {
+        let mut safe = text.replace(url, "<the database URL>");
+        if let Some(password) = password {
+            safe = safe.replace(password, "***");
+        }
+        Error::BadUrl(safe)
+    } else {
+        Error::Connect(err)
     }
 }

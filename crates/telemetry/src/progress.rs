@@ -44,9 +44,9 @@ impl Progress {
                 None => ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndLeave),
             };
             let template = if total.is_some() {
-                "{prefix} [{bar:30}] {human_pos}/{human_len} {unit} ({per_sec}, eta {eta}) {msg}"
+                "{prefix} [{bar:30}] {pos}/{len} {unit} ({per_sec}, eta {eta}) {msg}"
             } else {
-                "{prefix} {spinner} {human_pos} {unit} ({per_sec}) {msg}"
+                "{prefix} {spinner} {pos} {unit} ({per_sec}) {msg}"
             };
             let template = template.replace("{unit}", unit);
             if let Ok(style) = ProgressStyle::with_template(&template) {
