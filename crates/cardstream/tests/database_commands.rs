@@ -44,6 +44,16 @@ async fn run_in(url: &str, args: &[&str], stdin: Option<&str>) -> Ran {
     }
 }
 
+/// `email`'s stored hash verifies `password`.
+async fn assert_signs_in(db: &TestDatabase, email: &str, password: &str) {
+    let store = Store::connect(&db.url, 1).await.unwrap();
+    let user = store.user_by_email(email).await.unwrap().unwrap();
+    assert!(
+        cardstream_api::verify_password(password, &user.password_hash),
+        "{email}"
+    );
+}
+
 /// Success and stderr, as most checks want them.
 async fn run(db: &TestDatabase, args: &[&str]) -> (bool, String) {
     let ran = run_in(&db.url, args, None).await;
@@ -209,16 +219,7 @@ async fn init_admin_creates_one_admin_once_and_shows_its_password_once() {
         "{}",
         first.stderr
     );
-    let store = Store::connect(&db.url, 1).await.unwrap();
-    let user = store
-        .user_by_email("root@example.com")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(cardstream_api::verify_password(
-        password,
-        &user.password_hash
-    ));
+    assert_signs_in(&db, "root@example.com", password).await;
     // Again: nothing to do, nothing shown.
     let again = run_in(
         &db.url,
@@ -233,6 +234,7 @@ async fn init_admin_creates_one_admin_once_and_shows_its_password_once() {
         "{}",
         again.stderr
     );
+    let store = Store::connect(&db.url, 1).await.unwrap();
     assert_eq!(store.users().await.unwrap().len(), 1);
 }
 
@@ -387,16 +389,7 @@ async fn a_password_typed_at_a_terminal_is_not_echoed() {
         !shown.contains(password),
         "the password was echoed: {shown}"
     );
-    let store = Store::connect(&db.url, 1).await.unwrap();
-    let user = store
-        .user_by_email("tty@example.com")
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(cardstream_api::verify_password(
-        password,
-        &user.password_hash
-    ));
+    assert_signs_in(&db, "tty@example.com", password).await;
 }
 
 #[tokio::test]

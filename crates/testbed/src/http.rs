@@ -25,32 +25,14 @@ impl HttpResponse {
 
 /// GETs `url`, over a fresh connection.
 pub async fn get(url: &str) -> HttpResponse {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let request = Request::get(url)
         .body(Full::new(Bytes::new()))
         .expect("a valid request");
-    let response = client
-        .request(request)
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("response body")
-        .to_bytes();
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
+    send(url, request).await
 }
 
 /// POSTs `body` to `url` with `headers`, over a fresh connection.
 pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> HttpResponse {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = Request::post(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -58,10 +40,16 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -
     let request = request
         .body(Full::new(body.into()))
         .expect("a valid request");
+    send(url, request).await
+}
+
+async fn send(url: &str, request: Request<Full<Bytes>>) -> HttpResponse {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let method = request.method().clone();
     let response = client
         .request(request)
         .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = response.status();
     let headers = response.headers().clone();
     let body = response
