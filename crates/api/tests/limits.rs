@@ -278,15 +278,21 @@ async fn a_connection_without_a_page_size_costs_its_default_page() {
     assert!(response["errors"].is_null(), "{response}");
 }
 
-/// `disputes` without a card spans the viewer's first 100 cards: an internal page, which a
-/// smaller limit on the pages clients ask for must not refuse on an argument nobody sent.
+/// `disputes` without a card spans the viewer's first 100 cards, and a connection without a
+/// size serves its default page: neither may be refused under a smaller limit on the pages
+/// clients ask for, on an argument nobody sent.
 #[tokio::test]
 async fn disputes_across_cards_answer_under_a_small_page_limit() {
-    let api = TestApi::start(&["--max-page-size", "50"]).await;
+    let api = TestApi::start(&["--max-page-size", "20"]).await;
     let admin = api.login("admin@example.com").await;
     let response = api
         .gql(Some(&admin), "{ disputes { nodes { id } } }", json!({}))
         .await;
     assert!(response["errors"].is_null(), "{response}");
     assert!(response["data"]["disputes"]["nodes"].is_array());
+    // A connection whose default page (50) is above the limit serves the limit's page.
+    let cards = api
+        .gql(Some(&admin), "{ cards { nodes { id } } }", json!({}))
+        .await;
+    assert!(cards["errors"].is_null(), "{cards}");
 }

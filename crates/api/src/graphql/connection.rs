@@ -62,6 +62,9 @@ impl PageArgs {
         if backward && (self.first.is_some() || self.after.is_some()) {
             return Err(mixed());
         }
+        // A default larger than the configured largest page is cut to it: the client sent no
+        // size to refuse.
+        let default = default.min(max);
         let (size, cursor, direction) = if backward {
             (
                 self.last.unwrap_or(default),
