@@ -221,16 +221,16 @@ impl Batches {
         let text = scrape(admin).await?;
         let buckets = text
             .lines()
-            .filter_map(|l| l.strip_prefix("cardstream_aggregator_batch_records_bucket{le=\""))
+            .filter_map(|l| l.strip_prefix("cardstream_batch_records_bucket{le=\""))
             .filter_map(|l| {
                 let (bound, count) = l.split_once("\"} ")?;
                 Some((bound.parse().ok()?, count.parse().ok()?))
             })
             .collect();
         Ok(Batches {
-            count: metric_sum(&text, "cardstream_aggregator_batch_records_count", ""),
-            records: metric_sum(&text, "cardstream_aggregator_batch_records_sum", ""),
-            bytes: metric_sum(&text, "cardstream_aggregator_batch_bytes_sum", ""),
+            count: metric_sum(&text, "cardstream_batch_records_count", ""),
+            records: metric_sum(&text, "cardstream_batch_records_sum", ""),
+            bytes: metric_sum(&text, "cardstream_batch_bytes_sum", ""),
             buckets,
         })
     }

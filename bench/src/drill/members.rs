@@ -58,7 +58,7 @@ pub(crate) async fn aggregator_kill(settings: Settings) -> anyhow::Result<Outcom
     if let Some(replacement) = drill.system.aggregators.first() {
         let again = replacement
             .metric(
-                "cardstream_aggregator_records_total",
+                "cardstream_records_total",
                 "outcome=\"duplicate\"",
             )
             .await?;

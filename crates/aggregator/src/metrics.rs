@@ -4,7 +4,8 @@ use prometheus::{
 
 use crate::Error;
 
-/// Everything the aggregator counts, named `cardstream_aggregator_*`.
+/// Everything the aggregator counts. Names carry no component: Prometheus' `job` label says which
+/// process a series came from.
 #[derive(Clone, Debug)]
 pub struct AggregatorMetrics {
     /// Records read, by outcome: `new` (stored for the first time), `duplicate` (already
@@ -42,25 +43,25 @@ impl AggregatorMetrics {
         let m = AggregatorMetrics {
             records: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_aggregator_records_total",
+                    "cardstream_records_total",
                     "Records read from the events topic, by outcome.",
                 ),
                 &["outcome"],
             )?,
             dead_letters: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_aggregator_dead_letters_total",
+                    "cardstream_dead_letters_total",
                     "Records sent to the dead-letter topic, by reason.",
                 ),
                 &["reason"],
             )?,
             batches: IntCounter::new(
-                "cardstream_aggregator_batches_total",
+                "cardstream_batches_total",
                 "Batches committed to Postgres.",
             )?,
             batch_duration: Histogram::with_opts(
                 HistogramOpts::new(
-                    "cardstream_aggregator_batch_duration_seconds",
+                    "cardstream_batch_duration_seconds",
                     "Time to write one batch to Postgres, retries included.",
                 )
                 .buckets(vec![
@@ -68,57 +69,57 @@ impl AggregatorMetrics {
                 ]),
             )?,
             batch_size: Histogram::with_opts(
-                HistogramOpts::new("cardstream_aggregator_batch_records", "Records per batch.")
+                HistogramOpts::new("cardstream_batch_records", "Records per batch.")
                     .buckets(vec![
                         1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0,
                     ]),
             )?,
             batch_bytes: Histogram::with_opts(
                 HistogramOpts::new(
-                    "cardstream_aggregator_batch_bytes",
+                    "cardstream_batch_bytes",
                     "Payload bytes per batch.",
                 )
                 .buckets(prometheus::exponential_buckets(16_384.0, 4.0, 7)?),
             )?,
             database_failures: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_aggregator_database_failures_total",
+                    "cardstream_database_failures_total",
                     "Failed attempts to write a batch, by kind (transient, permanent, statement_timeout, lock_timeout, idle_in_transaction_timeout).",
                 ),
                 &["kind"],
             )?,
             batch_stalled: prometheus::Gauge::new(
-                "cardstream_aggregator_batch_stalled_seconds",
+                "cardstream_batch_stalled_seconds",
                 "How long the batch being written has waited for Postgres to commit it (0 when none waits); past --batch-stall-timeout, /readyz fails with the reason.",
             )?,
             paused: IntGauge::new(
-                "cardstream_aggregator_paused",
+                "cardstream_consumer_paused",
                 "1 while consumption is held because Postgres is unavailable (the batch is retried).",
             )?,
             lag: IntGaugeVec::new(
                 Opts::new(
-                    "cardstream_aggregator_consumer_lag_records",
+                    "cardstream_consumer_lag_records",
                     "Records between this consumer's position and the end of each assigned partition.",
                 ),
                 &["partition"],
             )?,
             rebalances: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_aggregator_rebalances_total",
+                    "cardstream_rebalances_total",
                     "Partition assignments and revocations.",
                 ),
                 &["kind"],
             )?,
             commits: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_aggregator_offset_commits_total",
+                    "cardstream_offset_commits_total",
                     "Offset commits to Kafka, by outcome.",
                 ),
                 &["outcome"],
             )?,
             freshness: Histogram::with_opts(
                 HistogramOpts::new(
-                    "cardstream_aggregator_freshness_seconds",
+                    "cardstream_freshness_seconds",
                     "From the gateway receiving an event to its batch committing in Postgres.",
                 )
                 // Fine between 50 ms and 500 ms, where the p99 lives (target: under 100 ms),

@@ -1,7 +1,7 @@
 //! Whether batches are being committed. A batch that cannot be written (Postgres away, a table
 //! locked, statements timing out) is retried without end, which is right for the data but
 //! invisible from outside unless someone says so: past a bound, `/readyz` turns false with the
-//! reason, and `cardstream_aggregator_batch_stalled_seconds` shows for how long.
+//! reason, and `cardstream_batch_stalled_seconds` shows for how long.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -57,7 +57,7 @@ async fn duplicated_reordered_events_on_the_topic_become_the_same_rows_once() {
         .await;
     // Every record read, half of them duplicates.
     let deadline = std::time::Instant::now() + WAIT;
-    while aggregator.metric("cardstream_aggregator_records_total", &[]) < delivered.len() as f64 {
+    while aggregator.metric("cardstream_records_total", &[]) < delivered.len() as f64 {
         assert!(
             std::time::Instant::now() < deadline,
             "not every record was read"
@@ -65,12 +65,12 @@ async fn duplicated_reordered_events_on_the_topic_become_the_same_rows_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        aggregator.metric("cardstream_aggregator_records_total", &[("outcome", "new")]),
+        aggregator.metric("cardstream_records_total", &[("outcome", "new")]),
         events.len() as f64
     );
     assert_eq!(
         aggregator.metric(
-            "cardstream_aggregator_records_total",
+            "cardstream_records_total",
             &[("outcome", "duplicate")]
         ),
         events.len() as f64
@@ -103,7 +103,7 @@ async fn a_batch_holds_at_most_batch_max_bytes_of_payload() {
     let events = simulated(23, 8, 150);
     produce(&setup.kafka(), &events).await;
     let total: usize = events.iter().map(|e| e.body.len()).sum();
-    // A bound of the cardstream_aggregator_batch_bytes histogram, so its bucket counts say
+    // A bound of the cardstream_batch_bytes histogram, so its bucket counts say
     // whether any batch went past it.
     const MAX: usize = 65_536;
     assert!(total > 8 * MAX, "too little data to need several batches");
@@ -130,7 +130,7 @@ async fn a_batch_holds_at_most_batch_max_bytes_of_payload() {
     let families = aggregator.registry.gather();
     let histogram = families
         .iter()
-        .find(|f| f.name() == "cardstream_aggregator_batch_bytes")
+        .find(|f| f.name() == "cardstream_batch_bytes")
         .expect("the batch bytes histogram is registered")
         .get_metric()[0]
         .get_histogram();
@@ -219,7 +219,7 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
         assert!(!letter.header(headers::DLQ_ERROR).unwrap().is_empty());
         assert_eq!(
             aggregator.metric(
-                "cardstream_aggregator_dead_letters_total",
+                "cardstream_dead_letters_total",
                 &[("reason", reason)]
             ),
             1.0
@@ -261,7 +261,7 @@ async fn a_postgres_restart_pauses_consumption_and_loses_nothing() {
     produce(&setup.kafka(), second).await;
     // Consumption runs into the outage and pauses.
     let deadline = std::time::Instant::now() + WAIT;
-    while aggregator.metric("cardstream_aggregator_paused", &[]) < 1.0 {
+    while aggregator.metric("cardstream_consumer_paused", &[]) < 1.0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the aggregator did not pause"
@@ -289,18 +289,18 @@ async fn a_postgres_restart_pauses_consumption_and_loses_nothing() {
     }
     assert!(
         aggregator.metric(
-            "cardstream_aggregator_database_failures_total",
+            "cardstream_database_failures_total",
             &[("kind", "transient")]
         ) >= 1.0
     );
     assert_eq!(
-        aggregator.metric("cardstream_aggregator_paused", &[]),
+        aggregator.metric("cardstream_consumer_paused", &[]),
         0.0,
         "consumption resumed"
     );
     assert_eq!(
         aggregator.metric(
-            "cardstream_aggregator_database_failures_total",
+            "cardstream_database_failures_total",
             &[("kind", "permanent")]
         ),
         0.0

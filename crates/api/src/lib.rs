@@ -101,7 +101,7 @@ pub async fn start_with(
     store.register_pool_metrics(args.database_pool, &registry)?;
     let notifications = IntCounterVec::new(
         Opts::new(
-            "cardstream_api_activity_notifications_total",
+            "cardstream_activity_notifications_total",
             "Activity notifications from Postgres, by outcome.",
         ),
         &["outcome"],
@@ -150,7 +150,7 @@ pub async fn start_with(
         graphiql: graphiql.filter(|_| args.graphiql),
         proxies: args.trusted_proxies.clone(),
     });
-    let http_metrics = HttpMetrics::new("api", &registry)?;
+    let http_metrics = HttpMetrics::new(&registry)?;
     let router = http::routes(state)
         .merge(extra)
         .layer(axum::middleware::from_fn(headers::secure))
@@ -191,7 +191,7 @@ pub async fn start_with(
     })
 }
 
-/// `cardstream_api_database_statements_total`: every statement the API sent to Postgres, read
+/// `cardstream_database_statements_total`: every statement the API sent to Postgres, read
 /// from the store's own count when scraped, so the cost of a query can be seen from outside.
 #[derive(Debug)]
 struct StatementCount {
@@ -199,7 +199,7 @@ struct StatementCount {
     desc: prometheus::core::Desc,
 }
 
-const STATEMENTS: &str = "cardstream_api_database_statements_total";
+const STATEMENTS: &str = "cardstream_database_statements_total";
 const STATEMENTS_HELP: &str =
     "SQL statements the API sent to Postgres (reads, sign-ins, admin edits).";
 

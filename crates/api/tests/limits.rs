@@ -169,7 +169,7 @@ async fn operations_are_counted_by_root_field_and_outcome() {
     let metric = |labels: &[(&str, &str)]| {
         cardstream_testbed::metric_value(
             &api.registry,
-            "cardstream_api_graphql_requests_total",
+            "cardstream_graphql_requests_total",
             labels,
         )
     };

@@ -31,15 +31,15 @@ pub(crate) enum Command {
     /// Fold events from Kafka into Postgres (run as many replicas as the topic has partitions).
     Aggregator(Box<cardstream_aggregator::AggregatorArgs>),
     /// Apply (or revert) the database schema. Run once per release, before the new version.
-    Migrate(crate::admin::MigrateArgs),
+    Migrate(crate::database_commands::MigrateArgs),
     /// Rebuild every projection and rollup from the stored events.
-    Replay(crate::admin::ReplayArgs),
+    Replay(crate::database_commands::ReplayArgs),
     /// Check that the rollups equal a recomputation from the base tables.
-    Verify(crate::admin::VerifyArgs),
+    Verify(crate::database_commands::VerifyArgs),
     /// Serve the GraphQL API (and the dashboard).
     Api(Box<cardstream_api::ApiArgs>),
     /// Manage dashboard users.
-    Users(crate::admin::UsersArgs),
+    Users(crate::database_commands::UsersArgs),
     /// Print the GraphQL schema (SDL), as committed in crates/api/schema.graphql.
     Schema,
     /// Print the CardStream CustomResourceDefinition (YAML), as committed in k8s/crd.yaml.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use cardstream_local::{LocalBroker, Storage};
+use cardstream_broker::{LocalBroker, Storage};
 use cardstream_store::{Role, Store};
 use cardstream_telemetry::CancellationToken;
 
@@ -214,8 +214,8 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
         api_args,
         registry()?,
         components.clone(),
-        cardstream_web::router(),
-        cardstream_web::graphiql_page(),
+        cardstream_dashboard::router(),
+        cardstream_dashboard::graphiql_page(),
     )
     .await?;
 

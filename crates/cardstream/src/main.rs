@@ -1,7 +1,7 @@
 //! The `cardstream` binary: parses configuration and starts the component asked for. All logic
 //! lives in the library crates.
 
-mod admin;
+mod database_commands;
 mod cli;
 mod dev;
 mod probe;
@@ -56,7 +56,7 @@ fn exit_status(error: &anyhow::Error) -> u8 {
         {
             return cli::UNREACHABLE;
         }
-        if cause.downcast_ref::<admin::Drift>().is_some() {
+        if cause.downcast_ref::<database_commands::Drift>().is_some() {
             return cli::DRIFT;
         }
     }
@@ -127,21 +127,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let aggregator = cardstream_aggregator::start(*args, registry()?, shutdown).await?;
             aggregator.wait().await?;
         }
-        Command::Migrate(args) => admin::migrate(args).await?,
-        Command::Replay(args) => admin::replay(args).await?,
-        Command::Verify(args) => admin::verify(args).await?,
+        Command::Migrate(args) => database_commands::migrate(args).await?,
+        Command::Replay(args) => database_commands::replay(args).await?,
+        Command::Verify(args) => database_commands::verify(args).await?,
         Command::Api(args) => {
             let api = cardstream_api::start_with(
                 *args,
                 registry()?,
                 shutdown,
-                cardstream_web::router(),
-                cardstream_web::graphiql_page(),
+                cardstream_dashboard::router(),
+                cardstream_dashboard::graphiql_page(),
             )
             .await?;
             api.wait().await?;
         }
-        Command::Users(args) => admin::users(args).await?,
+        Command::Users(args) => database_commands::users(args).await?,
         Command::Dev(args) => dev::run(*args, shutdown).await?,
         Command::Crd => {
             use std::io::Write;

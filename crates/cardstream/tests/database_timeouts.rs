@@ -76,10 +76,10 @@ async fn a_locked_table_makes_the_aggregator_unready_with_the_reason_then_it_cat
     let (_, page) = get(admin, "/metrics").await.unwrap();
     let timeouts = metric(
         &page,
-        "cardstream_aggregator_database_failures_total",
+        "cardstream_database_failures_total",
         &["kind=\"lock_timeout\""],
     );
-    let stalled = metric(&page, "cardstream_aggregator_batch_stalled_seconds", &[]);
+    let stalled = metric(&page, "cardstream_batch_stalled_seconds", &[]);
     eprintln!("not ready: {why:?}; lock timeouts counted: {timeouts}; stalled for {stalled} s");
     assert!(timeouts >= 1.0, "{page}");
     assert!(stalled >= 2.0, "{page}");
@@ -109,7 +109,7 @@ async fn a_locked_table_makes_the_aggregator_unready_with_the_reason_then_it_cat
     assert_eq!(
         metric(
             &page,
-            "cardstream_aggregator_records_total",
+            "cardstream_records_total",
             &["outcome=\"dead_letter\""]
         ),
         0.0,

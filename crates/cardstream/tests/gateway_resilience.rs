@@ -86,7 +86,7 @@ async fn stalled_uploads_are_shed_while_signed_traffic_is_answered_in_bounded_me
     tokio::time::sleep(Duration::from_secs(3)).await;
     let peak = peak_rss_mib(gateway.pid());
     let (_, page) = gateway.admin_get("/metrics").await.unwrap();
-    let shed = metric(&page, "cardstream_gateway_shed_total", &[]);
+    let shed = metric(&page, "cardstream_shed_total", &[]);
     eprintln!(
         "{STALLED} stalled 1 MiB uploads over {:?}: peak RSS {baseline:.0} → {peak:.0} MiB; shed {shed}; slowest signed event {slowest_event:?}, slowest authorization {slowest_authorization:?}",
         started.elapsed()
@@ -138,7 +138,7 @@ async fn a_shed_request_gets_503_with_retry_after() {
     assert_eq!(
         metric(
             &page,
-            "cardstream_gateway_shed_total",
+            "cardstream_shed_total",
             &["reason=\"large_bodies\""]
         ),
         1.0,
@@ -166,7 +166,7 @@ async fn a_replayed_authorization_request_gets_the_same_answer_and_is_counted_on
         let (_, page) = gateway.admin_get("/metrics").await.unwrap();
         if metric(
             &page,
-            "cardstream_gateway_spend_refreshes_total",
+            "cardstream_spend_refreshes_total",
             &["outcome=\"ok\""],
         ) > 0.0
         {
@@ -208,7 +208,7 @@ async fn a_replayed_authorization_request_gets_the_same_answer_and_is_counted_on
 
     let (_, page) = gateway.admin_get("/metrics").await.unwrap();
     assert_eq!(
-        metric(&page, "cardstream_gateway_authorization_replays_total", &[]),
+        metric(&page, "cardstream_authorization_replays_total", &[]),
         3.0,
         "{page}"
     );
@@ -261,7 +261,7 @@ async fn a_policy_file_caught_mid_rewrite_never_applies() {
     let (_, page) = gateway.admin_get("/metrics").await.unwrap();
     let refused = metric(
         &page,
-        "cardstream_gateway_policy_reloads_total",
+        "cardstream_policy_reloads_total",
         &["outcome=\"invalid\""],
     );
     assert!(refused >= 2.0, "{page}");
@@ -342,7 +342,7 @@ async fn webhook_secrets_rotate_without_a_restart() {
     let reloads = |outcome: &str| {
         metric(
             &page,
-            "cardstream_gateway_webhook_secret_reloads_total",
+            "cardstream_webhook_secret_reloads_total",
             &[&format!("outcome=\"{outcome}\"")],
         )
     };
@@ -400,7 +400,7 @@ async fn events_at_capacity_do_not_crowd_out_authorization_requests() {
     assert_eq!(
         metric(
             &page,
-            "cardstream_gateway_shed_total",
+            "cardstream_shed_total",
             &["reason=\"requests\""]
         ),
         1.0,

@@ -1,7 +1,7 @@
 //! A hostile client against `cardstream api` as it runs: queries built to be expensive are
 //! refused before any SQL runs, and what is answered costs a number of statements bounded by
 //! the query's shape, whatever the number of rows. The dashboard's own queries still pass.
-//! Statements are counted by the process itself (`cardstream_api_database_statements_total`).
+//! Statements are counted by the process itself (`cardstream_database_statements_total`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -19,12 +19,12 @@ where
     Fut: std::future::Future<Output = Value>,
 {
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let before = api.metric("cardstream_api_database_statements_total").await;
+    let before = api.metric("cardstream_database_statements_total").await;
     let started = Instant::now();
     let response = run().await;
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let after = api.metric("cardstream_api_database_statements_total").await;
+    let after = api.metric("cardstream_database_statements_total").await;
     (response, after - before, took)
 }
 

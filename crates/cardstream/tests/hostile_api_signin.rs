@@ -40,7 +40,7 @@ fn codes(responses: &[Value]) -> (usize, usize) {
 async fn a_parallel_burst_of_wrong_passwords_reaches_the_check_at_most_the_limit() {
     let seeded = Seeded::new().await;
     let api = ApiProcess::start(&seeded, &[]).await;
-    let checks_before = api.metric("cardstream_api_password_checks_total").await;
+    let checks_before = api.metric("cardstream_password_checks_total").await;
     let responses = join_all((0..100).map(|_| wrong_login(&api, ALICE, None))).await;
     let (checked, limited) = codes(&responses);
     eprintln!("100 parallel wrong passwords: {checked} checked, {limited} rate-limited");
@@ -50,7 +50,7 @@ async fn a_parallel_burst_of_wrong_passwords_reaches_the_check_at_most_the_limit
     );
     assert_eq!(checked + limited, 100);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let checks = api.metric("cardstream_api_password_checks_total").await - checks_before;
+    let checks = api.metric("cardstream_password_checks_total").await - checks_before;
     assert!(checks <= 5.0, "{checks} password checks ran");
     // The right password is refused too while the account is locked.
     assert_eq!(
@@ -64,14 +64,14 @@ async fn a_parallel_burst_of_wrong_passwords_reaches_the_check_at_most_the_limit
 
     // An email longer than any address is refused before any work.
     let long = format!("{}@example.com", "a".repeat(300));
-    let before = api.metric("cardstream_api_password_checks_total").await;
+    let before = api.metric("cardstream_password_checks_total").await;
     assert_eq!(
         code(&wrong_login(&api, &long, None).await),
         "BAD_USER_INPUT"
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
-        api.metric("cardstream_api_password_checks_total").await,
+        api.metric("cardstream_password_checks_total").await,
         before
     );
 }
@@ -127,7 +127,7 @@ async fn forwarded_addresses_count_only_from_trusted_proxies_and_memory_stays_bo
             checked > 0,
             "trusted forwarded clients were limited together"
         );
-        largest = largest.max(api.metric("cardstream_api_login_limiter_keys").await);
+        largest = largest.max(api.metric("cardstream_login_limiter_keys").await);
         assert_eq!(
             code(&wrong_login(&api, ALICE, Some("198.51.100.2")).await),
             "RATE_LIMITED",

@@ -42,21 +42,21 @@ impl GatewayMetrics {
         let m = GatewayMetrics {
             rejections: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_gateway_webhook_rejections_total",
+                    "cardstream_webhook_rejections_total",
                     "Webhooks refused, by route and the error code returned.",
                 ),
                 &["route", "reason"],
             )?,
             signature_failures: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_gateway_signature_failures_total",
+                    "cardstream_signature_failures_total",
                     "Webhooks whose Stripe-Signature did not verify, by reason.",
                 ),
                 &["reason"],
             )?,
             produce_duration: Histogram::with_opts(
                 HistogramOpts::new(
-                    "cardstream_gateway_produce_duration_seconds",
+                    "cardstream_produce_duration_seconds",
                     "Time from producing an event to the broker's acknowledgement (acks=all).",
                 )
                 .buckets(vec![
@@ -65,60 +65,60 @@ impl GatewayMetrics {
             )?,
             produce_failures: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_gateway_produce_failures_total",
+                    "cardstream_produce_failures_total",
                     "Events the broker did not acknowledge, by path and reason.",
                 ),
                 &["path", "reason"],
             )?,
             decisions: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_gateway_authorization_decisions_total",
+                    "cardstream_authorization_decisions_total",
                     "Authorization decisions returned to Stripe, by outcome and reason.",
                 ),
                 &["approved", "reason"],
             )?,
             policy_reloads: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_gateway_policy_reloads_total",
+                    "cardstream_policy_reloads_total",
                     "Policy file reloads, by outcome (ok, invalid).",
                 ),
                 &["outcome"],
             )?,
             background_in_flight: IntGauge::new(
-                "cardstream_gateway_authorization_produce_in_flight",
+                "cardstream_authorization_produce_in_flight",
                 "Authorization requests answered but not yet acknowledged by the broker.",
             )?,
             events_accepted: IntCounter::new(
-                "cardstream_gateway_events_accepted_total",
+                "cardstream_events_accepted_total",
                 "Events acknowledged by the broker and answered 200.",
             )?,
             spend_refreshes: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_gateway_spend_refreshes_total",
+                    "cardstream_spend_refreshes_total",
                     "Reads of card spend from Postgres for the spend limits, by outcome (ok, error).",
                 ),
                 &["outcome"],
             )?,
             spend_age: Gauge::new(
-                "cardstream_gateway_spend_age_seconds",
+                "cardstream_spend_age_seconds",
                 "Age of the card spend the limits decide with; past the staleness bound, limits follow on_spend_unknown.",
             )?,
             shed: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_gateway_shed_total",
+                    "cardstream_shed_total",
                     "Requests answered 503 with Retry-After because the gateway was at capacity, by limit (requests: --max-concurrent-requests; large_bodies: --max-large-bodies).",
                 ),
                 &["reason"],
             )?,
             secret_reloads: IntCounterVec::new(
                 Opts::new(
-                    "cardstream_gateway_webhook_secret_reloads_total",
+                    "cardstream_webhook_secret_reloads_total",
                     "Reloads of the webhook secrets file after it changed, by outcome (ok; invalid: empty or unreadable, the secrets in force stay).",
                 ),
                 &["outcome"],
             )?,
             authorization_replays: IntCounter::new(
-                "cardstream_gateway_authorization_replays_total",
+                "cardstream_authorization_replays_total",
                 "Authorization request events received again after being answered: given the same answer, not counted against limits again.",
             )?,
         };

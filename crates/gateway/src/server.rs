@@ -63,7 +63,7 @@ pub async fn start(
         metrics.secret_reloads.clone(),
         stopped.clone(),
     );
-    let http_metrics = HttpMetrics::new("gateway", &registry)?;
+    let http_metrics = HttpMetrics::new(&registry)?;
 
     let policy = PolicyStore::new(args.policy.resolve()?);
     let reloads = metrics.policy_reloads.clone();

@@ -92,14 +92,14 @@ async fn decisions_follow_the_policy_and_carry_their_reason() {
     }
     assert_eq!(
         gw.metric(
-            "cardstream_gateway_authorization_decisions_total",
+            "cardstream_authorization_decisions_total",
             &[("approved", "true"), ("reason", "approved")]
         ),
         3.0
     );
     assert_eq!(
         gw.metric(
-            "cardstream_gateway_authorization_decisions_total",
+            "cardstream_authorization_decisions_total",
             &[("reason", "category_blocked")]
         ),
         1.0
@@ -179,7 +179,7 @@ async fn the_answer_does_not_wait_for_a_broker_that_is_down() {
     // The lost background produces are counted once their delivery timeout passes.
     let deadline = Instant::now() + Duration::from_secs(15);
     while gw.metric(
-        "cardstream_gateway_produce_failures_total",
+        "cardstream_produce_failures_total",
         &[("path", "authorization")],
     ) < 20.0
     {
@@ -259,7 +259,7 @@ async fn an_edited_policy_file_applies_to_the_next_request() {
     }
     assert_eq!(
         gw.metric(
-            "cardstream_gateway_policy_reloads_total",
+            "cardstream_policy_reloads_total",
             &[("outcome", "ok")]
         ),
         1.0

@@ -38,7 +38,7 @@ async fn a_signed_event_is_stored_byte_for_byte_with_key_and_headers() {
         .unwrap();
     assert!((received / 1000 - now()).abs() < 60);
     assert_eq!(
-        gw.metric("cardstream_gateway_events_accepted_total", &[]),
+        gw.metric("cardstream_events_accepted_total", &[]),
         1.0
     );
     gw.stop().await;
@@ -147,21 +147,21 @@ async fn each_bad_request_gets_its_own_400_and_nothing_is_stored() {
     }
     assert_eq!(
         gw.metric(
-            "cardstream_gateway_signature_failures_total",
+            "cardstream_signature_failures_total",
             &[("reason", "signature_mismatch")]
         ),
         2.0
     );
     assert_eq!(
         gw.metric(
-            "cardstream_gateway_signature_failures_total",
+            "cardstream_signature_failures_total",
             &[("reason", "timestamp_outside_tolerance")]
         ),
         2.0
     );
     assert_eq!(
         gw.metric(
-            "cardstream_gateway_webhook_rejections_total",
+            "cardstream_webhook_rejections_total",
             &[
                 ("route", "/webhooks/stripe"),
                 ("reason", "not_a_stripe_event")
@@ -257,7 +257,7 @@ async fn with_the_broker_down_webhooks_get_503_within_the_bound_and_never_2xx() 
     );
     assert!(
         gw.metric(
-            "cardstream_gateway_produce_failures_total",
+            "cardstream_produce_failures_total",
             &[("path", "webhook")]
         ) >= 5.0
     );

@@ -1,14 +1,14 @@
 //! Kafka as cardstream uses it: connection settings shared by every component, the event
 //! producer, topic administration, and the record headers that travel with each event.
 
-mod admin;
+mod topics;
 mod config;
 pub mod headers;
 mod lag;
 mod mac;
 mod producer;
 
-pub use admin::{ensure_topic, partition_count};
+pub use topics::{ensure_topic, partition_count};
 pub use config::{Credentials, KafkaArgs, Quiet, TopicArgs, is_credential, parse_property};
 pub use lag::{PartitionLag, group_lag, total_lag};
 pub use mac::{MacError, RecordKeyArgs, RecordKeys};

@@ -62,7 +62,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The `reason` label of `cardstream_operator_reconcile_failures_total`.
+    /// The `reason` label of `cardstream_reconcile_failures_total`.
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kubernetes",

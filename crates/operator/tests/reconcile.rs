@@ -344,7 +344,7 @@ async fn once_migrated_the_workloads_roll_out_with_the_aggregators_the_lag_calls
     assert_eq!(
         metric_value(
             &registry,
-            "cardstream_operator_consumer_lag_records",
+            "cardstream_consumer_group_lag_records",
             &labels
         ),
         25.0
@@ -352,7 +352,7 @@ async fn once_migrated_the_workloads_roll_out_with_the_aggregators_the_lag_calls
     assert_eq!(
         metric_value(
             &registry,
-            "cardstream_operator_reconciles_total",
+            "cardstream_reconciles_total",
             &[("result", "ok")]
         ),
         1.0
@@ -565,7 +565,7 @@ async fn an_api_server_error_stops_the_reconcile_and_is_counted() {
     assert_eq!(
         metric_value(
             &registry,
-            "cardstream_operator_reconcile_failures_total",
+            "cardstream_reconcile_failures_total",
             &[("reason", "kubernetes")]
         ),
         1.0
@@ -575,7 +575,7 @@ async fn an_api_server_error_stops_the_reconcile_and_is_counted() {
     prometheus::TextEncoder::new()
         .encode_utf8(&registry.gather(), &mut exposition)
         .unwrap();
-    assert!(exposition.contains("cardstream_operator_"), "{exposition}");
+    assert!(exposition.contains("cardstream_reconciles_total"), "{exposition}");
     let problems = cardstream_testbed::promtool_check_metrics(&exposition);
     assert!(problems.is_empty(), "{problems}");
 }
@@ -640,7 +640,7 @@ async fn refused(
     assert_eq!(
         metric_value(
             &registry,
-            "cardstream_operator_reconcile_failures_total",
+            "cardstream_reconcile_failures_total",
             &[("reason", "invalid_spec")]
         ),
         1.0
@@ -821,7 +821,7 @@ async fn a_broker_that_refuses_degrades_the_status_and_keeps_the_aggregators() {
     assert_eq!(
         metric_value(
             &registry,
-            "cardstream_operator_reconcile_failures_total",
+            "cardstream_reconcile_failures_total",
             &[("reason", "kafka")]
         ),
         1.0

@@ -6,12 +6,12 @@
 //! environment and swapped atomically when it changes ([`PolicyStore`]).
 
 mod decide;
-mod load;
+mod reload;
 mod policy;
 mod watch;
 
 pub use decide::{Decision, NoSpendData, Reason, Request, Spend, SpendView, decide};
-pub use load::{PolicyArgs, PolicyStore};
+pub use reload::{PolicyArgs, PolicyStore};
 pub use policy::{FailMode, Policy};
 pub use watch::watch_file;
 

@@ -18,19 +18,19 @@ pub struct HttpMetrics {
 }
 
 impl HttpMetrics {
-    /// Registers `cardstream_<component>_http_requests_total` and
-    /// `cardstream_<component>_http_request_duration_seconds`.
-    pub fn new(component: &str, registry: &Registry) -> Result<Self, Error> {
+    /// Registers `cardstream_http_requests_total` and
+    /// `cardstream_http_request_duration_seconds`.
+    pub fn new(registry: &Registry) -> Result<Self, Error> {
         let requests = IntCounterVec::new(
             Opts::new(
-                format!("cardstream_{component}_http_requests_total"),
+                format!("cardstream_http_requests_total"),
                 "HTTP requests answered, by route pattern and status code.",
             ),
             &["route", "status"],
         )?;
         let duration = HistogramVec::new(
             HistogramOpts::new(
-                format!("cardstream_{component}_http_request_duration_seconds"),
+                format!("cardstream_http_request_duration_seconds"),
                 "Time from request received to response ready, by route pattern.",
             )
             .buckets(vec![

@@ -2,19 +2,19 @@
 //! admin endpoints (`/healthz`, `/readyz`, `/metrics`) on their own port, HTTP metrics by
 //! route, and graceful shutdown.
 
-mod admin;
+mod admin_server;
 mod http_metrics;
 mod logging;
 mod progress;
 mod serve;
 mod shutdown;
 
-pub use admin::{AdminServer, Readiness, admin_router};
+pub use admin_server::{AdminServer, Readiness, admin_router};
 
 /// A fresh registry for one process, with process metrics (RSS, CPU) already in it.
 pub fn registry() -> Result<Registry, Error> {
     let registry = Registry::new();
-    admin::register_process_metrics(&registry)?;
+    admin_server::register_process_metrics(&registry)?;
     Ok(registry)
 }
 

@@ -1,5 +1,5 @@
-use cardstream_local::LocalBroker;
-pub use cardstream_local::{Storage, tansu_binary};
+use cardstream_broker::LocalBroker;
+pub use cardstream_broker::{Storage, tansu_binary};
 
 /// A broker owned by one test, on its own port and directory; killed on drop. Fails the test
 /// loudly, saying how to install it, when there is none.

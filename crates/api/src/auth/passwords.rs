@@ -55,8 +55,8 @@ pub(crate) enum HashError {
 
 /// Runs argon2 on tokio's blocking threads, at most `concurrency` at once (each takes 19 MiB
 /// and a core for tens of milliseconds). Callers beyond that wait for a permit. Registers
-/// `cardstream_api_password_checks_total` (verifications run, decoys included) and
-/// `cardstream_api_password_checks_in_flight` (hashes and verifications running now).
+/// `cardstream_password_checks_total` (verifications run, decoys included) and
+/// `cardstream_password_checks_in_flight` (hashes and verifications running now).
 #[derive(Clone, Debug)]
 pub(crate) struct Passwords {
     permits: Arc<Semaphore>,
@@ -70,11 +70,11 @@ impl Passwords {
         registry: &Registry,
     ) -> Result<Self, prometheus::Error> {
         let checks = IntCounter::new(
-            "cardstream_api_password_checks_total",
+            "cardstream_password_checks_total",
             "Password verifications run (decoys for unknown emails included).",
         )?;
         let in_flight = IntGauge::new(
-            "cardstream_api_password_checks_in_flight",
+            "cardstream_password_checks_in_flight",
             "Password hashes and verifications running now.",
         )?;
         registry.register(Box::new(checks.clone()))?;
@@ -188,11 +188,11 @@ mod tests {
         );
         // Hashing is not a check; the four verifications (the decoy's included) are.
         assert_eq!(
-            metric(&registry, "cardstream_api_password_checks_total"),
+            metric(&registry, "cardstream_password_checks_total"),
             4.0
         );
         assert_eq!(
-            metric(&registry, "cardstream_api_password_checks_in_flight"),
+            metric(&registry, "cardstream_password_checks_in_flight"),
             0.0
         );
     }
@@ -208,7 +208,7 @@ mod tests {
             let most = Arc::clone(&most);
             tokio::spawn(async move {
                 loop {
-                    let now = metric(&registry, "cardstream_api_password_checks_in_flight");
+                    let now = metric(&registry, "cardstream_password_checks_in_flight");
                     most.fetch_max(now as i64, std::sync::atomic::Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
@@ -227,7 +227,7 @@ mod tests {
         let most = most.load(std::sync::atomic::Ordering::Relaxed);
         assert!((1..=2).contains(&most), "{most} ran at once");
         assert_eq!(
-            metric(&registry, "cardstream_api_password_checks_total"),
+            metric(&registry, "cardstream_password_checks_total"),
             8.0
         );
     }

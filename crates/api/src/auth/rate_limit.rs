@@ -124,11 +124,11 @@ impl LoginLimiter {
         self
     }
 
-    /// Registers `cardstream_api_login_limiter_keys`, the number of keys held, kept current
+    /// Registers `cardstream_login_limiter_keys`, the number of keys held, kept current
     /// by each attempt.
     pub(crate) fn with_gauge(mut self, registry: &Registry) -> Result<Self, prometheus::Error> {
         let gauge = IntGauge::new(
-            "cardstream_api_login_limiter_keys",
+            "cardstream_login_limiter_keys",
             "Accounts and client addresses the sign-in limiter holds attempts for.",
         )?;
         registry.register(Box::new(gauge.clone()))?;
@@ -519,7 +519,7 @@ mod tests {
             registry
                 .gather()
                 .iter()
-                .find(|m| m.name() == "cardstream_api_login_limiter_keys")
+                .find(|m| m.name() == "cardstream_login_limiter_keys")
                 .map(|m| m.get_metric()[0].get_gauge().get_value())
         };
         assert_eq!(gauge(), Some(3.0));

@@ -12,8 +12,8 @@ use async_graphql::{Response, ServerResult, Variables};
 use async_graphql::{ServerError, ValidationResult};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-/// `cardstream_api_graphql_requests_total{type, field, outcome}` and
-/// `cardstream_api_graphql_request_duration_seconds{type, field}`.
+/// `cardstream_graphql_requests_total{type, field, outcome}` and
+/// `cardstream_graphql_request_duration_seconds{type, field}`.
 #[derive(Clone, Debug)]
 pub struct OperationMetrics {
     requests: IntCounterVec,
@@ -24,14 +24,14 @@ impl OperationMetrics {
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let requests = IntCounterVec::new(
             Opts::new(
-                "cardstream_api_graphql_requests_total",
+                "cardstream_graphql_requests_total",
                 "GraphQL operations by type, first root field and outcome (ok, error, invalid).",
             ),
             &["type", "field", "outcome"],
         )?;
         let duration = HistogramVec::new(
             HistogramOpts::new(
-                "cardstream_api_graphql_request_duration_seconds",
+                "cardstream_graphql_request_duration_seconds",
                 "Time to answer a GraphQL operation, by type and first root field.",
             )
             .buckets(vec![

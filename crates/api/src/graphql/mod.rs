@@ -6,7 +6,7 @@
 #![allow(unreachable_pub, missing_debug_implementations)]
 
 mod activity;
-mod admin;
+mod policy;
 mod connection;
 mod context;
 mod error_codes;

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use async_graphql::{Context, InputObject, MergedObject, Object, ResultExt, SimpleObject};
 use cardstream_store::{EndReason, User};
 
-use super::admin::{PolicyInput, PolicyObject};
+use super::policy::{PolicyInput, PolicyObject};
 use super::context::{admin, forget_sessions, store, viewer};
 use super::errors::{ApiError, ApiResult};
 use super::scalars::{DateTime, Long};

@@ -6,7 +6,7 @@
 use async_graphql::{Context, ID, Object, ResultExt};
 use cardstream_store::Cursor;
 
-use super::admin::PolicyObject;
+use super::policy::PolicyObject;
 use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, Uncounted, connection};
 use super::context::{admin, connection_cost, store, viewer, visible_card};
 use super::errors::{ApiError, ApiResult};

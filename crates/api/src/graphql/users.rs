@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_graphql::{Context, Enum, ID, InputObject, Object, ResultExt, SimpleObject};
 use cardstream_store::{InvitationKind, InvitationState, User};
 
-use super::admin::RoleKind;
+use super::policy::RoleKind;
 use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, connection};
 use super::context::{admin, forget_sessions, store};
 use super::errors::{ApiError, ApiResult};
