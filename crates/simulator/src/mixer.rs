@@ -88,17 +88,36 @@ mod tests {
 
     #[test]
     fn a_window_reorders_within_its_size_and_loses_nothing() {
-        let out = drain(&mut Mixer::new(1, 8, 0.0), 500);
-        let mut sorted = out.clone();
-        sorted.sort_by_key(|id| id[4..].parse::<usize>().unwrap());
+        const WINDOW: usize = 8;
+        let out = drain(&mut Mixer::new(1, WINDOW, 0.0), 500);
+        let sent: Vec<usize> = out.iter().map(|id| id[4..].parse().unwrap()).collect();
+        let mut sorted = sent.clone();
+        sorted.sort_unstable();
         assert_eq!(
             sorted,
-            (0..500).map(|i| format!("evt_{i}")).collect::<Vec<_>>()
+            (0..500).collect::<Vec<_>>(),
+            "lost or doubled events"
         );
-        assert_ne!(
-            out, sorted,
-            "a window of 8 over 500 events should reorder something"
-        );
+
+        // What the window bounds: when event i arrives, at most WINDOW events are waiting, so
+        // all but WINDOW of the i events before it have left. An event therefore leaves ahead
+        // of at most WINDOW earlier ones, i.e. at position i - WINDOW or later. (How late it
+        // leaves is not bounded: each pick is uniform over the window, so an event may wait
+        // through any number of picks, as a Stripe retry may come hours later.)
+        let mut overtaken = Vec::with_capacity(sent.len());
+        for (position, &i) in sent.iter().enumerate() {
+            let earlier_still_waiting = sent[position + 1..].iter().filter(|&&j| j < i).count();
+            assert!(
+                earlier_still_waiting <= WINDOW,
+                "evt_{i} left at position {position}, ahead of {earlier_still_waiting} earlier \
+                 events: a window of {WINDOW} allows {WINDOW}"
+            );
+            overtaken.push(earlier_still_waiting);
+        }
+        // And the window is used, not just respected: events do overtake others, up to the
+        // whole window (a newest event is picked out of a full window one time in WINDOW + 1).
+        assert_ne!(sent, sorted, "a window of {WINDOW} reordered nothing");
+        assert_eq!(overtaken.iter().max(), Some(&WINDOW), "{overtaken:?}");
     }
 
     #[test]
