@@ -20,6 +20,7 @@ mod rows;
 mod sessions;
 mod spend;
 mod spend_queries;
+mod tables;
 mod verify;
 mod version;
 
@@ -45,6 +46,7 @@ pub use replay::{ReplayProgress, ReplayStats};
 pub use sessions::{EndReason, OpenSession, SESSIONS_CHANNEL};
 pub use spend::{SpendCache, SpendCacheArgs};
 pub use spend_queries::CardCurrency;
+pub use tables::object_table_columns;
 pub use verify::{CONTENT_QUERIES, RollupDrift};
 pub use version::Version;
 

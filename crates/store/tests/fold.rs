@@ -405,3 +405,28 @@ async fn unknown_event_types_are_kept_raw_and_touch_nothing_else() {
     let positions: i64 = count(&store, "SELECT next_offset FROM consumer_positions").await;
     assert_eq!(positions, 1);
 }
+
+/// The fold declares each object table's columns once (name and value together); this holds
+/// that declaration to the migrations: every column they create is written, in their order,
+/// with the type they give it. A column added to a table but not to the fold would otherwise
+/// stay NULL (or fail every batch, when NOT NULL) without a word.
+#[tokio::test]
+async fn the_fold_writes_every_column_of_every_object_table() {
+    let (_db, store) = store().await;
+    for (table, declared) in cardstream_store::object_table_columns() {
+        let migrated: Vec<(String, String)> = sqlx::query_as(
+            "SELECT column_name::text, udt_name::text FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = $1
+             ORDER BY ordinal_position",
+        )
+        .bind(table)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let declared: Vec<(String, String)> = declared
+            .into_iter()
+            .map(|(name, ty)| (name.to_owned(), ty))
+            .collect();
+        assert_eq!(declared, migrated, "{table}");
+    }
+}
