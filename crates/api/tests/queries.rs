@@ -64,14 +64,122 @@ fn busiest_card(auths: &[Authorization]) -> String {
 const SUMMARY: &str = "query($id: ID!, $range: DateRangeInput) { card(id: $id) { currency spendSummary(range: $range) {
     currency totalSpend { amount currency formatted } averageSpend { amount } purchases refunded { amount } refunds approved declined approvalRate
     byCategory(limit: 100) { key amount { amount } count } topMerchants(limit: 3) { key amount { amount } count }
-    timeSeries(bucket: DAY) { start amount { amount } count } weekly: timeSeries(bucket: WEEK) { amount { amount } } } } }";
+    timeSeries(bucket: DAY) { start amount { amount } count } weekly: timeSeries(bucket: WEEK) { start amount { amount } count } } } }";
+
+/// The series the API must give for `transactions` (one card's), computed here from the
+/// events: per bucket (the UTC day of `created`, or the Monday starting its week), the spend
+/// (captures minus refunds) and the captures, oldest first, only buckets with a capture or a
+/// refund in them.
+fn expected_series(transactions: &[&Transaction], weekly: bool) -> Vec<(String, i64, i64)> {
+    let mut buckets: BTreeMap<time::Date, (i64, i64)> = BTreeMap::new();
+    for t in transactions
+        .iter()
+        .filter(|t| matches!(t.kind, TransactionType::Capture | TransactionType::Refund))
+    {
+        let day = time::OffsetDateTime::from_unix_timestamp(t.created)
+            .unwrap()
+            .date();
+        let start = if weekly {
+            day - time::Duration::days(i64::from(day.weekday().number_days_from_monday()))
+        } else {
+            day
+        };
+        let bucket = buckets.entry(start).or_default();
+        bucket.0 -= t.amount;
+        bucket.1 += i64::from(t.kind == TransactionType::Capture);
+    }
+    buckets
+        .into_iter()
+        .map(|(start, (spend, captures))| (start.to_string(), spend, captures))
+        .collect()
+}
+
+/// A `timeSeries` answer as (start, amount, count) rows.
+fn series_of(answer: &Value) -> Vec<(String, i64, i64)> {
+    answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["start"].as_str().unwrap().to_owned(),
+                p["amount"]["amount"].as_i64().unwrap(),
+                p["count"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Activity for `card` beside the simulator's, whose purchases all fall within minutes of
+/// Monday 2025-11-24 16:00 UTC (one day, one week): spend on other days, on both sides of a
+/// day's, a week's and a month's edge, and a day with only a decline (no spend, so no bucket).
+fn spread_activity(
+    card: &str,
+    currency: cardstream_stripe::Currency,
+) -> Vec<(&'static str, Value)> {
+    let capture = |id: &str, amount: i64, created: i64| {
+        json!({"id": id, "object": "issuing.transaction", "amount": -amount, "currency": currency,
+               "type": "capture", "card": card, "created": created,
+               "merchant_data": {"category": "bakeries", "name": "Spread Bakery"}})
+    };
+    let sunday_end = 1_763_942_399; // 2025-11-23 23:59:59, a Sunday
+    vec![
+        (
+            "issuing_transaction.created",
+            capture("ipi_spread_oct", 4_100, 1_761_912_000),
+        ), // 2025-10-31 12:00
+        (
+            "issuing_transaction.created",
+            capture("ipi_spread_sun", 1_300, sunday_end),
+        ),
+        (
+            "issuing_transaction.created",
+            capture("ipi_spread_mon", 700, sunday_end + 1),
+        ),
+        (
+            "issuing_transaction.created",
+            json!({"id": "ipi_spread_refund", "object": "issuing.transaction",
+            "amount": 900, "currency": currency, "type": "refund", "card": card,
+            "created": sunday_end + 7 * 86_400, // 2025-11-30 23:59:59, the next Sunday
+            "merchant_data": {"category": "bakeries", "name": "Spread Bakery"}}),
+        ),
+        (
+            "issuing_transaction.created",
+            capture("ipi_spread_dec", 2_200, sunday_end + 7 * 86_400 + 1),
+        ), // 2025-12-01 00:00
+        (
+            "issuing_authorization.created",
+            json!({"id": "iauth_spread_declined", "object": "issuing.authorization",
+            "amount": 0, "currency": currency, "approved": false, "status": "closed",
+            "created": sunday_end + 4 * 86_400 - 43_200, // 2025-11-27 12:00
+            "card": card, "merchant_data": {"category": "bakeries", "name": "Spread Bakery"},
+            "request_history": [{"amount": 600, "currency": currency, "approved": false, "reason": "webhook_declined"}]}),
+        ),
+    ]
+}
 
 #[tokio::test]
 async fn the_spend_summary_equals_what_the_events_say() {
     let api = TestApi::start(&[]).await;
     let admin = api.login("admin@example.com").await;
-    let (auths, txns) = final_objects(&api);
+    let (mut auths, mut txns) = final_objects(&api);
     let card = busiest_card(&auths);
+    let currency = txns.iter().find(|t| t.card.id() == card).unwrap().currency;
+    let mut spread = Vec::new();
+    for (i, (kind, object)) in spread_activity(&card, currency).into_iter().enumerate() {
+        let created = object["created"].clone();
+        let body = json!({"id": format!("evt_spread_{i}"), "object": "event", "type": kind,
+                          "created": created, "data": {"object": object}})
+        .to_string();
+        let incoming = cardstream_store::IncomingEvent::parse(body.as_bytes(), 0, 0).unwrap();
+        match Event::parse(body.as_bytes()).unwrap().object().unwrap() {
+            Object::Authorization(a) => auths.push(*a),
+            Object::Transaction(t) => txns.push(*t),
+            _ => panic!("not spread activity: {body}"),
+        }
+        spread.push(incoming);
+    }
+    api.store.apply_batch("t", "t", &spread, &[]).await.unwrap();
     let mine: Vec<&Transaction> = txns.iter().filter(|t| t.card.id() == card).collect();
     let spend: i64 = mine
         .iter()
@@ -156,15 +264,11 @@ async fn the_spend_summary_equals_what_the_events_say() {
         })
         .collect();
     assert_eq!(top, merchants[..3].to_vec());
-    // The series add up to the total, by day and by week.
-    for series in ["timeSeries", "weekly"] {
-        let sum: i64 = summary[series]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["amount"]["amount"].as_i64().unwrap())
-            .sum();
-        assert_eq!(sum, spend, "{series}");
+    // The whole series, by day and by week: every bucket's start, spend and captures.
+    for (series, weekly) in [("timeSeries", false), ("weekly", true)] {
+        let expected = expected_series(&mine, weekly);
+        assert!(expected.len() > 1, "{series}: too few buckets to test");
+        assert_eq!(series_of(&summary[series]), expected, "{series}");
     }
 
     // A range: the first day only.

@@ -375,11 +375,56 @@ mod tests {
         assert_eq!(policy.daily_limit.values().copied().max(), Some(400_000));
     }
 
+    /// The card ids of `holder` in the world `demo_cardholders(seed, cards)` chose from.
+    fn cards_of(seed: u64, cards: usize, holder: &str) -> Vec<String> {
+        let script = cardstream_simulator::Script::new(seed, cards, None, 1000);
+        let world = script.world();
+        world
+            .cards
+            .iter()
+            .filter(|card| world.cardholders[card.cardholder].id == holder)
+            .map(|card| card.id.clone())
+            .collect()
+    }
+
     #[test]
     fn the_demo_cardholder_has_cards() {
+        // The default 40 cards go to 28 simulated cardholders: most have one, the demo
+        // cardholder is one of the few with four, so the dashboard's card switcher shows.
         let holders = demo_cardholders(7, 40);
-        assert_eq!(holders.len(), 1);
-        assert!(holders[0].starts_with("ich_"), "{holders:?}");
+        assert_eq!(holders, ["ich_1WQSN668SA7Foqxngr1ZHeuL"]);
+        assert_eq!(
+            cards_of(7, 40, &holders[0]),
+            [
+                "ic_1FUI36EqcWyQKuMEhtRlTgvS",
+                "ic_1Zf1ZkfJZwNZtXjn1L1eQztK",
+                "ic_1Bb1jHlmI26kIh072nKMrgy9",
+                "ic_15RcAw3fAoE0uLoNh9m3ruPQ"
+            ]
+        );
+        // Seed 42 has two cardholders with four cards: the first of them, every time.
+        let holders = demo_cardholders(42, 40);
+        assert_eq!(holders, ["ich_1uWDAmIKUNEWJDODeOqIQSbq"]);
+        assert_eq!(cards_of(42, 40, &holders[0]).len(), 4);
+
+        // Whatever the seed (dev picks one from the clock), the demo cardholder has the most
+        // cards of anyone, and at least two.
+        for seed in 0..50 {
+            let script = cardstream_simulator::Script::new(seed, 40, None, 1000);
+            let world = script.world();
+            let mut counts = vec![0usize; world.cardholders.len()];
+            for card in &world.cards {
+                counts[card.cardholder] += 1;
+            }
+            let most = counts.iter().copied().max().unwrap();
+            let holders = demo_cardholders(seed, 40);
+            assert_eq!(holders.len(), 1, "seed {seed}");
+            let cards = cards_of(seed, 40, &holders[0]).len();
+            assert!(
+                cards == most && cards >= 2,
+                "seed {seed}: {cards} of {most}"
+            );
+        }
     }
 
     const DEV_PASSWORD: &str = "dev-pa55word-3b8e";

@@ -170,7 +170,8 @@ impl Store {
     }
 
     /// Each card's spend per bucket over days `[from_day, to_day)`, from the daily rollup,
-    /// oldest first. Weeks start on Monday; buckets without spend are left out.
+    /// oldest first. Weeks start on Monday; buckets without a capture or a refund are left
+    /// out (the rollup also has rows for days of authorizations only).
     pub async fn spend_series(
         &self,
         cards: &[CardCurrency],
@@ -186,7 +187,9 @@ impl Store {
                ON s.card_id = w.card_id AND s.currency = w.currency
              WHERE ($3::int4 IS NULL OR s.day >= DATE '1970-01-01' + $3::int4)
                AND ($4::int4 IS NULL OR s.day < DATE '1970-01-01' + $4::int4)
-             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+             GROUP BY 1, 2, 3
+             HAVING sum(s.captures) <> 0 OR sum(s.refunds) <> 0 OR sum(s.spend) <> 0
+             ORDER BY 1, 2, 3",
             unit = bucket.unit()
         );
         let [ids, currencies] = pairs(cards);
