@@ -3,16 +3,19 @@
 //! Stripe asks cardstream to approve or decline every authorization and waits at most two
 //! seconds. The decision is therefore a pure function of the request and an in-memory
 //! [`Policy`]; nothing here waits on I/O. The policy is loaded from a file and/or the
-//! environment and swapped atomically when it changes ([`PolicyStore`]).
+//! environment, or from the row an admin saved ([`StoredPolicy`]), and swapped atomically when
+//! it changes ([`PolicyStore`]).
 
 mod decide;
-mod reload;
 mod policy;
+mod reload;
+mod stored;
 mod watch;
 
 pub use decide::{Decision, NoSpendData, Reason, Request, Spend, SpendView, decide};
-pub use reload::{PolicyArgs, PolicyStore};
 pub use policy::{FailMode, Policy};
+pub use reload::{PolicyArgs, PolicyStore};
+pub use stored::StoredPolicy;
 pub use watch::watch_file;
 
 /// Errors of this crate.
@@ -30,4 +33,8 @@ pub enum Error {
     },
     #[error("the policy is invalid: {0}")]
     Invalid(String),
+    #[error(
+        "the policy saved in the database (version {version}) is not a valid policy: {message}"
+    )]
+    Stored { version: i64, message: String },
 }
