@@ -241,7 +241,11 @@ async fn an_edited_policy_file_applies_to_the_next_request() {
     let body = request("evt_p1", 700, "usd", "bakeries");
     assert_eq!(gw.post_signed(ROUTE, &body).await.json()["approved"], true);
 
-    std::fs::write(&file, "blocked_categories = [\"bakeries\"]\n").unwrap();
+    // As a ConfigMap update does it: the whole file written beside it, then renamed over it,
+    // so the gateway reads the old policy or the new one, never a half-written file.
+    let mut staged = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+    std::io::Write::write_all(&mut staged, b"blocked_categories = [\"bakeries\"]\n").unwrap();
+    staged.persist(&file).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     // A new event each time: the gateway answers a repeated one as it did the first time.
     for attempt in 0.. {

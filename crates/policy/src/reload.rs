@@ -345,11 +345,21 @@ mod tests {
         assert!(args.resolve().unwrap_err().to_string().contains("casinos"));
     }
 
+    /// Replaces the file at `path` as a ConfigMap update does: the whole new file is written
+    /// beside it, then renamed over it, so a reader sees the old file or the new one, never a
+    /// half-written one (an in-place write would race the reloader's reads).
+    fn replace_atomically(path: &std::path::Path, contents: &str) {
+        let dir = path.parent().unwrap();
+        let mut staged = tempfile::NamedTempFile::new_in(dir).unwrap();
+        std::io::Write::write_all(&mut staged, contents.as_bytes()).unwrap();
+        staged.persist(path).unwrap();
+    }
+
     #[tokio::test]
     async fn an_edited_file_is_picked_up_and_a_broken_edit_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("policy.toml");
-        std::fs::write(&path, "allowed_currencies = [\"usd\"]\n").unwrap();
+        replace_atomically(&path, "allowed_currencies = [\"usd\"]\n");
         let args = PolicyArgs {
             file: Some(path.clone()),
             reload_interval: Duration::from_millis(20),
@@ -364,16 +374,17 @@ mod tests {
             })
             .unwrap();
 
-        std::fs::write(&path, "allowed_currencies = [\"jpy\"]\n").unwrap();
+        replace_atomically(&path, "allowed_currencies = [\"jpy\"]\n");
         assert!(rx.recv().await.unwrap());
         assert!(store.current().allowed_currencies.contains(&Currency::JPY));
 
-        std::fs::write(&path, "allowed_currencies = [\"yen!\"]\n").unwrap();
+        replace_atomically(&path, "allowed_currencies = [\"yen!\"]\n");
         assert!(!rx.recv().await.unwrap());
         assert!(store.current().allowed_currencies.contains(&Currency::JPY));
 
-        // Truncated, as a rewrite does before writing: refused, the last good policy stays.
-        std::fs::write(&path, "").unwrap();
+        // Emptied (what an in-place rewrite looks like halfway, truncated and not yet
+        // written, should it hold still that long): refused, the last good policy stays.
+        replace_atomically(&path, "");
         assert!(!rx.recv().await.unwrap());
         assert!(store.current().allowed_currencies.contains(&Currency::JPY));
 
