@@ -1,15 +1,14 @@
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use cardstream_kafka::{KafkaArgs, RecordKeyArgs};
 use cardstream_store::DatabaseArgs;
+use cardstream_telemetry::AdminArgs;
 
 /// `cardstream aggregator` settings.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AggregatorArgs {
-    /// Address of the admin endpoints: /healthz, /readyz, /metrics.
-    #[arg(long, env = "CARDSTREAM_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
-    pub admin_listen: SocketAddr,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 
     #[command(flatten)]
     pub kafka: KafkaArgs,

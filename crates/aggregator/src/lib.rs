@@ -126,7 +126,7 @@ pub async fn start(
         shutdown.clone(),
     );
     let admin =
-        AdminServer::spawn(args.admin_listen, registry, readiness, shutdown.clone()).await?;
+        AdminServer::spawn(args.admin.listen, registry, readiness, shutdown.clone()).await?;
     tracing::info!(topic = %args.kafka.topic, group = %args.consumer_group, batch_size = args.batch_size, batch_max_bytes = args.batch_max_bytes, "aggregator consuming");
 
     let keys = args.record_keys.load()?;

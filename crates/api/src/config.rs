@@ -3,7 +3,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use cardstream_store::DatabaseArgs;
-use cardstream_telemetry::ServeArgs;
+use cardstream_telemetry::{AdminArgs, ServeArgs};
 use clap::builder::TypedValueParser;
 use secrecy::SecretString;
 
@@ -27,9 +27,8 @@ pub struct ApiArgs {
     #[arg(long, env = "CARDSTREAM_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
-    /// Address of the admin endpoints: /healthz, /readyz, /metrics.
-    #[arg(long, env = "CARDSTREAM_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
-    pub admin_listen: SocketAddr,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 
     #[command(flatten)]
     pub database: DatabaseArgs,

@@ -163,7 +163,7 @@ pub async fn start_with(
     readiness.require("database");
     spawn_database_probe(store.clone(), readiness.clone(), stopped.clone());
     let admin = AdminServer::spawn(
-        args.admin_listen,
+        args.admin.listen,
         registry,
         readiness.clone(),
         stopped.clone(),

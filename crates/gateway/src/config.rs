@@ -6,7 +6,7 @@ use cardstream_kafka::{KafkaArgs, RecordKeyArgs};
 use cardstream_policy::PolicyArgs;
 use cardstream_store::{SpendCacheArgs, Timeouts};
 use cardstream_stripe::WebhookSecret;
-use cardstream_telemetry::ServeArgs;
+use cardstream_telemetry::{AdminArgs, ServeArgs};
 use clap::builder::TypedValueParser;
 use secrecy::SecretString;
 
@@ -19,9 +19,8 @@ pub struct GatewayArgs {
     #[arg(long, env = "CARDSTREAM_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
-    /// Address of the admin endpoints: /healthz, /readyz, /metrics.
-    #[arg(long, env = "CARDSTREAM_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
-    pub admin_listen: SocketAddr,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 
     #[command(flatten)]
     pub kafka: KafkaArgs,

@@ -110,7 +110,7 @@ pub async fn start(
     readiness.require("broker");
     spawn_broker_probe(producer.clone(), readiness.clone(), stopped.clone());
     let admin = AdminServer::spawn(
-        args.admin_listen,
+        args.admin.listen,
         registry,
         readiness.clone(),
         stopped.clone(),

@@ -2,11 +2,10 @@
 //! until the Lease is lost (then exit, so that Kubernetes restarts this replica as a standby and
 //! two replicas never reconcile at once).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardstream_telemetry::{AdminServer, CancellationToken, Readiness, Registry};
+use cardstream_telemetry::{AdminArgs, AdminServer, CancellationToken, Readiness, Registry};
 use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -20,9 +19,8 @@ use crate::{CardStream, Error, OperatorMetrics};
 /// `cardstream operator` settings.
 #[derive(clap::Args, Debug, Clone)]
 pub struct OperatorArgs {
-    /// Address of the admin endpoints: /healthz, /readyz, /metrics.
-    #[arg(long, env = "CARDSTREAM_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
-    pub admin_listen: SocketAddr,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 
     /// Namespace of the leader Lease (the operator's own; set from the downward API).
     #[arg(long, env = "POD_NAMESPACE", default_value = "cardstream-system")]
@@ -92,7 +90,7 @@ pub async fn run(
     let readiness = Readiness::new();
     readiness.require("kubernetes");
     let admin = AdminServer::spawn(
-        args.admin_listen,
+        args.admin.listen,
         registry,
         readiness.clone(),
         shutdown.clone(),

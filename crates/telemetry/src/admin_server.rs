@@ -100,6 +100,21 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     }
 }
 
+/// Where a component serves its admin endpoints; each component's settings flatten this, so
+/// the flag, its variable and its default are the same everywhere (the chart, the operator and
+/// the Compose file set the variable for all of them alike).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdminArgs {
+    /// Address of the admin endpoints: /healthz, /readyz, /metrics.
+    #[arg(
+        id = "admin_listen",
+        long = "admin-listen",
+        env = "CARDSTREAM_ADMIN_LISTEN",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub listen: SocketAddr,
+}
+
 /// The admin endpoints served on their own port, so that scraping and probing never compete
 /// with (or are exposed like) the public API.
 #[derive(Debug)]
@@ -158,6 +173,31 @@ mod tests {
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[derive(clap::Parser)]
+    struct Component {
+        #[command(flatten)]
+        admin: AdminArgs,
+    }
+
+    #[test]
+    fn the_admin_address_has_one_flag_variable_and_default() {
+        use clap::{CommandFactory, Parser};
+        let parsed = Component::try_parse_from(["component"]).unwrap();
+        assert_eq!(parsed.admin.listen, SocketAddr::from(([0, 0, 0, 0], 9090)));
+        let parsed =
+            Component::try_parse_from(["component", "--admin-listen", "127.0.0.1:0"]).unwrap();
+        assert_eq!(parsed.admin.listen, SocketAddr::from(([127, 0, 0, 1], 0)));
+        let command = Component::command();
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some("admin-listen"))
+            .unwrap();
+        assert_eq!(
+            arg.get_env().and_then(|e| e.to_str()),
+            Some("CARDSTREAM_ADMIN_LISTEN")
+        );
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ mod progress;
 mod serve;
 mod shutdown;
 
-pub use admin_server::{AdminServer, Readiness, admin_router};
+pub use admin_server::{AdminArgs, AdminServer, Readiness, admin_router};
 
 /// A fresh registry for one process, with process metrics (RSS, CPU) already in it.
 pub fn registry() -> Result<Registry, Error> {
