@@ -15,7 +15,7 @@ pub use broker::{Broker, Storage, tansu_binary};
 pub use http::{HttpResponse, get, post};
 pub use metrics::{exposed_names, metric_value, promtool_check_metrics};
 pub use postgres::{PrivatePostgres, TestDatabase, admin_url};
-pub use records::{Record, read_records};
+pub use records::{Record, read_records, read_to_end};
 
 /// A name no other test uses, for topics, groups and databases.
 pub fn unique_name(prefix: &str) -> String {
