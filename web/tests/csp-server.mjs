@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import { connect } from "node:net";
-import { extname, join, normalize } from "node:path";
+import { extname, join, normalize, resolve as absolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import { graphql } from "graphql";
 import { contractSchema, createWorld } from "./mock-api.mjs";
@@ -20,12 +20,16 @@ import { contractSchema, createWorld } from "./mock-api.mjs";
 export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; "
   + "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-const DIST = fileURLToPath(new URL("../dist/", import.meta.url));
+// CARDSTREAM_WEB_DIST: another build of the dashboard (e.g. a deliberately broken one, built
+// from a copy of web/ into a folder of its own, to see a test fail without touching web/dist).
+const DIST = process.env.CARDSTREAM_WEB_DIST
+  ? join(absolute(process.env.CARDSTREAM_WEB_DIST), "/")
+  : fileURLToPath(new URL("../dist/", import.meta.url));
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png", ".woff2": "font/woff2", ".json": "application/json" };
 
 /** Starts the server on a free port; `graphiqlCsp` lets a test try GraphiQL under another policy. */
 export async function startStatic({ api = false, upstream = null, graphiqlCsp = CSP } = {}) {
-  if (!existsSync(join(DIST, "index.html"))) throw new Error("web/dist is not built: npm run build");
+  if (!existsSync(join(DIST, "index.html"))) throw new Error(`${DIST} is not built: npm run build`);
   const schema = api ? contractSchema() : null;
   const sockets = new Map(); // token -> Set of sockets, to close them when the session ends
   const world = createWorld({

@@ -7,8 +7,9 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
 import {
-  authorizationEvent, browser, live, postWebhook, psql, screenshot, signIn, simulate, startDev, waitFor,
+  PAGE, authorizationEvent, browser, live, money, postWebhook, psql, psqlJson, screenshot, signIn, simulate, startDev, waitFor, when,
 } from "./harness.mjs";
 import { adminPage, changePassword, cspClean, inviteAndAccept, resetAndRevoke, revokeSessions } from "./accounts.mjs";
 
@@ -17,7 +18,64 @@ const SEED = 11;
 const CARDS = 12;
 let dev, chrome, page, holder, cards;
 
-const digits = (s) => s.replace(/[^0-9]/g, "").replace(/^0+/, "") || "0";
+// What the dashboard shows, worked out from the database. Amounts are whole formatted strings
+// (`money`), dates as the page's fixed locale and time zone write them (`when`), rows in the
+// API's order (newest first, then by id).
+
+/** An authorization's outcome as its badge says it. */
+const outcome = (a) => (a.approved ? "approved" : a.status === "pending" ? "pending" : "declined");
+const words = (s) => s.replaceAll("_", " ");
+
+/** The rows the activity table should show for `where` on `card`: at most `limit`, newest first. */
+function activityRows(cardId, where = "TRUE", limit = 20) {
+  return psqlJson(dev.database, `SELECT id, created, merchant_name, merchant_category, requested_amount, currency, approved,
+      status, cardstream_reason, decline_reason
+    FROM authorizations WHERE card_id = '${cardId}' AND (${where}) ORDER BY created DESC, id DESC LIMIT ${limit}`,
+  "created DESC, id DESC").map((a) => ({
+    id: a.id,
+    date: when(a.created),
+    merchant: a.merchant_name ?? "Unknown merchant",
+    category: words(a.merchant_category),
+    // Approved is money out, shown negative (a true minus sign); a decline shows what was asked.
+    amount: a.approved ? `−${money(a.requested_amount, a.currency)}` : money(a.requested_amount, a.currency),
+    status: outcome(a),
+    reason: outcome(a) === "declined" ? words(a.cardstream_reason ?? a.decline_reason ?? "") : "",
+  }));
+}
+
+/** The activity table's rows as shown, cell by cell. */
+async function shownRows() {
+  return page.locator("[data-testid=activity] tbody tr").evaluateAll((rows) => rows.map((tr) => {
+    const [date, merchant, category, amount, status] = tr.querySelectorAll("td");
+    const text = (node) => (node?.textContent ?? "").replace(/\s+/g, " ").trim();
+    return {
+      id: tr.dataset.id, date: text(date), merchant: text(merchant), category: text(category), amount: text(amount),
+      status: text(status.querySelector(".badge")), reason: text(status.querySelector(".reason")),
+    };
+  }));
+}
+
+/** Waits until the table shows exactly `expected` (an empty list: the "no activity" note), and
+ * the "Show more" button exactly when the database holds more; fails with the difference. */
+async function expectRows(expected, { more = false, what }) {
+  let shown = null;
+  const matches = async () => {
+    shown = await shownRows();
+    const note = expected.length > 0 || (await page.getByText("No activity matches.").count()) === 1;
+    return note && isDeepStrictEqual(shown, expected) && (await page.locator("[data-testid=more]").count()) === (more ? 1 : 0);
+  };
+  try {
+    await waitFor(what, matches, 10_000);
+  } catch (e) {
+    await screenshot(page, `rows-${what.replace(/\W+/g, "-")}`);
+    assert.deepEqual(shown, expected, `${what}: ${e.message}`);
+    assert.equal(await page.locator("[data-testid=more]").count(), more ? 1 : 0, `${what}: "Show more" ${more ? "missing" : "shown"}`);
+    throw e;
+  }
+}
+
+/** How many of `card`'s authorizations match `where`. */
+const countWhere = (cardId, where) => Number(psql(dev.database, `SELECT count(*) FROM authorizations WHERE card_id = '${cardId}' AND (${where})`));
 
 before(async () => {
   dev = await startDev({ seed: SEED, cards: CARDS });
@@ -28,7 +86,7 @@ before(async () => {
     WHERE c.cardholder_id = '${holder}' GROUP BY c.id, c.currency ORDER BY count(a.id) DESC, c.id`)
     .split("\n").map((l) => { const [id, currency, n] = l.split("|"); return { id, currency, n: Number(n) }; });
   chrome = await browser();
-  page = await chrome.newPage({ viewport: { width: 1280, height: 900 } });
+  page = await chrome.newPage({ viewport: { width: 1280, height: 900 }, ...PAGE });
   await signIn(page, dev.api, "demo@cardstream.dev", "cardstream-demo");
 });
 
@@ -37,22 +95,62 @@ after(async () => {
   await dev?.stop();
 });
 
+/** The tiles for all time as the dashboard should show them, from the facts (transactions and
+ * authorizations) rather than the rollups the API reads: spend is captures minus refunds
+ * (Stripe's captures are negative, so it is minus their sum), in the card's currency. */
+function expectedTiles(card) {
+  const [t] = psqlJson(dev.database, `SELECT
+      coalesce(-sum(amount) FILTER (WHERE kind IN ('capture', 'refund')), 0) AS spend,
+      count(*) FILTER (WHERE kind = 'capture') AS captures
+    FROM transactions WHERE card_id = '${card.id}' AND currency = '${card.currency}'`);
+  const [a] = psqlJson(dev.database, `SELECT count(*) FILTER (WHERE approved) AS approved,
+      count(*) FILTER (WHERE NOT approved AND status <> 'pending') AS declined
+    FROM authorizations WHERE card_id = '${card.id}' AND currency = '${card.currency}'`);
+  const spend = Number(t.spend);
+  const decided = a.approved + a.declined;
+  return {
+    total: money(spend, card.currency),
+    // The API divides in integers (towards zero).
+    average: t.captures === 0 ? "—" : money(Math.trunc(spend / t.captures), card.currency),
+    purchases: String(t.captures),
+    approval: decided === 0 ? "—" : `${Math.round((a.approved / decided) * 100)}%`,
+    detail: `${a.approved} approved · ${a.declined} declined`,
+  };
+}
+
+/** The tiles as shown. */
+async function shownTiles() {
+  const text = async (id, part = "value") => (await page.textContent(`[data-testid=${id}] .${part}`)).trim();
+  return {
+    total: await text("tile-total"), average: await text("tile-average"), purchases: await text("tile-purchases"),
+    approval: await text("tile-approval"), detail: await text("tile-approval", "detail"),
+  };
+}
+
+/** Waits until the tiles equal the database's; fails with the difference. */
+async function expectTiles(card, what) {
+  let shown = null;
+  let expected = null;
+  try {
+    await waitFor(what, async () => {
+      expected = expectedTiles(card);
+      shown = await shownTiles();
+      return isDeepStrictEqual(shown, expected);
+    }, 10_000);
+  } catch (e) {
+    assert.deepEqual(shown, expected, `${what}: ${e.message}`);
+    throw e;
+  }
+}
+
 test("the demo cardholder lands on a card whose tiles equal the database", async () => {
   await page.waitForURL(/\/cards\//);
   const card = cards[0];
+  assert.ok(cards.length >= 1 && card.n >= 1, "the demo holder has activity");
   await page.goto(`${dev.api}/cards/${card.id}`);
   await page.getByRole("button", { name: "All time" }).click();
   await page.waitForSelector("[data-testid=tile-total]");
-  const [spend, captures, approved, declined] = psql(dev.database,
-    `SELECT coalesce(sum(spend),0), coalesce(sum(captures),0), coalesce(sum(approved),0), coalesce(sum(declined),0)
-     FROM card_daily_spend WHERE card_id = '${card.id}' AND currency = '${card.currency}'`).split("|").map(Number);
-  const text = async (id) => (await page.textContent(`[data-testid=${id}] .value`)).trim();
-  await waitFor("the all-time tiles", async () => digits(await text("tile-total")) === String(Math.abs(spend)));
-  assert.equal(digits(await text("tile-total")), String(Math.abs(spend)));
-  assert.equal(await text("tile-purchases"), String(captures));
-  const rate = approved + declined === 0 ? "—" : `${Math.round((100 * approved) / (approved + declined))}%`;
-  assert.equal(await text("tile-approval"), rate);
-  assert.ok(cards.length >= 1 && card.n >= 1, "the demo holder has activity");
+  await expectTiles(card, "the all-time tiles");
   await screenshot(page, "dashboard");
   const phone = await chrome.newPage({ viewport: { width: 390, height: 844 } });
   await signIn(phone, dev.api, "demo@cardstream.dev", "cardstream-demo");
@@ -62,84 +160,195 @@ test("the demo cardholder lands on a card whose tiles equal the database", async
   await phone.close();
 });
 
-test("a purchase appears live, within 2 s of the webhook's 200, and moves the tiles", async () => {
+/** Posts a purchase (approved unless said) on `card` and returns its authorization's id. */
+async function purchase(card, { amount, merchant, category = "bakeries", approved = true, created }) {
+  const event = authorizationEvent("issuing_authorization.created", {
+    card: card.id, holder, currency: card.currency, amount, category, merchant, approved, created,
+  });
+  const posted = await postWebhook(dev.webhooks, "/webhooks/stripe", event);
+  assert.equal(posted.status, 200, JSON.stringify(posted.body));
+  return event.data.object.id;
+}
+
+/** Waits until the page's activity subscription is registered on the server. The protocol has
+ * no acknowledgement for a subscription, so the only sign is an update arriving: post a small
+ * purchase and wait for it to appear without a reload; one posted before the server listened
+ * is never pushed, so post another until one shows. */
+async function subscribed(card) {
+  const probes = [];
+  await waitFor("the activity subscription to deliver", async () => {
+    probes.push(await purchase(card, { amount: 100, merchant: `Live Probe ${probes.length + 1}` }));
+    try {
+      await page.locator("[data-testid=activity] tbody tr").filter({ hasText: "Live Probe" }).first().waitFor({ timeout: 2_000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 30_000);
+  return probes;
+}
+
+test("a purchase appears live, without a reload, as the database holds it, and moves the tiles", async () => {
   const card = cards[0];
   await page.goto(`${dev.api}/cards/${card.id}`);
   await page.waitForSelector("[data-testid=activity]");
-  const detail = async () => (await page.textContent("[data-testid=tile-approval] .detail")).trim();
-  const before = await detail();
-  const merchant = `Live Test Bakery ${Date.now()}`;
-  const event = authorizationEvent("issuing_authorization.created", {
-    card: card.id, holder, currency: card.currency, amount: 1234, category: "bakeries", merchant, approved: true,
-  });
+  await page.getByRole("button", { name: "All time" }).click();
   await live(page);
-  const posted = await postWebhook(dev.webhooks, "/webhooks/stripe", event);
-  assert.equal(posted.status, 200);
+  const probes = await subscribed(card);
+  await expectTiles(card, "the tiles after the probes");
+  const before = (await shownTiles()).detail;
+  const merchant = `Live Test Bakery ${Date.now()}`;
+  const id = await purchase(card, { amount: 123_456, merchant });
   const answered = Date.now();
-  await page.getByText(merchant).waitFor({ timeout: 2_000 });
+  const row = page.locator(`[data-testid=activity] tbody tr[data-id="${id}"]`);
+  await row.waitFor({ timeout: 15_000 });
   const elapsed = Date.now() - answered;
-  await waitFor("the tiles to move", async () => (await detail()) !== before, 2_000);
-  console.log(`webhook 200 -> row on screen: ${elapsed} ms; approvals tile ${before} -> ${await detail()}`);
-  assert.ok(elapsed <= 2_000, `${elapsed} ms`);
+  // The row exactly as the database holds it (a true minus and the currency's symbol), in the
+  // first page exactly as the database orders it.
+  const [expected] = activityRows(card.id, `id = '${id}'`, 1);
+  assert.equal(expected.amount, `−${money(123_456, card.currency)}`);
+  assert.deepEqual((await shownRows()).find((r) => r.id === id), expected);
+  await expectRows(activityRows(card.id), { more: true, what: "the first page with the purchase" });
+  await expectTiles(card, "the tiles after the purchase");
+  console.log(`webhook 200 -> row on screen: ${elapsed} ms (after ${probes.length} probe(s)); approvals tile ${before} -> ${(await shownTiles()).detail}`);
   await screenshot(page, "live");
 });
 
-test("filters and pagination return what they say", async () => {
+test("filters and pagination show exactly the database's rows", async () => {
   const card = cards[0];
   // A decline and a merchant of our own, so both filters have something to find.
-  const declined = authorizationEvent("issuing_authorization.created", {
-    card: card.id, holder, currency: card.currency, amount: 999, category: "florists", merchant: "Filter Test Florist", approved: false,
-  });
-  assert.equal((await postWebhook(dev.webhooks, "/webhooks/stripe", declined)).status, 200);
+  const florist = await purchase(card, { amount: 999, category: "florists", merchant: "Filter Test Florist", approved: false });
+  await waitFor("the florist's decline folded", async () => countWhere(card.id, `id = '${florist}'`) === 1);
   await page.goto(`${dev.api}/cards/${card.id}`);
-  await page.getByText("Filter Test Florist").waitFor({ timeout: 5_000 });
+  await expectRows(activityRows(card.id), { more: countWhere(card.id, "TRUE") > 20, what: "the first page" });
+
+  const declined = "NOT approved AND status <> 'pending'";
   await page.selectOption("select[name=status]", "DECLINED");
-  await waitFor("declined rows only", async () => {
-    const badges = await page.locator("[data-testid=activity] .badge").allTextContents();
-    return badges.length > 0 && badges.every((b) => b === "declined");
-  }, 5_000);
-  const expectedDeclined = Number(psql(dev.database, `SELECT count(*) FROM authorizations WHERE card_id = '${card.id}' AND NOT approved AND status <> 'pending'`));
-  assert.equal(await page.locator("[data-testid=activity] tbody tr").count(), Math.min(20, expectedDeclined));
+  await expectRows(activityRows(card.id, declined), { more: countWhere(card.id, declined) > 20, what: "declined rows" });
+  assert.ok((await shownRows()).some((r) => r.id === florist), "the florist's decline is among them");
   await page.selectOption("select[name=status]", "");
+
   await page.fill("input[name=merchant]", "filter test");
-  let names = [];
-  try {
-    await waitFor("the merchant filter", async () => {
-      names = await page.locator("[data-testid=activity] tbody td:nth-child(2)").allTextContents();
-      return names.length === 1 && names[0] === "Filter Test Florist";
-    }, 5_000);
-  } catch (e) {
-    await screenshot(page, "filters-failed");
-    throw new Error(`${e.message}; rows show ${JSON.stringify(names)}`);
-  }
+  await expectRows(activityRows(card.id, "lower(merchant_name) LIKE '%filter test%'"), { what: "the merchant filter" });
+  assert.deepEqual((await shownRows()).map((r) => r.merchant), ["Filter Test Florist"]);
   await screenshot(page, "filters");
   await page.getByRole("button", { name: "Clear" }).click();
-  // Category: only the florist purchase is in "florists" on this card.
-  const florists = Number(psql(dev.database, `SELECT count(*) FROM authorizations WHERE card_id = '${card.id}' AND merchant_category = 'florists'`));
+
   await page.selectOption("select[name=category]", "florists");
-  await waitFor("the category filter", async () => {
-    const categories = await page.locator("[data-testid=activity] tbody td:nth-child(3)").allTextContents();
-    return categories.length === Math.min(20, florists) && categories.every((c) => c === "florists");
-  }, 5_000);
-  // Dates: nothing happened after tomorrow.
-  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
-  await page.fill("input[name=from]", tomorrow);
-  await page.getByText("No activity matches.").waitFor({ timeout: 5_000 });
+  const florists = "merchant_category = 'florists'";
+  await expectRows(activityRows(card.id, florists), { more: countWhere(card.id, florists) > 20, what: "the category filter" });
   await page.getByRole("button", { name: "Clear" }).click();
-  const total = Number(psql(dev.database, `SELECT count(*) FROM authorizations WHERE card_id = '${card.id}'`));
-  await waitFor("the first page", async () => (await page.locator("[data-testid=activity] tbody tr").count()) === Math.min(20, total), 5_000);
-  assert.ok(total > 20, `the busiest demo card has ${total} authorizations`);
+
+  // Dates: the simulator's traffic is all of today, so purchases of our own on earlier days, at
+  // the edges of a range of whole UTC days (from 7 to 5 days ago): its first and last second
+  // are in, the seconds either side of it are out, and so is everything since.
+  const today = Math.floor(Date.now() / 86_400_000);
+  const [first, last] = [today - 7, today - 5];
+  const edges = [
+    { created: first * 86_400 - 1, merchant: "Dated Test before" },
+    { created: first * 86_400, merchant: "Dated Test first second" },
+    { created: (first + 1) * 86_400 + 43_200, merchant: "Dated Test middle" },
+    { created: (last + 1) * 86_400 - 1, merchant: "Dated Test last second" },
+    { created: (last + 1) * 86_400, merchant: "Dated Test after" },
+  ];
+  const dated = [];
+  for (const e of edges) dated.push(await purchase(card, { amount: 2_500, ...e }));
+  await waitFor("the dated purchases folded", async () => countWhere(card.id, `id IN ('${dated.join("','")}')`) === dated.length);
+  const date = (day) => new Date(day * 86_400_000).toISOString().slice(0, 10);
+  const inRange = `created >= ${first * 86_400} AND created < ${(last + 1) * 86_400}`;
+  await page.fill("input[name=from]", date(first));
+  await page.fill("input[name=to]", date(last));
+  await expectRows(activityRows(card.id, inRange), { what: `${date(first)} to ${date(last)}` });
+  assert.deepEqual((await shownRows()).map((r) => r.merchant),
+    ["Dated Test last second", "Dated Test middle", "Dated Test first second"]);
+  await screenshot(page, "filter-dates");
+  // A range after the last activity shows none.
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  await page.fill("input[name=to]", "");
+  await page.fill("input[name=from]", tomorrow);
+  await expectRows([], { what: "after tomorrow" });
+  await page.getByRole("button", { name: "Clear" }).click();
+
+  // Pagination: the first page, then the first two, exactly, with no row twice.
+  const total = countWhere(card.id, "TRUE");
+  assert.ok(total > 40, `the busiest demo card has ${total} authorizations`);
+  await expectRows(activityRows(card.id), { more: true, what: "the first page again" });
   await page.click("[data-testid=more]");
-  await waitFor("the second page", async () => (await page.locator("[data-testid=activity] tbody tr").count()) === Math.min(40, total), 5_000);
-  const ids = await page.locator("[data-testid=activity] tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  await expectRows(activityRows(card.id, "TRUE", 40), { more: true, what: "the first two pages" });
+  const ids = (await shownRows()).map((r) => r.id);
   assert.equal(new Set(ids).size, ids.length, "no row twice across pages");
 });
 
-test("an authorization opens with its request history and transactions", async () => {
-  await page.locator("[data-testid=activity] tbody tr td:nth-child(2) a").first().click();
+/** An authorization's page as it should be, from its row, its request history and its
+ * transactions in the database. */
+function expectedAuthorization(id) {
+  const [a] = psqlJson(dev.database, `SELECT * FROM authorizations WHERE id = '${id}'`);
+  const transactions = psqlJson(dev.database, `SELECT id, kind, amount, currency, created FROM transactions
+    WHERE authorization_id = '${id}'`, "created, id");
+  const history = Array.isArray(a.request_history) ? a.request_history : [];
+  const m = a.merchant_name ?? "Unknown merchant";
+  return {
+    heading: `${m} · ${money(a.requested_amount, a.currency)}`,
+    lines: [
+      "← Back to the card",
+      `${outcome(a)} ${a.status} · ${when(a.created)} · ${words(a.merchant_category)}`
+        + `${a.merchant_city ? ` · ${a.merchant_city}` : ""}${a.merchant_country ? `, ${a.merchant_country}` : ""}`,
+      ...(outcome(a) === "declined" ? [`Declined: ${words(a.cardstream_reason ?? a.decline_reason ?? "no reason given")}`] : []),
+      `Held now: ${money(a.amount, a.currency)}`,
+    ],
+    history: history.length === 0 ? ["No decision yet."] : history.slice(0, 10).map((h) =>
+      `${when(h.created ?? a.created)}: ${h.approved ? "approved" : "declined"} ${money(h.amount ?? 0, h.currency ?? a.currency)} (${words(h.reason ?? "")})`),
+    transactions: transactions.length === 0 ? ["Nothing captured."]
+      : transactions.slice(0, 10).map((t) => `${when(t.created)}: ${t.kind} ${money(t.amount, t.currency)}`),
+  };
+}
+
+/** The authorization page as shown: its heading, its lines, and the two lists. */
+async function shownAuthorization() {
+  return page.locator("[data-testid=authorization]").evaluate((root) => {
+    const text = (node) => node.textContent.replace(/\s+/g, " ").trim();
+    const list = (title) => {
+      const section = [...root.querySelectorAll("section")].find((s) => text(s.querySelector("h2")) === title);
+      return section ? [...section.querySelectorAll("li, p")].map(text) : null;
+    };
+    return {
+      heading: text(root.querySelector("h1")),
+      lines: [...root.querySelectorAll(":scope > p")].map(text),
+      history: list("Request history"),
+      transactions: list("Transactions"),
+    };
+  });
+}
+
+async function expectAuthorization(id) {
+  await page.waitForURL(new RegExp(`/authorizations/${id}$`));
   await page.waitForSelector("[data-testid=authorization]");
-  await page.getByText("Request history").waitFor();
+  assert.deepEqual(await shownAuthorization(), expectedAuthorization(id), id);
+}
+
+test("an authorization's page shows its amount, merchant, category, status, reason and transactions as the database holds them", async () => {
+  const card = cards[0];
+  // Opened from the activity table: the newest row (the florist's decline or a later one).
+  const first = page.locator("[data-testid=activity] tbody tr").first();
+  const firstId = await first.getAttribute("data-id");
+  await first.locator("td:nth-child(2) a").click();
+  await expectAuthorization(firstId);
+  // A captured one with the most kinds of transaction (a capture and a refund, if any), with
+  // its city; and the latest decline, one that cardstream decided if there is one (its own
+  // reason is shown before Stripe's).
+  const captured = psql(dev.database, `SELECT a.id FROM authorizations a JOIN transactions t ON t.authorization_id = a.id
+    WHERE a.card_id = '${card.id}' GROUP BY a.id, a.merchant_city
+    ORDER BY count(DISTINCT t.kind) DESC, (a.merchant_city IS NOT NULL) DESC, count(*) DESC, a.id LIMIT 1`);
+  assert.ok(captured.startsWith("iauth_"), "the card has a captured authorization");
+  await page.goto(`${dev.api}/authorizations/${captured}`);
+  await expectAuthorization(captured);
+  assert.notDeepEqual(expectedAuthorization(captured).transactions, ["Nothing captured."]);
   await screenshot(page, "authorization");
+  const declined = psql(dev.database, `SELECT id FROM authorizations WHERE card_id = '${card.id}' AND NOT approved
+    AND status <> 'pending' ORDER BY (cardstream_reason IS NOT NULL) DESC, created DESC, id DESC LIMIT 1`);
+  await page.goto(`${dev.api}/authorizations/${declined}`);
+  await expectAuthorization(declined);
+  assert.ok(expectedAuthorization(declined).lines.some((l) => l.startsWith("Declined: ")));
 });
 
 test("another cardholder's card cannot be opened by URL", async () => {

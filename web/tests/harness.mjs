@@ -82,11 +82,45 @@ export async function simulate(binary, dev, { seed, cards, count }) {
   return accepted;
 }
 
-/** Waits until the page's live updates are connected. */
+/** Waits until the page's live socket is connected (acknowledged): from then on the server
+ * closes it when the session ends. Whether a subscription on it is registered yet is another
+ * matter, which only an update arriving can show (see the live test). */
 export async function live(page) {
   await page.waitForSelector("html[data-live=connected]", { state: "attached", timeout: 10_000 });
-  // The subscribe message follows the connection; give the server a moment to register it.
-  await new Promise((r) => setTimeout(r, 200));
+}
+
+/** Money as a person reads it, written here from the API's documented format (`$1,234.50`,
+ * `¥1,200`, `-€3.00`, `12.345 KWD`) rather than taken from the page, so the tests compare
+ * whole strings worked out from the database's integer amounts. */
+export function money(amount, currency) {
+  const code = String(currency).toLowerCase();
+  if (!/^[a-z]{3}$/.test(code)) return `${amount} ${currency}`;
+  const exponent = ZERO_DECIMAL.includes(code) ? 0 : THREE_DECIMAL.includes(code) ? 3 : 2;
+  const magnitude = BigInt(Math.abs(Number(amount)));
+  const scale = 10n ** BigInt(exponent);
+  const major = String(magnitude / scale).replace(/\B(?=(\d{3})+$)/g, ",");
+  const number = exponent === 0 ? major : `${major}.${String(magnitude % scale).padStart(exponent, "0")}`;
+  const sign = Number(amount) < 0 ? "-" : "";
+  const symbol = { usd: "$", eur: "€", gbp: "£", jpy: "¥" }[code];
+  return symbol ? `${sign}${symbol}${number}` : `${sign}${number} ${code.toUpperCase()}`;
+}
+// Stripe's zero- and three-decimal currencies.
+const ZERO_DECIMAL = ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"];
+const THREE_DECIMAL = ["bhd", "jod", "kwd", "omr", "tnd"];
+
+/** A moment (Unix seconds) as the dashboard shows it on a page opened with `PAGE` below. */
+export function when(seconds) {
+  return new Date(Number(seconds) * 1000).toLocaleString(PAGE.locale, { timeZone: PAGE.timezoneId }).replace(/\s+/g, " ");
+}
+
+/** Page options that fix what dates look like, so that `when` can say it in advance. */
+export const PAGE = { locale: "en-US", timezoneId: "UTC" };
+
+/** Rows from psql as JSON objects: those of the query `sql`, in the order `orderBy` (of its
+ * columns; json_agg does not promise to keep a subquery's order). */
+export function psqlJson(database, sql, orderBy = null) {
+  const agg = orderBy ? `json_agg(r ORDER BY ${orderBy})` : "json_agg(r)";
+  return JSON.parse(psql(database, `SELECT coalesce(${agg}, '[]') FROM (${sql}) r`));
 }
 
 export async function waitFor(what, check, timeoutMs = 30_000) {
@@ -133,10 +167,11 @@ export async function postWebhook(webhooks, path, event) {
   return { status: response.status, body: await response.json() };
 }
 
-/** An Issuing authorization event on `card`, from Stripe's published example object. */
-export function authorizationEvent(type, { card, holder, currency, amount, category, merchant, approved }) {
+/** An Issuing authorization event on `card`, from Stripe's published example object; created
+ * now unless `created` (Unix seconds) says when. */
+export function authorizationEvent(type, { card, holder, currency, amount, category, merchant, approved, created }) {
   const object = JSON.parse(readFileSync(`${FIXTURES}/issuing.authorization.json`, "utf8"));
-  const now = Math.floor(Date.now() / 1000);
+  const now = created ?? Math.floor(Date.now() / 1000);
   object.id = `iauth_web${randomBytes(8).toString("hex")}`;
   object.card.id = card;
   if (object.card.cardholder && typeof object.card.cardholder === "object") object.card.cardholder.id = holder;
