@@ -23,7 +23,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::dlq::DeadLetters;
-use crate::metrics::AggregatorMetrics;
+use crate::metrics::{AggregatorMetrics, BatchReport, Rebalanced};
 use crate::progress::Progress;
 use crate::records::{DeadLetter, Record, decode};
 use crate::{AggregatorArgs, Error};
@@ -63,7 +63,7 @@ impl ConsumerContext for AggregatorContext {
                 );
             }
             Rebalance::Revoke(partitions) => {
-                self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+                self.metrics.rebalanced(Rebalanced::Revoke);
                 // Every offset stored so far covers rows Postgres committed: hand them to Kafka
                 // now, before another consumer starts from the committed offset. Not waiting
                 // for the answer: this runs on an async worker inside `recv`, and a broker that
@@ -73,14 +73,14 @@ impl ConsumerContext for AggregatorContext {
                     Ok(()) => {}
                     Err(err) if nothing_to_commit(&err) => {}
                     Err(err) => {
-                        self.metrics.commits.with_label_values(&["error"]).inc();
+                        self.metrics.offsets_committed(false);
                         tracing::warn!(error = %err, "could not commit offsets on revoke; the next owner re-reads those records (they are deduplicated)");
                     }
                 }
                 tracing::info!(partitions = partitions.count(), "partitions revoked");
             }
             Rebalance::Assign(partitions) => {
-                self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                self.metrics.rebalanced(Rebalanced::Assign);
                 let list: Vec<i32> = partitions
                     .elements()
                     .iter()
@@ -94,10 +94,10 @@ impl ConsumerContext for AggregatorContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         match result {
-            Ok(()) => self.metrics.commits.with_label_values(&["ok"]).inc(),
+            Ok(()) => self.metrics.offsets_committed(true),
             Err(err) if nothing_to_commit(&err) => {}
             Err(err) => {
-                self.metrics.commits.with_label_values(&["error"]).inc();
+                self.metrics.offsets_committed(false);
                 tracing::warn!(error = %err, "offset commit failed; it is retried with the next one");
             }
         }
@@ -325,7 +325,7 @@ impl Worker {
 
     fn set_waiting(&mut self, waiting: bool) {
         self.waiting = waiting;
-        self.metrics.paused.set(i64::from(waiting));
+        self.metrics.paused(waiting);
     }
 
     /// Writes one batch for good, or returns `Interrupted` (nothing stored) on shutdown.
@@ -350,68 +350,45 @@ impl Worker {
         let (batch, revoked): (Vec<Record>, Vec<Record>) = batch
             .into_iter()
             .partition(|r| assigned.contains(&r.partition()));
-        if !revoked.is_empty() {
-            self.metrics
-                .records
-                .with_label_values(&["revoked"])
-                .inc_by(revoked.len() as u64);
-        }
+        self.metrics.revoked_records(revoked.len());
         if batch.is_empty() {
             return Ok(());
         }
         self.progress.started();
         let positions = positions(&batch);
-        let bytes: usize = batch.iter().map(Record::payload_len).sum();
+        let (records, bytes) = (batch.len(), batch.iter().map(Record::payload_len).sum());
         let mut events = Vec::new();
-        let mut received = Vec::new();
+        let mut received_at_ms = Vec::new();
         let mut dead = Vec::new();
         for record in batch {
             match record {
                 Record::Event {
                     event,
-                    received_at_ms,
+                    received_at_ms: at,
                 } => {
                     events.push(*event);
-                    received.push(received_at_ms);
+                    received_at_ms.extend(at);
                 }
                 Record::Dead(letter) => dead.push(letter),
             }
         }
         self.send_dead_letters(&dead, shutdown).await?;
-        let event_count = events.len();
         let (new, duplicates, rejected) = self.write(events, &positions, shutdown).await?;
         if !rejected.is_empty() {
             self.send_dead_letters(&rejected, shutdown).await?;
         }
         self.store_offsets(&topic, &positions);
         self.progress.committed();
-
-        let now = now_ms();
-        for at in received.into_iter().flatten() {
-            self.metrics
-                .freshness
-                .observe((now - at).max(0) as f64 / 1000.0);
-        }
-        self.metrics
-            .records
-            .with_label_values(&["new"])
-            .inc_by(new as u64);
-        self.metrics
-            .records
-            .with_label_values(&["duplicate"])
-            .inc_by(duplicates as u64);
-        self.metrics
-            .records
-            .with_label_values(&["dead_letter"])
-            .inc_by((dead.len() + rejected.len()) as u64);
-        self.metrics.batches.inc();
-        self.metrics
-            .batch_size
-            .observe((event_count + dead.len()) as f64);
-        self.metrics.batch_bytes.observe(bytes as f64);
-        self.metrics
-            .batch_duration
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_done(&BatchReport {
+            new,
+            duplicates,
+            dead_lettered: dead.len() + rejected.len(),
+            records,
+            bytes,
+            duration: started.elapsed(),
+            received_at_ms,
+            committed_at_ms: now_ms(),
+        });
         Ok(())
     }
 
@@ -436,10 +413,7 @@ impl Worker {
             }
         }
         for letter in letters {
-            self.metrics
-                .dead_letters
-                .with_label_values(&[letter.reason])
-                .inc();
+            self.metrics.dead_lettered(letter.reason);
             tracing::warn!(reason = letter.reason, error = %letter.error, partition = letter.partition, offset = letter.offset, "record sent to the dead-letter topic");
         }
         Ok(())
@@ -565,10 +539,7 @@ impl Worker {
                 }
                 Err(err) if err.is_transient() => {
                     let kind = err.timeout().unwrap_or("transient");
-                    self.metrics
-                        .database_failures
-                        .with_label_values(&[kind])
-                        .inc();
+                    self.metrics.database_failed(kind);
                     self.progress.failed(format!("{kind}: {err}"));
                     if !self.waiting {
                         tracing::warn!(error = %err, "Postgres unavailable; holding consumption and retrying the batch");
@@ -578,10 +549,7 @@ impl Worker {
                     backoff = (backoff * 2).min(self.args.max_retry_backoff);
                 }
                 Err(err) => {
-                    self.metrics
-                        .database_failures
-                        .with_label_values(&["permanent"])
-                        .inc();
+                    self.metrics.database_failed("permanent");
                     return Ok(Err(err));
                 }
             }

@@ -170,7 +170,7 @@ fn spawn_health(
             }
             let db = sqlx_ping(&store).await;
             readiness.set("database", db);
-            metrics.batch_stalled.set(progress.waiting().as_secs_f64());
+            metrics.batch_waiting(progress.waiting());
             readiness.set("batches", progress.check(stall_bound));
             let Some(consumer) = consumer.upgrade() else {
                 return;
@@ -197,7 +197,7 @@ fn report_lag(consumer: &Kafka, topic: &str, metrics: &AggregatorMetrics) -> Res
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| e.to_string())?;
     let positions = consumer.position().map_err(|e| e.to_string())?;
-    metrics.lag.reset();
+    let mut lags = Vec::new();
     for element in positions.elements_for_topic(topic) {
         let partition = element.partition();
         let Ok((_, high)) = consumer.fetch_watermarks(topic, partition, timeout) else {
@@ -207,10 +207,8 @@ fn report_lag(consumer: &Kafka, topic: &str, metrics: &AggregatorMetrics) -> Res
             rdkafka::Offset::Offset(position) => (high - position).max(0),
             _ => continue,
         };
-        metrics
-            .lag
-            .with_label_values(&[&partition.to_string()])
-            .set(lag);
+        lags.push((partition, lag));
     }
+    metrics.lag(&lags);
     Ok(())
 }
