@@ -101,6 +101,16 @@ pub(crate) async fn run(args: DrillArgs) -> anyhow::Result<()> {
         outcomes.push(outcome);
     }
     report::print_table(&outcomes, started.elapsed());
+    let worked_around = outcomes
+        .iter()
+        .filter(|o| o.passed() && !o.workarounds.is_empty())
+        .count();
+    if worked_around > 0 {
+        println!(
+            "{worked_around} of {} drill(s) passed only with a workaround (named in the verdict)",
+            outcomes.len()
+        );
+    }
     let failed = outcomes.iter().filter(|o| !o.passed()).count();
     anyhow::ensure!(
         failed == 0,

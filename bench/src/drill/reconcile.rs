@@ -6,9 +6,11 @@
 //!   Authorization requests are counted apart: their 2xx is the decision, and the gateway
 //!   produces the request event in the background (README, Gateway), so a missing one is
 //!   reported but is not a broken promise.
-//! - double-counted: event ids stored more than once, plus transactions the rollups count more
-//!   often than the stored raw events hold them (captures and refunds in `card_daily_spend`
-//!   against distinct transaction ids in `issuing_transaction.created` payloads).
+//! - double-counted: transactions the rollups count more often than the stored raw events hold
+//!   them (captures and refunds in `card_daily_spend` against distinct transaction ids in
+//!   `issuing_transaction.created` payloads). An event stored twice is not counted apart:
+//!   `stripe_events.event_id` is the primary key, so Postgres cannot hold one twice, and a
+//!   count of such rows could never be anything but 0.
 //! - rollup drift: rows of the rollups that differ from a recomputation from the base tables
 //!   (`Store::rollup_drift`, what `cardstream verify` checks).
 
@@ -78,7 +80,6 @@ pub(crate) struct Reconciliation {
     /// Stored although never answered 2xx: a delivery that timed out or got 503 but reached
     /// the broker after all (at-least-once; Stripe's retry is then a harmless duplicate).
     pub(crate) stored_unacknowledged: usize,
-    pub(crate) duplicate_rows: i64,
     /// Captures and refunds counted in the daily rollup.
     pub(crate) rollup_transactions: i64,
     /// Distinct capture and refund transactions among the stored raw events.
@@ -90,7 +91,7 @@ pub(crate) struct Reconciliation {
 
 impl Reconciliation {
     pub(crate) fn double_counted(&self) -> i64 {
-        self.duplicate_rows + (self.rollup_transactions - self.raw_transactions).max(0)
+        (self.rollup_transactions - self.raw_transactions).max(0)
     }
 
     pub(crate) fn drift_rows(&self) -> i64 {
@@ -129,10 +130,6 @@ pub(crate) async fn reconcile(
         .map(str::to_owned)
         .partition(|id| requests.contains(id));
 
-    let duplicate_rows: i64 =
-        sqlx::query_scalar("SELECT count(*) - count(DISTINCT event_id) FROM stripe_events")
-            .fetch_one(pool)
-            .await?;
     let (rollup_transactions, raw_transactions): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT coalesce(sum(captures + refunds), 0) FROM card_daily_spend)::int8,
                 (SELECT count(DISTINCT payload #>> '{data,object,id}') FROM stripe_events
@@ -156,7 +153,6 @@ pub(crate) async fn reconcile(
             .iter()
             .filter(|id| !acknowledged.contains(*id))
             .count(),
-        duplicate_rows,
         rollup_transactions,
         raw_transactions,
         drift,

@@ -68,6 +68,11 @@ impl Drill {
         self.outcome.notes.push(note.into());
     }
 
+    /// Records a workaround the drill applied; a drill that then passes says so by name.
+    pub(crate) fn workaround(&mut self, what: impl Into<String>) {
+        self.outcome.workarounds.push(what.into());
+    }
+
     /// Notes that `what` was repaired now and starts measuring the recovery from it.
     pub(crate) async fn repaired(&mut self, what: &str) -> anyhow::Result<()> {
         let now = self.mark(what);
