@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cardstream_kafka::{dlq_topic, headers};
 use cardstream_store::{Position, Store};
-use cardstream_testbed::{Broker, PrivatePostgres, Storage, TestDatabase, read_records};
+use cardstream_testbed::{Broker, PrivatePostgres, Storage, TestDatabase, read_to_end};
 use common::{PARTITIONS, Setup, TestAggregator, WAIT, distinct, produce, produce_raw, simulated};
 
 /// The state the same events give when ingested once, in order, straight into a database.
@@ -164,8 +164,10 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
         ("invalid_object", br#"{"id":"evt_bad","object":"event","type":"issuing_transaction.created","created":1,"data":{"object":{"id":"ipi_x"}}}"#.to_vec()),
         ("unsupported_content", br#"{"id":"evt_nul","object":"event","type":"plan.created","created":1,"data":{"object":{"id":"p","name":"a\u0000b"}}}"#.to_vec()),
     ];
+    // Where each bad record landed: its dead letter must say exactly this.
+    let mut origins = Vec::with_capacity(bad.len());
     for (_, payload) in &bad {
-        produce_raw(&kafka, "ic_poison", payload).await;
+        origins.push(produce_raw(&kafka, "ic_poison", payload).await);
     }
     produce(&kafka, rest).await;
 
@@ -177,7 +179,8 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
             WAIT,
         )
         .await;
-    let letters = read_records(
+    // The whole dead-letter topic: a record dead-lettered twice, or a good one, would show.
+    let letters = read_to_end(
         &setup.broker.brokers(),
         &dlq_topic(&setup.topic),
         3,
@@ -187,8 +190,8 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
     .await;
     aggregator.stop().await;
 
-    assert_eq!(letters.len(), bad.len());
-    for (reason, payload) in &bad {
+    assert_eq!(letters.len(), bad.len(), "{letters:?}");
+    for ((reason, payload), origin) in bad.iter().zip(&origins) {
         let letter = letters
             .iter()
             .find(|l| l.header(headers::DLQ_REASON) == Some(reason))
@@ -202,26 +205,20 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
             letter.header(headers::DLQ_SOURCE_TOPIC),
             Some(setup.topic.as_str())
         );
-        assert!(
-            letter
-                .header(headers::DLQ_SOURCE_OFFSET)
-                .unwrap()
-                .parse::<i64>()
-                .is_ok()
-        );
-        assert!(
-            letter
-                .header(headers::DLQ_SOURCE_PARTITION)
-                .unwrap()
-                .parse::<i32>()
-                .is_ok()
+        assert_eq!(
+            (
+                letter.header(headers::DLQ_SOURCE_PARTITION),
+                letter.header(headers::DLQ_SOURCE_OFFSET)
+            ),
+            (
+                Some(origin.partition.to_string().as_str()),
+                Some(origin.offset.to_string().as_str())
+            ),
+            "{reason}: the dead letter names where the bad record was produced"
         );
         assert!(!letter.header(headers::DLQ_ERROR).unwrap().is_empty());
         assert_eq!(
-            aggregator.metric(
-                "cardstream_dead_letters_total",
-                &[("reason", reason)]
-            ),
+            aggregator.metric("cardstream_dead_letters_total", &[("reason", reason)]),
             1.0
         );
     }

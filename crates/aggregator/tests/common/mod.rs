@@ -184,8 +184,12 @@ pub async fn produce(kafka: &KafkaArgs, events: &[SimEvent]) {
     }
 }
 
-/// Produces arbitrary bytes under `key`.
-pub async fn produce_raw(kafka: &KafkaArgs, key: &str, payload: &[u8]) {
+/// Produces arbitrary bytes under `key`; where the broker stored them.
+pub async fn produce_raw(
+    kafka: &KafkaArgs,
+    key: &str,
+    payload: &[u8],
+) -> cardstream_kafka::Delivery {
     let producer = EventProducer::new(kafka, ProducerTuning::default()).unwrap();
     let outgoing = OutgoingEvent {
         key,
@@ -198,7 +202,7 @@ pub async fn produce_raw(kafka: &KafkaArgs, key: &str, payload: &[u8]) {
     producer
         .send(&outgoing, Duration::from_secs(30))
         .await
-        .unwrap();
+        .unwrap()
 }
 
 /// The distinct events among `events`.
