@@ -27,7 +27,7 @@ pub use objects::{
     object_name, policy_config_map, service, service_monitor,
 };
 pub use reconcile::{Context, MANAGER, error_policy, reconcile};
-pub use run::{OperatorArgs, run};
+pub use run::{OperatorArgs, controller, run};
 pub use scaling::Recommender;
 pub use secrets::{Referenced, SECRETS_ANNOTATION, read as read_secrets};
 pub use status::{Migration, Observed, Rollout, refused, status};

@@ -157,21 +157,10 @@ async fn lead(
             };
             let controllers = futures_util::future::join_all(scopes.iter().map(|namespace| {
                 let (client, ctx, namespace) = (client.clone(), ctx.clone(), namespace.as_deref());
-                Controller::new(
-                    scoped::<CardStream>(&client, namespace),
-                    watcher::Config::default(),
-                )
-                .owns(
-                    scoped::<Deployment>(&client, namespace),
-                    watcher::Config::default(),
-                )
-                .owns(
-                    scoped::<Job>(&client, namespace),
-                    watcher::Config::default(),
-                )
-                .graceful_shutdown_on(stop.clone())
-                .run(reconcile, error_policy, ctx)
-                .for_each(|_| async {})
+                controller(&client, namespace)
+                    .graceful_shutdown_on(stop.clone())
+                    .run(reconcile, error_policy, ctx)
+                    .for_each(|_| async {})
             }));
             // A controller notices the stop only once its caches have loaded, and a reconcile
             // may hang: the drain is bounded so that the Lease is still released in time.
@@ -202,6 +191,21 @@ async fn lead(
         Err(error) if !shutdown.is_cancelled() => Err(error),
         _ => Ok(()),
     }
+}
+
+/// The controller of the CardStreams in `namespace` (every namespace for `None`): it lists and
+/// watches them and the Deployments and Jobs they own. Public so that the RBAC test runs this
+/// very controller against its stand-in API server.
+pub fn controller(client: &Client, namespace: Option<&str>) -> Controller<CardStream> {
+    Controller::new(
+        scoped::<CardStream>(client, namespace),
+        watcher::Config::default(),
+    )
+    .owns(
+        scoped::<Deployment>(client, namespace),
+        watcher::Config::default(),
+    )
+    .owns(scoped::<Job>(client, namespace), watcher::Config::default())
 }
 
 fn identity(args: &OperatorArgs) -> Result<String, Error> {

@@ -6,6 +6,10 @@
 // Each test binary uses part of it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod cluster;
+
+use std::sync::{Arc, Mutex};
+
 use http::{Method, Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
@@ -70,6 +74,84 @@ impl Exchange {
     }
 }
 
+/// What a request asks of the API server's authorizer, as RBAC names it: the API group (`""`
+/// for the core group), the resource (with its subresource: `cardstreams/status`), the verb
+/// (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`), and
+/// the namespace and object name it is for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Access {
+    pub(crate) group: String,
+    pub(crate) resource: String,
+    pub(crate) verb: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) name: Option<String>,
+}
+
+impl Access {
+    /// The access a request needs, from its method and URI, as the API server's request info
+    /// resolver finds it: a GET of a collection is `list`, or `watch` with `?watch=true`; any
+    /// PATCH (server-side apply included) is `patch`.
+    pub(crate) fn of(method: &Method, uri: &http::Uri) -> Access {
+        let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+        let (group, rest) = match segments.as_slice() {
+            ["api", _version, rest @ ..] => ("", rest),
+            ["apis", group, _version, rest @ ..] => (*group, rest),
+            _ => panic!("not a resource path: {uri}"),
+        };
+        let (namespace, rest) = match rest {
+            ["namespaces", namespace, rest @ ..] if !rest.is_empty() => {
+                (Some((*namespace).to_owned()), rest)
+            }
+            rest => (None, rest),
+        };
+        let (resource, name) = match rest {
+            [resource] => ((*resource).to_owned(), None),
+            [resource, name] => ((*resource).to_owned(), Some((*name).to_owned())),
+            [resource, name, subresource] => (
+                format!("{resource}/{subresource}"),
+                Some((*name).to_owned()),
+            ),
+            _ => panic!("not a resource path: {uri}"),
+        };
+        let query = uri.query().unwrap_or_default();
+        let watching = query
+            .split('&')
+            .any(|pair| pair == "watch=true" || pair == "watch=1");
+        let verb = match (method.as_str(), name.is_some()) {
+            ("GET", true) => "get",
+            ("GET", false) if watching => "watch",
+            ("GET", false) => "list",
+            ("POST", _) => "create",
+            ("PUT", _) => "update",
+            ("PATCH", _) => "patch",
+            ("DELETE", true) => "delete",
+            ("DELETE", false) => "deletecollection",
+            (other, _) => panic!("no RBAC verb for {other} {uri}"),
+        };
+        Access {
+            group: group.to_owned(),
+            resource,
+            verb: verb.to_owned(),
+            namespace,
+            name,
+        }
+    }
+}
+
+/// Every access the requests served so far needed, in order.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Log(Arc<Mutex<Vec<Access>>>);
+
+impl Log {
+    pub(crate) fn record(&self, access: Access) {
+        self.0.lock().unwrap().push(access);
+    }
+
+    pub(crate) fn accesses(&self) -> Vec<Access> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
 /// A `Status` body, as the API server sends with every error.
 pub(crate) fn status(code: StatusCode, reason: &str, message: &str) -> (StatusCode, Value) {
     (
@@ -90,9 +172,19 @@ pub(crate) fn client() -> (Client, ApiHandle) {
 /// Serves `scenario` in order on `handle`, asserting each request; returns how many were
 /// served. Panics (failing the test) on a request the scenario does not expect.
 pub(crate) fn serve(
+    handle: ApiHandle,
+    name: &'static str,
+    scenario: Vec<Exchange>,
+) -> tokio::task::JoinHandle<ApiHandle> {
+    serve_logged(handle, name, scenario, Log::default())
+}
+
+/// [`serve`], recording the access each request needs in `log`.
+pub(crate) fn serve_logged(
     mut handle: ApiHandle,
     name: &'static str,
     scenario: Vec<Exchange>,
+    log: Log,
 ) -> tokio::task::JoinHandle<ApiHandle> {
     tokio::spawn(async move {
         for (i, expected) in scenario.into_iter().enumerate() {
@@ -104,6 +196,7 @@ pub(crate) fn serve(
                 );
             };
             let method = request.method().clone();
+            log.record(Access::of(&method, request.uri()));
             let path = request.uri().path().to_owned();
             let query = request.uri().query().unwrap_or_default().to_owned();
             assert_eq!(
