@@ -4,6 +4,8 @@
 mod database_commands;
 mod cli;
 mod dev;
+#[cfg(test)]
+mod operator_env;
 mod probe;
 
 use std::process::ExitCode;

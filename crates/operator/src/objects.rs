@@ -207,27 +207,41 @@ fn http_probe(path: &str) -> Probe {
     }
 }
 
-/// The container of `component`, as `cardstream <component>`.
+/// Whether `component` talks to Kafka: the API reads Postgres only.
+pub(crate) fn reads_kafka(component: Component) -> bool {
+    component != Component::Api
+}
+
+/// The container of `component`, as `cardstream <component>`. It gets only the variables its
+/// subcommand reads (a test in the binary checks them against its flags): one it ignores would
+/// hide a misspelt setting, and a Secret it does not need is one more place to leak it from.
 fn container(cs: &CardStream, component: Component) -> Container {
     let spec = &cs.spec;
-    let mut env = vec![
-        plain(
+    let mut env = Vec::new();
+    if reads_kafka(component) {
+        env.push(plain(
             "CARDSTREAM_KAFKA_BROKERS",
             spec.kafka.bootstrap_servers.clone(),
-        ),
-        plain("CARDSTREAM_KAFKA_TOPIC", spec.kafka.topic.clone()),
-        plain("CARDSTREAM_LISTEN", format!("0.0.0.0:{HTTP_PORT}")),
+        ));
+        env.push(plain("CARDSTREAM_KAFKA_TOPIC", spec.kafka.topic.clone()));
+    }
+    if component.serves() {
+        env.push(plain("CARDSTREAM_LISTEN", format!("0.0.0.0:{HTTP_PORT}")));
+    }
+    env.extend([
         plain("CARDSTREAM_ADMIN_LISTEN", format!("0.0.0.0:{ADMIN_PORT}")),
         plain("CARDSTREAM_LOG_FORMAT", "json"),
         secret_env("CARDSTREAM_DATABASE_URL", &spec.database_url_secret),
-    ];
-    if !spec.kafka.properties.is_empty() {
+    ]);
+    if reads_kafka(component) && !spec.kafka.properties.is_empty() {
         env.push(env_joined(
             "CARDSTREAM_KAFKA_PROPERTIES",
             &spec.kafka.properties,
         ));
     }
-    if let Some(credentials) = &spec.kafka.credentials_secret {
+    if reads_kafka(component)
+        && let Some(credentials) = &spec.kafka.credentials_secret
+    {
         env.push(secret_env("CARDSTREAM_KAFKA_CREDENTIALS", credentials));
     }
     let mut mounts = Vec::new();
@@ -469,10 +483,18 @@ pub fn disruption_budget(cs: &CardStream, component: Component) -> PodDisruption
     }
 }
 
+/// Of the variables the operator gives the aggregator, those `cardstream migrate` reads.
+const MIGRATE_ENV: [&str; 2] = ["CARDSTREAM_LOG_FORMAT", "CARDSTREAM_DATABASE_URL"];
+
 /// `cardstream migrate` for the CardStream's image, run before its workloads move to it. Named
-/// after the image, so each new version migrates once.
+/// after the image, so each new version migrates once. It runs in the aggregator's container
+/// (and with its `extraEnv`), without the Kafka settings and record keys it has no use for.
 pub fn migration_job(cs: &CardStream) -> Job {
     let mut container = container(cs, Component::Aggregator);
+    let aggregators = operator_env(cs, Component::Aggregator);
+    if let Some(env) = &mut container.env {
+        env.retain(|e| !aggregators.contains(&e.name) || MIGRATE_ENV.contains(&e.name.as_str()));
+    }
     container.name = "migrate".to_owned();
     container.args = Some(vec!["migrate".to_owned()]);
     container.ports = None;

@@ -42,7 +42,9 @@ impl Referenced {
 fn environment(cs: &CardStream, component: Component) -> Vec<(&'static str, &SecretKeyRef)> {
     let spec = &cs.spec;
     let mut refs = vec![("spec.databaseUrlSecret", &spec.database_url_secret)];
-    if let Some(credentials) = &spec.kafka.credentials_secret {
+    if crate::objects::reads_kafka(component)
+        && let Some(credentials) = &spec.kafka.credentials_secret
+    {
         refs.push(("spec.kafka.credentialsSecret", credentials));
     }
     if component != Component::Api

@@ -234,7 +234,7 @@ fn components_get_default_resources_unless_given_and_the_pull_secrets() {
 }
 
 #[test]
-fn kafka_credentials_reach_every_component_from_their_secret_only() {
+fn kafka_credentials_reach_the_kafka_clients_from_their_secret_only() {
     let mut cs = sample();
     cs.spec.kafka.credentials_secret = Some(cardstream_operator::SecretKeyRef {
         name: "kafka-client".into(),
@@ -246,16 +246,29 @@ fn kafka_credentials_reach_every_component_from_their_secret_only() {
             .iter()
             .filter(|(n, _, _)| n == "CARDSTREAM_KAFKA_CREDENTIALS")
             .collect();
-        assert_eq!(
-            credentials,
-            [&(
-                "CARDSTREAM_KAFKA_CREDENTIALS".to_owned(),
-                None,
-                Some("kafka-client/properties".to_owned())
-            )],
-            "{component:?}"
+        let reference = (
+            "CARDSTREAM_KAFKA_CREDENTIALS".to_owned(),
+            None,
+            Some("kafka-client/properties".to_owned()),
         );
+        // The API reads Postgres only: no Kafka Secret on its pods.
+        let expected = match component {
+            Component::Api => vec![],
+            _ => vec![&reference],
+        };
+        assert_eq!(credentials, expected, "{component:?}");
     }
+    // Nor on the migration's, which reads the database URL alone.
+    let job = migration_job(&cs);
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    let names: Vec<String> = pod.containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["CARDSTREAM_LOG_FORMAT", "CARDSTREAM_DATABASE_URL"]);
 }
 
 /// The recommended labels: every object says what it is part of and which version it runs;
