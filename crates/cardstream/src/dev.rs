@@ -366,8 +366,10 @@ mod tests {
 
     #[test]
     fn the_saved_policy_is_the_gateways_policy() {
-        let policy: cardstream_policy::Policy = serde_json::from_value(dev_policy()).unwrap();
-        policy.validate().unwrap();
+        // Read back as the gateway and the API read the saved row.
+        let policy = cardstream_policy::StoredPolicy::parse(1, &dev_policy(), None)
+            .unwrap()
+            .policy;
         // Every pair in the constants made it through (a typo would drop one).
         assert_eq!(policy.blocked_categories.len(), 1);
         assert_eq!(policy.max_amount.len(), MAX_AMOUNT.split(',').count());

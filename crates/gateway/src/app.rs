@@ -10,7 +10,6 @@ use axum::routing::post;
 use bytes::Bytes;
 use cardstream_kafka::EventProducer;
 use cardstream_policy::PolicyStore;
-use cardstream_store::SpendCache;
 use cardstream_stripe::{Event, Verifier};
 use cardstream_telemetry::HttpMetrics;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -19,6 +18,7 @@ use crate::error::WebhookError;
 use crate::metrics::GatewayMetrics;
 use crate::replays::Answered;
 use crate::shed::Capacity;
+use crate::spend::SpendCache;
 use crate::{authorization, events, shed};
 
 pub const EVENTS_ROUTE: &str = "/webhooks/stripe";

@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use cardstream_kafka::{KafkaArgs, RecordKeyArgs};
 use cardstream_policy::PolicyArgs;
-use cardstream_store::{SpendCacheArgs, Timeouts};
+use cardstream_store::Timeouts;
 use cardstream_stripe::WebhookSecret;
 use cardstream_telemetry::{AdminArgs, ServeArgs};
 use clap::builder::TypedValueParser;
 use secrecy::SecretString;
 
 use crate::Error;
+use crate::spend::SpendCacheArgs;
 
 /// `cardstream gateway` settings.
 #[derive(clap::Args, Debug, Clone)]

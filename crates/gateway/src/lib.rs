@@ -15,6 +15,7 @@ mod replays;
 mod rotation;
 mod server;
 mod shed;
+mod spend;
 
 pub use app::{AUTHORIZATION_ROUTE, EVENTS_ROUTE, Gateway, app};
 pub use config::{GatewayArgs, SecretArgs};
@@ -22,6 +23,7 @@ pub use error::WebhookError;
 pub use metrics::GatewayMetrics;
 pub use server::{RunningGateway, start};
 pub use shed::SMALL_BODY;
+pub use spend::{SpendCache, SpendCacheArgs};
 
 /// Errors that stop the gateway from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,8 @@ pub enum Error {
     NoDatabaseForLimits,
     #[error(transparent)]
     Store(#[from] cardstream_store::Error),
+    #[error("reading card spend took longer than {0:?}")]
+    SpendReadTimedOut(std::time::Duration),
     #[error("--stripe-version {0:?} is not a valid header value")]
     StripeVersion(String),
     #[error("cannot listen on {addr}: {source}")]

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
 use cardstream_kafka::{EventProducer, ProducerTuning};
-use cardstream_policy::PolicyStore;
-use cardstream_store::{SpendCache, Store};
+use cardstream_policy::{PolicyStore, StoredPolicy};
+use cardstream_store::Store;
 use cardstream_stripe::Verifier;
 use cardstream_telemetry::{
     AdminServer, CancellationToken, HttpMetrics, Readiness, Registry, serve,
@@ -16,6 +16,7 @@ use secrecy::ExposeSecret;
 use crate::replays::{self, Answered};
 use crate::rotation;
 use crate::shed::Capacity;
+use crate::spend::SpendCache;
 use crate::{Error, Gateway, GatewayArgs, GatewayMetrics, app};
 
 /// How often the broker is probed for `/readyz`.
@@ -217,24 +218,20 @@ fn spawn_policy_sync(
             if version == policy.saved_version() || (version.is_some() && version == rejected) {
                 continue;
             }
-            match saved {
-                None => policy.set_saved(None),
-                Some(saved) => {
-                    match serde_json::from_value::<cardstream_policy::Policy>(saved.policy)
-                        .map_err(|e| e.to_string())
-                        .and_then(|p| p.validate().map(|()| p).map_err(|e| e.to_string()))
-                    {
-                        Ok(parsed) => {
-                            policy.set_saved(Some((saved.version, parsed)));
-                            reloads.with_label_values(&["saved"]).inc();
-                            tracing::info!(version = saved.version, by = ?saved.updated_by, "applied the authorization policy saved by an admin");
-                        }
-                        Err(err) => {
-                            rejected = Some(saved.version);
-                            reloads.with_label_values(&["invalid"]).inc();
-                            tracing::error!(version = saved.version, error = %err, "the saved policy is invalid; keeping the one in force");
-                        }
-                    }
+            let Some(row) = saved else {
+                policy.set_saved(None);
+                continue;
+            };
+            match StoredPolicy::parse(row.version, &row.policy, row.updated_by) {
+                Ok(saved) => {
+                    tracing::info!(version = saved.version, by = ?saved.updated_by, "applied the authorization policy saved by an admin");
+                    policy.set_saved(Some((saved.version, saved.policy)));
+                    reloads.with_label_values(&["saved"]).inc();
+                }
+                Err(err) => {
+                    rejected = Some(row.version);
+                    reloads.with_label_values(&["invalid"]).inc();
+                    tracing::error!(error = %err, "keeping the authorization policy in force");
                 }
             }
         }

@@ -36,7 +36,7 @@ pub use fold::{FoldEvent, FoldOutcome, fold};
 pub use ingest::{BatchOutcome, IncomingEvent, Position};
 pub use invitations::{Invitation, InvitationKind, InvitationState};
 pub use paging::{Direction, Page};
-pub use policy_store::StoredPolicy;
+pub use policy_store::PolicyRow;
 pub use pool_metrics::PoolMetrics;
 pub use queries::{
     ActivityFilter, ActivityStatus, Cursor, KeyedSpend, SeriesBucket, SpendKey, SpendPoint,
@@ -44,7 +44,7 @@ pub use queries::{
 };
 pub use replay::{ReplayProgress, ReplayStats};
 pub use sessions::{EndReason, OpenSession, SESSIONS_CHANNEL};
-pub use spend::{SpendCache, SpendCacheArgs};
+pub use spend::CardSpend;
 pub use spend_queries::CardCurrency;
 pub use tables::object_table_columns;
 pub use verify::{CONTENT_QUERIES, RollupDrift};

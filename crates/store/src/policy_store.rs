@@ -1,25 +1,29 @@
 //! The authorization policy as admins edit it, stored in Postgres.
+//!
+//! The store keeps it as JSON and does not read it: `cardstream_policy::StoredPolicy` parses
+//! and validates it, the same way for the API and the gateway.
 
 use sea_orm::{ConnectionTrait, EntityTrait, Set, TransactionTrait};
 
 use crate::entities::authorization_policy;
 use crate::{Error, Store};
 
-/// The stored policy and its version (which grows by one per save).
+/// The saved policy as stored, and its version (which grows by one per save).
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredPolicy {
+pub struct PolicyRow {
     pub version: i64,
     pub policy: serde_json::Value,
     pub updated_by: Option<String>,
 }
 
 impl Store {
-    pub async fn stored_policy(&self) -> Result<Option<StoredPolicy>, Error> {
+    /// The policy an admin saved, if one ever was.
+    pub async fn stored_policy(&self) -> Result<Option<PolicyRow>, Error> {
         Ok(authorization_policy::Entity::find_by_id(1i16)
             .one(self.orm())
             .await
             .map_err(Error::Orm)?
-            .map(|m| StoredPolicy {
+            .map(|m| PolicyRow {
                 version: m.version,
                 policy: m.policy,
                 updated_by: m.updated_by,

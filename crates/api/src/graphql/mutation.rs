@@ -6,11 +6,12 @@
 use std::net::IpAddr;
 
 use async_graphql::{Context, InputObject, MergedObject, Object, ResultExt, SimpleObject};
+use cardstream_policy::StoredPolicy;
 use cardstream_store::{EndReason, User};
 
-use super::policy::{PolicyInput, PolicyObject};
 use super::context::{admin, forget_sessions, store, viewer};
 use super::errors::{ApiError, ApiResult};
+use super::policy::{PolicyInput, PolicyObject};
 use super::scalars::{DateTime, Long};
 use super::users::{UserMutation, UserObject};
 use crate::auth::{LoginLimiter, Passwords, Tokens};
@@ -334,7 +335,7 @@ impl PolicyMutation {
             let viewer = admin(ctx).await?;
             let parsed = policy.to_policy()?;
             let json =
-                serde_json::to_value(&parsed).map_err(|e| ApiError::Internal(e.to_string()))?;
+                StoredPolicy::encode(&parsed).map_err(|e| ApiError::Internal(e.to_string()))?;
             let version = store(ctx)
                 .save_policy(expected_version.map(|v| v.0), json, &viewer.user.email)
                 .await?;

@@ -4,9 +4,9 @@
 //! times its children.
 
 use async_graphql::{Context, ID, Object, ResultExt};
+use cardstream_policy::StoredPolicy;
 use cardstream_store::Cursor;
 
-use super::policy::PolicyObject;
 use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, Uncounted, connection};
 use super::context::{admin, connection_cost, store, viewer, visible_card};
 use super::errors::{ApiError, ApiResult};
@@ -15,6 +15,7 @@ use super::objects::{
     Authorization, Card, CardConnection, Cardholder, CardholderConnection, Dispute, Node,
     cards_page, visible_authorization, visible_node,
 };
+use super::policy::PolicyObject;
 use super::users::{Invitation, InvitationPreview, UserObject, users_page};
 
 pub struct Query;
@@ -320,14 +321,13 @@ impl Query {
         async {
             admin(ctx).await?;
             match store(ctx).stored_policy().await? {
-                Some(stored) => {
-                    let policy: cardstream_policy::Policy = serde_json::from_value(stored.policy)
-                        .map_err(|e| {
-                        ApiError::Internal(format!("the stored policy does not parse: {e}"))
-                    })?;
+                Some(row) => {
+                    // Read as the gateway reads it: a row it would refuse is an error here too.
+                    let stored = StoredPolicy::parse(row.version, &row.policy, row.updated_by)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
                     Ok::<_, ApiError>(PolicyObject::new(
                         stored.version,
-                        &policy,
+                        &stored.policy,
                         stored.updated_by,
                     ))
                 }

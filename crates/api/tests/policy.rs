@@ -1,0 +1,56 @@
+//! The policy admins edit: saved, read back as saved, and a stored row the gateway would
+//! refuse is not shown as if it were in force.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{TestApi, code};
+use serde_json::json;
+
+const READ: &str = "{ policy { version blockedCategories dailyLimit { currency amount { amount } } onSpendUnknown updatedBy } }";
+
+#[tokio::test]
+async fn a_saved_policy_reads_back_and_a_row_the_gateway_refuses_is_an_error() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+
+    let none = api.gql(Some(&admin), READ, json!({})).await;
+    assert_eq!(none["data"]["policy"]["version"], 0, "{none}");
+
+    let saved = api
+        .gql(
+            Some(&admin),
+            "mutation { updatePolicy(input: {expectedVersion: 0, policy: {
+                blockedCategories: [\"bakeries\"], dailyLimit: [{currency: \"usd\", amount: 100000}],
+                onSpendUnknown: APPROVE}}) { policy { version } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        saved["data"]["updatePolicy"]["policy"]["version"], 1,
+        "{saved}"
+    );
+    let read = api.gql(Some(&admin), READ, json!({})).await;
+    assert_eq!(
+        read["data"]["policy"],
+        json!({
+            "version": 1,
+            "blockedCategories": ["bakeries"],
+            "dailyLimit": [{"currency": "usd", "amount": {"amount": 100000}}],
+            "onSpendUnknown": "APPROVE",
+            "updatedBy": "admin@example.com",
+        }),
+        "{read}"
+    );
+
+    // Written past the API (by hand, or by a build with other rules): not a Stripe category,
+    // which the gateway refuses and keeps version 1 in force. Showing it would show a policy
+    // that does not apply.
+    api.store
+        .save_policy(Some(1), json!({"blocked_categories": ["gambling"]}), "psql")
+        .await
+        .unwrap();
+    let broken = api.gql(Some(&admin), READ, json!({})).await;
+    assert_eq!(code(&broken), "INTERNAL", "{broken}");
+}
