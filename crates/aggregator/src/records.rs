@@ -2,7 +2,6 @@
 
 use cardstream_kafka::{RecordKeys, headers};
 use cardstream_store::IncomingEvent;
-use cardstream_stripe::Event;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 /// A record taken off the topic, owned.
@@ -40,13 +39,15 @@ impl Record {
     }
 }
 
-/// Every dead letter's reason (the decoding ones here, the database's refusal in the
-/// consumer), so that the metric exports each from the start.
-pub(crate) const DEAD_LETTER_REASONS: [&str; 6] = [
+/// Every dead letter's reason (a missing MAC and the store's [`cardstream_store::Unreadable`]
+/// reasons here, the database's refusal in the consumer), so that the metric exports each from
+/// the start.
+pub(crate) const DEAD_LETTER_REASONS: [&str; 7] = [
     "unauthenticated",
     "not_utf8",
     "not_json",
     "not_an_event",
+    "unsupported_content",
     "invalid_object",
     "rejected_by_database",
 ];
@@ -75,8 +76,8 @@ fn owned_headers(message: &BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
         .unwrap_or_default()
 }
 
-/// Decodes a record. Never fails: what cannot be read, or (with `keys`) does not carry the
-/// gateway's MAC, becomes a dead letter.
+/// Decodes a record with the store's parser. Never fails: what cannot be read, or (with
+/// `keys`) does not carry the gateway's MAC, becomes a dead letter under the parser's reason.
 pub(crate) fn decode(message: &BorrowedMessage<'_>, keys: Option<&RecordKeys>) -> Record {
     let payload = message.payload().unwrap_or_default();
     let dead = |reason: &'static str, error: String| {
@@ -98,49 +99,27 @@ pub(crate) fn decode(message: &BorrowedMessage<'_>, keys: Option<&RecordKeys>) -
             return dead("unauthenticated", err.to_string());
         }
     }
-    let text = match std::str::from_utf8(payload) {
-        Ok(text) => text,
-        Err(err) => return dead("not_utf8", err.to_string()),
-    };
-    let event = match Event::parse(payload) {
-        Ok(event) => event,
-        Err(err @ cardstream_stripe::Error::NotJson(_)) => {
-            return dead("not_json", err.to_string());
-        }
-        Err(err) => return dead("not_an_event", err.to_string()),
-    };
-    // Postgres' jsonb cannot hold the NUL character; such an event would fail its whole batch.
-    if text.contains("\\u0000") {
-        return dead(
-            "unsupported_content",
-            "the event contains a \\u0000 escape, which Postgres jsonb cannot store".into(),
-        );
-    }
-    let object = match event.object() {
-        Ok(object) => object,
-        Err(err) => return dead("invalid_object", err.to_string()),
-    };
     let received_at_ms = message.headers().and_then(|h| {
         h.iter()
             .find(|h| h.key == headers::RECEIVED_AT_MS)
             .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
     });
-    Record::Event {
-        event: Box::new(IncomingEvent {
-            event,
-            object,
-            payload: text.to_owned(),
-            partition: message.partition(),
-            offset: message.offset(),
-        }),
-        received_at_ms,
+    match IncomingEvent::parse(payload, message.partition(), message.offset()) {
+        Ok(event) => Record::Event {
+            event: Box::new(event),
+            received_at_ms,
+        },
+        Err(err) => dead(err.reason(), err.to_string()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::DEAD_LETTER_REASONS;
+    use cardstream_store::Unreadable;
 
+    /// The reasons spelled out in this crate (given to `dead` here, as a `reason` field in the
+    /// consumer) and every reason of the store's parser are listed, and nothing else is.
     #[test]
     fn every_reason_a_record_is_dead_lettered_for_is_listed() {
         let sources = [include_str!("records.rs"), include_str!("consumer.rs")];
@@ -154,9 +133,13 @@ mod tests {
             }
         }
         found.retain(|r| !r.is_empty() && !r.contains(' '));
-        assert!(found.len() >= 6, "{found:?}");
-        for reason in found {
+        assert!(found.len() >= 2, "{found:?}");
+        found.extend(Unreadable::REASONS.map(str::to_owned));
+        for reason in &found {
             assert!(DEAD_LETTER_REASONS.contains(&reason.as_str()), "{reason}");
+        }
+        for listed in DEAD_LETTER_REASONS {
+            assert!(found.iter().any(|r| r == listed), "{listed} is never used");
         }
     }
 }

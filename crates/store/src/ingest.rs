@@ -22,17 +22,85 @@ pub struct IncomingEvent {
     pub offset: i64,
 }
 
+/// Why a record's bytes are not an event the store can fold. The aggregator dead-letters the
+/// record under [`Unreadable::reason`], so each variant is a specific, stable reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    #[error("the record is not UTF-8: {0}")]
+    NotUtf8(String),
+    #[error("the record is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the JSON is not a Stripe event: {0}")]
+    NotAnEvent(String),
+    /// Postgres' jsonb cannot hold the NUL character; such an event would fail its whole batch.
+    #[error("the event contains a \\u0000 escape, which Postgres jsonb cannot store")]
+    UnsupportedContent,
+    #[error("the {event_type} event's object does not have the expected shape: {message}")]
+    InvalidObject { event_type: String, message: String },
+}
+
+impl Unreadable {
+    /// Every [`Unreadable::reason`].
+    pub const REASONS: [&'static str; 5] = [
+        "not_utf8",
+        "not_json",
+        "not_an_event",
+        "unsupported_content",
+        "invalid_object",
+    ];
+
+    /// The reason as a label (dead-letter header, metric).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unreadable::NotUtf8(_) => "not_utf8",
+            Unreadable::NotJson(_) => "not_json",
+            Unreadable::NotAnEvent(_) => "not_an_event",
+            Unreadable::UnsupportedContent => "unsupported_content",
+            Unreadable::InvalidObject { .. } => "invalid_object",
+        }
+    }
+}
+
+impl From<cardstream_stripe::Error> for Unreadable {
+    fn from(err: cardstream_stripe::Error) -> Self {
+        use cardstream_stripe::Error as Stripe;
+        match err {
+            Stripe::NotJson(message) => Unreadable::NotJson(message),
+            Stripe::InvalidObject {
+                event_type,
+                message,
+            } => Unreadable::InvalidObject {
+                event_type,
+                message,
+            },
+            other @ (Stripe::NotAnEvent(_) | Stripe::InvalidCurrency(_) | Stripe::NoSecrets) => {
+                Unreadable::NotAnEvent(other.to_string())
+            }
+        }
+    }
+}
+
+/// Whether `text` holds a `\u0000` escape: one preceded by an even number of backslashes, as
+/// `\\u0000` is a backslash followed by the letters `u0000`, which jsonb stores.
+fn has_nul_escape(text: &str) -> bool {
+    text.match_indices("\\u0000").any(|(i, _)| {
+        let backslashes = text[..i].bytes().rev().take_while(|b| *b == b'\\').count();
+        backslashes % 2 == 0
+    })
+}
+
 impl IncomingEvent {
-    /// Parses a record's bytes into an event with its typed object.
-    pub fn parse(
-        payload: &[u8],
-        partition: i32,
-        offset: i64,
-    ) -> Result<Self, cardstream_stripe::Error> {
-        let event = Event::parse(payload)?;
+    /// Parses a record's bytes into an event with its typed object, or says why they are not
+    /// one the store can fold. The aggregator's only parser, and the tests' too.
+    pub fn parse(payload: &[u8], partition: i32, offset: i64) -> Result<Self, Unreadable> {
+        let payload = std::str::from_utf8(payload)
+            .map_err(|err| Unreadable::NotUtf8(err.to_string()))?
+            .to_owned();
+        let event = Event::parse(payload.as_bytes())?;
+        if has_nul_escape(&payload) {
+            return Err(Unreadable::UnsupportedContent);
+        }
         let object = event.object()?;
-        let payload = String::from_utf8(payload.to_vec())
-            .map_err(|e| cardstream_stripe::Error::NotJson(e.to_string()))?;
         Ok(IncomingEvent {
             event,
             object,
@@ -221,4 +289,48 @@ async fn send(conn: &mut PgConnection, cards: &[&str]) -> Result<(), Error> {
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_unreadable_record_has_its_own_reason() {
+        let event = |object: &str, kind: &str| {
+            format!(
+                r#"{{"id":"evt_1","object":"event","type":"{kind}","created":1,"data":{{"object":{object}}}}}"#
+            )
+        };
+        let cases: [(&str, Vec<u8>); 5] = [
+            ("not_utf8", vec![0xff, 0xfe, 0x00]),
+            ("not_json", b"this is not json".to_vec()),
+            ("not_an_event", br#"{"hello":"world"}"#.to_vec()),
+            (
+                "unsupported_content",
+                event(r#"{"id":"p","name":"a\u0000b"}"#, "plan.created").into_bytes(),
+            ),
+            (
+                "invalid_object",
+                event(r#"{"id":"ipi_x"}"#, "issuing_transaction.created").into_bytes(),
+            ),
+        ];
+        for (reason, bytes) in &cases {
+            let err = IncomingEvent::parse(bytes, 0, 0).unwrap_err();
+            assert_eq!(err.reason(), *reason, "{err}");
+        }
+        let reasons: Vec<&str> = cases.iter().map(|(reason, _)| *reason).collect();
+        assert_eq!(reasons, Unreadable::REASONS);
+    }
+
+    #[test]
+    fn an_escaped_backslash_before_u0000_is_not_a_nul() {
+        assert!(has_nul_escape(r#"{"a":"x\u0000"}"#));
+        assert!(has_nul_escape(r#"{"a":"\\\u0000"}"#));
+        assert!(!has_nul_escape(r#"{"a":"\\u0000"}"#));
+        assert!(!has_nul_escape(r#"{"a":"u0000"}"#));
+        let literal = r#"{"id":"evt_1","object":"event","type":"plan.created","created":1,
+            "data":{"object":{"path":"C:\\u0000"}}}"#;
+        assert!(IncomingEvent::parse(literal.as_bytes(), 0, 0).is_ok());
+    }
 }

@@ -33,7 +33,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use accounts::{Role, User};
 pub use fold::{FoldEvent, FoldOutcome, fold};
-pub use ingest::{BatchOutcome, IncomingEvent, Position};
+pub use ingest::{BatchOutcome, IncomingEvent, Position, Unreadable};
 pub use invitations::{Invitation, InvitationKind, InvitationState};
 pub use paging::{Direction, Page};
 pub use policy_store::PolicyRow;

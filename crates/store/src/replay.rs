@@ -2,10 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use cardstream_stripe::Event;
-
 use crate::fold::{FoldEvent, fold};
-use crate::ingest::notify;
+use crate::ingest::{IncomingEvent, notify};
 use crate::version::Version;
 use crate::{Error, REBUILD_LOCK, Store};
 
@@ -74,11 +72,12 @@ impl Store {
                     event_id: event_id.clone(),
                     message,
                 };
-                let event = Event::parse(payload.as_bytes()).map_err(|e| stored(e.to_string()))?;
-                let object = event.object().map_err(|e| stored(e.to_string()))?;
+                // The live path's parser: what was folded then is folded the same way now.
+                let incoming = IncomingEvent::parse(payload.as_bytes(), 0, 0)
+                    .map_err(|e| stored(e.to_string()))?;
                 events.push(FoldEvent {
                     version: Version::new(created, &event_type, event_id.clone()),
-                    object,
+                    object: incoming.object,
                 });
             }
             let folded = fold(&mut tx, &events).await?;
