@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardstream_store::{ACTIVITY_CHANNEL, SESSIONS_CHANNEL};
+use cardstream_store::{ACTIVITY_CHANNEL, ActivityNotice, SESSIONS_CHANNEL};
 use cardstream_telemetry::CancellationToken;
 use prometheus::IntCounterVec;
 use sqlx::postgres::PgListener;
@@ -61,17 +61,15 @@ impl Live {
                             sessions.changed(user.map_or(SessionChange::All, SessionChange::User));
                             continue;
                         }
-                        let cards: Vec<String> =
-                            serde_json::from_str::<serde_json::Value>(note.payload())
-                                .ok()
-                                .and_then(|v| {
-                                    v["cards"].as_array().map(|a| {
-                                        a.iter()
-                                            .filter_map(|c| c.as_str().map(str::to_owned))
-                                            .collect()
-                                    })
-                                })
-                                .unwrap_or_default();
+                        // An unreadable notice names no card; it is counted as received
+                        // all the same and wakes no subscription.
+                        let cards = match ActivityNotice::from_payload(note.payload()) {
+                            Ok(notice) => notice.cards,
+                            Err(err) => {
+                                tracing::warn!(error = %err, "an activity notification could not be read");
+                                Vec::new()
+                            }
+                        };
                         notifications.with_label_values(&["received"]).inc();
                         // No subscribers is fine.
                         let _ = sender.send(Arc::new(cards));

@@ -258,34 +258,51 @@ async fn save_positions(
     Ok(())
 }
 
+/// What [`ACTIVITY_CHANNEL`] carries: the cards a committed batch changed. The store sends it
+/// and the API's listener reads it, both through this type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ActivityNotice {
+    pub cards: Vec<String>,
+}
+
+impl ActivityNotice {
+    /// The NOTIFY payload: `{"cards": [...]}`.
+    pub fn to_payload(&self) -> String {
+        // A struct of strings always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_payload(payload: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(payload)
+    }
+}
+
 /// Postgres limits a NOTIFY payload to 8000 bytes; card ids are sent in chunks below that.
 const NOTIFY_CHUNK_BYTES: usize = 7_000;
 
 /// Tells listeners (the live dashboard) which cards changed. Delivered when the transaction
 /// commits, never for a batch that rolled back.
 pub(crate) async fn notify(conn: &mut PgConnection, cards: &[String]) -> Result<(), Error> {
-    let mut chunk: Vec<&str> = Vec::new();
+    let mut chunk = ActivityNotice::default();
     let mut size = 0;
     for card in cards {
-        if size + card.len() + 4 > NOTIFY_CHUNK_BYTES && !chunk.is_empty() {
-            send(conn, &chunk).await?;
-            chunk.clear();
+        if size + card.len() + 4 > NOTIFY_CHUNK_BYTES && !chunk.cards.is_empty() {
+            send(conn, &std::mem::take(&mut chunk)).await?;
             size = 0;
         }
         size += card.len() + 4;
-        chunk.push(card);
+        chunk.cards.push(card.clone());
     }
-    if !chunk.is_empty() {
+    if !chunk.cards.is_empty() {
         send(conn, &chunk).await?;
     }
     Ok(())
 }
 
-async fn send(conn: &mut PgConnection, cards: &[&str]) -> Result<(), Error> {
-    let payload = serde_json::json!({ "cards": cards }).to_string();
+async fn send(conn: &mut PgConnection, notice: &ActivityNotice) -> Result<(), Error> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(ACTIVITY_CHANNEL)
-        .bind(payload)
+        .bind(notice.to_payload())
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -332,5 +349,18 @@ mod tests {
         let literal = r#"{"id":"evt_1","object":"event","type":"plan.created","created":1,
             "data":{"object":{"path":"C:\\u0000"}}}"#;
         assert!(IncomingEvent::parse(literal.as_bytes(), 0, 0).is_ok());
+    }
+
+    #[test]
+    fn an_activity_notice_reads_back_what_was_sent() {
+        let notice = ActivityNotice {
+            cards: vec!["ic_1".into(), "ic_\"quoted\"".into()],
+        };
+        assert_eq!(notice.to_payload(), r#"{"cards":["ic_1","ic_\"quoted\""]}"#);
+        assert_eq!(
+            ActivityNotice::from_payload(&notice.to_payload()).unwrap(),
+            notice
+        );
+        assert!(ActivityNotice::from_payload(r#"{"cards":"ic_1"}"#).is_err());
     }
 }

@@ -33,7 +33,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use accounts::{Role, User};
 pub use fold::{FoldEvent, FoldOutcome, fold};
-pub use ingest::{BatchOutcome, IncomingEvent, Position, Unreadable};
+pub use ingest::{ActivityNotice, BatchOutcome, IncomingEvent, Position, Unreadable};
 pub use invitations::{Invitation, InvitationKind, InvitationState};
 pub use paging::{Direction, Page};
 pub use policy_store::PolicyRow;
@@ -149,7 +149,7 @@ impl DatabaseArgs {
     }
 }
 
-/// The channel the aggregator NOTIFYs with `{"cards": [...]}` after each committed batch.
+/// The channel the aggregator NOTIFYs with an [`ActivityNotice`] after each committed batch.
 pub const ACTIVITY_CHANNEL: &str = "cardstream_activity";
 
 /// Advisory lock taken shared by every batch and exclusively by a replay, so a rebuild never

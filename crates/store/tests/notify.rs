@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cardstream_store::{ACTIVITY_CHANNEL, Position};
+use cardstream_store::{ACTIVITY_CHANNEL, ActivityNotice, Position};
 use common::{GROUP, TOPIC, incoming, simulated, store};
 use sqlx::postgres::PgListener;
 
@@ -37,10 +37,7 @@ async fn committed_batches_notify_the_cards_they_changed() {
             .await
             .unwrap()
             .unwrap();
-        let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap();
-        for card in payload["cards"].as_array().unwrap() {
-            notified.insert(card.as_str().unwrap().to_owned());
-        }
+        notified.extend(ActivityNotice::from_payload(note.payload()).unwrap().cards);
     }
     assert_eq!(
         notified,
