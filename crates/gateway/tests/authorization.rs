@@ -154,30 +154,25 @@ async fn cards_and_cardholders_listed_inactive_are_declined() {
 
 #[tokio::test]
 async fn the_answer_does_not_wait_for_a_broker_that_is_down() {
+    // A produce bound far longer than the per-answer deadline below: an answer that waited for
+    // the broker would miss the deadline by seconds, so no latency figure is asserted, and a
+    // slow, busy test machine cannot make the test fail.
+    const PRODUCE_TIMEOUT: Duration = Duration::from_secs(10);
+    const ANSWER_DEADLINE: Duration = Duration::from_secs(4);
     let mut broker = Broker::start(Storage::Memory).await;
-    let mut gw = TestGateway::start(&broker, &["--produce-timeout", "1s"]).await;
+    let mut gw = TestGateway::start(&broker, &["--produce-timeout", "10s"]).await;
     broker.stop().await;
-    let mut slowest = Duration::ZERO;
+    let lost_at = Instant::now();
     for i in 0..20 {
-        let started = Instant::now();
-        let response = gw
-            .post_signed(
-                ROUTE,
-                &request(&format!("evt_down_{i}"), 700, "usd", "bakeries"),
-            )
-            .await;
-        slowest = slowest.max(started.elapsed());
+        let body = request(&format!("evt_down_{i}"), 700, "usd", "bakeries");
+        let response = tokio::time::timeout(ANSWER_DEADLINE, gw.post_signed(ROUTE, &body))
+            .await
+            .unwrap_or_else(|_| panic!("answer {i} waited for the broker"));
         assert_eq!(response.status, 200);
         assert_eq!(response.json()["approved"], true);
     }
-    // Far inside Stripe's 2 s budget, and far below the 1 s produce bound it would show if it
-    // waited for the broker.
-    assert!(
-        slowest < Duration::from_millis(500),
-        "slowest answer {slowest:?}"
-    );
     // The lost background produces are counted once their delivery timeout passes.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = lost_at + PRODUCE_TIMEOUT + Duration::from_secs(20);
     while gw.metric(
         "cardstream_produce_failures_total",
         &[("path", "authorization")],
@@ -262,10 +257,7 @@ async fn an_edited_policy_file_applies_to_the_next_request() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        gw.metric(
-            "cardstream_policy_reloads_total",
-            &[("outcome", "ok")]
-        ),
+        gw.metric("cardstream_policy_reloads_total", &[("outcome", "ok")]),
         1.0
     );
     gw.stop().await;

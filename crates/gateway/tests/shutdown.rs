@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cardstream_testbed::{Broker, Storage, read_records};
 use common::{PARTITIONS, READ_TIMEOUT, TestGateway, now, sign, transaction_event};
@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 #[tokio::test]
 async fn a_request_in_flight_when_shutdown_starts_still_completes() {
     let broker = Broker::start(Storage::Memory).await;
-    let mut gw = TestGateway::start(&broker, &[]).await;
+    // One request at a time: while the half-sent one below holds the only permit, any other
+    // is shed with 503, which is how the test knows the handler is running without sleeping.
+    let mut gw = TestGateway::start(&broker, &["--max-concurrent-requests", "1"]).await;
     let addr = gw.running.as_ref().unwrap().addr;
     let body = transaction_event("evt_in_flight", "ic_1");
     let header = sign(&body, now());
@@ -28,15 +30,30 @@ async fn a_request_in_flight_when_shutdown_starts_still_completes() {
     let (first, rest) = body.as_bytes().split_at(body.len() / 2);
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(first).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = gw.post("/webhooks/stripe", &[], "{}").await;
+        if probe.status == 503 {
+            assert_eq!(probe.json()["error"]["code"], "overloaded");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the half-sent request never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     gw.shutdown.cancel();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     // No new connections once shutdown began.
-    assert!(
-        TcpStream::connect(addr).await.is_err(),
-        "still accepting after shutdown began"
-    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting 10 s after shutdown began"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     stream.write_all(rest).await.unwrap();
     let mut response = Vec::new();

@@ -1,0 +1,221 @@
+//! The whole pipeline in one test process: a real broker, a Postgres database of the test's
+//! own, the gateway and the aggregator started through their public `start` functions with the
+//! flags an operator would give them. Tests that need only one component live in its crate;
+//! the ones here cross them all.
+
+// A test harness: its types hold running processes and are never printed.
+#![allow(clippy::unwrap_used, missing_debug_implementations)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cardstream_aggregator::{AggregatorArgs, RunningAggregator};
+use cardstream_gateway::{GatewayArgs, RunningGateway};
+use cardstream_kafka::{KafkaArgs, TopicArgs};
+use cardstream_store::Store;
+use cardstream_stripe::{WebhookSecret, signature};
+use cardstream_telemetry::{CancellationToken, Registry};
+use cardstream_testbed::{Broker, HttpResponse, Storage, TestDatabase, unique_name};
+use clap::Parser;
+
+/// How long a test waits for the pipeline to catch up before it fails.
+pub const WAIT: Duration = Duration::from_secs(60);
+/// The webhook signing secret every gateway here is given.
+pub const SECRET: &str = "whsec_e2e";
+const PARTITIONS: i32 = 4;
+
+/// A broker, a migrated database and a fresh topic.
+pub struct Pipeline {
+    pub broker: Broker,
+    pub db: TestDatabase,
+    pub store: Store,
+    pub topic: String,
+}
+
+impl Pipeline {
+    pub async fn start() -> Pipeline {
+        let broker = Broker::start(Storage::Memory).await;
+        let db = TestDatabase::create().await;
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        store.migrate_up().await.unwrap();
+        let topic = unique_name("events");
+        cardstream_kafka::ensure_topics(&TopicArgs {
+            kafka: KafkaArgs::new(broker.brokers(), &topic),
+            partitions: PARTITIONS,
+            replication: 1,
+        })
+        .await
+        .unwrap();
+        Pipeline {
+            broker,
+            db,
+            store,
+            topic,
+        }
+    }
+
+    /// A gateway on this pipeline's topic, with `extra` flags.
+    pub async fn gateway(&self, extra: &[&str]) -> Component<RunningGateway> {
+        let brokers = self.broker.brokers();
+        let mut argv = vec![
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--kafka-brokers",
+            &brokers,
+            "--kafka-topic",
+            &self.topic,
+            "--webhook-secrets",
+            SECRET,
+        ];
+        argv.extend_from_slice(extra);
+        let args = Args::<GatewayArgs>::try_parse_from(argv).unwrap().args;
+        Component::start(|registry, shutdown| cardstream_gateway::start(args, registry, shutdown))
+            .await
+    }
+
+    /// An aggregator in consumer group `group`, batching briefly so tests do not wait.
+    pub async fn aggregator(&self, group: &str) -> Component<RunningAggregator> {
+        let brokers = self.broker.brokers();
+        let argv = [
+            "aggregator",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--kafka-brokers",
+            &brokers,
+            "--kafka-topic",
+            &self.topic,
+            "--database-url",
+            &self.db.url,
+            "--consumer-group",
+            group,
+            "--batch-wait",
+            "50ms",
+            "--max-retry-backoff",
+            "1s",
+        ];
+        let args = Args::<AggregatorArgs>::try_parse_from(argv).unwrap().args;
+        Component::start(|registry, shutdown| {
+            cardstream_aggregator::start(args, registry, shutdown)
+        })
+        .await
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `sql` returns `expected`, failing after [`WAIT`] with the last value.
+    pub async fn wait_for(&self, sql: &str, expected: i64) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got: Option<i64> = sqlx::query_scalar(sql)
+                .fetch_one(self.store.pool())
+                .await
+                .ok();
+            if got == Some(expected) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sql}: expected {expected}, still {got:?} after {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[derive(Parser)]
+struct Args<T: clap::Args> {
+    #[command(flatten)]
+    args: T,
+}
+
+/// A component running in this process, with its own metrics registry and shutdown signal.
+pub struct Component<R> {
+    pub running: Option<R>,
+    pub shutdown: CancellationToken,
+    pub registry: Registry,
+}
+
+impl<R> Component<R> {
+    async fn start<F, Fut, E>(start: F) -> Self
+    where
+        F: FnOnce(Registry, CancellationToken) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: std::fmt::Debug,
+    {
+        let registry = Registry::new();
+        let shutdown = CancellationToken::new();
+        let running = start(registry.clone(), shutdown.clone()).await.unwrap();
+        Component {
+            running: Some(running),
+            shutdown,
+            registry,
+        }
+    }
+
+    /// The sum of the metric's series matching `labels`.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        cardstream_testbed::metric_value(&self.registry, name, labels)
+    }
+
+    /// Waits until the metric's value reaches at least `at_least`.
+    pub async fn wait_for_metric(&self, name: &str, labels: &[(&str, &str)], at_least: f64) {
+        let deadline = Instant::now() + WAIT;
+        while self.metric(name, labels) < at_least {
+            assert!(
+                Instant::now() < deadline,
+                "{name}{labels:?} still {} after {WAIT:?}, waiting for {at_least}",
+                self.metric(name, labels)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Component<RunningGateway> {
+    pub fn addr(&self) -> SocketAddr {
+        self.running.as_ref().unwrap().addr
+    }
+
+    /// POSTs `body` to `path`, signed with [`SECRET`] as Stripe would sign it now.
+    pub async fn post_signed(&self, path: &str, body: &str) -> HttpResponse {
+        let header = signature::header(&[WebhookSecret::new(SECRET)], now(), body.as_bytes());
+        cardstream_testbed::post(
+            &format!("http://{}{path}", self.addr()),
+            &[("stripe-signature", &header)],
+            body.to_owned(),
+        )
+        .await
+    }
+
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running.wait().await.unwrap();
+        }
+    }
+}
+
+impl Component<RunningAggregator> {
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running.wait().await.unwrap();
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, as Stripe's `created` and signature timestamps count.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
