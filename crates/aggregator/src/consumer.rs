@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cardstream_kafka::RecordKeys;
+use cardstream_kafka::StatsContext;
 use cardstream_store::{IncomingEvent, Position, Store};
 use cardstream_telemetry::CancellationToken;
 use rdkafka::consumer::{
@@ -43,9 +44,15 @@ pub(crate) struct AggregatorContext {
     /// causes has nothing left to commit (and against the test broker such a commit waits
     /// ~45 s for a coordinator that is already gone).
     pub(crate) closing: std::sync::atomic::AtomicBool,
+    /// librdkafka's statistics, as `client="consumer"` metrics.
+    pub(crate) stats: StatsContext,
 }
 
-impl ClientContext for AggregatorContext {}
+impl ClientContext for AggregatorContext {
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        self.stats.record(&statistics);
+    }
+}
 
 fn nothing_to_commit(err: &KafkaError) -> bool {
     matches!(err, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))

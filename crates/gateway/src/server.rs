@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
-use cardstream_kafka::{EventProducer, ProducerTuning};
+use cardstream_kafka::{ClientStats, EventProducer, ProducerTuning};
 use cardstream_policy::{PolicyStore, StoredPolicy};
 use cardstream_store::Store;
 use cardstream_stripe::Verifier;
@@ -73,12 +73,13 @@ pub async fn start(
         reloads.with_label_values(&[outcome]).inc();
     });
 
-    let producer = EventProducer::new(
+    let producer = EventProducer::with_stats(
         &args.kafka,
         ProducerTuning {
             linger: args.kafka_linger,
             delivery_timeout: args.produce_timeout,
         },
+        ClientStats::register(&registry)?,
     )?;
     let producer = match args.record_keys.load()? {
         Some(keys) => producer.signing(keys),

@@ -1,19 +1,21 @@
 //! Kafka as cardstream uses it: connection settings shared by every component, the event
 //! producer, topic administration, and the record headers that travel with each event.
 
-mod topics;
 mod config;
 pub mod headers;
 mod lag;
 mod mac;
 mod producer;
+mod stats;
+mod topics;
 
-pub use topics::{ensure_topic, partition_count};
 pub use config::{Credentials, KafkaArgs, Quiet, TopicArgs, is_credential, parse_property};
 pub use lag::{PartitionLag, group_lag, total_lag};
 pub use mac::{MacError, RecordKeyArgs, RecordKeys};
 pub use producer::{Delivery, EventProducer, OutgoingEvent, ProducerTuning, await_delivery};
 pub use rdkafka;
+pub use stats::{ClientStats, STATISTICS_INTERVAL, StatsContext};
+pub use topics::{ensure_topic, partition_count};
 
 /// Ensures the events topic and its dead-letter topic exist with at least `partitions`.
 pub async fn ensure_topics(args: &TopicArgs) -> Result<(), Error> {

@@ -5,6 +5,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::stats::{ClientStats, StatsContext};
 use crate::{Error, KafkaArgs, RecordKeys, headers};
 
 /// Producer settings that trade latency for throughput.
@@ -50,7 +51,7 @@ pub struct Delivery {
 /// The idempotent, `acks=all` producer of Stripe events.
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    producer: FutureProducer<StatsContext>,
     topic: String,
     delivery_timeout: Duration,
     /// Signs each record's payload, when set.
@@ -67,21 +68,43 @@ impl std::fmt::Debug for EventProducer {
 
 impl EventProducer {
     pub fn new(kafka: &KafkaArgs, tuning: ProducerTuning) -> Result<Self, Error> {
+        Self::with_context(kafka, tuning, StatsContext::default())
+    }
+
+    /// A producer that also exports librdkafka's statistics into `stats` (see [`ClientStats`]).
+    pub fn with_stats(
+        kafka: &KafkaArgs,
+        tuning: ProducerTuning,
+        stats: ClientStats,
+    ) -> Result<Self, Error> {
+        Self::with_context(kafka, tuning, StatsContext::new(stats, "producer"))
+    }
+
+    fn with_context(
+        kafka: &KafkaArgs,
+        tuning: ProducerTuning,
+        context: StatsContext,
+    ) -> Result<Self, Error> {
         let linger = tuning.linger.as_millis().to_string();
         let timeout = tuning.delivery_timeout.as_millis().max(1).to_string();
-        let producer: FutureProducer = kafka
-            .client_config(&[
-                // Idempotence makes librdkafka's internal retries safe (no duplicates, no
-                // reordering within a partition) and implies acks=all.
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("linger.ms", &linger),
-                ("message.timeout.ms", &timeout),
-                // Key hashing compatible with the Java client, so every Kafka tool agrees on
-                // which partition a card lives in.
-                ("partitioner", "murmur2_random"),
-            ])
-            .create()
+        let statistics = context.config();
+        let mut defaults = vec![
+            // Idempotence makes librdkafka's internal retries safe (no duplicates, no
+            // reordering within a partition) and implies acks=all.
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", linger.as_str()),
+            ("message.timeout.ms", timeout.as_str()),
+            // Key hashing compatible with the Java client, so every Kafka tool agrees on
+            // which partition a card lives in.
+            ("partitioner", "murmur2_random"),
+        ];
+        if let Some((key, value)) = &statistics {
+            defaults.push((key, value.as_str()));
+        }
+        let producer: FutureProducer<StatsContext> = kafka
+            .client_config(&defaults)
+            .create_with_context(context)
             .map_err(Error::Config)?;
         Ok(EventProducer {
             producer,

@@ -1,9 +1,18 @@
 //! The connection pool as Prometheus sees it, read at each scrape: connections in use and idle,
-//! and the pool's ceiling. A pool at its ceiling with nothing idle is where requests queue.
+//! and the pool's ceiling. A pool at its ceiling with nothing idle is where requests queue; how
+//! long they queue is sampled by a probe that takes a connection every few seconds, because
+//! sqlx 0.8's pool exposes neither its waiters nor a hook around `acquire` (sea-orm acquires
+//! inside each query, out of reach).
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use prometheus::{Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// How often the probe waits for a connection like a query would.
+const ACQUIRE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Registered once per process for its pool.
 #[derive(Debug, Clone)]
@@ -11,6 +20,8 @@ pub struct PoolMetrics {
     pool: sqlx::PgPool,
     connections: IntGaugeVec,
     max: IntGauge,
+    /// The probe runs while this lives, that is while the registry holding these metrics does.
+    _alive: Arc<()>,
 }
 
 impl PoolMetrics {
@@ -31,11 +42,45 @@ impl PoolMetrics {
             "The most Postgres connections this process's pool opens.",
         )?;
         max.set(i64::from(max_connections));
+        let acquire = Histogram::with_opts(
+            HistogramOpts::new(
+                "cardstream_database_pool_acquire_seconds",
+                "Time a probe, every 5 s, waited for a connection from the pool: what a query waits before it runs.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )?;
+        registry.register(Box::new(acquire.clone()))?;
+        let alive = Arc::new(());
+        // Outside a runtime (a registry built for a check) there is nothing to probe.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(probe_acquire(pool.clone(), acquire, Arc::downgrade(&alive)));
+        }
         registry.register(Box::new(PoolMetrics {
             pool,
             connections,
             max,
+            _alive: alive,
         }))
+    }
+}
+
+/// Until the pool closes or its metrics are dropped, takes a connection every interval and
+/// records how long that took. A probe that cannot get one (Postgres away, every connection
+/// failing) records the time it waited; errors are the queries' to report.
+async fn probe_acquire(pool: sqlx::PgPool, acquire: Histogram, alive: Weak<()>) {
+    let mut ticks = tokio::time::interval(ACQUIRE_PROBE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if pool.is_closed() || alive.strong_count() == 0 {
+            return;
+        }
+        let started = Instant::now();
+        let connection = pool.acquire().await;
+        acquire.observe(started.elapsed().as_secs_f64());
+        drop(connection);
     }
 }
 

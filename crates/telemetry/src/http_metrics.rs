@@ -23,14 +23,14 @@ impl HttpMetrics {
     pub fn new(registry: &Registry) -> Result<Self, Error> {
         let requests = IntCounterVec::new(
             Opts::new(
-                format!("cardstream_http_requests_total"),
+                "cardstream_http_requests_total",
                 "HTTP requests answered, by route pattern and status code.",
             ),
             &["route", "status"],
         )?;
         let duration = HistogramVec::new(
             HistogramOpts::new(
-                format!("cardstream_http_request_duration_seconds"),
+                "cardstream_http_request_duration_seconds",
                 "Time from request received to response ready, by route pattern.",
             )
             .buckets(vec![
