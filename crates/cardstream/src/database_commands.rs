@@ -225,7 +225,7 @@ enum UsersAction {
     /// Adds a dashboard user. The password is read from CARDSTREAM_USER_PASSWORD, or from the
     /// first line of standard input, never from a flag.
     Add {
-        #[arg(long)]
+        #[arg(long, value_parser = email_arg)]
         email: String,
         #[arg(long, value_enum, default_value = "cardholder")]
         role: RoleArg,
@@ -242,9 +242,17 @@ enum UsersAction {
     /// stdout (or CARDSTREAM_USER_PASSWORD's); does nothing when an admin exists. For a first
     /// start (Compose runs it after `migrate`).
     InitAdmin {
-        #[arg(long, env = "CARDSTREAM_ADMIN_EMAIL")]
+        #[arg(long, env = "CARDSTREAM_ADMIN_EMAIL", value_parser = email_arg)]
         email: String,
     },
+}
+
+/// `--email`, checked as the API checks it: a bad address is a usage error (exit 2), before
+/// anything is read or written.
+fn email_arg(email: &str) -> Result<String, String> {
+    cardstream_store::parse_email(email)
+        .map(str::to_owned)
+        .ok_or_else(|| "not an email address (one @ with text on each side, no spaces)".into())
 }
 
 /// The new user's password: CARDSTREAM_USER_PASSWORD, else typed at a terminal without echo,

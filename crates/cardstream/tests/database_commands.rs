@@ -272,8 +272,21 @@ async fn exit_statuses_say_usage_unreachable_or_failed() {
     )
     .await;
     assert_eq!(secret.code, 2, "{}", secret.stderr);
-    // Any other failure: 1.
+    // An address the API would refuse at sign-in is a usage error, before any database work.
     let db = TestDatabase::create().await;
+    for args in [
+        &["users", "add", "--email", "not-an-address"][..],
+        &["users", "init-admin", "--email", "ops @example.com"],
+    ] {
+        let bad = run_in(&db.url, args, Some("a-long-enough-password\n")).await;
+        assert_eq!(bad.code, 2, "{args:?}: {}", bad.stderr);
+        assert!(
+            bad.stderr.contains("not an email address"),
+            "{}",
+            bad.stderr
+        );
+    }
+    // Any other failure: 1.
     let short = run_in(
         &db.url,
         &["users", "add", "--email", "a@example.com"],

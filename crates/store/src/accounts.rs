@@ -10,6 +10,20 @@ use crate::entities::{user_cardholders, users};
 use crate::paging::{Direction, Page};
 use crate::{Error, Store};
 
+/// An email address as far as cardstream checks one, trimmed: one `@` with something on each
+/// side, no spaces or controls, at most 254 bytes (the longest SMTP allows). `None` otherwise.
+/// The API and the `users` commands both check with this, so an address one refuses the other
+/// does too.
+pub fn parse_email(email: &str) -> Option<&str> {
+    let email = email.trim();
+    let ok = email.len() <= 254
+        && email.split('@').count() == 2
+        && !email.starts_with('@')
+        && !email.ends_with('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    ok.then_some(email)
+}
+
 /// What a user may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

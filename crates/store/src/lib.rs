@@ -31,7 +31,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 
-pub use accounts::{Role, User};
+pub use accounts::{Role, User, parse_email};
 pub use fold::{FoldEvent, FoldOutcome, fold};
 pub use ingest::{ActivityNotice, BatchOutcome, IncomingEvent, Position, Unreadable};
 pub use invitations::{Invitation, InvitationKind, InvitationState};

@@ -7,11 +7,11 @@ use std::time::Duration;
 use async_graphql::{Context, Enum, ID, InputObject, Object, ResultExt, SimpleObject};
 use cardstream_store::{InvitationKind, InvitationState, User};
 
-use super::policy::RoleKind;
 use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, connection};
 use super::context::{admin, forget_sessions, store};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::CountOf;
+use super::policy::RoleKind;
 use super::scalars::DateTime;
 
 /// How long an invitation or reset link works (`--invitation-ttl`).
@@ -245,22 +245,10 @@ pub struct SetUserCardholdersInput {
     pub client_mutation_id: Option<String>,
 }
 
-/// An email address as far as we check one: one `@`, no spaces or controls, at most 254 bytes
-/// (the longest SMTP allows).
+/// An email address as far as we check one (see [`cardstream_store::parse_email`]).
 pub fn check_email(email: &str) -> ApiResult<&str> {
-    let email = email.trim();
-    let ok = email.len() <= 254
-        && email.split('@').count() == 2
-        && !email.starts_with('@')
-        && !email.ends_with('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(email)
-    } else {
-        Err(ApiError::BadUserInput(
-            "that is not an email address".into(),
-        ))
-    }
+    cardstream_store::parse_email(email)
+        .ok_or_else(|| ApiError::BadUserInput("that is not an email address".into()))
 }
 
 fn user_id(id: &ID) -> ApiResult<i64> {
