@@ -486,9 +486,12 @@ pub fn disruption_budget(cs: &CardStream, component: Component) -> PodDisruption
 /// Of the variables the operator gives the aggregator, those `cardstream migrate` reads.
 const MIGRATE_ENV: [&str; 2] = ["CARDSTREAM_LOG_FORMAT", "CARDSTREAM_DATABASE_URL"];
 
-/// `cardstream migrate` for the CardStream's image, run before its workloads move to it. Named
-/// after the image, so each new version migrates once. It runs in the aggregator's container
-/// (and with its `extraEnv`), without the Kafka settings and record keys it has no use for.
+/// `cardstream migrate` for the CardStream's image, run before its workloads move to it. It runs
+/// in the aggregator's container (and with its `extraEnv`), without the Kafka settings and record
+/// keys it has no use for. Named after its whole pod template, not only the image: a Job's
+/// template cannot change once created, so a new operator or a new `extraEnv` for the same image
+/// gets a new Job (migrating again is a no-op) instead of an apply the API server refuses until
+/// the old Job expires a day later.
 pub fn migration_job(cs: &CardStream) -> Job {
     let mut container = container(cs, Component::Aggregator);
     let aggregators = operator_env(cs, Component::Aggregator);
@@ -500,28 +503,31 @@ pub fn migration_job(cs: &CardStream) -> Job {
     container.ports = None;
     container.liveness_probe = None;
     container.readiness_probe = None;
+    let template = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(object_labels(cs, None)),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            restart_policy: Some("Never".to_owned()),
+            security_context: Some(pod_security()),
+            automount_service_account_token: Some(false),
+            ..PodSpec::default()
+        }),
+    };
+    // Serializing a k8s-openapi struct cannot fail; an empty text would still name a Job.
+    let rendered = serde_json::to_string(&template).unwrap_or_default();
     Job {
         metadata: meta(
             cs,
-            format!("{}-migrate-{}", cs.name_any(), short_hash(&cs.spec.image)),
+            format!("{}-migrate-{}", cs.name_any(), short_hash(&rendered)),
             None,
         ),
         spec: Some(JobSpec {
             backoff_limit: Some(4),
             ttl_seconds_after_finished: Some(86_400),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(object_labels(cs, None)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    restart_policy: Some("Never".to_owned()),
-                    security_context: Some(pod_security()),
-                    automount_service_account_token: Some(false),
-                    ..PodSpec::default()
-                }),
-            },
+            template,
             ..JobSpec::default()
         }),
         ..Job::default()

@@ -164,6 +164,15 @@ fn services_budgets_and_the_migration_job() {
     let mut next = cs.clone();
     next.spec.image = "ghcr.io/cardstream/cardstream:0.2.0".into();
     assert_ne!(migration_job(&next).metadata.name, job.metadata.name);
+    // A Job's pod template is immutable: a template that changes for the same image (here its
+    // extraEnv) must get a Job of its own, never an apply over the finished one.
+    let mut extra = cs.clone();
+    extra.spec.aggregator.component.extra_env = vec![k8s_openapi::api::core::v1::EnvVar {
+        name: "TZ".into(),
+        value: Some("UTC".into()),
+        ..Default::default()
+    }];
+    assert_ne!(migration_job(&extra).metadata.name, job.metadata.name);
     let pod = job.spec.unwrap().template.spec.unwrap();
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
     assert_eq!(
