@@ -57,10 +57,7 @@ pub(crate) async fn aggregator_kill(settings: Settings) -> anyhow::Result<Outcom
     // already written to Postgres were read again and found to be duplicates.
     if let Some(replacement) = drill.system.aggregators.first() {
         let again = replacement
-            .metric(
-                "cardstream_records_total",
-                "outcome=\"duplicate\"",
-            )
+            .metric("cardstream_records_total", "outcome=\"duplicate\"")
             .await?;
         drill.note(format!(
             "the replacement re-read {again} records the killed aggregator had stored but not committed to Kafka (deduplicated)"

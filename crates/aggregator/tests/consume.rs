@@ -69,10 +69,7 @@ async fn duplicated_reordered_events_on_the_topic_become_the_same_rows_once() {
         events.len() as f64
     );
     assert_eq!(
-        aggregator.metric(
-            "cardstream_records_total",
-            &[("outcome", "duplicate")]
-        ),
+        aggregator.metric("cardstream_records_total", &[("outcome", "duplicate")]),
         events.len() as f64
     );
     aggregator.stop().await;

@@ -167,11 +167,7 @@ async fn operations_are_counted_by_root_field_and_outcome() {
     .await;
     api.gql(Some(&admin), "{ nosuchfield }", json!({})).await;
     let metric = |labels: &[(&str, &str)]| {
-        cardstream_testbed::metric_value(
-            &api.registry,
-            "cardstream_graphql_requests_total",
-            labels,
-        )
+        cardstream_testbed::metric_value(&api.registry, "cardstream_graphql_requests_total", labels)
     };
     assert_eq!(
         metric(&[("type", "query"), ("field", "card"), ("outcome", "ok")]),

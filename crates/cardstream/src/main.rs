@@ -1,8 +1,8 @@
 //! The `cardstream` binary: parses configuration and starts the component asked for. All logic
 //! lives in the library crates.
 
-mod database_commands;
 mod cli;
+mod database_commands;
 mod dev;
 #[cfg(test)]
 mod operator_env;

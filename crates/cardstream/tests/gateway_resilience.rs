@@ -136,11 +136,7 @@ async fn a_shed_request_gets_503_with_retry_after() {
 
     let (_, page) = gateway.admin_get("/metrics").await.unwrap();
     assert_eq!(
-        metric(
-            &page,
-            "cardstream_shed_total",
-            &["reason=\"large_bodies\""]
-        ),
+        metric(&page, "cardstream_shed_total", &["reason=\"large_bodies\""]),
         1.0,
         "{page}"
     );
@@ -398,11 +394,7 @@ async fn events_at_capacity_do_not_crowd_out_authorization_requests() {
     assert!(approved(&body), "{body}");
     let (_, page) = gateway.admin_get("/metrics").await.unwrap();
     assert_eq!(
-        metric(
-            &page,
-            "cardstream_shed_total",
-            &["reason=\"requests\""]
-        ),
+        metric(&page, "cardstream_shed_total", &["reason=\"requests\""]),
         1.0,
         "{page}"
     );

@@ -70,10 +70,7 @@ async fn a_parallel_burst_of_wrong_passwords_reaches_the_check_at_most_the_limit
         "BAD_USER_INPUT"
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        api.metric("cardstream_password_checks_total").await,
-        before
-    );
+    assert_eq!(api.metric("cardstream_password_checks_total").await, before);
 }
 
 #[tokio::test]

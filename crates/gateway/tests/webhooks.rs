@@ -39,10 +39,7 @@ async fn a_signed_event_is_stored_byte_for_byte_with_key_and_headers() {
         .parse()
         .unwrap();
     assert!((received / 1000 - now()).abs() < 60);
-    assert_eq!(
-        gw.metric("cardstream_events_accepted_total", &[]),
-        1.0
-    );
+    assert_eq!(gw.metric("cardstream_events_accepted_total", &[]), 1.0);
     gw.stop().await;
 }
 
@@ -257,12 +254,7 @@ async fn with_the_broker_down_webhooks_get_503_within_the_bound_and_never_2xx() 
         vec![503; 5],
         "every event sent while the broker was down must be refused"
     );
-    assert!(
-        gw.metric(
-            "cardstream_produce_failures_total",
-            &[("path", "webhook")]
-        ) >= 5.0
-    );
+    assert!(gw.metric("cardstream_produce_failures_total", &[("path", "webhook")]) >= 5.0);
     gw.stop().await;
 }
 

@@ -342,11 +342,7 @@ async fn once_migrated_the_workloads_roll_out_with_the_aggregators_the_lag_calls
     assert_quiet(server.await.unwrap(), "migrated").await;
     let labels = [("namespace", NS), ("name", "shop")];
     assert_eq!(
-        metric_value(
-            &registry,
-            "cardstream_consumer_group_lag_records",
-            &labels
-        ),
+        metric_value(&registry, "cardstream_consumer_group_lag_records", &labels),
         25.0
     );
     assert_eq!(
@@ -575,7 +571,10 @@ async fn an_api_server_error_stops_the_reconcile_and_is_counted() {
     prometheus::TextEncoder::new()
         .encode_utf8(&registry.gather(), &mut exposition)
         .unwrap();
-    assert!(exposition.contains("cardstream_reconciles_total"), "{exposition}");
+    assert!(
+        exposition.contains("cardstream_reconciles_total"),
+        "{exposition}"
+    );
     let problems = cardstream_testbed::promtool_check_metrics(&exposition);
     assert!(problems.is_empty(), "{problems}");
 }

@@ -187,10 +187,7 @@ mod tests {
                 .await
         );
         // Hashing is not a check; the four verifications (the decoy's included) are.
-        assert_eq!(
-            metric(&registry, "cardstream_password_checks_total"),
-            4.0
-        );
+        assert_eq!(metric(&registry, "cardstream_password_checks_total"), 4.0);
         assert_eq!(
             metric(&registry, "cardstream_password_checks_in_flight"),
             0.0
@@ -226,9 +223,6 @@ mod tests {
         watching.abort();
         let most = most.load(std::sync::atomic::Ordering::Relaxed);
         assert!((1..=2).contains(&most), "{most} ran at once");
-        assert_eq!(
-            metric(&registry, "cardstream_password_checks_total"),
-            8.0
-        );
+        assert_eq!(metric(&registry, "cardstream_password_checks_total"), 8.0);
     }
 }

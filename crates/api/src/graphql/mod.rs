@@ -6,7 +6,6 @@
 #![allow(unreachable_pub, missing_debug_implementations)]
 
 mod activity;
-mod policy;
 mod connection;
 mod context;
 mod error_codes;
@@ -15,6 +14,7 @@ mod loaders;
 mod metrics;
 mod mutation;
 mod objects;
+mod policy;
 mod query;
 mod scalars;
 mod selections;
