@@ -73,10 +73,9 @@ pub struct SpendCache {
     inner: Arc<Inner>,
 }
 
-fn today() -> i32 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+/// The UTC day `now` falls on (days since 1970-01-01).
+fn day_of(now: SystemTime) -> i32 {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     i32::try_from(secs / 86_400).unwrap_or(i32::MAX)
 }
 
@@ -106,8 +105,15 @@ impl SpendCache {
 
     /// Re-reads spend from Postgres once.
     pub async fn refresh(&self, store: &Store) -> Result<(), Error> {
+        self.refresh_at(store, SystemTime::now()).await
+    }
+
+    /// [`refresh`](Self::refresh) as of `now`: today and this month are `now`'s UTC day and
+    /// calendar month. The clock is a parameter so that a test can stand on either side of a
+    /// month's edge on any day.
+    pub async fn refresh_at(&self, store: &Store, now: SystemTime) -> Result<(), Error> {
         let started = Instant::now();
-        let day = today();
+        let day = day_of(now);
         let rows = store.card_spend(day, month_start(day)).await?;
         // A currency this build does not know cannot be asked about either.
         let spend = rows
@@ -167,14 +173,15 @@ impl SpendCache {
     }
 }
 
-impl SpendView for SpendCache {
-    fn spend(&self, card_id: &str, currency: Currency) -> Spend {
+impl SpendCache {
+    /// [`SpendView::spend`] as of `now` (see [`refresh_at`](Self::refresh_at)).
+    pub fn spend_at(&self, card_id: &str, currency: Currency, now: SystemTime) -> Spend {
         let snapshot = self.inner.snapshot.load();
         let fresh = snapshot
             .taken_at
             .is_some_and(|t| t.elapsed() <= self.inner.args.max_staleness);
         // After midnight UTC the snapshot's "today" is yesterday until the next refresh.
-        if !fresh || snapshot.day != today() {
+        if !fresh || snapshot.day != day_of(now) {
             return Spend::Unknown;
         }
         let (mut day, mut month) = snapshot
@@ -191,6 +198,12 @@ impl SpendView for SpendCache {
             }
         }
         Spend::Known { day, month }
+    }
+}
+
+impl SpendView for SpendCache {
+    fn spend(&self, card_id: &str, currency: Currency) -> Spend {
+        self.spend_at(card_id, currency, SystemTime::now())
     }
 }
 
@@ -222,7 +235,7 @@ mod tests {
     fn load(cache: &SpendCache, taken_at: Instant, spend: &[(&str, Currency, i64, i64)]) {
         cache.inner.snapshot.store(Arc::new(Snapshot {
             taken_at: Some(taken_at),
-            day: today(),
+            day: day_of(SystemTime::now()),
             spend: spend
                 .iter()
                 .map(|&(card, currency, d, m)| ((card.to_owned(), currency), (d, m)))
