@@ -101,8 +101,10 @@ async fn a_member_added_mid_stream_shares_the_work_and_the_result_is_exact() {
 /// one injected straight into Kafka, or signed with another key, goes to the dead-letter topic.
 #[tokio::test]
 async fn records_not_written_by_the_gateway_are_dead_lettered_not_folded() {
-    use cardstream_kafka::{EventProducer, ProducerTuning, RecordKeys};
+    use cardstream_kafka::{EventProducer, ProducerTuning, RecordKeys, headers};
+    use cardstream_simulator::SimEvent;
     use common::gateway::{GatewayProcess, signed, try_exchange};
+    use std::collections::BTreeMap;
 
     const KEY: &str = "the record key of this test: thirty-two bytes or more";
     let setup = Setup::new(1).await;
@@ -117,7 +119,13 @@ async fn records_not_written_by_the_gateway_are_dead_lettered_not_folded() {
     }
     // Straight into the topic: unsigned, and signed with a key the aggregator does not know.
     let (unsigned, forged) = injected.split_at(injected.len() / 2);
-    produce(&setup.kafka(), unsigned).await;
+    // Where each injected record landed: its dead letter must say exactly this.
+    let mut produced: BTreeMap<(i32, i64), &SimEvent> = produce(&setup.kafka(), unsigned)
+        .await
+        .iter()
+        .zip(unsigned)
+        .map(|(stored, event)| ((stored.partition, stored.offset), event))
+        .collect();
     let other = RecordKeys::new(&["somebody else's key, thirty-two bytes or more"]).unwrap();
     let producer = EventProducer::new(&setup.kafka(), ProducerTuning::default())
         .unwrap()
@@ -132,10 +140,11 @@ async fn records_not_written_by_the_gateway_are_dead_lettered_not_folded() {
             created: parsed.created,
             received_at_ms: 0,
         };
-        producer
+        let stored = producer
             .send(&outgoing, Duration::from_secs(30))
             .await
             .unwrap();
+        produced.insert((stored.partition, stored.offset), event);
     }
 
     let log = std::fs::File::create(setup.logs.path().join("signed.log")).unwrap();
@@ -147,14 +156,42 @@ async fn records_not_written_by_the_gateway_are_dead_lettered_not_folded() {
         .spawn()
         .unwrap();
     let dlq = cardstream_kafka::dlq_topic(&setup.topic);
+    // The whole dead-letter topic, so that a letter too many (a genuine record, or one
+    // dead-lettered twice) shows.
     let letters =
-        cardstream_testbed::read_records(&setup.broker.brokers(), &dlq, 1, injected.len(), WAIT)
+        cardstream_testbed::read_to_end(&setup.broker.brokers(), &dlq, 1, injected.len(), WAIT)
             .await;
     assert_eq!(letters.len(), injected.len(), "{}", setup.log("signed"));
+    // Each letter says why, names where its record was produced, and keeps its bytes.
+    let mut named: BTreeMap<(i32, i64), &[u8]> = BTreeMap::new();
     for letter in &letters {
         assert_eq!(
-            letter.header("cardstream-dlq-reason"),
-            Some("unauthenticated")
+            letter.header(headers::DLQ_REASON),
+            Some("unauthenticated"),
+            "{letter:?}"
+        );
+        assert_eq!(
+            letter.header(headers::DLQ_SOURCE_TOPIC),
+            Some(setup.topic.as_str())
+        );
+        let origin = |name| letter.header(name).and_then(|v| v.parse::<i64>().ok());
+        let partition = origin(headers::DLQ_SOURCE_PARTITION).and_then(|p| i32::try_from(p).ok());
+        let offset = origin(headers::DLQ_SOURCE_OFFSET);
+        let (Some(partition), Some(offset)) = (partition, offset) else {
+            panic!("a dead letter without its origin: {letter:?}");
+        };
+        named.insert((partition, offset), &letter.payload);
+    }
+    assert_eq!(
+        named.keys().collect::<Vec<_>>(),
+        produced.keys().collect::<Vec<_>>(),
+        "the dead letters' origins (partition, offset) are where the injected records were produced"
+    );
+    for (origin, payload) in &named {
+        assert!(
+            *payload == &produced[origin].body[..],
+            "the dead letter of {origin:?} does not hold the bytes of {}",
+            produced[origin].id
         );
     }
     setup

@@ -133,7 +133,9 @@ pub fn simulated(seed: u64, cards: usize, purchases: usize) -> Vec<SimEvent> {
     generate_declining_every(4, seed, cards, 1_764_000_000, purchases)
 }
 
-pub async fn produce(kafka: &KafkaArgs, events: &[SimEvent]) {
+/// Produces `events` straight into the topic (unsigned, as no gateway wrote them); where the
+/// broker stored each, in order.
+pub async fn produce(kafka: &KafkaArgs, events: &[SimEvent]) -> Vec<cardstream_kafka::Delivery> {
     let producer = EventProducer::new(kafka, ProducerTuning::default()).unwrap();
     let mut pending = Vec::new();
     for e in events {
@@ -149,11 +151,15 @@ pub async fn produce(kafka: &KafkaArgs, events: &[SimEvent]) {
         };
         pending.push(producer.enqueue(&outgoing).unwrap());
     }
+    let mut stored = Vec::with_capacity(pending.len());
     for delivery in pending {
-        cardstream_kafka::await_delivery(delivery, Duration::from_secs(30))
-            .await
-            .unwrap();
+        stored.push(
+            cardstream_kafka::await_delivery(delivery, Duration::from_secs(30))
+                .await
+                .unwrap(),
+        );
     }
+    stored
 }
 
 /// The tables the same events give when folded once, in order, into a fresh database.
