@@ -1,110 +1,125 @@
 //! Inputs the `graphql_request` fuzz target (fuzz/fuzz_targets/graphql_request.rs) showed to
-//! crash the API, kept as tests. Like the fuzz target, these need no Postgres: the database URL
-//! points at a listener that closes every connection, and each request here is refused or
-//! answered before any resolver reaches the store.
+//! crash the API, kept as tests. They run against an API on a real, seeded Postgres database,
+//! as a cardholder asking about their own card, so each request goes as far as it can: every
+//! input gets the one answer it must get, not just "some error" (an API that cannot reach its
+//! database answers with errors too).
 
 #![allow(clippy::unwrap_used)]
 
-use cardstream_api::ApiArgs;
-use cardstream_telemetry::{CancellationToken, Registry};
-use clap::Parser;
+mod common;
+
+use common::TestApi;
 use serde_json::{Value, json};
 
-#[derive(Parser)]
-struct Wrapper {
-    #[command(flatten)]
-    args: ApiArgs,
-}
-
-/// An API with its default limits; returns its `/graphql` URL.
-async fn api(shutdown: &CancellationToken) -> String {
-    let database = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let database_url = format!(
-        "postgres://fuzz@{}/fuzz?sslmode=disable",
-        database.local_addr().unwrap()
-    );
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = database.accept().await {
-            drop(stream);
-        }
-    });
-    let args = Wrapper::try_parse_from([
-        "api",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-        "--database-url",
-        &database_url,
-        "--token-secret",
-        "test-token-secret-of-at-least-32-bytes",
-        "--shutdown-delay",
-        "0s",
-    ])
-    .unwrap()
-    .args;
-    let running =
-        cardstream_api::start(args, Registry::new(), shutdown.clone(), axum::Router::new())
-            .await
-            .unwrap();
-    format!("http://{}/graphql", running.addr)
-}
-
-async fn gql(url: &str, query: &str, variables: Value) -> Value {
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let response =
-        cardstream_testbed::post(url, &[("content-type", "application/json")], body).await;
-    assert!(
-        !response.status.is_server_error(),
-        "{}: {}",
-        response.status,
-        String::from_utf8_lossy(&response.body)
-    );
-    response.json()
-}
-
-fn code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {response}"))
+/// The one error of `response`: its code, message and path.
+fn only_error(response: &Value) -> (String, String, Value) {
+    let errors = response["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {response}"));
+    assert_eq!(errors.len(), 1, "{response}");
+    let error = &errors[0];
+    (
+        error["extensions"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        error["message"].as_str().unwrap_or_default().to_owned(),
+        error["path"].clone(),
+    )
 }
 
 /// `activity(first: -1)`: the field's complexity, `first × child complexity`, is computed with
 /// `first as usize`, so a negative `first` became ~2^64 and the multiplication overflowed. With
 /// overflow checks (debug builds, the fuzzer) that panics inside query validation and the
 /// connection is dropped without an answer; without them (release) the cost wraps around.
+/// Each gets past validation to the resolver, which refuses the page size as bad input.
 #[tokio::test]
 async fn a_negative_page_size_is_an_answer_not_a_panic() {
-    let shutdown = CancellationToken::new();
-    let url = api(&shutdown).await;
-    for query in [
-        r#"{ card(id: "x") { activity(first: -1) { edges { node { id } } } } }"#,
-        r#"{ card(id: "x") { activity(first: -2147483648) { edges { node { id amount { formatted } } } } } }"#,
+    let api = TestApi::start(&[]).await;
+    let alice = api.login("alice@example.com").await;
+    let card = &api.cards_of(&api.alice_holder)[0];
+    let first = "`first` must be between 1 and 100";
+    let last = "`last` must be between 1 and 100";
+    let too_complex = || {
+        (
+            "QUERY_TOO_COMPLEX".to_owned(),
+            "Query is too complex.".to_owned(),
+            Value::Null,
+        )
+    };
+    let bad_input =
+        |message: &str, path: Value| ("BAD_USER_INPUT".to_owned(), message.to_owned(), path);
+    for (query, expected) in [
+        (
+            "query($id: ID!) { card(id: $id) { activity(first: -1) { edges { node { id } } } } }",
+            bad_input(first, json!(["card", "activity"])),
+        ),
+        // A page size the resolver refuses is counted as the most any is (1,000 rows), not as
+        // an overflow: 1,000 of these nodes are over the budget, so the query is refused whole
+        // before it runs, as the same query with `first: 1000` is.
+        (
+            "query($id: ID!) { card(id: $id) { activity(first: -2147483648) { edges { node { id amount { formatted } } } } } }",
+            too_complex(),
+        ),
+        (
+            "query($id: ID!) { card(id: $id) { activity(first: 1000) { edges { node { id amount { formatted } } } } } }",
+            too_complex(),
+        ),
         // `last` pages backward and costs the same way, as does every other connection.
-        r#"{ card(id: "x") { activity(last: -2147483648) { nodes { id } } } }"#,
-        r#"{ cards(last: -1) { nodes { id cardholder { cards(first: -7) { nodes { id } } } } } }"#,
+        (
+            "query($id: ID!) { card(id: $id) { activity(last: -2147483648) { nodes { id } } } }",
+            bad_input(last, json!(["card", "activity"])),
+        ),
+        (
+            "{ cards(last: -1) { nodes { id } } }",
+            bad_input(last, json!(["cards"])),
+        ),
+        // Nested, each counted as 1,000 rows: a million, over the budget.
+        (
+            "{ cards(last: -1) { nodes { id cardholder { cards(first: -7) { nodes { id } } } } } }",
+            too_complex(),
+        ),
     ] {
-        let response = gql(&url, query, json!({})).await;
-        assert!(response["errors"].is_array(), "{query}: {response}");
+        let response = api.gql(Some(&alice), query, json!({"id": card})).await;
+        assert_eq!(only_error(&response), expected, "{query}: {response}");
     }
-    // The same through a variable.
-    let response = gql(
-        &url,
-        "query($first: Int) { card(id: \"x\") { activity(first: $first) { edges { node { id } } } } }",
-        json!({"first": -5}),
-    )
-    .await;
-    assert!(response["errors"].is_array(), "{response}");
-    shutdown.cancel();
+    // The same through a variable; and the same query with a valid size answers with the page.
+    let query = "query($id: ID!, $first: Int) { card(id: $id) { id activity(first: $first) { edges { node { id } } } } }";
+    let response = api
+        .gql(Some(&alice), query, json!({"id": card, "first": -5}))
+        .await;
+    assert_eq!(
+        only_error(&response),
+        (
+            "BAD_USER_INPUT".to_owned(),
+            first.to_owned(),
+            json!(["card", "activity"])
+        ),
+        "{response}"
+    );
+    let response = api
+        .gql(Some(&alice), query, json!({"id": card, "first": 2}))
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+    assert_eq!(response["data"]["card"]["id"], json!(card));
+    assert_eq!(
+        response["data"]["card"]["activity"]["edges"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{response}"
+    );
+    api.shutdown.cancel();
 }
 
 /// Where the arithmetic wraps (release builds), a negative `first` could cancel out the cost of
 /// the rest of the query and let a query far over the complexity budget through. A costly query
-/// stays refused whatever negative page sizes ride along with it.
+/// stays refused whatever negative page sizes ride along with it, before anything is read.
 #[tokio::test]
 async fn negative_page_sizes_do_not_pay_for_a_costly_query() {
-    let shutdown = CancellationToken::new();
-    let url = api(&shutdown).await;
+    let api = TestApi::start(&[]).await;
+    let alice = api.login("alice@example.com").await;
+    let card = &api.cards_of(&api.alice_holder)[0];
     let costly = |i: usize| {
         format!(
             "a{i}: card(id: $id) {{ activity(first: 100) {{ edges {{ node {{ id merchant {{ name category city }} transactions {{ id kind amount {{ amount currency formatted }} }} }} }} }} }}"
@@ -116,7 +131,13 @@ async fn negative_page_sizes_do_not_pay_for_a_costly_query() {
             .to_owned(),
     );
     let query = format!("query($id: ID!) {{ {} }}", fields.join(" "));
-    let response = gql(&url, &query, json!({"id": "ic_1"})).await;
-    assert_eq!(code(&response), "QUERY_TOO_COMPLEX", "{response}");
-    shutdown.cancel();
+    let response = api.gql(Some(&alice), &query, json!({"id": card})).await;
+    let (code, _, path) = only_error(&response);
+    assert_eq!(
+        (code.as_str(), path),
+        ("QUERY_TOO_COMPLEX", Value::Null),
+        "{response}"
+    );
+    assert!(response["data"].is_null(), "refused with data: {response}");
+    api.shutdown.cancel();
 }
