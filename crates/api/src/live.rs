@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardstream_store::{ACTIVITY_CHANNEL, ActivityNotice, SESSIONS_CHANNEL};
+use cardstream_store::{ACTIVITY_CHANNEL, ActivityNotice, SESSIONS_CHANNEL, SessionNotice};
 use cardstream_telemetry::CancellationToken;
 use prometheus::IntCounterVec;
 use sqlx::postgres::PgListener;
@@ -55,10 +55,12 @@ impl Live {
                         };
                         if note.channel() == SESSIONS_CHANNEL {
                             notifications.with_label_values(&["session"]).inc();
-                            let user = serde_json::from_str::<serde_json::Value>(note.payload())
-                                .ok()
-                                .and_then(|v| v["user"].as_i64());
-                            sessions.changed(user.map_or(SessionChange::All, SessionChange::User));
+                            // A notice that names no user re-checks every session: the safe
+                            // side for a signal that something about sessions changed.
+                            let user = SessionNotice::from_payload(note.payload()).ok();
+                            sessions.changed(
+                                user.map_or(SessionChange::All, |n| SessionChange::User(n.user)),
+                            );
                             continue;
                         }
                         // An unreadable notice names no card; it is counted as received

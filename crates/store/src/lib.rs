@@ -43,7 +43,7 @@ pub use queries::{
     SpendTotals,
 };
 pub use replay::{ReplayProgress, ReplayStats};
-pub use sessions::{EndReason, OpenSession, SESSIONS_CHANNEL};
+pub use sessions::{EndReason, OpenSession, SESSIONS_CHANNEL, SessionNotice};
 pub use spend::CardSpend;
 pub use spend_queries::CardCurrency;
 pub use tables::object_table_columns;

@@ -95,6 +95,25 @@ pub(crate) async fn end_sessions_in(
     Ok(ended)
 }
 
+/// What [`SESSIONS_CHANNEL`] carries: the user whose sessions ended or whose account changed.
+/// The store sends it and the API's listener reads it, both through this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionNotice {
+    pub user: i64,
+}
+
+impl SessionNotice {
+    /// The NOTIFY payload: `{"user": <id>}`.
+    pub fn to_payload(&self) -> String {
+        // A struct of one integer always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_payload(payload: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(payload)
+    }
+}
+
 /// `NOTIFY cardstream_sessions` for `user_id`; delivered when `tx` commits.
 pub(crate) async fn announce_in(
     tx: &mut Transaction<'_, Postgres>,
@@ -102,7 +121,7 @@ pub(crate) async fn announce_in(
 ) -> Result<(), Error> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(SESSIONS_CHANNEL)
-        .bind(serde_json::json!({ "user": user_id }).to_string())
+        .bind(SessionNotice { user: user_id }.to_payload())
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -322,4 +341,20 @@ async fn keep_an_admin(tx: &mut Transaction<'_, Postgres>, user_id: i64) -> Resu
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SessionNotice;
+
+    #[test]
+    fn the_session_notice_is_the_user_id_and_reads_back() {
+        let payload = SessionNotice { user: 42 }.to_payload();
+        assert_eq!(payload, r#"{"user":42}"#);
+        assert_eq!(
+            SessionNotice::from_payload(&payload).ok(),
+            Some(SessionNotice { user: 42 })
+        );
+        assert!(SessionNotice::from_payload(r#"{"user":"42"}"#).is_err());
+    }
 }
