@@ -344,7 +344,11 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     assert_eq!(users["data"]["users"]["totalCount"], 3);
 }
 
-async fn subscribe(api: &TestApi, token: &str, card: &str) -> Vec<Value> {
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A socket signed in with `token`, acknowledged, subscribed to `card`'s activity as id "1".
+async fn subscribe(api: &TestApi, token: &str, card: &str) -> Socket {
     let mut request = api.ws_url().into_client_request().unwrap();
     request.headers_mut().insert(
         "sec-websocket-protocol",
@@ -357,44 +361,153 @@ async fn subscribe(api: &TestApi, token: &str, card: &str) -> Vec<Value> {
     ))
     .await
     .unwrap();
-    let query = "subscription($id: ID!) { activity(cardId: $id) { authorization { id } } }";
+    let ack = next_message(&mut ws, std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        ack.as_ref().map(|m| &m["type"]),
+        Some(&json!("connection_ack")),
+        "{ack:?}"
+    );
+    let query = "subscription($id: ID!) { activity(cardId: $id) { cardId authorization { id } } }";
     ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": card}}}).to_string())).await.unwrap();
-    let mut messages = Vec::new();
-    while let Ok(Some(Ok(message))) =
-        tokio::time::timeout(std::time::Duration::from_secs(2), ws.next()).await
-    {
-        if let Message::Text(text) = message {
-            messages.push(serde_json::from_str::<Value>(&text).unwrap());
+    ws
+}
+
+/// The next JSON message within `wait`, if any.
+async fn next_message(ws: &mut Socket, wait: std::time::Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
         }
     }
-    messages
+}
+
+/// A new authorization on `card`, newer than everything seeded, folded as the aggregator
+/// folds it (the NOTIFY that feeds subscriptions included): a copy of one of the card's own
+/// `issuing_authorization.created` events under new ids, so the card and cardholder it
+/// embeds are the card's own.
+async fn authorize(api: &TestApi, card: &str, authorization: &str, created: i64) {
+    let template = api
+        .events
+        .iter()
+        .map(|e| serde_json::from_slice::<Value>(&e.body).unwrap())
+        .find(|e| {
+            e["type"] == "issuing_authorization.created"
+                && e["data"]["object"]["card"]["id"] == card
+        })
+        .unwrap_or_else(|| panic!("no authorization of {card} among the seeded events"));
+    let mut event = template;
+    event["id"] = json!(format!("evt_{authorization}"));
+    event["created"] = json!(created);
+    event["data"]["object"]["id"] = json!(authorization);
+    event["data"]["object"]["created"] = json!(created);
+    let body = event.to_string();
+    let incoming = cardstream_store::IncomingEvent::parse(body.as_bytes(), 0, 0).unwrap();
+    api.store
+        .apply_batch(
+            "test",
+            "test",
+            &[incoming],
+            &[cardstream_store::Position {
+                partition: 0,
+                next_offset: 1,
+            }],
+        )
+        .await
+        .unwrap();
+}
+
+/// A card of `holder` with an authorization among the seeded events.
+fn card_with_activity(api: &TestApi, holder: &str) -> String {
+    api.cards_of(holder)
+        .iter()
+        .find(|card| {
+            api.events.iter().any(|e| {
+                let e: Value = serde_json::from_slice(&e.body).unwrap();
+                e["type"] == "issuing_authorization.created"
+                    && e["data"]["object"]["card"]["id"] == card.as_str()
+            })
+        })
+        .unwrap_or_else(|| panic!("no card of {holder} has activity"))
+        .clone()
 }
 
 #[tokio::test]
-async fn a_subscription_to_someone_elses_card_is_refused() {
+async fn a_subscription_delivers_exactly_its_cards_new_authorizations_and_refuses_others() {
     let api = TestApi::start(&[]).await;
     let alice = api.login("alice@example.com").await;
-    let other = &api.cards_of(&api.bob_holder)[0];
-    let messages = subscribe(&api, &alice, other).await;
-    // The operation ends at once with NOT_FOUND and no data.
-    let refused = messages
-        .iter()
-        .find(|m| {
-            m["type"] == "next" && m["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
-        })
-        .unwrap_or_else(|| panic!("no NOT_FOUND in {messages:?}"));
-    assert_eq!(refused["payload"]["data"], Value::Null);
-    assert!(messages.iter().any(|m| m["type"] == "complete"));
-    // Own card: accepted (no error; events come as activity happens).
-    let own = &api.cards_of(&api.alice_holder)[0];
-    let messages = subscribe(&api, &alice, own).await;
-    assert!(messages.iter().any(|m| m["type"] == "connection_ack"));
-    assert!(
-        !messages.iter().any(|m| m["type"] == "error"
-            || m["type"] == "complete"
-            || !m["payload"]["errors"].is_null()),
-        "{messages:?}"
+    let own = card_with_activity(&api, &api.alice_holder);
+    let other = card_with_activity(&api, &api.bob_holder);
+
+    // Someone else's card: the operation ends at once with NOT_FOUND and no data.
+    let mut ws = subscribe(&api, &alice, &other).await;
+    let refused = next_message(&mut ws, std::time::Duration::from_secs(5)).await;
+    let refused = refused.unwrap_or_else(|| panic!("no answer to a subscription to {other}"));
+    assert_eq!(refused["type"], "next", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{refused}"
     );
+    assert_eq!(refused["payload"]["data"], Value::Null, "{refused}");
+    let complete = next_message(&mut ws, std::time::Duration::from_secs(5)).await;
+    assert_eq!(complete, Some(json!({"id": "1", "type": "complete"})));
+
+    // Own card: each new authorization of it arrives, with the card's id, in order; another
+    // card's never does. The subscription starts listening some time after `subscribe` was
+    // sent (the protocol says nothing when), so authorizations go in one per round until the
+    // first arrives; from then on every one must.
+    let mut ws = subscribe(&api, &alice, &own).await;
+    let created = common::START + 1_000_000;
+    let mut sent: Vec<String> = Vec::new();
+    let mut received: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while received.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing arrived for {sent:?}"
+        );
+        let n = i64::try_from(sent.len()).unwrap();
+        let id = format!("iauth_live_{n}");
+        authorize(&api, &other, &format!("iauth_others_{n}"), created + 2 * n).await;
+        authorize(&api, &own, &id, created + 2 * n + 1).await;
+        sent.push(id);
+        if let Some(message) = next_message(&mut ws, std::time::Duration::from_millis(500)).await {
+            received.push(activity(&message, &own));
+        }
+    }
+    for n in 100..103 {
+        let id = format!("iauth_live_{n}");
+        authorize(&api, &other, &format!("iauth_others_{n}"), created + 2 * n).await;
+        authorize(&api, &own, &id, created + 2 * n + 1).await;
+        sent.push(id);
+    }
+    // Until the last one sent arrives: anything else (a repeat, the other card's) comes first.
+    while received.last() != sent.last() {
+        let message = next_message(&mut ws, std::time::Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("{sent:?} sent, only {received:?} arrived"));
+        received.push(activity(&message, &own));
+    }
+    // Exactly those sent since the subscription started listening, each once, in order.
+    let from = sent
+        .iter()
+        .position(|id| *id == received[0])
+        .unwrap_or_else(|| panic!("{} was never sent: {sent:?}", received[0]));
+    assert_eq!(received, sent[from..], "sent {sent:?}");
+}
+
+/// The authorization id of an activity event of `card`; panics on anything else.
+fn activity(message: &Value, card: &str) -> String {
+    assert_eq!(message["type"], "next", "{message}");
+    assert!(message["payload"]["errors"].is_null(), "{message}");
+    let event = &message["payload"]["data"]["activity"];
+    assert_eq!(event["cardId"], card, "an event of another card: {message}");
+    event["authorization"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no authorization id in {message}"))
+        .to_owned()
 }
 
 /// The messages of a socket that sends `connection_init` with a bad token, until it closes,
