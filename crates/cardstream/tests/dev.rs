@@ -252,7 +252,7 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
         json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
     ws.send(Message::text(init.to_string())).await.unwrap();
     let query =
-        "subscription($id: ID!) { activity(cardId: $id) { authorization { id approved } } }";
+        "subscription($id: ID!) { activity(cardId: $id) { cardId authorization { id approved } } }";
     let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": card}}});
     ws.send(Message::text(subscribe.to_string())).await.unwrap();
     // The subscription reads what the card already shows before it listens; give it a moment.
@@ -273,27 +273,61 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
         }
     }
     let answered = answered.unwrap();
+    // What the subscription must deliver: the card's authorizations, in the order the test
+    // posted their first events (each may come again as it changes: approved, captured…).
+    let mut expected: Vec<String> = Vec::new();
+    for e in &events {
+        if let Ok(Object::Authorization(a)) = Event::parse(&e.body).and_then(|e| e.object())
+            && a.card_id() == card
+            && !expected.contains(&a.id)
+        {
+            expected.push(a.id.clone());
+        }
+    }
+    let mut received: Vec<String> = Vec::new();
+    let mut latency = None;
     let delivered = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(message) = ws.next().await {
-            if let Message::Text(text) = message.unwrap() {
-                let value: Value = serde_json::from_str(&text).unwrap();
-                if value["type"] == "next" {
-                    return value;
-                }
+        while received.len() < expected.len() {
+            let Some(message) = ws.next().await else {
+                panic!("the subscription closed after {received:?}");
+            };
+            let Message::Text(text) = message.unwrap() else {
+                continue;
+            };
+            let value: Value = serde_json::from_str(&text).unwrap();
+            if value["type"] != "next" {
+                continue;
+            }
+            latency.get_or_insert_with(|| answered.elapsed());
+            assert!(value["payload"]["errors"].is_null(), "{value}");
+            let activity = &value["payload"]["data"]["activity"];
+            assert_eq!(
+                activity["cardId"],
+                card.as_str(),
+                "another card's event: {value}"
+            );
+            let id = activity["authorization"]["id"].as_str().unwrap_or_default();
+            assert!(
+                expected.iter().any(|e| e == id),
+                "{id} is not an authorization of {card} the test sent ({expected:?}): {value}"
+            );
+            if !received.iter().any(|r| r == id) {
+                received.push(id.to_owned());
             }
         }
-        panic!("the subscription closed");
     })
-    .await
-    .expect("the subscription delivered nothing within 20 s of the webhook's 200");
-    let latency = answered.elapsed();
-    assert!(delivered["payload"]["errors"].is_null(), "{delivered}");
+    .await;
     assert!(
-        delivered["payload"]["data"]["activity"]["authorization"]["id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("iauth_")),
-        "{delivered}"
+        delivered.is_ok(),
+        "within 20 s of the webhooks' 200s the subscription delivered {received:?} of {expected:?}"
     );
+    // Every authorization of the card, first seen in the order they were posted.
+    assert_eq!(received, expected);
+    eprintln!(
+        "the subscription delivered the {} authorizations of {card}",
+        expected.len()
+    );
+    let latency = latency.unwrap();
     eprintln!("webhook 200 → subscription: {latency:?}");
 
     // One webhook with a signature that does not verify: refused, and counted as such.
