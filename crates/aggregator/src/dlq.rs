@@ -59,7 +59,7 @@ impl DeadLetters {
         let mut pending = Vec::with_capacity(letters.len());
         for letter in letters {
             let partition = letter.partition.to_string();
-            let offset = (letter.offset + 1).to_string(); // BREAK
+            let offset = letter.offset.to_string();
             // Error texts come from parsers and may quote the record; keep headers small.
             let error: String = letter.error.chars().take(1_000).collect();
             let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len() + 5);
