@@ -19,7 +19,7 @@ use cardstream_store::Store;
 use cardstream_telemetry::{
     AdminServer, CancellationToken, HttpMetrics, Readiness, Registry, serve,
 };
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounterVec, IntGauge, Opts};
 use secrecy::ExposeSecret;
 
 pub use auth::{BadProxyRange, Tokens, TrustedProxies, hash_password, verify_password};
@@ -107,10 +107,16 @@ pub async fn start_with(
         &["outcome"],
     )?;
     registry.register(Box::new(notifications.clone()))?;
+    let listening = IntGauge::new(
+        "cardstream_activity_subscriptions",
+        "Activity subscriptions that have read their card's current state and wait for its changes.",
+    )?;
+    registry.register(Box::new(listening.clone()))?;
     let sessions = auth::Sessions::new(store.clone());
     let live = live::Live::start(
         args.database.expose_url().to_owned(),
         notifications,
+        listening,
         sessions.clone(),
         stopped.clone(),
     );

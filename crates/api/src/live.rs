@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cardstream_store::{ACTIVITY_CHANNEL, ActivityNotice, SESSIONS_CHANNEL, SessionNotice};
 use cardstream_telemetry::CancellationToken;
-use prometheus::IntCounterVec;
+use prometheus::{IntCounterVec, IntGauge};
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 
@@ -20,6 +20,18 @@ pub(crate) type ChangedCards = Arc<Vec<String>>;
 #[derive(Clone, Debug)]
 pub(crate) struct Live {
     sender: broadcast::Sender<ChangedCards>,
+    /// Subscriptions that have read their card's current state and wait for changes.
+    listening: IntGauge,
+}
+
+/// One subscription counted as listening, for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct Listening(IntGauge);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Live {
@@ -27,12 +39,14 @@ impl Live {
     pub(crate) fn start(
         database_url: String,
         notifications: IntCounterVec,
+        listening: IntGauge,
         sessions: Sessions,
         shutdown: CancellationToken,
     ) -> Live {
         let (sender, _) = broadcast::channel(1024);
         let live = Live {
             sender: sender.clone(),
+            listening,
         };
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
@@ -102,5 +116,12 @@ impl Live {
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<ChangedCards> {
         self.sender.subscribe()
+    }
+
+    /// Counts a subscription as listening from now until the returned guard is dropped: from
+    /// then on, every change committed reaches it.
+    pub(crate) fn listening(&self) -> Listening {
+        self.listening.inc();
+        Listening(self.listening.clone())
     }
 }

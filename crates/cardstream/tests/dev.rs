@@ -255,8 +255,29 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
         "subscription($id: ID!) { activity(cardId: $id) { cardId authorization { id approved } } }";
     let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": card}}});
     ws.send(Message::text(subscribe.to_string())).await.unwrap();
-    // The subscription reads what the card already shows before it listens; give it a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The subscription reads what the card already shows before it listens: wait until the
+    // API counts it as listening, so that every purchase posted below reaches it.
+    let metrics = api_metrics_url(&banner.lines);
+    let listening = Instant::now();
+    loop {
+        let text =
+            String::from_utf8(cardstream_testbed::get(&metrics).await.body.to_vec()).unwrap();
+        if text
+            .lines()
+            .any(|l| l == "cardstream_activity_subscriptions 1")
+        {
+            break;
+        }
+        assert!(
+            listening.elapsed() < Duration::from_secs(30),
+            "the subscription never listened: {}",
+            text.lines()
+                .filter(|l| l.contains("subscriptions"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Every purchase event, in order; the clock starts at the 200 for the demo holder's first.
     let mut answered = None;
@@ -360,6 +381,21 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
         .unwrap_or_default();
     assert!(status.success(), "dev exited with {status}:\n{rest}");
     assert!(rest.contains("stopped cleanly"), "{rest}");
+}
+
+/// The API's `/metrics`, from the banner's metrics line (`http://…/metrics (api), …`).
+fn api_metrics_url(banner: &[String]) -> String {
+    banner
+        .iter()
+        .find(|l| l.trim_start().starts_with("metrics"))
+        .and_then(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words
+                .windows(2)
+                .find(|w| w[1].starts_with("(api)"))
+                .map(|w| w[0].to_owned())
+        })
+        .unwrap_or_else(|| panic!("no API metrics URL in the banner:\n{}", banner.join("\n")))
 }
 
 /// The series a component's Kafka clients must report, told by what the component is: the

@@ -44,10 +44,10 @@ impl Subscription {
         {
             seen.extend(rows.into_iter().map(|r| (r.id, r.version_event_id)));
         }
-        let state = (receiver, seen, store, card.id);
+        let state = (receiver, seen, store, card.id, live.listening());
         Ok(stream::unfold(
             state,
-            |(mut receiver, mut seen, store, card_id)| async move {
+            |(mut receiver, mut seen, store, card_id, listening)| async move {
                 loop {
                     match receiver.recv().await {
                         Ok(cards) if !cards.contains(&card_id) => continue,
@@ -80,7 +80,8 @@ impl Subscription {
                     }
                     // Oldest first, as they happened.
                     changed.reverse();
-                    return Some((stream::iter(changed), (receiver, seen, store, card_id)));
+                    let state = (receiver, seen, store, card_id, listening);
+                    return Some((stream::iter(changed), state));
                 }
             },
         )
