@@ -18,13 +18,15 @@ interface Policy {
   monthlyLimit: Amount[];
   onSpendUnknown: "APPROVE" | "DECLINE";
   updatedBy: string | null;
+  // Why the gateway refuses this saved version (it keeps the one before in force); null when it applies.
+  refused: string | null;
 }
 interface Holder { id: string; name: string | null; email: string | null; rawStatus: string; cards: { nodes: { id: string; last4: string | null; currency: string }[] } }
 interface AdminData { policy: Policy; cardholders: { nodes: Holder[] } }
 
 const AMOUNTS = "{ currency amount { amount formatted } }";
 const POLICY_FIELDS = `version allowedCurrencies blockedCategories inactiveCards inactiveCardholders
-  maxAmount ${AMOUNTS} dailyLimit ${AMOUNTS} monthlyLimit ${AMOUNTS} onSpendUnknown updatedBy`;
+  maxAmount ${AMOUNTS} dailyLimit ${AMOUNTS} monthlyLimit ${AMOUNTS} onSpendUnknown updatedBy refused`;
 const QUERY = `{ policy { ${POLICY_FIELDS} }
   cardholders(first: 50) { nodes { id name email rawStatus cards { nodes { id last4 currency } } } } }`;
 
@@ -116,6 +118,11 @@ function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void
     <Card title="Spending policy">
       <form class="policy" onSubmit={save} data-testid="policy">
         <p class="hint">Version {policy.version}{policy.updatedBy ? `, saved by ${policy.updatedBy}` : " (the gateway's own configuration until an admin saves one)"}.</p>
+        {policy.refused && (
+          <p class="error" role="alert" data-testid="policy-refused">
+            The gateway refuses version {policy.version} and keeps the policy before it: {policy.refused}. Saving replaces it.
+          </p>
+        )}
         {field("blockedCategories", "Blocked categories", "betting_casino_gambling")}
         {field("allowedCurrencies", "Allowed currencies (empty: any)", "usd, eur")}
         {field("maxAmount", "Most per authorization", "usd=500000, jpy=500000")}

@@ -391,6 +391,22 @@ test("the admin blocks a category and the next authorization request is declined
   console.log(`policy saved -> gateway declines: ${Date.now() - saved} ms`);
   assert.equal(after.body.metadata.cardstream_reason, "category_blocked");
   await screenshot(admin, "admin-saved");
+
+  // A row written past the API that the gateway refuses (not a Stripe category): the editor
+  // still opens, on that row, says why, and saving replaces it.
+  psql(dev.database, `UPDATE authorization_policy SET version = version + 1,
+    policy = '{"blocked_categories": ["gambling"]}', updated_by = 'psql' WHERE id = 1`);
+  const version = Number(psql(dev.database, "SELECT version FROM authorization_policy WHERE id = 1"));
+  await admin.reload();
+  const refused = admin.locator("[data-testid=policy-refused]");
+  await refused.waitFor({ timeout: 5_000 });
+  assert.equal((await refused.textContent()).trim(), `The gateway refuses version ${version} and keeps the policy before it: `
+    + "blocked_categories has names that are not Stripe merchant categories: gambling. Saving replaces it.");
+  assert.equal(await admin.inputValue("input[name=blockedCategories]"), "gambling");
+  await admin.fill("input[name=blockedCategories]", "betting_casino_gambling, book_stores");
+  await admin.click("[data-testid=policy] button[type=submit]");
+  await admin.getByText(`Saved as version ${version + 1}`, { exact: false }).waitFor({ timeout: 5_000 });
+  await waitFor("the refusal to go", async () => (await refused.count()) === 0 || null, 5_000);
   await admin.close();
 });
 

@@ -1,5 +1,5 @@
 //! The policy admins edit: saved, read back as saved, and a stored row the gateway would
-//! refuse is not shown as if it were in force.
+//! refuse is shown with the reason, not as if it were in force, and can be saved over.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,10 +8,10 @@ mod common;
 use common::{TestApi, code};
 use serde_json::json;
 
-const READ: &str = "{ policy { version blockedCategories dailyLimit { currency amount { amount } } onSpendUnknown updatedBy } }";
+const READ: &str = "{ policy { version blockedCategories dailyLimit { currency amount { amount } } onSpendUnknown updatedBy refused } }";
 
 #[tokio::test]
-async fn a_saved_policy_reads_back_and_a_row_the_gateway_refuses_is_an_error() {
+async fn a_saved_policy_reads_back_and_a_row_the_gateway_refuses_is_shown_with_why() {
     let api = TestApi::start(&[]).await;
     let admin = api.login("admin@example.com").await;
 
@@ -40,6 +40,7 @@ async fn a_saved_policy_reads_back_and_a_row_the_gateway_refuses_is_an_error() {
             "dailyLimit": [{"currency": "usd", "amount": {"amount": 100000}}],
             "onSpendUnknown": "APPROVE",
             "updatedBy": "admin@example.com",
+            "refused": null,
         }),
         "{read}"
     );
@@ -52,5 +53,27 @@ async fn a_saved_policy_reads_back_and_a_row_the_gateway_refuses_is_an_error() {
         .await
         .unwrap();
     let broken = api.gql(Some(&admin), READ, json!({})).await;
-    assert_eq!(code(&broken), "INTERNAL", "{broken}");
+    assert!(broken["errors"].is_null(), "{broken}");
+    assert_eq!(broken["data"]["policy"]["version"], 2, "{broken}");
+    assert_eq!(
+        broken["data"]["policy"]["blockedCategories"],
+        json!(["gambling"])
+    );
+    assert_eq!(
+        broken["data"]["policy"]["refused"],
+        "blocked_categories has names that are not Stripe merchant categories: gambling"
+    );
+    // The admin saves over it, from the version shown.
+    let fixed = api
+        .gql(
+            Some(&admin),
+            "mutation { updatePolicy(input: {expectedVersion: 2, policy: {blockedCategories: [\"bakeries\"]}}) { policy { version refused } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        fixed["data"]["updatePolicy"]["policy"],
+        json!({"version": 3, "refused": null}),
+        "{fixed}"
+    );
 }

@@ -39,6 +39,33 @@ impl StoredPolicy {
         })
     }
 
+    /// What an admin is shown of the saved row: the policy as saved when it reads as one (the
+    /// default when it does not even deserialize), and, when [`StoredPolicy::parse`] refuses
+    /// it, why. The editor must still open on a refused row, so that the admin sees what is
+    /// wrong and can save a policy over it; the gateway meanwhile keeps the one in force.
+    pub fn shown(
+        version: i64,
+        json: &serde_json::Value,
+        updated_by: Option<String>,
+    ) -> (StoredPolicy, Option<String>) {
+        match Self::parse(version, json, updated_by.clone()) {
+            Ok(stored) => (stored, None),
+            Err(refused) => {
+                let policy = Policy::deserialize(json).unwrap_or_default();
+                let reason = match refused {
+                    Error::Stored { message, .. } => message,
+                    other => other.to_string(),
+                };
+                let stored = StoredPolicy {
+                    version,
+                    policy,
+                    updated_by,
+                };
+                (stored, Some(reason))
+            }
+        }
+    }
+
     /// `policy` as the JSON to save, which [`StoredPolicy::parse`] reads back.
     pub fn encode(policy: &Policy) -> Result<serde_json::Value, Error> {
         serde_json::to_value(policy).map_err(|e| Error::Invalid(e.to_string()))
@@ -69,6 +96,24 @@ mod tests {
             StoredPolicy::parse(1, &json!({}), None).unwrap().policy,
             Policy::default()
         );
+    }
+
+    #[test]
+    fn a_refused_row_is_shown_as_saved_with_the_reason() {
+        let json = json!({"blocked_categories": ["gambling"]});
+        let (shown, refused) = StoredPolicy::shown(3, &json, Some("psql".into()));
+        assert_eq!(shown.version, 3);
+        assert!(shown.policy.blocked_categories.contains("gambling"));
+        assert_eq!(
+            refused.as_deref(),
+            Some("blocked_categories has names that are not Stripe merchant categories: gambling")
+        );
+        // Not a policy at all: the default, so that the editor opens, and the reason.
+        let (shown, refused) = StoredPolicy::shown(4, &json!({"daily_limit": "lots"}), None);
+        assert_eq!(shown.policy, Policy::default());
+        assert!(refused.is_some());
+        let (_, refused) = StoredPolicy::shown(5, &json!({}), None);
+        assert_eq!(refused, None);
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub struct PolicyObject {
     pub monthly_limit: Vec<CurrencyAmountView>,
     pub on_spend_unknown: FailModeKind,
     pub updated_by: Option<String>,
+    /// Why the gateway refuses this saved policy and keeps the one before it in force (a row
+    /// written past the API, or saved under other rules); null when it applies. Saving a new
+    /// policy replaces it.
+    pub refused: Option<String>,
 }
 
 /// An amount per currency, formatted too.
@@ -106,7 +110,14 @@ impl PolicyObject {
                 FailMode::Decline => FailModeKind::Decline,
             },
             updated_by,
+            refused: None,
         }
+    }
+
+    /// The same, for a saved row the gateway refuses, and why.
+    pub fn with_refusal(mut self, reason: Option<String>) -> Self {
+        self.refused = reason;
+        self
     }
 }
 

@@ -322,14 +322,14 @@ impl Query {
             admin(ctx).await?;
             match store(ctx).stored_policy().await? {
                 Some(row) => {
-                    // Read as the gateway reads it: a row it would refuse is an error here too.
-                    let stored = StoredPolicy::parse(row.version, &row.policy, row.updated_by)
-                        .map_err(|e| ApiError::Internal(e.to_string()))?;
-                    Ok::<_, ApiError>(PolicyObject::new(
-                        stored.version,
-                        &stored.policy,
-                        stored.updated_by,
-                    ))
+                    // Read as the gateway reads it: a row it refuses is shown with the reason,
+                    // so the admin can see it and save over it.
+                    let (stored, refused) =
+                        StoredPolicy::shown(row.version, &row.policy, row.updated_by);
+                    Ok::<_, ApiError>(
+                        PolicyObject::new(stored.version, &stored.policy, stored.updated_by)
+                            .with_refusal(refused),
+                    )
                 }
                 None => Ok(PolicyObject::new(
                     0,
