@@ -156,6 +156,24 @@ pub const ACTIVITY_CHANNEL: &str = "cardstream_activity";
 /// interleaves with live writes.
 pub(crate) const REBUILD_LOCK: i64 = 0x6361_7264_7374_726d;
 
+/// The advisory lock key `cardstream migrate` holds ("cs_migrt" as bytes): arbitrary, fixed,
+/// and unlikely to be another application's in a shared database.
+const MIGRATION_LOCK: i64 = 0x6373_5f6d_6967_7274;
+
+/// Held while migrating; see [`Store::migrate_up`].
+struct MigrationLock(sqlx::PgConnection);
+
+impl MigrationLock {
+    async fn release(mut self) {
+        // Closing ends the session, which releases the lock even if the unlock fails.
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut self.0)
+            .await;
+        let _ = sqlx::Connection::close(self.0).await;
+    }
+}
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -379,23 +397,42 @@ impl Store {
 
     /// Applies pending migrations.
     pub async fn migrate_up(&self) -> Result<(), Error> {
-        cardstream_migrations::Migrator::up(&self.db, None)
-            .await
-            .map_err(Error::Migration)
+        let lock = self.migration_lock().await?;
+        let result = cardstream_migrations::Migrator::up(&self.db, None).await;
+        lock.release().await;
+        result.map_err(Error::Migration)
     }
 
     /// Applies the next pending migration, if any.
     pub async fn migrate_up_one(&self) -> Result<(), Error> {
-        cardstream_migrations::Migrator::up(&self.db, Some(1))
-            .await
-            .map_err(Error::Migration)
+        let lock = self.migration_lock().await?;
+        let result = cardstream_migrations::Migrator::up(&self.db, Some(1)).await;
+        lock.release().await;
+        result.map_err(Error::Migration)
     }
 
     /// Reverts `steps` migrations (all when `None`).
     pub async fn migrate_down(&self, steps: Option<u32>) -> Result<(), Error> {
-        cardstream_migrations::Migrator::down(&self.db, steps)
-            .await
-            .map_err(Error::Migration)
+        let lock = self.migration_lock().await?;
+        let result = cardstream_migrations::Migrator::down(&self.db, steps).await;
+        lock.release().await;
+        result.map_err(Error::Migration)
+    }
+
+    /// Waits until no other process migrates this database, then holds it until released.
+    /// The migrator reads what is applied and applies what is not without a lock of its own,
+    /// so two `cardstream migrate` at once (two Jobs while the operator rolls, a Job and a
+    /// hand-run one) could both apply the same migration.
+    async fn migration_lock(&self) -> Result<MigrationLock, Error> {
+        // A connection of its own, out of the pool: an advisory lock is the session's, and a
+        // connection dropped on an error path closes, which ends the session and the lock,
+        // instead of going back to the pool still holding it.
+        let mut connection = self.pool().acquire().await?.detach();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut connection)
+            .await?;
+        Ok(MigrationLock(connection))
     }
 
     /// Names of applied and pending migrations.

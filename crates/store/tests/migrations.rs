@@ -87,3 +87,25 @@ async fn migrations_go_up_down_and_up_again() {
     store.migrate_up().await.unwrap();
     assert_eq!(tables(&store).await, all);
 }
+
+/// Two `cardstream migrate` at once (two migration Jobs while the operator rolls, or a Job and
+/// a hand-run one): both succeed, and each migration is applied once.
+#[tokio::test]
+async fn concurrent_migrations_apply_each_migration_once() {
+    let db = TestDatabase::create().await;
+    let stores: Vec<Store> = futures_util::future::join_all(
+        (0..4).map(|_| async { Store::connect(&db.url, 2).await.unwrap() }),
+    )
+    .await;
+    let results = futures_util::future::join_all(stores.iter().map(Store::migrate_up)).await;
+    for result in &results {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let status = stores[0].migration_status().await.unwrap();
+    assert!(status.iter().all(|(_, applied)| *applied), "{status:?}");
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM seaql_migrations")
+        .fetch_one(stores[0].pool())
+        .await
+        .unwrap();
+    assert_eq!(recorded as usize, status.len());
+}

@@ -171,9 +171,11 @@ impl Cluster {
         }
     }
 
-    /// With the OwnerReferencesPermissionEnforcement admission plugin (on in most clusters),
-    /// setting `blockOwnerDeletion` on an owner reference takes `update` on the owner's
-    /// `finalizers` subresource.
+    /// With the OwnerReferencesPermissionEnforcement admission plugin (off in upstream
+    /// Kubernetes, on in OpenShift), setting `blockOwnerDeletion` on an owner reference takes
+    /// `update` on the owner's `finalizers` subresource. (Its other rule, `delete` on an object
+    /// whose owner references an update changes, concerns adoption, which the operator does
+    /// not do; the README says what that means for orphans.)
     fn log_owner_checks(&self, access: &Access, body: &Value) {
         let owners = body["metadata"]["ownerReferences"].as_array().cloned();
         for owner in owners.unwrap_or_default() {
