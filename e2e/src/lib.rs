@@ -194,20 +194,31 @@ impl Component<RunningGateway> {
         )
         .await
     }
+}
 
-    pub async fn stop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(running) = self.running.take() {
-            running.wait().await.unwrap();
-        }
+/// A component's handle that finishes once its shutdown signal fired.
+pub trait Stoppable {
+    fn finished(self) -> impl Future<Output = ()>;
+}
+
+impl Stoppable for RunningGateway {
+    async fn finished(self) {
+        self.wait().await.unwrap();
     }
 }
 
-impl Component<RunningAggregator> {
+impl Stoppable for RunningAggregator {
+    async fn finished(self) {
+        self.wait().await.unwrap();
+    }
+}
+
+impl<R: Stoppable> Component<R> {
+    /// Signals shutdown and waits for the component to finish it.
     pub async fn stop(&mut self) {
         self.shutdown.cancel();
         if let Some(running) = self.running.take() {
-            running.wait().await.unwrap();
+            running.finished().await;
         }
     }
 }

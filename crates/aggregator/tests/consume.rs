@@ -148,7 +148,9 @@ async fn a_batch_holds_at_most_batch_max_bytes_of_payload() {
 
 #[tokio::test]
 async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_partition() {
-    let setup = Setup::new(Storage::Memory).await;
+    // SQLite storage: the dead letters are produced together, and the memory engine reports
+    // too low an end after a multi-record batch, so an extra letter would not be read back.
+    let setup = Setup::new(Storage::Sqlite).await;
     let kafka = setup.kafka();
     let events = simulated(22, 3, 30);
     let (first, rest) = events.split_at(events.len() / 2);

@@ -119,7 +119,8 @@ impl Live {
     }
 
     /// Counts a subscription as listening from now until the returned guard is dropped: from
-    /// then on, every change committed reaches it.
+    /// then on, every change committed reaches it while the process's listener is connected
+    /// (a change committed while it reconnects is seen with the next one for that card).
     pub(crate) fn listening(&self) -> Listening {
         self.listening.inc();
         Listening(self.listening.clone())

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestApi, code};
+use common::TestApi;
 use serde_json::json;
 
 const READ: &str = "{ policy { version blockedCategories dailyLimit { currency amount { amount } } onSpendUnknown updatedBy refused } }";

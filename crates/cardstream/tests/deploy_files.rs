@@ -156,13 +156,26 @@ fn ports_and_scrape_targets_match_the_readme() {
         vec![on_localhost("9099:9090")]
     );
     let prometheus: Value = serde_yaml::from_str(&repo_file("deploy/prometheus.yml")).unwrap();
-    let targets: Vec<String> = prometheus["scrape_configs"][0]["static_configs"]
+    // One job per component: the job label is what tells their series apart.
+    let jobs: Vec<(String, Vec<String>)> = prometheus["scrape_configs"]
         .as_sequence()
         .unwrap()
         .iter()
-        .flat_map(|c| strings(c.get("targets")))
+        .map(|job| {
+            let targets = job["static_configs"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .flat_map(|c| strings(c.get("targets")))
+                .collect();
+            (job["job_name"].as_str().unwrap().to_owned(), targets)
+        })
         .collect();
-    assert_eq!(targets, vec!["gateway:9090", "aggregator:9090", "api:9090"]);
+    let expected: Vec<(String, Vec<String>)> = ["gateway", "aggregator", "api"]
+        .iter()
+        .map(|c| (c.to_string(), vec![format!("{c}:9090")]))
+        .collect();
+    assert_eq!(jobs, expected);
     let kafka = service("kafka");
     let env = kafka["environment"].as_mapping().unwrap();
     assert_eq!(

@@ -409,6 +409,7 @@ fn expected_client_series(text: &str) -> Vec<String> {
     if text.contains("cardstream_batches_total") {
         series.push("cardstream_consumer_lag_records{".to_owned());
         series.push("cardstream_kafka_fetch_queue_messages{client=\"consumer\"}".to_owned());
+        series.push("cardstream_kafka_queue_messages{client=\"dlq\"}".to_owned());
         series.push("cardstream_kafka_broker_rtt_p99_seconds{broker=".to_owned());
     }
     series

@@ -5,7 +5,8 @@ use prometheus::{
 
 use crate::Error;
 
-/// Everything the gateway counts, named `cardstream_gateway_*`.
+/// Everything the gateway counts. Names carry no component: Prometheus' `job` label says which
+/// process a series came from.
 #[derive(Clone, Debug)]
 pub struct GatewayMetrics {
     /// Webhooks refused, by route and reason code (the same code the caller got).

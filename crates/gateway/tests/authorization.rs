@@ -154,11 +154,10 @@ async fn cards_and_cardholders_listed_inactive_are_declined() {
 
 #[tokio::test]
 async fn the_answer_does_not_wait_for_a_broker_that_is_down() {
-    // A produce bound far longer than the per-answer deadline below: an answer that waited for
-    // the broker would miss the deadline by seconds, so no latency figure is asserted, and a
-    // slow, busy test machine cannot make the test fail.
+    // Stripe's budget for an answer, against a produce bound five times longer: an answer that
+    // waited for the broker would miss the budget by seconds.
     const PRODUCE_TIMEOUT: Duration = Duration::from_secs(10);
-    const ANSWER_DEADLINE: Duration = Duration::from_secs(4);
+    const ANSWER_DEADLINE: Duration = Duration::from_secs(2);
     let mut broker = Broker::start(Storage::Memory).await;
     let mut gw = TestGateway::start(&broker, &["--produce-timeout", "10s"]).await;
     broker.stop().await;
@@ -167,7 +166,9 @@ async fn the_answer_does_not_wait_for_a_broker_that_is_down() {
         let body = request(&format!("evt_down_{i}"), 700, "usd", "bakeries");
         let response = tokio::time::timeout(ANSWER_DEADLINE, gw.post_signed(ROUTE, &body))
             .await
-            .unwrap_or_else(|_| panic!("answer {i} waited for the broker"));
+            .unwrap_or_else(|_| {
+                panic!("answer {i} missed Stripe's 2 s budget: it waited for the broker")
+            });
         assert_eq!(response.status, 200);
         assert_eq!(response.json()["approved"], true);
     }

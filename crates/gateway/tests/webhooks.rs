@@ -12,7 +12,9 @@ use common::{PARTITIONS, READ_TIMEOUT, TestGateway, now, sign, transaction_event
 
 #[tokio::test]
 async fn a_signed_event_is_stored_byte_for_byte_with_key_and_headers() {
-    let broker = Broker::start(Storage::Memory).await;
+    // SQLite storage: the memory engine reports too low an end after a multi-record batch, so
+    // a duplicate batched with the event would not be read back.
+    let broker = Broker::start(Storage::Sqlite).await;
     let mut gw = TestGateway::start(&broker, &[]).await;
     // Odd but valid JSON formatting must survive untouched: the topic holds Stripe's bytes.
     let body = transaction_event("evt_bytes_1", "ic_card_42").replace(",\"", ",  \"");

@@ -16,7 +16,7 @@ use rdkafka::statistics::Statistics;
 pub const STATISTICS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The client metrics one component exports. Which client reported is the `client` label
-/// (`producer`, `consumer`), so a component with two clients keeps both apart.
+/// (`producer`, `consumer`, `dlq`), so a component with several clients keeps them apart.
 #[derive(Clone, Debug)]
 pub struct ClientStats {
     queue_messages: IntGaugeVec,
