@@ -31,6 +31,18 @@ pub async fn get(url: &str) -> HttpResponse {
     send(url, request).await
 }
 
+/// GETs `url` with `headers`, over a fresh connection.
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut request = Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::new()))
+        .expect("a valid request");
+    send(url, request).await
+}
+
 /// POSTs `body` to `url` with `headers`, over a fresh connection.
 pub async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> HttpResponse {
     let mut request = Request::post(url);

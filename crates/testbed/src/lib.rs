@@ -10,12 +10,14 @@ mod http;
 mod metrics;
 mod postgres;
 mod records;
+mod stripe_api;
 
 pub use broker::{Broker, Storage, tansu_binary};
-pub use http::{HttpResponse, get, post};
+pub use http::{HttpResponse, get, get_with, post};
 pub use metrics::{exposed_names, metric_value, promtool_check_metrics};
 pub use postgres::{PrivatePostgres, TestDatabase, admin_url};
 pub use records::{Record, read_records, read_to_end};
+pub use stripe_api::{FakeStripe, Fault, LoggedRequest};
 
 /// A name no other test uses, for topics, groups and databases.
 pub fn unique_name(prefix: &str) -> String {
