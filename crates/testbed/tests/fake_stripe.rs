@@ -280,3 +280,28 @@ async fn faults_come_on_schedule_and_are_logged() {
     let seen: BTreeSet<String> = ids(&answer.json()).into_iter().collect();
     assert_eq!(seen, BTreeSet::from(["ic_1".to_owned()]));
 }
+
+#[tokio::test]
+async fn tokens_are_listed_per_card() {
+    let fake = FakeStripe::start(KEY).await;
+    let tokens = "/v1/issuing/tokens";
+    fake.insert(
+        None,
+        tokens,
+        json!({"id": "intok_1", "card": "ic_a", "created": 1}),
+    );
+    fake.insert(
+        None,
+        tokens,
+        json!({"id": "intok_2", "card": "ic_b", "created": 2}),
+    );
+    fake.insert(
+        None,
+        tokens,
+        json!({"id": "intok_3", "card": {"id": "ic_a"}, "created": 3}),
+    );
+    let page = get(&fake, &format!("{tokens}?card=ic_a"), None)
+        .await
+        .json();
+    assert_eq!(ids(&page), ["intok_3", "intok_1"]);
+}
