@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use cardstream_aggregator::{AggregatorArgs, RunningAggregator};
 use cardstream_gateway::{GatewayArgs, RunningGateway};
-use cardstream_kafka::{KafkaArgs, TopicArgs};
 use cardstream_store::Store;
 use cardstream_stripe::{WebhookSecret, signature};
 use cardstream_telemetry::{CancellationToken, Registry};
-use cardstream_testbed::{Broker, HttpResponse, Storage, TestDatabase, unique_name};
+use cardstream_testbed::{Broker, HttpResponse, Storage, TestDatabase};
 use clap::Parser;
 
 /// How long a test waits for the pipeline to catch up before it fails.
@@ -38,14 +37,7 @@ impl Pipeline {
         let db = TestDatabase::create().await;
         let store = Store::connect(&db.url, 2).await.unwrap();
         store.migrate_up().await.unwrap();
-        let topic = unique_name("events");
-        cardstream_kafka::ensure_topics(&TopicArgs {
-            kafka: KafkaArgs::new(broker.brokers(), &topic),
-            partitions: PARTITIONS,
-            replication: 1,
-        })
-        .await
-        .unwrap();
+        let topic = broker.events_topic(PARTITIONS).await;
         Pipeline {
             broker,
             db,

@@ -60,36 +60,29 @@ fn every_variable_the_operator_sets_is_one_the_subcommand_reads() {
     let cs = everything_set();
     // (what runs it, the subcommand, the variables set on its container)
     let mut containers: Vec<(String, String, Vec<String>)> = Vec::new();
-    for component in cardstream_operator::Component::ALL {
-        let deployment = cardstream_operator::deployment(&cs, component, 1);
-        let pod = deployment.spec.template.spec.unwrap_or_default();
-        for container in pod.containers {
+    let mut add = |owner: String, pod: Option<k8s_openapi::api::core::v1::PodSpec>| {
+        for container in pod.unwrap_or_default().containers {
+            let env = container.env.unwrap_or_default();
+            let args = container.args.unwrap_or_default().join(" ");
             containers.push((
-                format!("the {} Deployment", component.name()),
-                container.args.unwrap_or_default().join(" "),
-                container
-                    .env
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|e| e.name)
-                    .collect(),
+                owner.clone(),
+                args,
+                env.into_iter().map(|e| e.name).collect(),
             ));
         }
+    };
+    for component in cardstream_operator::Component::ALL {
+        let deployment = cardstream_operator::deployment(&cs, component, 1);
+        add(
+            format!("the {} Deployment", component.name()),
+            deployment.spec.template.spec,
+        );
     }
     let job = cardstream_operator::migration_job(&cs);
-    let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
-    for container in pod.containers {
-        containers.push((
-            "the migration Job".into(),
-            container.args.unwrap_or_default().join(" "),
-            container
-                .env
-                .unwrap_or_default()
-                .into_iter()
-                .map(|e| e.name)
-                .collect(),
-        ));
-    }
+    add(
+        "the migration Job".into(),
+        job.spec.and_then(|s| s.template.spec),
+    );
     assert!(containers.len() >= 4, "{containers:?}");
 
     let allowed: BTreeSet<&str> = NOT_CLAP.iter().map(|(name, _)| *name).collect();

@@ -28,6 +28,20 @@ impl Broker {
         self.0.storage()
     }
 
+    /// A new events topic with `partitions` partitions, and its dead-letter topic, under a
+    /// name no other test uses.
+    pub async fn events_topic(&self, partitions: i32) -> String {
+        let topic = crate::unique_name("events");
+        cardstream_kafka::ensure_topics(&cardstream_kafka::TopicArgs {
+            kafka: cardstream_kafka::KafkaArgs::new(self.brokers(), &topic),
+            partitions,
+            replication: 1,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create topic {topic}: {e}"));
+        topic
+    }
+
     /// Kills the broker at once (SIGKILL), as a crash would.
     pub async fn stop(&mut self) {
         self.0.stop().await;

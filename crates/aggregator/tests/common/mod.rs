@@ -10,7 +10,7 @@ use cardstream_simulator::{SimEvent, generate_declining_every};
 use cardstream_store::Store;
 use cardstream_stripe::Event;
 use cardstream_telemetry::{CancellationToken, Registry};
-use cardstream_testbed::{Broker, Storage, TestDatabase, unique_name};
+use cardstream_testbed::{Broker, Storage, TestDatabase};
 use clap::Parser;
 
 pub const PARTITIONS: i32 = 4;
@@ -32,14 +32,7 @@ impl Setup {
     pub async fn with(broker: Broker, db: TestDatabase) -> Setup {
         let store = Store::connect(&db.url, 2).await.unwrap();
         store.migrate_up().await.unwrap();
-        let topic = unique_name("events");
-        cardstream_kafka::ensure_topics(&cardstream_kafka::TopicArgs {
-            kafka: KafkaArgs::new(broker.brokers(), &topic),
-            partitions: PARTITIONS,
-            replication: 1,
-        })
-        .await
-        .unwrap();
+        let topic = broker.events_topic(PARTITIONS).await;
         Setup {
             broker,
             db,

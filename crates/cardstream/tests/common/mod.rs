@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cardstream_kafka::{EventProducer, KafkaArgs, OutgoingEvent, ProducerTuning, TopicArgs};
+use cardstream_kafka::{EventProducer, KafkaArgs, OutgoingEvent, ProducerTuning};
 use cardstream_simulator::{SimEvent, generate_declining_every};
 use cardstream_store::{IncomingEvent, Position, Store};
 use cardstream_stripe::Event;
-use cardstream_testbed::{Broker, Storage, TestDatabase, unique_name};
+use cardstream_testbed::{Broker, Storage, TestDatabase};
 use tokio::process::{Child, Command};
 
 pub struct Setup {
@@ -33,14 +33,7 @@ impl Setup {
         let db = TestDatabase::create().await;
         let store = Store::connect(&db.url, 2).await.unwrap();
         store.migrate_up().await.unwrap();
-        let topic = unique_name("events");
-        cardstream_kafka::ensure_topics(&TopicArgs {
-            kafka: KafkaArgs::new(broker.brokers(), &topic),
-            partitions,
-            replication: 1,
-        })
-        .await
-        .unwrap();
+        let topic = broker.events_topic(partitions).await;
         Setup {
             broker,
             db,
