@@ -31,6 +31,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0004_sessions_and_invitations.up.sql"),
                 down: include_str!("../sql/0004_sessions_and_invitations.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261130_000005_stripe_sync",
+                up: include_str!("../sql/0005_stripe_sync.up.sql"),
+                down: include_str!("../sql/0005_stripe_sync.down.sql"),
+            }),
         ]
     }
 }

@@ -63,6 +63,29 @@ impl Store {
         Ok(out)
     }
 
+    /// As [`Store::table_digests`], for the projections and rollups only and without the
+    /// columns that say which version of an object a row holds. Two databases holding the same
+    /// objects compare equal however each learnt them: from webhook events, or from a backfill's
+    /// snapshots, whose rows carry the snapshot's version and whose raw events are snapshots.
+    pub async fn content_digests(
+        &self,
+    ) -> Result<std::collections::BTreeMap<&'static str, (i64, String)>, Error> {
+        let mut out = std::collections::BTreeMap::new();
+        for (table, query) in CONTENT_QUERIES
+            .iter()
+            .filter(|(t, _)| *t != "stripe_events")
+        {
+            let sql = format!(
+                "SELECT count(*), md5(coalesce(string_agg(md5(
+                     (to_jsonb(r) - 'version_created' - 'version_rank' - 'version_event_id')::text
+                 ), E'\\n'), '')) FROM ({query}) r"
+            );
+            let digest: (i64, String) = sqlx::query_as(&sql).fetch_one(self.pool()).await?;
+            out.insert(*table, digest);
+        }
+        Ok(out)
+    }
+
     /// Recomputes every rollup from `transactions` and `authorizations` and counts the rows
     /// that differ from the stored rollups. All zero means the rollups are exact.
     pub async fn rollup_drift(&self) -> Result<RollupDrift, Error> {

@@ -8,6 +8,12 @@ use std::cmp::Ordering;
 /// The rank puts an authorization request (the decision is not yet known) before
 /// `.created`, and `.created` before any `.updated`: Stripe timestamps have one-second
 /// resolution, and a request, its outcome and its capture often share a second.
+///
+/// A backfill's `.snapshot` (an object read from Stripe's API, `created` = the second the read
+/// was sent) ranks below every webhook event: it includes every change made before its second,
+/// so it beats the events of earlier seconds, but a change in its own second may or may not be
+/// in it, so the event of that second wins. A snapshot never overwrites a newer event, and an
+/// event never loses to an older snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
     pub created: i64,
@@ -27,6 +33,7 @@ impl Version {
 
 fn rank(event_type: &str) -> i16 {
     match event_type.rsplit('.').next() {
+        Some("snapshot") => -1,
         Some("request") => 0,
         Some("created") => 1,
         _ => 2,
@@ -65,6 +72,15 @@ mod tests {
                 > v(1, "issuing_authorization.created", "evt_z")
         );
         assert!(v(1, "issuing_card.updated", "evt_b") > v(1, "issuing_card.updated", "evt_a"));
+        // A snapshot loses to any event of its own second and beats those of earlier ones.
+        assert!(
+            v(5, "issuing_authorization.request", "evt_a")
+                > v(5, "issuing_authorization.snapshot", "evt_z")
+        );
+        assert!(
+            v(5, "issuing_authorization.snapshot", "evt_a")
+                > v(4, "issuing_authorization.updated", "evt_z")
+        );
         assert_eq!(
             v(1, "x.updated", "evt_a").cmp(&v(1, "x.updated", "evt_a")),
             Ordering::Equal
