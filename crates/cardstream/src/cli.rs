@@ -36,6 +36,11 @@ pub(crate) enum Command {
     Replay(crate::database_commands::ReplayArgs),
     /// Check that the rollups equal a recomputation from the base tables.
     Verify(crate::database_commands::VerifyArgs),
+    /// Read Stripe's Issuing lists (history from before cardstream) into the pipeline;
+    /// resumable, rate-limited.
+    Backfill(Box<crate::stripe_commands::BackfillCommand>),
+    /// Recover events whose webhooks never arrived, from Stripe's event list (30 days kept).
+    CatchUp(Box<crate::stripe_commands::CatchUpCommand>),
     /// Serve the GraphQL API (and the dashboard).
     Api(Box<cardstream_api::ApiArgs>),
     /// Manage dashboard users.
@@ -68,7 +73,9 @@ pub(crate) const GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Data tools",
-        &["simulate", "topics", "migrate", "replay", "verify"],
+        &[
+            "simulate", "topics", "migrate", "replay", "verify", "backfill", "catch-up",
+        ],
     ),
     ("Admin", &["users", "probe", "schema", "crd", "completions"]),
 ];
@@ -130,6 +137,7 @@ const SECRET_FLAGS: &[(&str, &str)] = &[
         "set CARDSTREAM_RECORD_KEYS or use --record-keys-file",
     ),
     ("kafka-credentials", "set CARDSTREAM_KAFKA_CREDENTIALS"),
+    ("stripe-api-key", "set CARDSTREAM_STRIPE_API_KEY"),
 ];
 
 /// Refuses a secret given as a command-line flag, in any subcommand.

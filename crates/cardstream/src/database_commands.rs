@@ -18,7 +18,7 @@ pub(crate) enum Output {
     Json,
 }
 
-fn print_json(value: &serde_json::Value) {
+pub(crate) fn print_json(value: &serde_json::Value) {
     #[allow(clippy::print_stdout)]
     {
         println!("{value}");

@@ -7,6 +7,7 @@ mod dev;
 #[cfg(test)]
 mod operator_env;
 mod probe;
+mod stripe_commands;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -132,6 +133,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(args) => database_commands::migrate(args).await?,
         Command::Replay(args) => database_commands::replay(args).await?,
         Command::Verify(args) => database_commands::verify(args).await?,
+        Command::Backfill(args) => stripe_commands::backfill(*args, shutdown).await?,
+        Command::CatchUp(args) => stripe_commands::catch_up(*args, shutdown).await?,
         Command::Api(args) => {
             let api = cardstream_api::start_with(
                 *args,

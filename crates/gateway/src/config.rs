@@ -98,6 +98,9 @@ pub struct GatewayArgs {
     pub spend: SpendCacheArgs,
 
     #[command(flatten)]
+    pub catch_up: cardstream_sync::CatchUpLoopArgs,
+
+    #[command(flatten)]
     pub serve: ServeArgs,
 
     /// Most requests served at once, for authorization requests and for everything else

@@ -51,6 +51,12 @@ pub enum Error {
         "the policy has spend limits but no database to read spend from: set CARDSTREAM_DATABASE_URL"
     )]
     NoDatabaseForLimits,
+    #[error(
+        "--catch-up-interval needs the database (to skip stored events and keep its position): set CARDSTREAM_DATABASE_URL"
+    )]
+    NoDatabaseForCatchUp,
+    #[error("catch-up: {0}")]
+    CatchUp(#[from] cardstream_sync::Error),
     #[error(transparent)]
     Store(#[from] cardstream_store::Error),
     #[error("reading card spend took longer than {0:?}")]

@@ -94,6 +94,7 @@ pub async fn start(
         .map_err(|_| Error::StripeVersion(args.stripe_version.clone()))?;
 
     let spend = start_spend_cache(&args, &policy, &metrics, &registry, &stopped).await?;
+    start_catch_up(&args, &producer, &registry, &stopped).await?;
     let gateway = Arc::new(Gateway {
         verifier,
         producer: producer.clone(),
@@ -189,6 +190,33 @@ async fn start_spend_cache(
         age.set(view.age().map_or(f64::INFINITY, |a| a.as_secs_f64()));
     });
     Ok(Some(cache))
+}
+
+/// With `--catch-up-interval`, recovers events whose webhooks never arrived (see
+/// `cardstream_sync`). Its own small pool: a round holds one connection for its lock.
+async fn start_catch_up(
+    args: &GatewayArgs,
+    producer: &EventProducer,
+    registry: &Registry,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
+    if args.catch_up.interval.is_none() {
+        return Ok(());
+    }
+    let url = args
+        .database_url
+        .as_ref()
+        .map(ExposeSecret::expose_secret)
+        .ok_or(Error::NoDatabaseForCatchUp)?;
+    let store = Store::connect_lazy(url, 2, args.database_timeouts).await?;
+    cardstream_sync::spawn_catch_up_loop(
+        args.catch_up.clone(),
+        producer.clone(),
+        store,
+        cardstream_sync::CatchUpMetrics::register(registry)?,
+        shutdown.clone(),
+    )?;
+    Ok(())
 }
 
 /// Follows the policy admins save in the database: each new version is in force within one

@@ -257,18 +257,19 @@ async fn read_window(
     }
 }
 
-/// The gateway's catch-up loop: every `interval`, one catch-up of the platform's events, run
-/// by one replica at a time (a Postgres advisory lock), counted in `metrics`. Failures are
-/// logged and counted, and the next round tries again.
-pub async fn run_catch_up_loop(
+/// Starts the gateway's catch-up loop when `args` has an interval: every interval, one
+/// catch-up of the platform's events, run by one replica at a time (a Postgres advisory lock),
+/// counted in `metrics`. A missing key fails here, at start; a failed round is logged and
+/// counted, and the next round tries again.
+pub fn spawn_catch_up_loop(
     args: CatchUpLoopArgs,
     producer: EventProducer,
     store: Store,
     metrics: CatchUpMetrics,
     shutdown: CancellationToken,
-) -> Result<(), Error> {
+) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
     let Some(interval) = args.interval else {
-        return Ok(());
+        return Ok(None);
     };
     let api = StripeApi::new(&args.api)?;
     let run_args = CatchUpArgs {
@@ -277,42 +278,44 @@ pub async fn run_catch_up_loop(
         window: args.window,
         accounts: AccountArgs::default(),
     };
-    tracing::info!(?interval, "catch-up of missed webhooks every interval");
-    loop {
-        let outcome = match store.try_sync_lock().await {
-            Ok(Some(lock)) => {
-                let result = catch_up(&run_args, &api, &producer, &store, &shutdown).await;
-                drop(lock);
-                match result {
-                    Ok(report) => {
-                        metrics.recovered(report.recovered);
-                        if report.recovered > 0 {
-                            tracing::warn!(
-                                recovered = report.recovered,
-                                from = report.from,
-                                until = report.until,
-                                "catch-up recovered events whose webhooks never arrived"
-                            );
+    tracing::info!(?interval, settle = ?args.window.settle, "catch-up of missed webhooks is on");
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            let outcome = match store.try_sync_lock().await {
+                Ok(Some(lock)) => {
+                    let result = catch_up(&run_args, &api, &producer, &store, &shutdown).await;
+                    drop(lock);
+                    match result {
+                        Ok(report) => {
+                            metrics.recovered(report.recovered);
+                            if report.recovered > 0 {
+                                tracing::warn!(
+                                    recovered = report.recovered,
+                                    from = report.from,
+                                    until = report.until,
+                                    "catch-up recovered events whose webhooks never arrived"
+                                );
+                            }
+                            "ok"
                         }
-                        "ok"
-                    }
-                    Err(Error::Interrupted) => return Ok(()),
-                    Err(err) => {
-                        tracing::error!(error = %err, "catch-up failed; trying again next round");
-                        "failed"
+                        Err(Error::Interrupted) => return,
+                        Err(err) => {
+                            tracing::error!(error = %err, "catch-up failed; trying again next round");
+                            "failed"
+                        }
                     }
                 }
+                Ok(None) => "skipped",
+                Err(err) => {
+                    tracing::error!(error = %err, "catch-up could not take its lock");
+                    "failed"
+                }
+            };
+            metrics.run(outcome);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
             }
-            Ok(None) => "skipped",
-            Err(err) => {
-                tracing::error!(error = %err, "catch-up could not take its lock");
-                "failed"
-            }
-        };
-        metrics.run(outcome);
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(interval) => {}
         }
-    }
+    })))
 }

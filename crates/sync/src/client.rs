@@ -25,20 +25,22 @@ pub struct StripeApiArgs {
     /// Stripe's API base URL (a test double's in tests).
     #[arg(
         long = "stripe-api-url",
+        value_name = "URL",
         env = "CARDSTREAM_STRIPE_API_URL",
         default_value = "https://api.stripe.com"
     )]
-    pub url: String,
+    pub stripe_url: String,
 
     /// The API key. A restricted key with read access to Issuing (and Events, and Connect's
     /// accounts for --all-accounts) is enough. Set through the environment only.
     #[arg(
         long = "stripe-api-key",
+        value_name = "KEY",
         env = "CARDSTREAM_STRIPE_API_KEY",
         hide_env_values = true,
         value_parser = clap::builder::StringValueParser::new().map(SecretString::from)
     )]
-    pub key: Option<SecretString>,
+    pub stripe_key: Option<SecretString>,
 
     /// Requests per second at most; 0 for no limit. Stripe allows 100 reads per second in live
     /// mode (25 in test mode) to the whole account, webhooks' authorization answers included.
@@ -47,7 +49,7 @@ pub struct StripeApiArgs {
         env = "CARDSTREAM_STRIPE_RATE",
         default_value_t = 20.0
     )]
-    pub rate: f64,
+    pub stripe_rate: f64,
 
     /// Attempts of one request answered 429, 5xx or not at all, before the run stops.
     #[arg(
@@ -55,7 +57,7 @@ pub struct StripeApiArgs {
         env = "CARDSTREAM_STRIPE_ATTEMPTS",
         default_value_t = 8
     )]
-    pub attempts: u32,
+    pub stripe_attempts: u32,
 
     /// How long one request may take.
     #[arg(
@@ -64,17 +66,20 @@ pub struct StripeApiArgs {
         default_value = "30s",
         value_parser = humantime::parse_duration
     )]
-    pub timeout: Duration,
+    pub stripe_timeout: Duration,
 }
 
 impl std::fmt::Debug for StripeApiArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StripeApiArgs")
-            .field("url", &self.url)
-            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
-            .field("rate", &self.rate)
-            .field("attempts", &self.attempts)
-            .field("timeout", &self.timeout)
+            .field("stripe_url", &self.stripe_url)
+            .field(
+                "stripe_key",
+                &self.stripe_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("stripe_rate", &self.stripe_rate)
+            .field("stripe_attempts", &self.stripe_attempts)
+            .field("stripe_timeout", &self.stripe_timeout)
             .finish()
     }
 }
@@ -83,11 +88,11 @@ impl StripeApiArgs {
     /// Settings for `url` with `key` and the defaults above.
     pub fn new(url: impl Into<String>, key: impl Into<String>) -> Self {
         StripeApiArgs {
-            url: url.into(),
-            key: Some(SecretString::from(key.into())),
-            rate: 20.0,
-            attempts: 8,
-            timeout: Duration::from_secs(30),
+            stripe_url: url.into(),
+            stripe_key: Some(SecretString::from(key.into())),
+            stripe_rate: 20.0,
+            stripe_attempts: 8,
+            stripe_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -177,11 +182,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl StripeApi {
     pub fn new(args: &StripeApiArgs) -> Result<Self, Error> {
-        let key = args.key.as_ref().ok_or(Error::NoApiKey)?;
+        let key = args.stripe_key.as_ref().ok_or(Error::NoApiKey)?;
         if key.expose_secret().trim().is_empty() {
             return Err(Error::NoApiKey);
         }
-        let base = args.url.trim_end_matches('/').to_owned();
+        let base = args.stripe_url.trim_end_matches('/').to_owned();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(Error::Url(base));
         }
@@ -199,10 +204,10 @@ impl StripeApi {
                 "Bearer {}",
                 key.expose_secret().trim()
             ))),
-            limiter: Arc::new(RateLimiter::new(args.rate)),
+            limiter: Arc::new(RateLimiter::new(args.stripe_rate)),
             stats: Arc::new(ApiStats::default()),
-            attempts: args.attempts.max(1),
-            timeout: args.timeout,
+            attempts: args.stripe_attempts.max(1),
+            timeout: args.stripe_timeout,
         })
     }
 

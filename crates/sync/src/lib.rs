@@ -25,7 +25,7 @@ pub use backfill::AccountArgs;
 pub use backfill::{BackfillArgs, BackfillReport, List, backfill};
 pub use catch_up::{
     CatchUpArgs, CatchUpLoopArgs, CatchUpReport, ISSUING_EVENT_TYPES, SettleArgs, catch_up,
-    run_catch_up_loop,
+    spawn_catch_up_loop,
 };
 pub use client::{ApiStats, Page, StripeApi, StripeApiArgs};
 pub use limiter::RateLimiter;
