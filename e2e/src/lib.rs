@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use cardstream_aggregator::{AggregatorArgs, RunningAggregator};
 use cardstream_gateway::{GatewayArgs, RunningGateway};
+use cardstream_simulator::{Endpoint, SimEvent};
 use cardstream_store::Store;
 use cardstream_stripe::{WebhookSecret, signature};
 use cardstream_telemetry::{CancellationToken, Registry};
@@ -213,6 +214,92 @@ impl<R: Stoppable> Component<R> {
             running.finished().await;
         }
     }
+}
+
+impl Pipeline {
+    /// A producer to this pipeline's topic, as `cardstream backfill` and `catch-up` make one.
+    pub fn producer(&self) -> cardstream_kafka::EventProducer {
+        let brokers = self.broker.brokers();
+        let argv = [
+            "x",
+            "--kafka-brokers",
+            &brokers,
+            "--kafka-topic",
+            &self.topic,
+        ];
+        let kafka = Args::<cardstream_kafka::KafkaArgs>::try_parse_from(argv)
+            .unwrap()
+            .args;
+        cardstream_kafka::EventProducer::new(
+            &kafka,
+            cardstream_kafka::ProducerTuning {
+                linger: Duration::from_millis(5),
+                delivery_timeout: Duration::from_secs(30),
+            },
+        )
+        .unwrap()
+    }
+
+    /// Waits until `stripe_events` holds `expected` events and returns the content digests
+    /// (see `Store::content_digests`), after checking the rollups against the base tables.
+    pub async fn settled_digests(
+        &self,
+        expected: i64,
+    ) -> std::collections::BTreeMap<&'static str, (i64, String)> {
+        self.wait_for("SELECT count(*) FROM stripe_events", expected)
+            .await;
+        assert!(self.store.rollup_drift().await.unwrap().is_clean());
+        self.store.content_digests().await.unwrap()
+    }
+}
+
+impl Component<RunningGateway> {
+    /// Posts each event to its endpoint, signed, `concurrency` at a time; every one must be
+    /// answered 200.
+    pub async fn post_all(&self, events: &[SimEvent], concurrency: usize) {
+        for chunk in events.chunks(concurrency.max(1)) {
+            let answers = futures_util::future::join_all(chunk.iter().map(|event| {
+                let path = match event.endpoint {
+                    Endpoint::Events => cardstream_gateway::EVENTS_ROUTE,
+                    Endpoint::Authorization => cardstream_gateway::AUTHORIZATION_ROUTE,
+                };
+                self.post_signed(path, std::str::from_utf8(&event.body).unwrap())
+            }))
+            .await;
+            for (event, answer) in chunk.iter().zip(answers) {
+                assert_eq!(
+                    answer.status,
+                    200,
+                    "{}: {}",
+                    event.id,
+                    String::from_utf8_lossy(&answer.body)
+                );
+            }
+        }
+    }
+}
+
+/// The events of a simulated program of `cards` cards and `purchases` purchases, the first
+/// at `start` and one a second after, every fifth authorization declined.
+pub fn world(seed: u64, cards: usize, start: i64, purchases: usize) -> Vec<SimEvent> {
+    cardstream_simulator::generate_declining_every(5, seed, cards, start, purchases)
+}
+
+/// The same events as Stripe's API holds them.
+pub fn as_json(events: &[SimEvent]) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .map(|e| serde_json::from_slice(&e.body).unwrap())
+        .collect()
+}
+
+/// Distinct Stripe objects among `events`' `data.object`s.
+pub fn distinct_objects(events: &[SimEvent]) -> usize {
+    as_json(events)
+        .iter()
+        .map(|e| e["data"]["object"]["id"].as_str().unwrap().to_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
 }
 
 /// Seconds since the Unix epoch, as Stripe's `created` and signature timestamps count.

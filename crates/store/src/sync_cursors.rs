@@ -102,16 +102,6 @@ impl Store {
                 .await?;
         Ok(stored.into_iter().collect())
     }
-
-    /// The `created` of the newest stored Stripe event (backfill snapshots excluded: their
-    /// `created` is when they were read, not when anything happened).
-    pub async fn newest_event_created(&self) -> Result<Option<i64>, Error> {
-        Ok(sqlx::query_scalar(
-            "SELECT max(created) FROM stripe_events WHERE event_type NOT LIKE '%.snapshot'",
-        )
-        .fetch_one(self.pool())
-        .await?)
-    }
 }
 
 /// Held while one process runs catch-up; others skip their round. The lock is Postgres's

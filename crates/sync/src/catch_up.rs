@@ -47,8 +47,7 @@ pub struct CatchUpArgs {
     pub api: StripeApiArgs,
 
     /// Read events created at or after this (a date, an RFC 3339 time or unix seconds) instead
-    /// of after the last window read. The first run without it starts at the newest event the
-    /// pipeline has stored, or 30 days back (all Stripe keeps) when it has none.
+    /// of after the last window read. The first run without it reads the 30 days Stripe keeps.
     #[arg(long, value_parser = parse_time)]
     pub since: Option<i64>,
 
@@ -128,34 +127,18 @@ pub async fn catch_up(
     };
     for account in args.accounts.resolve(api).await? {
         let key = account.as_deref().unwrap_or_default();
+        // Without a position, all Stripe keeps: the first round is the one that finds what an
+        // outage before catch-up was turned on lost.
         let from = match args.since {
             Some(since) => since,
             None => match store.sync_cursor(SyncJob::CatchUp, key, "events").await? {
                 Some(cursor) => cursor.until + 1,
-                None => store
-                    .newest_event_created()
-                    .await?
-                    .unwrap_or(until - RETENTION),
+                None => until - RETENTION,
             },
         }
         .max(until - RETENTION);
         report.from = report.from.min(from);
         if from > until {
-            // Nothing has settled past the start yet. Remember the start, or a first run on a
-            // busy pipeline (its newest event always younger than the settle time) would never
-            // begin.
-            if args.since.is_none() {
-                let cursor = SyncCursor {
-                    since: Some(from),
-                    until: from - 1,
-                    starting_after: None,
-                    objects: 0,
-                    done: true,
-                };
-                store
-                    .save_sync_cursor(SyncJob::CatchUp, key, "events", &cursor)
-                    .await?;
-            }
             continue;
         }
         let (listed, recovered) = read_window(
