@@ -157,6 +157,13 @@ pub async fn produce(kafka: &KafkaArgs, events: &[SimEvent]) -> Vec<cardstream_k
 
 /// The tables the same events give when folded once, in order, into a fresh database.
 pub async fn expected_digests(events: &[SimEvent]) -> BTreeMap<&'static str, (i64, String)> {
+    let (_db, store) = folded(events).await;
+    store.table_digests().await.unwrap()
+}
+
+/// A database of its own holding `events` folded in one batch, without Kafka: what any
+/// delivery of them must end as.
+pub async fn folded(events: &[SimEvent]) -> (TestDatabase, Store) {
     let db = TestDatabase::create().await;
     let store = Store::connect(&db.url, 2).await.unwrap();
     store.migrate_up().await.unwrap();
@@ -176,7 +183,7 @@ pub async fn expected_digests(events: &[SimEvent]) -> BTreeMap<&'static str, (i6
         )
         .await
         .unwrap();
-    store.table_digests().await.unwrap()
+    (db, store)
 }
 
 pub fn distinct(events: &[SimEvent]) -> i64 {
