@@ -156,6 +156,24 @@ async fn under_429s_the_backfill_finishes_within_its_rate_and_reports_the_thrott
 }
 
 #[tokio::test]
+async fn server_errors_are_retried_and_counted() {
+    let events = world(4, 10, now() - 86_400, 60);
+    let objects = distinct_objects(&events);
+    let fake = FakeStripe::start(KEY).await;
+    fake.load_events(None, as_json(&events));
+    fake.fault_every(3, Fault::ServerError);
+    let pipeline = Pipeline::start().await;
+    let mut aggregator = pipeline.aggregator("server-errors").await;
+    let report = run_backfill(&pipeline, &fake, 0.0).await;
+    let failed = fake.requests().iter().filter(|r| r.status == 500).count() as u64;
+    assert!(failed >= 3, "{report}");
+    assert_eq!(report.server_errors, failed, "{report}");
+    assert_eq!(report.objects(), objects as u64);
+    pipeline.settled_digests(objects as i64).await;
+    aggregator.stop().await;
+}
+
+#[tokio::test]
 async fn catch_up_recovers_the_webhooks_sent_while_the_gateway_was_off() {
     let events = world(5, 15, now() - 3_600, 120);
     let (expected, expected_raw) = webhooks_alone(&events).await;

@@ -146,3 +146,35 @@ async fn a_backfill_killed_three_times_resumes_without_rereading_or_duplicating(
     }
     assert!(!String::from_utf8_lossy(&out.stdout).contains(KEY));
 }
+
+#[tokio::test]
+async fn a_refused_request_stops_the_backfill_naming_the_endpoint_and_not_the_key() {
+    let fake = FakeStripe::start(KEY).await;
+    let setup = Setup::new(1).await;
+    let wrong = "rk_test_wrong_key_987654321";
+    let out = setup
+        .command(&["backfill"])
+        .env("CARDSTREAM_STRIPE_API_URL", fake.url())
+        .env("CARDSTREAM_STRIPE_API_KEY", wrong)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("GET /v1/issuing/cardholders?limit=100")
+            && stderr.contains("refused with 401: Invalid API Key provided"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(wrong) && !String::from_utf8_lossy(&out.stdout).contains(wrong));
+    // Refused once, not retried.
+    assert_eq!(fake.requests().len(), 1);
+
+    let flag = setup
+        .command(&["backfill", "--stripe-api-key", wrong])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(flag.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&flag.stderr).contains("set CARDSTREAM_STRIPE_API_KEY"));
+}
