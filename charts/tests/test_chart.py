@@ -89,6 +89,8 @@ ALERTS = {
     "CardStreamReconcileFailing": "cardstream_reconcile_failures_total",
     "CardStreamFreshnessHigh": "cardstream_freshness_seconds_bucket",
     "CardStreamTargetDown": "up",
+    "CardStreamWebhooksMissed": "cardstream_catch_up_events_recovered_total",
+    "CardStreamCatchUpFailing": "cardstream_catch_up_runs_total",
 }
 
 ALL_ON = {
@@ -912,6 +914,28 @@ RULE_TESTS = [
      "20m", []),
     ("CardStreamTargetDown", [series("up", "0x20", job=f"{RELEASE}-gateway"), series("up", "1x20", job=f"{RELEASE}-api")],
      "10m", [alert("", job=f"{RELEASE}-gateway", severity="critical")]),
+    # Catch-up recovered 3 events at minute 3, on one of two gateway replicas.
+    ("CardStreamWebhooksMissed", [series("cardstream_catch_up_events_recovered_total", "0 0 0 3x20", pod="gateway-0"),
+                                  series("cardstream_catch_up_events_recovered_total", "0x23", pod="gateway-1")],
+     "5m", [alert("", severity="warning")]),
+    # Catch-up running and finding nothing missing.
+    ("CardStreamWebhooksMissed", [series("cardstream_catch_up_events_recovered_total", "0x80", pod="gateway-0")],
+     "70m", []),
+    # A recovery more than an hour ago is over.
+    ("CardStreamWebhooksMissed", [series("cardstream_catch_up_events_recovered_total", "0 0 3x80", pod="gateway-0")],
+     "75m", []),
+    # Every round failing (one a minute) and none finishing.
+    ("CardStreamCatchUpFailing", [series("cardstream_catch_up_runs_total", "0+1x40", outcome="failed", pod="gateway-0"),
+                                  series("cardstream_catch_up_runs_total", "0x200", outcome="ok", pod="gateway-0")],
+     "30m", [alert("", severity="warning")]),
+    # One replica cannot take the lock (failed) while another finishes its rounds: catch-up works.
+    ("CardStreamCatchUpFailing", [series("cardstream_catch_up_runs_total", "0+1x40", outcome="failed", pod="gateway-0"),
+                                  series("cardstream_catch_up_runs_total", "0+1x40", outcome="ok", pod="gateway-1")],
+     "30m", []),
+    # A round that failed once, then succeeded again.
+    ("CardStreamCatchUpFailing", [series("cardstream_catch_up_runs_total", "0 1x40", outcome="failed", pod="gateway-0"),
+                                  series("cardstream_catch_up_runs_total", "0 0 0+1x40", outcome="ok", pod="gateway-0")],
+     "20m", []),
 ]
 
 
