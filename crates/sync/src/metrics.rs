@@ -3,7 +3,7 @@
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 /// Catch-up's counters. A non-zero rate of recovered events means webhooks are being missed:
-/// the chart's `CardstreamWebhooksMissed` alert fires on it.
+/// the chart's `CardStreamWebhooksMissed` alert fires on it.
 #[derive(Debug, Clone)]
 pub struct CatchUpMetrics {
     recovered: IntCounter,
