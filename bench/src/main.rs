@@ -6,6 +6,7 @@
 
 mod aggregator;
 mod api;
+mod backfill;
 mod cpu;
 mod drill;
 mod freshness;
@@ -40,6 +41,10 @@ enum Command {
     /// API: dashboard queries on 1,000,000 transactions over 10,000 cards from concurrent
     /// clients vs. the cheapest signed-in request; freshness (webhook 200 → subscription).
     Api(api::ApiBench),
+    /// Backfill: objects/s from the fake Stripe API at no rate limit to committed rows vs. the
+    /// aggregator's events/s on the same world's webhook events; the rate limiter's achieved
+    /// rate and busiest second at 20/s and 50/s.
+    Backfill(backfill::BackfillBench),
     /// All of the above in one go (1,000,000 events through the aggregator and replayed,
     /// 1,000,000 transactions behind the dashboard), then one summary table with every figure,
     /// its same-run baseline and the ratio, and each component's peak RSS.
@@ -70,6 +75,7 @@ fn main() -> anyhow::Result<()> {
             Command::Gateway(args) => gateway::run(args).await.map(drop),
             Command::Aggregator(args) => aggregator::run(args).await.map(drop),
             Command::Api(args) => api::run(args).await.map(drop),
+            Command::Backfill(args) => backfill::run(args).await.map(drop),
             Command::All(args) => suite::run(args).await,
             Command::Soak(args) => soak::run(args).await,
             Command::Drill(args) => drill::run(args).await,
