@@ -93,18 +93,7 @@ pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<Vec<Line>> {
             created: event.created,
             received_at_ms: 0,
         };
-        loop {
-            match producer.enqueue(&outgoing) {
-                Ok(delivery) => {
-                    pending.push(delivery);
-                    break;
-                }
-                Err(cardstream_kafka::Error::QueueFull) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
+        pending.push(enqueue_waiting(&producer, &outgoing).await?);
     }
     let mut ends: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
     for delivery in pending {
@@ -320,4 +309,21 @@ async fn copy_baseline(store: &Store) -> anyhow::Result<Copied> {
         rows,
         elapsed: started.elapsed(),
     })
+}
+
+/// Enqueues `event`, waiting while librdkafka's local queue is full: a benchmark producing as
+/// fast as it can outruns the broker's acknowledgements.
+pub(crate) async fn enqueue_waiting(
+    producer: &EventProducer,
+    event: &OutgoingEvent<'_>,
+) -> anyhow::Result<cardstream_kafka::rdkafka::producer::DeliveryFuture> {
+    loop {
+        match producer.enqueue(event) {
+            Ok(delivery) => return Ok(delivery),
+            Err(cardstream_kafka::Error::QueueFull) => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }

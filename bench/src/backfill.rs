@@ -17,6 +17,7 @@ use cardstream_telemetry::CancellationToken;
 use cardstream_testbed::{Broker, FakeStripe, Storage, TestDatabase};
 use tokio::process::{Child, Command};
 
+use crate::aggregator::enqueue_waiting;
 use crate::cpu::CpuMeter;
 use crate::processes::{free_addr, metric_sum, scrape, sibling_binary};
 use crate::report::{Line, ratio};
@@ -399,18 +400,7 @@ async fn produce_to_rows(
             created: event.created,
             received_at_ms: 0,
         };
-        loop {
-            match producer.enqueue(&outgoing) {
-                Ok(delivery) => {
-                    pending.push(delivery);
-                    break;
-                }
-                Err(cardstream_kafka::Error::QueueFull) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await
-                }
-                Err(err) => return Err(err.into()),
-            }
-        }
+        pending.push(enqueue_waiting(&producer, &outgoing).await?);
     }
     for delivery in pending {
         cardstream_kafka::await_delivery(delivery, producer.delivery_timeout()).await?;

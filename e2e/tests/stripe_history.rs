@@ -32,6 +32,13 @@ async fn webhooks_alone(events: &[cardstream_simulator::SimEvent]) -> (Digests, 
     (digests, raw)
 }
 
+/// The fake Stripe API holding `events` as the platform's account.
+async fn stripe_holding(events: &[cardstream_simulator::SimEvent]) -> FakeStripe {
+    let fake = FakeStripe::start(KEY).await;
+    fake.load_events(None, as_json(events));
+    fake
+}
+
 async fn run_backfill(pipeline: &Pipeline, fake: &FakeStripe, rate: f64) -> BackfillReport {
     let mut api = StripeApiArgs::new(fake.url(), KEY);
     api.stripe_rate = rate;
@@ -56,8 +63,7 @@ async fn a_backfilled_world_of_5000_objects_equals_the_same_world_as_webhooks() 
     assert!(objects >= 5_000, "a world of {objects} objects");
     let (expected, _) = webhooks_alone(&events).await;
 
-    let fake = FakeStripe::start(KEY).await;
-    fake.load_events(None, as_json(&events));
+    let fake = stripe_holding(&events).await;
     let pipeline = Pipeline::start().await;
     let mut aggregator = pipeline.aggregator("backfill").await;
     let report = run_backfill(&pipeline, &fake, 0.0).await;
@@ -79,8 +85,7 @@ async fn backfill_interleaved_with_live_webhooks_in_any_order_gives_the_webhooks
         let mut shuffled = events.clone();
         shuffled.shuffle(&mut rng);
         let before = rng.random_range(0..shuffled.len());
-        let fake = FakeStripe::start(KEY).await;
-        fake.load_events(None, as_json(&events));
+        let fake = stripe_holding(&events).await;
         let pipeline = Pipeline::start().await;
         let mut gw = pipeline.gateway(&[]).await;
         let mut aggregator = pipeline.aggregator("interleaved").await;
@@ -107,8 +112,7 @@ async fn backfill_interleaved_with_live_webhooks_in_any_order_gives_the_webhooks
 async fn under_429s_the_backfill_finishes_within_its_rate_and_reports_the_throttling() {
     let events = world(3, 40, now() - 86_400, 150);
     let objects = distinct_objects(&events);
-    let fake = FakeStripe::start(KEY).await;
-    fake.load_events(None, as_json(&events));
+    let fake = stripe_holding(&events).await;
     fake.fault_every(
         10,
         Fault::TooManyRequests {
@@ -159,8 +163,7 @@ async fn under_429s_the_backfill_finishes_within_its_rate_and_reports_the_thrott
 async fn server_errors_are_retried_and_counted() {
     let events = world(4, 10, now() - 86_400, 60);
     let objects = distinct_objects(&events);
-    let fake = FakeStripe::start(KEY).await;
-    fake.load_events(None, as_json(&events));
+    let fake = stripe_holding(&events).await;
     fake.fault_every(3, Fault::ServerError);
     let pipeline = Pipeline::start().await;
     let mut aggregator = pipeline.aggregator("server-errors").await;
@@ -177,8 +180,7 @@ async fn server_errors_are_retried_and_counted() {
 async fn catch_up_recovers_the_webhooks_sent_while_the_gateway_was_off() {
     let events = world(5, 15, now() - 3_600, 120);
     let (expected, expected_raw) = webhooks_alone(&events).await;
-    let fake = FakeStripe::start(KEY).await;
-    fake.load_events(None, as_json(&events));
+    let fake = stripe_holding(&events).await;
     let pipeline = Pipeline::start().await;
     let mut aggregator = pipeline.aggregator("catch-up").await;
 

@@ -59,6 +59,19 @@ impl PipelineArgs {
             Store::connect_with(self.database.expose_url(), 2, self.database.timeouts).await?;
         Ok((producer, store))
     }
+
+    /// Prints a run's report on stdout: as its text, or as `json()` with `--output json`.
+    fn print(&self, report: &impl std::fmt::Display, json: impl FnOnce() -> serde_json::Value) {
+        match self.output {
+            Output::Text => {
+                #[allow(clippy::print_stdout)]
+                {
+                    print!("{report}");
+                }
+            }
+            Output::Json => print_json(&json()),
+        }
+    }
 }
 
 pub(crate) async fn backfill(
@@ -68,14 +81,8 @@ pub(crate) async fn backfill(
     let api = StripeApi::new(&args.sync.api)?;
     let (producer, store) = args.pipeline.open().await?;
     let report = cardstream_sync::backfill(&args.sync, &api, &producer, &store, &shutdown).await?;
-    match args.pipeline.output {
-        Output::Text => {
-            #[allow(clippy::print_stdout)]
-            {
-                print!("{report}");
-            }
-        }
-        Output::Json => print_json(&json!({
+    args.pipeline.print(&report, || {
+        json!({
             "objects": report.objects(),
             "lists": report.lists.iter().map(|l| json!({
                 "account": l.account,
@@ -90,8 +97,8 @@ pub(crate) async fn backfill(
             "server_errors": report.server_errors,
             "network_errors": report.network_errors,
             "seconds": report.elapsed.as_secs_f64(),
-        })),
-    }
+        })
+    });
     Ok(())
 }
 
@@ -102,21 +109,15 @@ pub(crate) async fn catch_up(
     let api = StripeApi::new(&args.sync.api)?;
     let (producer, store) = args.pipeline.open().await?;
     let report = cardstream_sync::catch_up(&args.sync, &api, &producer, &store, &shutdown).await?;
-    match args.pipeline.output {
-        Output::Text => {
-            #[allow(clippy::print_stdout)]
-            {
-                print!("{report}");
-            }
-        }
-        Output::Json => print_json(&json!({
+    args.pipeline.print(&report, || {
+        json!({
             "from": report.from,
             "until": report.until,
             "listed": report.listed,
             "recovered": report.recovered,
             "requests": report.requests,
             "throttled": report.throttled,
-        })),
-    }
+        })
+    });
     Ok(())
 }
