@@ -41,6 +41,7 @@ async fn migrations_go_up_down_and_up_again() {
         "consumer_positions",
         "disputes",
         "stripe_events",
+        "stripe_sync_cursors",
         "transactions",
     ] {
         assert!(
@@ -59,6 +60,10 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    store.migrate_down(Some(1)).await.unwrap();
+    let left = tables(&store).await;
+    assert!(!left.iter().any(|t| t == "stripe_sync_cursors"), "{left:?}");
+    assert!(left.iter().any(|t| t == "sessions"), "{left:?}");
     store.migrate_down(Some(1)).await.unwrap();
     let left = tables(&store).await;
     assert!(
