@@ -36,6 +36,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0005_stripe_sync.up.sql"),
                 down: include_str!("../sql/0005_stripe_sync.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000006_connect_accounts",
+                up: include_str!("../sql/0006_connect_accounts.up.sql"),
+                down: include_str!("../sql/0006_connect_accounts.down.sql"),
+            }),
         ]
     }
 }

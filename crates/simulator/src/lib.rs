@@ -6,6 +6,7 @@
 //! `issuing_authorization.updated`. Now and then a card is frozen or unfrozen. The same seed
 //! gives the same events; delivery can be duplicated and reordered as Stripe's is.
 
+mod accounts;
 mod ids;
 mod mixer;
 mod objects;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use cardstream_stripe::WebhookSecret;
 use clap::builder::TypedValueParser;
 
+pub use accounts::spread_over_accounts;
 pub use run::{Summary, run};
 pub use script::{Answer, Endpoint, Purchase, Script, SimEvent, Step};
 pub use send::EndpointStats;

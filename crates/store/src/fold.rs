@@ -24,6 +24,9 @@ use crate::version::Version;
 #[derive(Debug, Clone)]
 pub struct FoldEvent {
     pub version: Version,
+    /// The event's Connect account (`None`: the platform's own), written on every row it
+    /// touches.
+    pub account: Option<String>,
     pub object: Object,
 }
 
@@ -69,11 +72,13 @@ pub async fn fold(conn: &mut PgConnection, events: &[FoldEvent]) -> Result<FoldO
     let mut disputes = Vec::new();
     for event in events {
         let version = event.version.clone();
+        let account = event.account.clone();
         match &event.object {
             Object::Cardholder(h) => holders.push((
                 h.id.clone(),
                 Versioned {
                     version,
+                    account,
                     row: CardholderRow::from(&**h),
                 },
             )),
@@ -81,6 +86,7 @@ pub async fn fold(conn: &mut PgConnection, events: &[FoldEvent]) -> Result<FoldO
                 c.id.clone(),
                 Versioned {
                     version,
+                    account,
                     row: CardRow::from(&**c),
                 },
             )),
@@ -88,6 +94,7 @@ pub async fn fold(conn: &mut PgConnection, events: &[FoldEvent]) -> Result<FoldO
                 a.id.clone(),
                 Versioned {
                     version,
+                    account,
                     row: AuthorizationRow::from(&**a),
                 },
             )),
@@ -95,6 +102,7 @@ pub async fn fold(conn: &mut PgConnection, events: &[FoldEvent]) -> Result<FoldO
                 t.id.clone(),
                 Versioned {
                     version,
+                    account,
                     row: TransactionRow::from(&**t),
                 },
             )),
@@ -102,6 +110,7 @@ pub async fn fold(conn: &mut PgConnection, events: &[FoldEvent]) -> Result<FoldO
                 d.id.clone(),
                 Versioned {
                     version,
+                    account,
                     row: DisputeRow::from(&**d),
                 },
             )),
@@ -252,6 +261,9 @@ async fn fold_authorizations(
             outcome.deltas.authorization(previous, -1);
         }
         outcome.deltas.authorization(&row.row.contribution(), 1);
+        outcome
+            .deltas
+            .account(&row.row.card_id, row.account.as_deref());
     }
     outcome.rows_written += upsert(conn, &AUTHORIZATIONS, &rows).await?;
     Ok(())
@@ -335,6 +347,9 @@ async fn fold_transactions(
             outcome.deltas.transaction(previous, -1);
         }
         outcome.deltas.transaction(&row.row.contribution(), 1);
+        outcome
+            .deltas
+            .account(&row.row.card_id, row.account.as_deref());
     }
     outcome.rows_written += upsert(conn, &TRANSACTIONS, &rows).await?;
     Ok(())

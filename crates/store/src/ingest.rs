@@ -152,6 +152,7 @@ impl Store {
             .filter(|e| new_ids.contains(e.event.id.as_str()) && seen.insert(e.event.id.as_str()))
             .map(|e| FoldEvent {
                 version: Version::new(e.event.created, &e.event.kind, e.event.id.clone()),
+                account: e.event.account.clone(),
                 object: e.object.clone(),
             })
             .collect();

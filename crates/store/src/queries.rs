@@ -391,6 +391,7 @@ impl Store {
             status: String,
             reason: Option<String>,
             created: i64,
+            account: Option<String>,
             card_id: String,
         }
         // The cursor's comparison and the order flip for a backward page; its values are bound.
@@ -403,7 +404,7 @@ impl Store {
             None => (None, None),
         };
         let sql = format!(
-            "SELECT d.id, d.transaction_id, d.amount, d.currency, d.status, d.reason, d.created, t.card_id
+            "SELECT d.id, d.transaction_id, d.amount, d.currency, d.status, d.reason, d.created, d.account, t.card_id
              FROM disputes d JOIN transactions t ON t.id = d.transaction_id
              WHERE {condition} AND ($3::bigint IS NULL OR {seek})
              ORDER BY d.created {order}, d.id {order} LIMIT $2"
@@ -432,6 +433,7 @@ impl Store {
                     status: r.status,
                     reason: r.reason,
                     created: r.created,
+                    account: r.account,
                 };
                 (dispute, r.card_id)
             })

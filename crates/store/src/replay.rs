@@ -77,6 +77,7 @@ impl Store {
                     .map_err(|e| stored(e.to_string()))?;
                 events.push(FoldEvent {
                     version: Version::new(created, &event_type, event_id.clone()),
+                    account: incoming.event.account.clone(),
                     object: incoming.object,
                 });
             }

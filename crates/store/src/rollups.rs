@@ -33,9 +33,24 @@ pub(crate) struct RollupDeltas {
     merchant: HashMap<(String, String, String), (i64, i32)>,
     /// Cards whose rollups or activity changed, for the live dashboard.
     pub(crate) cards: BTreeSet<String>,
+    /// The Connect account of each card written (a card's objects all belong to its account),
+    /// stored on its rollup rows so that an account's views filter them as they do objects.
+    accounts: HashMap<String, String>,
 }
 
 impl RollupDeltas {
+    /// Records the Connect account of `card` (`None`: the platform's own).
+    pub(crate) fn account(&mut self, card: &str, account: Option<&str>) {
+        if let Some(account) = account {
+            self.accounts.insert(card.to_owned(), account.to_owned());
+        }
+    }
+
+    /// The account to store on `card`'s rollup rows; `None` keeps what the row has.
+    fn account_of(&self, card: &str) -> Option<&str> {
+        self.accounts.get(card).map(String::as_str)
+    }
+
     /// Adds (`sign` = 1) or removes (`sign` = -1) an authorization's contribution.
     pub(crate) fn authorization(&mut self, c: &AuthorizationContribution, sign: i32) {
         let (approved, declined) = c.counts();
@@ -83,7 +98,7 @@ impl RollupDeltas {
             ("card_category_spend", "category", &self.category),
             ("card_merchant_spend", "merchant", &self.merchant),
         ] {
-            apply_keyed(conn, table, column, map).await?;
+            apply_keyed(conn, table, column, map, |card| self.account_of(card)).await?;
         }
         Ok(())
     }
@@ -95,13 +110,14 @@ impl RollupDeltas {
         }
         let emptied: Vec<(String, i32, String)> = sqlx::query_as(
             "INSERT INTO card_daily_spend AS t
-                 (card_id, day, currency, spend, captured, refunded, captures, refunds, approved, declined)
+                 (card_id, day, currency, spend, captured, refunded, captures, refunds, approved, declined, account)
              SELECT card_id, DATE '1970-01-01' + day, currency,
-                    spend, captured, refunded, captures, refunds, approved, declined
+                    spend, captured, refunded, captures, refunds, approved, declined, account
              FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
-                         $7::int4[], $8::int4[], $9::int4[], $10::int4[])
-                  AS d(card_id, day, currency, spend, captured, refunded, captures, refunds, approved, declined)
+                         $7::int4[], $8::int4[], $9::int4[], $10::int4[], $11::text[])
+                  AS d(card_id, day, currency, spend, captured, refunded, captures, refunds, approved, declined, account)
              ON CONFLICT (card_id, day, currency) DO UPDATE SET
+                 account = COALESCE(excluded.account, t.account),
                  spend = t.spend + excluded.spend,
                  captured = t.captured + excluded.captured,
                  refunded = t.refunded + excluded.refunded,
@@ -123,6 +139,11 @@ impl RollupDeltas {
         .bind(rows.iter().map(|(_, d)| d.refunds).collect::<Vec<_>>())
         .bind(rows.iter().map(|(_, d)| d.approved).collect::<Vec<_>>())
         .bind(rows.iter().map(|(_, d)| d.declined).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|((c, _, _), _)| self.account_of(c))
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
@@ -158,20 +179,23 @@ impl RollupDeltas {
 }
 
 /// The category and merchant rollups: `(card_id, <key>, currency) → (spend, captures)`.
-async fn apply_keyed(
+async fn apply_keyed<'a>(
     conn: &mut PgConnection,
     table: &str,
     column: &str,
     map: &HashMap<(String, String, String), (i64, i32)>,
+    account_of: impl for<'c> Fn(&'c str) -> Option<&'a str>,
 ) -> Result<(), Error> {
     let rows: Vec<_> = map.iter().filter(|(_, v)| **v != (0, 0)).collect();
     if rows.is_empty() {
         return Ok(());
     }
     let upsert = format!(
-        "INSERT INTO {table} AS t (card_id, {column}, currency, spend, captures)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[])
+        "INSERT INTO {table} AS t (card_id, {column}, currency, spend, captures, account)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[],
+                              $6::text[])
          ON CONFLICT (card_id, {column}, currency) DO UPDATE SET
+             account = COALESCE(excluded.account, t.account),
              spend = t.spend + excluded.spend,
              captures = t.captures + excluded.captures
          RETURNING card_id, {column}, currency, (spend = 0 AND captures = 0)"
@@ -194,6 +218,11 @@ async fn apply_keyed(
         )
         .bind(rows.iter().map(|(_, v)| v.0).collect::<Vec<_>>())
         .bind(rows.iter().map(|(_, v)| v.1).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|((c, _, _), _)| account_of(c))
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *conn)
         .await?
         .into_iter()

@@ -291,6 +291,8 @@ impl From<&Dispute> for DisputeRow {
 #[derive(Debug, Clone)]
 pub(crate) struct Versioned<R> {
     pub(crate) version: Version,
+    /// The Connect account the object belongs to; `None` for the platform's own.
+    pub(crate) account: Option<String>,
     pub(crate) row: R,
 }
 

@@ -131,11 +131,13 @@ impl<R: 'static> Columns<R> {
         self
     }
 
-    /// Adds the version columns (the ordering key of the newer-wins rule) and builds the
+    /// Adds the Connect account and the version columns (the ordering key of the newer-wins
+    /// rule) and builds the
     /// upsert: a row is replaced only by a strictly newer version, and `RETURNING id` lists
     /// the rows written, so the caller can check none was refused.
     fn finish(self) -> Table<R> {
         let Columns { table, columns } = self
+            .versioned("account", |r| r.account.clone())
             .versioned("version_created", |r| r.version.created)
             .versioned("version_rank", |r| r.version.rank)
             .versioned("version_event_id", |r| r.version.event_id.clone());
@@ -333,16 +335,16 @@ mod tests {
     #[test]
     fn the_cardholders_upsert_reads() {
         let expected = "INSERT INTO cardholders AS t (id, name, email, phone_number, status, kind, \
-            created, version_created, version_rank, version_event_id) \
-            SELECT id, name, email, phone_number, status, kind, created, version_created, \
-            version_rank, version_event_id \
+            created, account, version_created, version_rank, version_event_id) \
+            SELECT id, name, email, phone_number, status, kind, created, account, \
+            version_created, version_rank, version_event_id \
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-            $7::int8[], $8::int8[], $9::int2[], $10::text[]) \
-            AS u(id, name, email, phone_number, status, kind, created, version_created, \
+            $7::int8[], $8::text[], $9::int8[], $10::int2[], $11::text[]) \
+            AS u(id, name, email, phone_number, status, kind, created, account, version_created, \
             version_rank, version_event_id) \
             ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email, \
             phone_number = excluded.phone_number, status = excluded.status, kind = excluded.kind, \
-            created = excluded.created, version_created = excluded.version_created, \
+            created = excluded.created, account = excluded.account, version_created = excluded.version_created, \
             version_rank = excluded.version_rank, version_event_id = excluded.version_event_id \
             WHERE (t.version_created, t.version_rank, t.version_event_id) \
             < (excluded.version_created, excluded.version_rank, excluded.version_event_id) \

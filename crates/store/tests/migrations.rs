@@ -43,6 +43,7 @@ async fn migrations_go_up_down_and_up_again() {
         "stripe_events",
         "stripe_sync_cursors",
         "transactions",
+        "user_accounts",
     ] {
         assert!(
             all.iter().any(|t| t == expected),
@@ -60,6 +61,10 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    store.migrate_down(Some(1)).await.unwrap();
+    let left = tables(&store).await;
+    assert!(!left.iter().any(|t| t == "user_accounts"), "{left:?}");
+    assert!(left.iter().any(|t| t == "stripe_sync_cursors"), "{left:?}");
     store.migrate_down(Some(1)).await.unwrap();
     let left = tables(&store).await;
     assert!(!left.iter().any(|t| t == "stripe_sync_cursors"), "{left:?}");

@@ -24,6 +24,10 @@ pub struct Event {
     pub livemode: bool,
     #[serde(default)]
     pub api_version: Option<String>,
+    /// The connected account the event happened in (Stripe Connect: events posted to a Connect
+    /// endpoint carry it); `None` for the platform's own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     #[serde(default)]
     object: Option<String>,
     pub data: EventData,

@@ -26,6 +26,8 @@ pub struct Model {
     pub wallet: Option<String>,
     pub request_history: Json,
     pub created: i64,
+    /// The Stripe Connect account; `None` for the platform's own.
+    pub account: Option<String>,
     pub version_event_id: String,
 }
 

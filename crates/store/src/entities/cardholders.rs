@@ -11,6 +11,8 @@ pub struct Model {
     pub status: String,
     pub kind: Option<String>,
     pub created: i64,
+    /// The Stripe Connect account; `None` for the platform's own.
+    pub account: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

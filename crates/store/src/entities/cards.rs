@@ -14,6 +14,8 @@ pub struct Model {
     pub exp_month: Option<i32>,
     pub exp_year: Option<i32>,
     pub created: i64,
+    /// The Stripe Connect account; `None` for the platform's own.
+    pub account: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

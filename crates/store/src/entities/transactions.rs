@@ -17,6 +17,8 @@ pub struct Model {
     pub merchant_country: Option<String>,
     pub dispute_id: Option<String>,
     pub created: i64,
+    /// The Stripe Connect account; `None` for the platform's own.
+    pub account: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,84 @@
+//! Stripe Connect: a platform receives its connected accounts' events on one endpoint, each
+//! carrying `account`, next to its own (which carry none). This spreads a simulated world over
+//! accounts as a platform's would be: each cardholder belongs to one account, and so do its
+//! cards and everything that happens on them.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::SimEvent;
+
+/// Gives each event the account of its cardholder: `accounts[n]` for the n-th cardholder met
+/// (round robin, so every account gets cardholders), where `None` is the platform's own
+/// account. Events whose cardholder cannot be told are left as they are.
+pub fn spread_over_accounts(events: &mut [SimEvent], accounts: &[Option<String>]) {
+    if accounts.is_empty() {
+        return;
+    }
+    let mut holders: HashMap<String, usize> = HashMap::new();
+    let mut card_holders: HashMap<String, String> = HashMap::new();
+    for event in events.iter_mut() {
+        let Ok(mut body) = serde_json::from_slice::<Value>(&event.body) else {
+            continue;
+        };
+        let object = &body["data"]["object"];
+        let Some(holder) = cardholder_of(object, &card_holders) else {
+            continue;
+        };
+        if let Some(card) = object["id"].as_str()
+            && object["object"] == "issuing.card"
+        {
+            card_holders.insert(card.to_owned(), holder.clone());
+        }
+        let next = holders.len();
+        let account = &accounts[*holders.entry(holder).or_insert(next) % accounts.len()];
+        if let (Some(account), Some(envelope)) = (account, body.as_object_mut()) {
+            envelope.insert("account".to_owned(), Value::String(account.clone()));
+            event.body = Bytes::from(body.to_string());
+        }
+    }
+}
+
+/// The cardholder an Issuing object belongs to.
+fn cardholder_of(object: &Value, card_holders: &HashMap<String, String>) -> Option<String> {
+    let id = |v: &Value| v.as_str().or_else(|| v["id"].as_str()).map(str::to_owned);
+    if object["object"] == "issuing.cardholder" {
+        return id(&object["id"]);
+    }
+    id(&object["cardholder"])
+        .or_else(|| id(&object["card"]["cardholder"]))
+        .or_else(|| id(&object["card"]).and_then(|card| card_holders.get(&card).cloned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_object_of_a_cardholder_gets_its_account() {
+        let mut events = crate::generate_declining_every(4, 7, 6, 1_764_000_000, 60);
+        let accounts = [None, Some("acct_a".to_owned()), Some("acct_b".to_owned())];
+        spread_over_accounts(&mut events, &accounts);
+        let mut by_holder: HashMap<String, Option<String>> = HashMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut card_holders = HashMap::new();
+        for event in &events {
+            let body: Value = serde_json::from_slice(&event.body).unwrap_or_default();
+            let object = &body["data"]["object"];
+            let holder = cardholder_of(object, &card_holders).unwrap_or_default();
+            if object["object"] == "issuing.card" {
+                card_holders.insert(
+                    object["id"].as_str().unwrap_or("").to_owned(),
+                    holder.clone(),
+                );
+            }
+            let account = body["account"].as_str().map(str::to_owned);
+            seen.insert(account.clone());
+            let first = by_holder.entry(holder).or_insert_with(|| account.clone());
+            assert_eq!(*first, account, "{}", event.id);
+        }
+        assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+}

@@ -1,0 +1,11 @@
+DROP TABLE user_accounts;
+DROP INDEX cardholders_account;
+DROP INDEX cards_account;
+ALTER TABLE card_merchant_spend DROP COLUMN account;
+ALTER TABLE card_category_spend DROP COLUMN account;
+ALTER TABLE card_daily_spend DROP COLUMN account;
+ALTER TABLE disputes DROP COLUMN account;
+ALTER TABLE transactions DROP COLUMN account;
+ALTER TABLE authorizations DROP COLUMN account;
+ALTER TABLE cards DROP COLUMN account;
+ALTER TABLE cardholders DROP COLUMN account;
