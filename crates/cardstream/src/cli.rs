@@ -130,6 +130,10 @@ const SECRET_FLAGS: &[(&str, &str)] = &[
         "webhook-secrets",
         "set CARDSTREAM_WEBHOOK_SECRETS or use --webhook-secrets-file",
     ),
+    (
+        "connect-webhook-secrets",
+        "set CARDSTREAM_CONNECT_WEBHOOK_SECRETS or use --connect-webhook-secrets-file",
+    ),
     ("database-url", "set CARDSTREAM_DATABASE_URL"),
     ("token-secret", "set CARDSTREAM_TOKEN_SECRET"),
     (

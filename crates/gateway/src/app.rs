@@ -10,7 +10,7 @@ use axum::routing::post;
 use bytes::Bytes;
 use cardstream_kafka::EventProducer;
 use cardstream_policy::PolicyStore;
-use cardstream_stripe::{Event, Verifier};
+use cardstream_stripe::Event;
 use cardstream_telemetry::HttpMetrics;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -19,7 +19,7 @@ use crate::metrics::GatewayMetrics;
 use crate::replays::Answered;
 use crate::shed::Capacity;
 use crate::spend::SpendCache;
-use crate::{authorization, events, shed};
+use crate::{Verifiers, authorization, endpoints, events, shed};
 
 pub const EVENTS_ROUTE: &str = "/webhooks/stripe";
 pub const AUTHORIZATION_ROUTE: &str = "/webhooks/stripe/authorization";
@@ -27,8 +27,8 @@ pub const AUTHORIZATION_ROUTE: &str = "/webhooks/stripe/authorization";
 /// What the handlers share.
 #[derive(Debug)]
 pub struct Gateway {
-    /// Swapped whole when the secrets file changes.
-    pub verifier: Arc<ArcSwap<Verifier>>,
+    /// Swapped whole when a secrets file changes.
+    pub verifiers: Arc<ArcSwap<Verifiers>>,
     pub producer: EventProducer,
     pub policy: PolicyStore,
     /// Card spend for the policy's limits; `None` without a database.
@@ -75,7 +75,8 @@ pub(crate) fn now_millis() -> i64 {
 
 impl Gateway {
     /// Reads the body within the limit, verifies its signature on the raw bytes, then parses
-    /// the envelope. In that order: nothing is parsed before it is authenticated.
+    /// the envelope and checks that the event belongs to the endpoint whose secret signed it
+    /// (see `endpoints`). In that order: nothing is parsed before it is authenticated.
     pub(crate) async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -84,18 +85,22 @@ impl Gateway {
     ) -> Result<(Bytes, Event), WebhookError> {
         let bytes = self.read_body(headers, body).await?;
         let signature = headers.get("stripe-signature").map(HeaderValue::as_bytes);
-        if let Err(err) =
-            self.verifier
+        let verified =
+            self.verifiers
                 .load()
-                .verify(signature, &bytes, received_at_ms.div_euclid(1000))
-        {
-            self.metrics
-                .signature_failures
-                .with_label_values(&[err.code()])
-                .inc();
-            return Err(err.into());
-        }
+                .verify(signature, &bytes, received_at_ms.div_euclid(1000));
+        let endpoint = match verified {
+            Ok(endpoint) => endpoint,
+            Err(err) => {
+                self.metrics
+                    .signature_failures
+                    .with_label_values(&[err.code()])
+                    .inc();
+                return Err(err.into());
+            }
+        };
         let event = Event::parse(&bytes)?;
+        endpoints::check(endpoint, &bytes)?;
         Ok((bytes, event))
     }
 

@@ -21,6 +21,20 @@ pub enum WebhookError {
     NotJson(String),
     #[error("{0}")]
     NotAnEvent(String),
+    #[error(
+        "signed with a Connect endpoint secret but carries no `account`: a Connect endpoint's \
+         events are connected accounts' (the platform's own come through the account endpoint)"
+    )]
+    ConnectEventWithoutAccount,
+    #[error(
+        "signed with a Connect endpoint secret but its `account` is not an account id (acct_…): {0}"
+    )]
+    ConnectEventBadAccount(String),
+    #[error(
+        "signed with the account endpoint's secret but carries `account` {0}: a connected \
+         account's events come through the Connect endpoint, signed with its secret"
+    )]
+    AccountEventWithAccount(String),
     #[error("this endpoint takes {expected} events, not {got}")]
     WrongEventType { expected: &'static str, got: String },
     #[error("the event could not be stored durably in time; retry later")]
@@ -54,6 +68,9 @@ impl WebhookError {
             WebhookError::BodyUnreadable(_) => "body_unreadable",
             WebhookError::NotJson(_) => "body_not_json",
             WebhookError::NotAnEvent(_) => "not_a_stripe_event",
+            WebhookError::ConnectEventWithoutAccount => "connect_event_without_account",
+            WebhookError::ConnectEventBadAccount(_) => "connect_event_bad_account",
+            WebhookError::AccountEventWithAccount(_) => "account_event_with_account",
             WebhookError::WrongEventType { .. } => "wrong_event_type",
             WebhookError::BrokerUnavailable(_) => "broker_unavailable",
             WebhookError::Overloaded { .. } => "overloaded",

@@ -8,6 +8,7 @@
 mod app;
 mod authorization;
 mod config;
+mod endpoints;
 mod error;
 mod events;
 mod metrics;
@@ -18,7 +19,8 @@ mod shed;
 mod spend;
 
 pub use app::{AUTHORIZATION_ROUTE, EVENTS_ROUTE, Gateway, app};
-pub use config::{GatewayArgs, SecretArgs};
+pub use config::{EndpointSecrets, GatewayArgs, SecretArgs};
+pub use endpoints::{Endpoint, Verifiers};
 pub use error::WebhookError;
 pub use metrics::GatewayMetrics;
 pub use server::{RunningGateway, start};
@@ -29,7 +31,9 @@ pub use spend::{SpendCache, SpendCacheArgs};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "no webhook secret configured: set CARDSTREAM_WEBHOOK_SECRETS or --webhook-secrets-file"
+        "no webhook secret configured: set CARDSTREAM_WEBHOOK_SECRETS or --webhook-secrets-file \
+         (the account endpoint's), or CARDSTREAM_CONNECT_WEBHOOK_SECRETS or \
+         --connect-webhook-secrets-file (a Connect endpoint's)"
     )]
     NoSecrets,
     #[error("cannot read the webhook secrets file {path}: {source}")]
@@ -37,6 +41,13 @@ pub enum Error {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("the webhook secrets file {path} holds no secret")]
+    EmptySecretsFile { path: std::path::PathBuf },
+    #[error(
+        "a webhook secret is configured for both the account endpoint and the Connect endpoint; \
+         each Stripe endpoint has its own secret: give each endpoint's secrets only to its setting"
+    )]
+    SecretOfBothEndpoints,
     #[error("invalid signature settings: {0}")]
     Signature(#[from] cardstream_stripe::Error),
     #[error("invalid authorization policy: {0}")]

@@ -32,7 +32,7 @@ pub struct GatewayMetrics {
     pub spend_age: Gauge,
     /// Requests answered 503 because the gateway was at capacity, by which limit.
     pub shed: IntCounterVec,
-    /// Webhook secrets file reloads by outcome.
+    /// Reloads of the webhook secrets files, by outcome.
     pub secret_reloads: IntCounterVec,
     /// Authorization requests that repeated one already answered.
     pub authorization_replays: IntCounter,
@@ -114,7 +114,7 @@ impl GatewayMetrics {
             secret_reloads: IntCounterVec::new(
                 Opts::new(
                     "cardstream_webhook_secret_reloads_total",
-                    "Reloads of the webhook secrets file after it changed, by outcome (ok; invalid: empty or unreadable, the secrets in force stay).",
+                    "Reloads of the webhook secrets files after one changed, by outcome (ok; invalid: empty or unreadable, the secrets in force stay).",
                 ),
                 &["outcome"],
             )?,

@@ -7,7 +7,6 @@ use axum::http::HeaderValue;
 use cardstream_kafka::{ClientStats, EventProducer, ProducerTuning};
 use cardstream_policy::{PolicyStore, StoredPolicy};
 use cardstream_store::Store;
-use cardstream_stripe::Verifier;
 use cardstream_telemetry::{
     AdminServer, CancellationToken, HttpMetrics, Readiness, Registry, serve,
 };
@@ -17,7 +16,7 @@ use crate::replays::{self, Answered};
 use crate::rotation;
 use crate::shed::Capacity;
 use crate::spend::SpendCache;
-use crate::{Error, Gateway, GatewayArgs, GatewayMetrics, app};
+use crate::{Error, Gateway, GatewayArgs, GatewayMetrics, Verifiers, app};
 
 /// How often the broker is probed for `/readyz`.
 const BROKER_PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -52,7 +51,7 @@ pub async fn start(
     // endpoints) keep running through the drain, until the server has stopped.
     let stopped = CancellationToken::new();
     let secrets = args.secrets.load()?;
-    let verifier = Arc::new(ArcSwap::from_pointee(Verifier::new(
+    let verifiers = Arc::new(ArcSwap::from_pointee(Verifiers::new(
         &secrets,
         args.signature_tolerance.as_secs(),
     )?));
@@ -60,7 +59,7 @@ pub async fn start(
     rotation::watch(
         args.secrets.clone(),
         args.signature_tolerance,
-        verifier.clone(),
+        verifiers.clone(),
         metrics.secret_reloads.clone(),
         stopped.clone(),
     );
@@ -96,7 +95,7 @@ pub async fn start(
     let spend = start_spend_cache(&args, &policy, &metrics, &registry, &stopped).await?;
     start_catch_up(&args, &producer, &registry, &stopped).await?;
     let gateway = Arc::new(Gateway {
-        verifier,
+        verifiers,
         producer: producer.clone(),
         policy,
         spend,
@@ -128,7 +127,13 @@ pub async fn start(
         })?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
     let router = app(gateway.clone(), http_metrics);
-    tracing::info!(%addr, topic = %args.kafka.topic, secrets = secrets.len(), "gateway listening");
+    tracing::info!(
+        %addr,
+        topic = %args.kafka.topic,
+        secrets = secrets.account.len(),
+        connect_secrets = secrets.connect.len(),
+        "gateway listening"
+    );
 
     let serving = args.serve.clone();
     let task = tokio::spawn(async move {

@@ -119,7 +119,20 @@ pub fn now() -> i64 {
 }
 
 pub fn sign(body: &str, t: i64) -> String {
-    signature::header(&[WebhookSecret::new(SECRET)], t, body.as_bytes())
+    sign_with(SECRET, body, t)
+}
+
+/// The `Stripe-Signature` of `body` at `t` with `secret`.
+pub fn sign_with(secret: &str, body: &str, t: i64) -> String {
+    signature::header(&[WebhookSecret::new(secret)], t, body.as_bytes())
+}
+
+/// `event` as a connected account's: with `"account"` at the top level, as Stripe sends it
+/// to a Connect endpoint.
+pub fn from_connected_account(event: &str, account: &str) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(event).unwrap();
+    event["account"] = serde_json::json!(account);
+    event.to_string()
 }
 
 /// A Stripe-shaped `issuing_transaction.created` event for card `card`.
