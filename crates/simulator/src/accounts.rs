@@ -14,31 +14,61 @@ use crate::SimEvent;
 /// (round robin, so every account gets cardholders), where `None` is the platform's own
 /// account. Events whose cardholder cannot be told are left as they are.
 pub fn spread_over_accounts(events: &mut [SimEvent], accounts: &[Option<String>]) {
-    if accounts.is_empty() {
-        return;
+    let mut spreader = AccountSpreader::new(accounts.to_vec());
+    events.iter_mut().for_each(|event| spreader.apply(event));
+}
+
+/// [`spread_over_accounts`] one event at a time, for a simulation that makes its events as it
+/// goes: it remembers the cardholders (and their cards) met so far, so each keeps its account.
+#[derive(Debug, Default)]
+pub struct AccountSpreader {
+    accounts: Vec<Option<String>>,
+    holders: HashMap<String, usize>,
+    card_holders: HashMap<String, String>,
+}
+
+impl AccountSpreader {
+    /// Over `accounts` (`None`: the platform's own); with none, events are left as they are.
+    pub fn new(accounts: Vec<Option<String>>) -> Self {
+        AccountSpreader {
+            accounts,
+            ..AccountSpreader::default()
+        }
     }
-    let mut holders: HashMap<String, usize> = HashMap::new();
-    let mut card_holders: HashMap<String, String> = HashMap::new();
-    for event in events.iter_mut() {
+
+    /// Gives `event` the account of its cardholder (see [`spread_over_accounts`]).
+    pub fn apply(&mut self, event: &mut SimEvent) {
+        if self.accounts.is_empty() {
+            return;
+        }
         let Ok(mut body) = serde_json::from_slice::<Value>(&event.body) else {
-            continue;
+            return;
         };
         let object = &body["data"]["object"];
-        let Some(holder) = cardholder_of(object, &card_holders) else {
-            continue;
+        let Some(holder) = cardholder_of(object, &self.card_holders) else {
+            return;
         };
         if let Some(card) = object["id"].as_str()
             && object["object"] == "issuing.card"
         {
-            card_holders.insert(card.to_owned(), holder.clone());
+            self.card_holders.insert(card.to_owned(), holder.clone());
         }
-        let next = holders.len();
-        let account = &accounts[*holders.entry(holder).or_insert(next) % accounts.len()];
-        if let (Some(account), Some(envelope)) = (account, body.as_object_mut()) {
+        let next = self.holders.len();
+        let n = *self.holders.entry(holder).or_insert(next);
+        if let (Some(account), Some(envelope)) = (
+            &self.accounts[n % self.accounts.len()],
+            body.as_object_mut(),
+        ) {
             envelope.insert("account".to_owned(), Value::String(account.clone()));
             event.body = Bytes::from(body.to_string());
         }
     }
+}
+
+/// `acct_` and letters and digits, as Stripe's account ids are (and as the gateway checks).
+pub(crate) fn is_account_id(id: &str) -> bool {
+    id.strip_prefix("acct_")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// The cardholder an Issuing object belongs to.
@@ -80,5 +110,26 @@ mod tests {
             assert_eq!(*first, account, "{}", event.id);
         }
         assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+
+    #[test]
+    fn one_event_at_a_time_is_the_same_as_all_at_once() {
+        let accounts = vec![None, Some("acct_a".to_owned()), Some("acct_b".to_owned())];
+        let mut all = crate::generate_declining_every(3, 11, 9, 1_764_000_000, 80);
+        let mut each = all.clone();
+        spread_over_accounts(&mut all, &accounts);
+        let mut spreader = AccountSpreader::new(accounts);
+        each.iter_mut().for_each(|event| spreader.apply(event));
+        let bodies =
+            |events: &[SimEvent]| events.iter().map(|e| e.body.clone()).collect::<Vec<_>>();
+        assert_eq!(bodies(&each), bodies(&all));
+    }
+
+    #[test]
+    fn account_ids_are_checked_as_the_gateway_does() {
+        assert!(is_account_id("acct_dev1"));
+        for bad in ["", "acct_", "acct_a-b", "acct_a_b", "ACCT_1", "acct_1 "] {
+            assert!(!is_account_id(bad), "{bad:?}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use cardstream_stripe::WebhookSecret;
 use clap::builder::TypedValueParser;
 
-pub use accounts::spread_over_accounts;
+pub use accounts::{AccountSpreader, spread_over_accounts};
 pub use run::{Summary, run};
 pub use script::{Answer, Endpoint, Purchase, Script, SimEvent, Step};
 pub use send::EndpointStats;
@@ -49,6 +49,24 @@ pub struct SimulateArgs {
         value_parser = clap::builder::StringValueParser::new().map(WebhookSecret::new)
     )]
     pub webhook_secrets: Vec<WebhookSecret>,
+
+    /// Stripe Connect: the cardholders are spread, round robin, over the platform's own
+    /// account and these connected accounts (`acct_…`, comma-separated), each keeping one
+    /// account with its cards and purchases. A connected account's events carry its id in
+    /// `account` and are signed with the Connect endpoint's secret.
+    #[arg(long = "connect-accounts", value_delimiter = ',')]
+    pub connect_accounts: Vec<String>,
+
+    /// Signing secrets of the Connect endpoint; the simulator signs connected accounts' events
+    /// with the first. Needed with --connect-accounts. Set through the environment only.
+    #[arg(
+        long = "connect-webhook-secrets",
+        env = "CARDSTREAM_CONNECT_WEBHOOK_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_parser = clap::builder::StringValueParser::new().map(WebhookSecret::new)
+    )]
+    pub connect_webhook_secrets: Vec<WebhookSecret>,
 
     /// Deliveries per second, both endpoints together; 0 sends as fast as the gateway answers.
     #[arg(long, env = "CARDSTREAM_SIMULATE_RATE", default_value_t = 50.0)]
@@ -115,6 +133,8 @@ impl SimulateArgs {
         SimulateArgs {
             target: target.into(),
             webhook_secrets: vec![WebhookSecret::new(secret)],
+            connect_accounts: Vec::new(),
+            connect_webhook_secrets: Vec::new(),
             rate: 50.0,
             count: None,
             duration: None,
@@ -131,6 +151,14 @@ impl SimulateArgs {
             progress: Duration::ZERO,
         }
     }
+
+    /// Spreads the cardholders over the platform's own account and `accounts` (Stripe
+    /// Connect), signing the connected accounts' events with the Connect endpoint's `secret`.
+    pub fn with_connect(mut self, accounts: Vec<String>, secret: impl Into<String>) -> Self {
+        self.connect_accounts = accounts;
+        self.connect_webhook_secrets = vec![WebhookSecret::new(secret)];
+        self
+    }
 }
 
 /// Errors of the simulator.
@@ -138,6 +166,12 @@ impl SimulateArgs {
 pub enum Error {
     #[error("no webhook secret to sign with: set CARDSTREAM_WEBHOOK_SECRETS")]
     NoSecret,
+    #[error(
+        "no Connect endpoint secret to sign connected accounts' events with: set CARDSTREAM_CONNECT_WEBHOOK_SECRETS"
+    )]
+    NoConnectSecret,
+    #[error("--connect-accounts: {0:?} is not a Stripe account id (acct_ and letters and digits)")]
+    Account(String),
     #[error("invalid target URL {0}")]
     Target(String),
     #[error("--duplicate-rate must be between 0 and 1, got {0}")]

@@ -11,6 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::{AccountSpreader, is_account_id};
 use crate::mixer::Mixer;
 use crate::script::{Answer, Endpoint, Script, SimEvent, Step};
 use crate::send::{EndpointStats, Pacer, Sender};
@@ -108,6 +109,22 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
         .find(|s| !s.is_empty())
         .map(WebhookSecret::new)
         .ok_or(Error::NoSecret)?;
+    let connect_secret = args
+        .connect_webhook_secrets
+        .iter()
+        .map(|s| s.expose().trim())
+        .find(|s| !s.is_empty())
+        .map(WebhookSecret::new);
+    if let Some(bad) = args
+        .connect_accounts
+        .iter()
+        .find(|a| !is_account_id(a.as_str()))
+    {
+        return Err(Error::Account(bad.clone()));
+    }
+    if !args.connect_accounts.is_empty() && connect_secret.is_none() {
+        return Err(Error::NoConnectSecret);
+    }
     if !(0.0..=1.0).contains(&args.duplicate_rate) {
         return Err(Error::DuplicateRate(args.duplicate_rate));
     }
@@ -115,6 +132,7 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
     let sender = Arc::new(Sender::new(
         &args.target,
         secret,
+        connect_secret,
         args.retries,
         args.request_timeout,
         concurrency,
@@ -124,6 +142,15 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut script = Script::new(args.seed, args.cards, args.start, args.time_step_ms);
     let mut mixer = Mixer::new(args.seed, args.reorder_window, args.duplicate_rate);
+    // Each event gets its cardholder's account as it is made, before the mixer: a duplicate is
+    // the same body, and the signature (made at send time) covers the account.
+    let mut accounts = AccountSpreader::new(if args.connect_accounts.is_empty() {
+        Vec::new()
+    } else {
+        std::iter::once(None)
+            .chain(args.connect_accounts.iter().cloned().map(Some))
+            .collect()
+    });
     let (follow_tx, mut follow_rx) = mpsc::unbounded_channel::<Vec<SimEvent>>();
     let mut tasks = JoinSet::new();
     let started = Instant::now();
@@ -138,7 +165,10 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
         while let Ok(batch) = follow_rx.try_recv() {
             purchases_in_flight -= 1;
             generated += batch.len() as u64;
-            batch.into_iter().for_each(|e| mixer.push(e));
+            batch.into_iter().for_each(|mut e| {
+                accounts.apply(&mut e);
+                mixer.push(e);
+            });
         }
         let stopping = shutdown.is_cancelled()
             || args.count.is_some_and(|n| generated >= n)
@@ -151,8 +181,9 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
             })
         } else if !stopping {
             match script.next_step() {
-                Step::Event(event) => {
+                Step::Event(mut event) => {
                     generated += 1;
+                    accounts.apply(&mut event);
                     mixer.push(event);
                     continue;
                 }
@@ -160,10 +191,14 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
                     None => {
                         let events = purchase.follow_ups(&Answer::NoAnswer);
                         generated += events.len() as u64;
-                        events.into_iter().for_each(|e| mixer.push(e));
+                        events.into_iter().for_each(|mut e| {
+                            accounts.apply(&mut e);
+                            mixer.push(e);
+                        });
                         continue;
                     }
-                    Some(request) => {
+                    Some(mut request) => {
+                        accounts.apply(&mut request);
                         generated += 1;
                         purchases_in_flight += 1;
                         pacer.wait().await;
@@ -193,7 +228,10 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
             };
             purchases_in_flight -= 1;
             generated += batch.len() as u64;
-            batch.into_iter().for_each(|e| mixer.push(e));
+            batch.into_iter().for_each(|mut e| {
+                accounts.apply(&mut e);
+                mixer.push(e);
+            });
             continue;
         } else {
             mixer.pop().map(|(event, dup)| {

@@ -118,6 +118,8 @@ pub(crate) struct Sender {
     events: Uri,
     authorization: Uri,
     secret: WebhookSecret,
+    /// The Connect endpoint's, for events that carry a connected `account`.
+    connect_secret: Option<WebhookSecret>,
     retries: u32,
     timeout: Duration,
     pub(crate) stats: Stats,
@@ -134,6 +136,7 @@ impl Sender {
     pub(crate) fn new(
         target: &str,
         secret: WebhookSecret,
+        connect_secret: Option<WebhookSecret>,
         retries: u32,
         timeout: Duration,
         concurrency: usize,
@@ -154,10 +157,20 @@ impl Sender {
             events: parse("/webhooks/stripe")?,
             authorization: parse("/webhooks/stripe/authorization")?,
             secret,
+            connect_secret,
             retries,
             timeout,
             stats: Stats::default(),
         })
+    }
+
+    /// Stripe signs a connected account's event with the Connect endpoint's secret, and the
+    /// platform's own with the account endpoint's.
+    fn signing_secret(&self, body: &[u8]) -> &WebhookSecret {
+        match &self.connect_secret {
+            Some(connect) if carries_account(body) => connect,
+            _ => &self.secret,
+        }
     }
 
     /// One signed POST, timed. The signature is made now, as Stripe signs each attempt.
@@ -166,7 +179,8 @@ impl Sender {
             Endpoint::Events => self.events.clone(),
             Endpoint::Authorization => self.authorization.clone(),
         };
-        let header = signature::header(std::slice::from_ref(&self.secret), unix_now(), &event.body);
+        let secret = self.signing_secret(&event.body);
+        let header = signature::header(std::slice::from_ref(secret), unix_now(), &event.body);
         let request = Request::post(uri)
             .header("content-type", "application/json; charset=utf-8")
             .header("stripe-signature", header)
@@ -235,6 +249,16 @@ impl Sender {
     }
 }
 
+/// Whether the event has a top-level `account` (a connected account's event).
+fn carries_account(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct AccountField {
+        #[serde(default)]
+        account: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<AccountField>(body).is_ok_and(|f| f.account.is_some())
+}
+
 fn parse_answer(endpoint: Endpoint, body: &[u8]) -> Answer {
     if endpoint != Endpoint::Authorization {
         return Answer::NoAnswer;
@@ -250,5 +274,47 @@ fn parse_answer(endpoint: Endpoint, body: &[u8]) -> Answer {
         Some(true) => Answer::Approved { reason },
         Some(false) => Answer::Declined { reason },
         None => Answer::NoAnswer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connected_accounts_event_is_told_by_its_top_level_account() {
+        assert!(carries_account(
+            br#"{"id":"evt_1","account":"acct_a","data":{}}"#
+        ));
+        assert!(!carries_account(
+            br#"{"id":"evt_1","data":{"object":{"account":"acct_a"}}}"#
+        ));
+        assert!(!carries_account(br#"{"id":"evt_1","account":null}"#));
+        assert!(!carries_account(b"not json"));
+    }
+
+    #[test]
+    fn connected_accounts_events_are_signed_with_the_connect_secret() {
+        let sender = |connect: Option<&str>| {
+            Sender::new(
+                "http://127.0.0.1:1",
+                WebhookSecret::new("whsec_account"),
+                connect.map(WebhookSecret::new),
+                0,
+                Duration::from_secs(1),
+                1,
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let connected = br#"{"id":"evt_1","account":"acct_a"}"#;
+        let own = br#"{"id":"evt_2"}"#;
+        let with = sender(Some("whsec_connect"));
+        assert_eq!(with.signing_secret(connected).expose(), "whsec_connect");
+        assert_eq!(with.signing_secret(own).expose(), "whsec_account");
+        // Without a Connect secret (refused by `run` when accounts are asked for) nothing changes.
+        assert_eq!(
+            sender(None).signing_secret(connected).expose(),
+            "whsec_account"
+        );
     }
 }
