@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{PASSWORD, TestApi, code};
+use common::{PASSWORD, TestApi, code, next_message, subscribe};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -342,46 +342,6 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
         .await;
     assert_eq!(users["data"]["users"]["nodes"].as_array().unwrap().len(), 3);
     assert_eq!(users["data"]["users"]["totalCount"], 3);
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A socket signed in with `token`, acknowledged, subscribed to `card`'s activity as id "1".
-async fn subscribe(api: &TestApi, token: &str, card: &str) -> Socket {
-    let mut request = api.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    ws.send(Message::text(
-        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})
-            .to_string(),
-    ))
-    .await
-    .unwrap();
-    let ack = next_message(&mut ws, std::time::Duration::from_secs(5)).await;
-    assert_eq!(
-        ack.as_ref().map(|m| &m["type"]),
-        Some(&json!("connection_ack")),
-        "{ack:?}"
-    );
-    let query = "subscription($id: ID!) { activity(cardId: $id) { cardId authorization { id } } }";
-    ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": card}}}).to_string())).await.unwrap();
-    ws
-}
-
-/// The next JSON message within `wait`, if any.
-async fn next_message(ws: &mut Socket, wait: std::time::Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
-    }
 }
 
 /// A new authorization on `card`, newer than everything seeded, folded as the aggregator

@@ -232,6 +232,10 @@ enum UsersAction {
         /// A cardholder (`ich_…`) the user may see; repeat for several.
         #[arg(long = "cardholder")]
         cardholders: Vec<String>,
+        /// A Stripe Connect account (`acct_…`) the user is limited to; repeat for several.
+        /// Without any, the user sees every account (an admin then is a platform admin).
+        #[arg(long = "account", value_parser = account_arg)]
+        accounts: Vec<String>,
     },
     /// Lists users with their role and cardholders (id, email, role, cardholders).
     List {
@@ -253,6 +257,15 @@ fn email_arg(email: &str) -> Result<String, String> {
     cardstream_store::parse_email(email)
         .map(str::to_owned)
         .ok_or_else(|| "not an email address (one @ with text on each side, no spaces)".into())
+}
+
+/// `--account`, checked as the API checks it.
+fn account_arg(account: &str) -> Result<String, String> {
+    if cardstream_store::is_account_id(account) {
+        Ok(account.to_owned())
+    } else {
+        Err("not a Stripe account id (acct_ and letters and digits)".into())
+    }
 }
 
 /// The new user's password: CARDSTREAM_USER_PASSWORD, else typed at a terminal without echo,
@@ -291,6 +304,7 @@ pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
             email,
             role,
             cardholders,
+            accounts,
         } => {
             let password = read_password(&email)?;
             let role = match role {
@@ -298,11 +312,19 @@ pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
                 RoleArg::Cardholder => cardstream_store::Role::Cardholder,
             };
             let user = add_user(&store, &email, &password, role, &cardholders).await?;
+            if !accounts.is_empty() {
+                store.set_user_accounts(user.id, &accounts).await?;
+            }
             eprintln!(
-                "added user {} ({}) with id {}",
+                "added user {} ({}) with id {}{}",
                 user.email,
                 user.role.as_str(),
-                user.id
+                user.id,
+                if accounts.is_empty() {
+                    String::new()
+                } else {
+                    format!(", limited to {}", accounts.join(", "))
+                }
             );
         }
         UsersAction::List { output } => list_users(&store, output).await?,
@@ -357,6 +379,14 @@ async fn list_users(store: &Store, output: Output) -> anyhow::Result<()> {
     let users = store.users().await?;
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     let links = store.cardholders_of(&ids).await?;
+    let accounts = store.accounts_of(&ids).await?;
+    let accounts_of = |id: i64| -> Vec<&str> {
+        accounts
+            .iter()
+            .filter(|(user, _)| *user == id)
+            .map(|(_, a)| a.as_str())
+            .collect()
+    };
     let holders_of = |id: i64| -> Vec<&str> {
         links
             .iter()
@@ -380,7 +410,8 @@ async fn list_users(store: &Store, output: Output) -> anyhow::Result<()> {
                 .iter()
                 .map(|u| {
                     serde_json::json!({"id": u.id, "email": u.email, "role": u.role.as_str(),
-                        "disabled": u.disabled, "cardholders": holders_of(u.id)})
+                        "disabled": u.disabled, "cardholders": holders_of(u.id),
+                        "accounts": accounts_of(u.id)})
                 })
                 .collect(),
         )),

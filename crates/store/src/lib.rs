@@ -6,6 +6,7 @@
 //! and clear of Postgres' 65,535-parameter limit. Reads and migrations go through sea-orm.
 
 mod accounts;
+mod connect;
 pub mod entities;
 mod fold;
 mod ingest;
@@ -33,6 +34,7 @@ use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use accounts::{Role, User, parse_email};
+pub use connect::{Accounts, ConnectedAccount, is_account_id};
 pub use fold::{FoldEvent, FoldOutcome, fold};
 pub use ingest::{ActivityNotice, BatchOutcome, IncomingEvent, Position, Unreadable};
 pub use invitations::{Invitation, InvitationKind, InvitationState};
@@ -198,6 +200,9 @@ pub enum Error {
     Conflict(String),
     #[error("no such {0}")]
     NotFound(&'static str),
+    /// An argument the store refuses before any query (the message says which and why).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Error {

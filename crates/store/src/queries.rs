@@ -9,7 +9,7 @@ use sea_orm::{
 
 use crate::entities::{authorizations, cardholders, cards, disputes, transactions};
 use crate::paging::{Direction, Page};
-use crate::{Error, Store};
+use crate::{Accounts, Error, Store};
 
 fn db(err: sea_orm::DbErr) -> Error {
     Error::Orm(err)
@@ -209,9 +209,14 @@ impl Store {
             .map_err(db)
     }
 
-    /// A page of all cards (for admins), by id.
-    pub async fn all_cards(&self, page: &Page<String>) -> Result<Vec<cards::Model>, Error> {
+    /// A page of the cards of `accounts` (for admins), by id.
+    pub async fn all_cards(
+        &self,
+        page: &Page<String>,
+        accounts: &Accounts,
+    ) -> Result<Vec<cards::Model>, Error> {
         let mut query = cards::Entity::find()
+            .filter(accounts.condition(cards::Column::Account))
             .order_by(cards::Column::Id, ascending(page.direction))
             .limit(page.limit);
         if let Some(from) = &page.from {
@@ -220,9 +225,13 @@ impl Store {
         Ok(page.in_list_order(query.all(self.orm()).await.map_err(db)?))
     }
 
-    /// How many cards there are (an admin's `totalCount`).
-    pub async fn count_cards(&self) -> Result<u64, Error> {
-        cards::Entity::find().count(self.orm()).await.map_err(db)
+    /// How many cards `accounts` have (an admin's `totalCount`).
+    pub async fn count_cards(&self, accounts: &Accounts) -> Result<u64, Error> {
+        cards::Entity::find()
+            .filter(accounts.condition(cards::Column::Account))
+            .count(self.orm())
+            .await
+            .map_err(db)
     }
 
     pub async fn cardholders_by_ids(
@@ -236,12 +245,14 @@ impl Store {
             .map_err(db)
     }
 
-    /// A page of all cardholders (for admins), by id.
+    /// A page of the cardholders of `accounts` (for admins), by id.
     pub async fn all_cardholders(
         &self,
         page: &Page<String>,
+        accounts: &Accounts,
     ) -> Result<Vec<cardholders::Model>, Error> {
         let mut query = cardholders::Entity::find()
+            .filter(accounts.condition(cardholders::Column::Account))
             .order_by(cardholders::Column::Id, ascending(page.direction))
             .limit(page.limit);
         if let Some(from) = &page.from {
@@ -250,9 +261,10 @@ impl Store {
         Ok(page.in_list_order(query.all(self.orm()).await.map_err(db)?))
     }
 
-    /// How many cardholders there are (an admin's `totalCount`).
-    pub async fn count_cardholders(&self) -> Result<u64, Error> {
+    /// How many cardholders `accounts` have (an admin's `totalCount`).
+    pub async fn count_cardholders(&self, accounts: &Accounts) -> Result<u64, Error> {
         cardholders::Entity::find()
+            .filter(accounts.condition(cardholders::Column::Account))
             .count(self.orm())
             .await
             .map_err(db)

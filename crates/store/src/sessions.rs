@@ -24,6 +24,7 @@ pub enum EndReason {
     Disabled,
     RoleChanged,
     CardholdersChanged,
+    AccountsChanged,
 }
 
 impl EndReason {
@@ -35,6 +36,7 @@ impl EndReason {
             EndReason::Disabled => "user_disabled",
             EndReason::RoleChanged => "role_changed",
             EndReason::CardholdersChanged => "cardholders_changed",
+            EndReason::AccountsChanged => "accounts_changed",
         }
     }
 }
@@ -45,6 +47,8 @@ pub struct OpenSession {
     pub user: User,
     /// The cardholders the user may see.
     pub cardholders: Vec<String>,
+    /// The Connect accounts the user is limited to; empty: every account.
+    pub accounts: Vec<String>,
     /// Unix seconds.
     pub expires_at: i64,
 }
@@ -62,8 +66,18 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 }
 
 type UserRow = (i64, String, String, String, bool, i64);
-/// A user's row, the session's expiry and the user's cardholders.
-type SessionRow = (i64, String, String, String, bool, i64, i64, Vec<String>);
+/// A user's row, the session's expiry, the user's cardholders and accounts.
+type SessionRow = (
+    i64,
+    String,
+    String,
+    String,
+    bool,
+    i64,
+    i64,
+    Vec<String>,
+    Vec<String>,
+);
 
 pub(crate) fn user_from_row((id, email, password_hash, role, disabled, created): UserRow) -> User {
     User {
@@ -159,7 +173,9 @@ impl Store {
             "SELECT u.id, u.email, u.password_hash, u.role, u.disabled, u.created,
                     extract(epoch FROM s.expires_at)::bigint,
                     ARRAY(SELECT cardholder_id FROM user_cardholders uc
-                          WHERE uc.user_id = u.id ORDER BY cardholder_id)
+                          WHERE uc.user_id = u.id ORDER BY cardholder_id),
+                    ARRAY(SELECT account FROM user_accounts ua
+                          WHERE ua.user_id = u.id ORDER BY account)
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > now()
                AND NOT u.disabled",
@@ -168,10 +184,13 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(
-            |(id, email, hash, role, disabled, created, expires_at, cardholders)| OpenSession {
-                user: user_from_row((id, email, hash, role, disabled, created)),
-                cardholders,
-                expires_at,
+            |(id, email, hash, role, disabled, created, expires_at, cardholders, accounts)| {
+                OpenSession {
+                    user: user_from_row((id, email, hash, role, disabled, created)),
+                    cardholders,
+                    accounts,
+                    expires_at,
+                }
             },
         ))
     }

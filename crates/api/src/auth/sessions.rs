@@ -89,6 +89,7 @@ impl Sessions {
                 Arc::new(Viewer {
                     user: open.user,
                     cardholders: open.cardholders.into_iter().collect(),
+                    accounts: open.accounts.into_iter().collect(),
                     session_id: credentials.session_id.clone(),
                 })
             });

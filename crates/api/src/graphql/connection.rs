@@ -277,7 +277,7 @@ impl Total {
         let count = match self {
             Total::Known(n) => u64::try_from(*n).unwrap_or(u64::MAX),
             Total::All(table) => loader(ctx)
-                .load_one(*table)
+                .load_one(table.clone())
                 .await
                 .map_err(load_error)
                 .extend()?

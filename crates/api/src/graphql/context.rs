@@ -136,8 +136,19 @@ pub async fn admin(ctx: &Context<'_>) -> ApiResult<Arc<Viewer>> {
     }
 }
 
-/// Loads a card the viewer may see, or NOT_FOUND (whether it does not exist or is someone
-/// else's: the answer does not reveal which).
+/// The viewer, who must be an admin of the whole platform (not limited to Connect accounts):
+/// users, invitations and the authorization policy span every account.
+pub async fn platform_admin(ctx: &Context<'_>) -> ApiResult<Arc<Viewer>> {
+    let viewer = admin(ctx).await?;
+    if viewer.is_platform_admin() {
+        Ok(viewer)
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// Loads a card the viewer may see, or NOT_FOUND (whether it does not exist, is someone
+/// else's or another Connect account's: the answer does not reveal which).
 pub async fn visible_card(ctx: &Context<'_>, id: &str) -> ApiResult<cards::Model> {
     let viewer = viewer(ctx).await?;
     let card = loader(ctx)
@@ -145,7 +156,7 @@ pub async fn visible_card(ctx: &Context<'_>, id: &str) -> ApiResult<cards::Model
         .await
         .map_err(load_error)?
         .ok_or(ApiError::NotFound("card"))?;
-    if viewer.sees_cardholder(&card.cardholder_id) {
+    if viewer.sees_account(card.account.as_deref()) && viewer.sees_cardholder(&card.cardholder_id) {
         Ok(card)
     } else {
         Err(ApiError::NotFound("card"))

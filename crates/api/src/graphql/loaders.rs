@@ -11,8 +11,8 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, Loader};
 use cardstream_store::entities::{authorizations, cardholders, cards, transactions};
 use cardstream_store::{
-    ActivityFilter, CardCurrency, Cursor, KeyedSpend, Page, SeriesBucket, SpendKey, SpendPoint,
-    SpendTotals, Store,
+    Accounts, ActivityFilter, CardCurrency, Cursor, KeyedSpend, Page, SeriesBucket, SpendKey,
+    SpendPoint, SpendTotals, Store,
 };
 
 use super::errors::ApiError;
@@ -64,10 +64,10 @@ impl Loader<String> for StoreLoader {
 
 /// A whole table's count, for `totalCount`: however many connections of a request ask (a
 /// query can alias one a thousand times), each table is counted once per batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CountOf {
-    Cards,
-    Cardholders,
+    Cards(Accounts),
+    Cardholders(Accounts),
     Users,
 }
 
@@ -79,11 +79,11 @@ impl Loader<CountOf> for StoreLoader {
         let mut out = HashMap::new();
         for key in keys {
             let count = match key {
-                CountOf::Cards => self.store.count_cards().await,
-                CountOf::Cardholders => self.store.count_cardholders().await,
+                CountOf::Cards(accounts) => self.store.count_cards(accounts).await,
+                CountOf::Cardholders(accounts) => self.store.count_cardholders(accounts).await,
                 CountOf::Users => self.store.count_users().await,
             };
-            out.insert(*key, count.map_err(load_err)?);
+            out.insert(key.clone(), count.map_err(load_err)?);
         }
         Ok(out)
     }

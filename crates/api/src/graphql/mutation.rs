@@ -9,11 +9,11 @@ use async_graphql::{Context, InputObject, MergedObject, Object, ResultExt, Simpl
 use cardstream_policy::StoredPolicy;
 use cardstream_store::{EndReason, User};
 
-use super::context::{admin, forget_sessions, store, viewer};
+use super::context::{forget_sessions, platform_admin, store, viewer};
 use super::errors::{ApiError, ApiResult};
 use super::policy::{PolicyInput, PolicyObject};
 use super::scalars::{DateTime, Long};
-use super::users::{UserMutation, UserObject};
+use super::users::{UserMutation, UserObject, with_links};
 use crate::auth::{LoginLimiter, Passwords, Tokens};
 
 /// The client's address, as the HTTP layer saw it.
@@ -148,11 +148,10 @@ async fn sign_in(ctx: &Context<'_>, user: &User) -> ApiResult<SignedIn> {
     let token = tokens
         .issue(user.id, &session, expires)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let links = store.cardholders_of(&[user.id]).await?;
     Ok(SignedIn {
         token,
         expires_at: DateTime(expires),
-        user: UserObject::new(user, links.into_iter().map(|(_, h)| h)),
+        user: with_links(ctx, user).await?,
     })
 }
 
@@ -332,7 +331,7 @@ impl PolicyMutation {
             client_mutation_id,
         } = input;
         async {
-            let viewer = admin(ctx).await?;
+            let viewer = platform_admin(ctx).await?;
             let parsed = policy.to_policy()?;
             let json =
                 StoredPolicy::encode(&parsed).map_err(|e| ApiError::Internal(e.to_string()))?;

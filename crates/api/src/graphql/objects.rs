@@ -49,6 +49,26 @@ pub fn cards_page(
     Ok(in_memory(&page, cards, total, |c| c.id.clone(), Card))
 }
 
+/// A Stripe Connect account of the platform, and how much of it cardstream holds.
+#[derive(SimpleObject, Clone)]
+#[graphql(name = "Account")]
+pub struct AccountObject {
+    /// Stripe's id (`acct_…`); pass it as `account` to lists to see only this account's.
+    pub id: ID,
+    pub cards: i64,
+    pub cardholders: i64,
+}
+
+impl From<cardstream_store::ConnectedAccount> for AccountObject {
+    fn from(account: cardstream_store::ConnectedAccount) -> Self {
+        AccountObject {
+            id: ID(account.id),
+            cards: account.cards,
+            cardholders: account.cardholders,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Cardholder(pub cardholders::Model);
 
@@ -56,6 +76,10 @@ pub struct Cardholder(pub cardholders::Model);
 impl Cardholder {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
+    }
+    /// The Stripe Connect account it belongs to; null for the platform's own.
+    async fn account(&self) -> Option<ID> {
+        self.0.account.clone().map(ID)
     }
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
@@ -109,6 +133,10 @@ pub struct Card(pub cards::Model);
 impl Card {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
+    }
+    /// The Stripe Connect account it belongs to; null for the platform's own.
+    async fn account(&self) -> Option<ID> {
+        self.0.account.clone().map(ID)
     }
     async fn last4(&self) -> Option<&str> {
         self.0.last4.as_deref()
@@ -395,14 +423,15 @@ pub async fn visible_authorization(ctx: &Context<'_>, id: &str) -> ApiResult<Aut
         .authorization(id)
         .await?
         .ok_or(ApiError::NotFound("authorization"))?;
-    let mine = viewer.is_admin()
-        || auth
-            .cardholder_id
-            .as_deref()
-            .is_some_and(|h| viewer.sees_cardholder(h))
-        || super::context::visible_card(ctx, &auth.card_id)
-            .await
-            .is_ok();
+    let mine = viewer.sees_account(auth.account.as_deref())
+        && (viewer.is_admin()
+            || auth
+                .cardholder_id
+                .as_deref()
+                .is_some_and(|h| viewer.sees_cardholder(h))
+            || super::context::visible_card(ctx, &auth.card_id)
+                .await
+                .is_ok());
     if mine {
         Ok(Authorization(auth))
     } else {
@@ -427,6 +456,9 @@ pub async fn visible_node(ctx: &Context<'_>, id: &str) -> ApiResult<Node> {
                 .await
                 .map_err(load_error)?
                 .ok_or(ApiError::NotFound("cardholder"))?;
+            if !viewer.sees_account(holder.account.as_deref()) {
+                return Err(ApiError::NotFound("cardholder"));
+            }
             Ok(Node::Cardholder(Cardholder(holder)))
         }
         "iauth" => Ok(Node::Authorization(visible_authorization(ctx, id).await?)),

@@ -5,15 +5,15 @@
 
 use async_graphql::{Context, ID, Object, ResultExt};
 use cardstream_policy::StoredPolicy;
-use cardstream_store::Cursor;
+use cardstream_store::{Accounts, Cursor};
 
 use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, Uncounted, connection};
-use super::context::{admin, connection_cost, store, viewer, visible_card};
+use super::context::{admin, connection_cost, platform_admin, store, viewer, visible_card};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::CountOf;
 use super::objects::{
-    Authorization, Card, CardConnection, Cardholder, CardholderConnection, Dispute, Node,
-    cards_page, visible_authorization, visible_node,
+    AccountObject, Authorization, Card, CardConnection, Cardholder, CardholderConnection, Dispute,
+    Node, cards_page, visible_authorization, visible_node,
 };
 use super::policy::PolicyObject;
 use super::users::{Invitation, InvitationPreview, UserObject, users_page};
@@ -28,35 +28,55 @@ pub type DisputeConnection = Uncounted<Cursor, Dispute>;
 /// Invitations and password resets, newest first.
 pub type InvitationConnection = Uncounted<i64, Invitation>;
 
-/// The viewer's cards: every card for an admin (a page read from the store), a cardholder
-/// user's few cards paged in memory; by id either way.
-async fn viewer_cards(ctx: &Context<'_>, args: PageArgs) -> ApiResult<CardConnection> {
+/// The accounts a list covers: the viewer's, narrowed to `account` when one is asked for;
+/// NOT_FOUND for an account the viewer may not see (as for any object not theirs).
+async fn scope(ctx: &Context<'_>, account: Option<&ID>) -> ApiResult<Accounts> {
+    viewer(ctx)
+        .await?
+        .scope_to(account.map(|a| a.as_str()))
+        .ok_or(ApiError::NotFound("account"))
+}
+
+/// The viewer's cards in `accounts`: every card for an admin (a page read from the store), a
+/// cardholder user's few cards paged in memory; by id either way.
+async fn viewer_cards(
+    ctx: &Context<'_>,
+    args: PageArgs,
+    account: Option<ID>,
+) -> ApiResult<CardConnection> {
     let viewer = viewer(ctx).await?;
+    let accounts = scope(ctx, account.as_ref()).await?;
     let store = store(ctx);
     if viewer.is_admin() {
         let page = args.page::<String>(ctx, DEFAULT_PAGE)?;
-        let rows = store.all_cards(&page.clone().widened(1)).await?;
+        let rows = store.all_cards(&page.clone().widened(1), &accounts).await?;
         Ok(connection(
             &page,
             rows,
-            Total::All(CountOf::Cards),
+            Total::All(CountOf::Cards(accounts)),
             |c| c.id.clone(),
             Card,
         ))
     } else {
         let ids: Vec<String> = viewer.cardholders.iter().cloned().collect();
-        cards_page(ctx, store.cards_of(&ids).await?, args, DEFAULT_PAGE)
+        let mut cards = store.cards_of(&ids).await?;
+        cards.retain(|c| accounts.covers(c.account.as_deref()));
+        cards_page(ctx, cards, args, DEFAULT_PAGE)
     }
 }
 
-/// The ids of the viewer's first `how_many` cards (by id), for lists that span them. An
-/// internal page: not bound by the largest page a client may ask for.
-async fn some_viewer_cards(ctx: &Context<'_>, how_many: u64) -> ApiResult<Vec<String>> {
+/// The ids of the viewer's first `how_many` cards in `accounts` (by id), for lists that span
+/// them. An internal page: not bound by the largest page a client may ask for.
+async fn some_viewer_cards(
+    ctx: &Context<'_>,
+    how_many: u64,
+    accounts: &Accounts,
+) -> ApiResult<Vec<String>> {
     let viewer = viewer(ctx).await?;
     let store = store(ctx);
     let mut ids: Vec<String> = if viewer.is_admin() {
         store
-            .all_cards(&cardstream_store::Page::first(how_many))
+            .all_cards(&cardstream_store::Page::first(how_many), accounts)
             .await?
             .into_iter()
             .map(|c| c.id)
@@ -67,6 +87,7 @@ async fn some_viewer_cards(ctx: &Context<'_>, how_many: u64) -> ApiResult<Vec<St
             .cards_of(&holders)
             .await?
             .into_iter()
+            .filter(|c| accounts.covers(c.account.as_deref()))
             .map(|c| c.id)
             .collect()
     };
@@ -79,10 +100,10 @@ async fn some_viewer_cards(ctx: &Context<'_>, how_many: u64) -> ApiResult<Vec<St
 impl Viewer {
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<UserObject> {
         let viewer = viewer(ctx).await.extend()?;
-        Ok(UserObject::new(
-            &viewer.user,
-            viewer.cardholders.iter().cloned(),
-        ))
+        Ok(
+            UserObject::new(&viewer.user, viewer.cardholders.iter().cloned())
+                .with_accounts(viewer.accounts.iter().cloned()),
+        )
     }
 
     /// The cardholders this user sees, by id (for admins: none listed here; see
@@ -102,6 +123,7 @@ impl Viewer {
             let viewer = viewer(ctx).await?;
             let ids: Vec<String> = viewer.cardholders.iter().cloned().collect();
             let mut holders = store(ctx).cardholders_by_ids(&ids).await?;
+            holders.retain(|h| viewer.sees_account(h.account.as_deref()));
             holders.sort_by(|a, b| a.id.cmp(&b.id));
             let total = Total::Known(holders.len());
             Ok::<_, ApiError>(super::connection::in_memory(
@@ -116,17 +138,19 @@ impl Viewer {
         .extend()
     }
 
-    /// Their cards, by id (for admins: all cards).
+    /// Their cards, by id (for admins: all cards of their accounts); with `account`, only
+    /// that Connect account's.
     #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn cards(
         &self,
         ctx: &Context<'_>,
+        account: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<CardConnection> {
-        viewer_cards(ctx, PageArgs::new(first, after, last, before))
+        viewer_cards(ctx, PageArgs::new(first, after, last, before), account)
             .await
             .extend()
     }
@@ -150,19 +174,34 @@ impl Query {
         }
     }
 
-    /// The viewer's cards, by id (for admins: all cards).
+    /// The viewer's cards, by id (for admins: all cards of their accounts); with `account`,
+    /// only that Connect account's.
     #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn cards(
         &self,
         ctx: &Context<'_>,
+        account: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<CardConnection> {
-        viewer_cards(ctx, PageArgs::new(first, after, last, before))
+        viewer_cards(ctx, PageArgs::new(first, after, last, before), account)
             .await
             .extend()
+    }
+
+    /// The Stripe Connect accounts the viewer may pick, by id: for a platform admin every
+    /// connected account with cards or cardholders, for a user limited to accounts those.
+    /// The platform's own account is not listed (its rows have no `account`).
+    async fn accounts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AccountObject>> {
+        async {
+            let viewer = viewer(ctx).await?;
+            let accounts = store(ctx).connected_accounts(&viewer.scope()).await?;
+            Ok::<_, ApiError>(accounts.into_iter().map(AccountObject::from).collect())
+        }
+        .await
+        .extend()
     }
 
     /// A card the viewer may see.
@@ -180,12 +219,15 @@ impl Query {
     }
 
     /// Disputes on a card's transactions, newest first; without `cardId`, on the viewer's
-    /// first 100 cards.
+    /// first 100 cards (of `account`, when given).
     #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
+    // Each argument is one of the field's GraphQL arguments: the schema is the signature.
+    #[allow(clippy::too_many_arguments)]
     async fn disputes(
         &self,
         ctx: &Context<'_>,
         card_id: Option<ID>,
+        account: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -196,7 +238,10 @@ impl Query {
                 PageArgs::new(first, after, last, before).page::<Cursor>(ctx, DEFAULT_PAGE)?;
             let cards: Vec<String> = match card_id {
                 Some(id) => vec![visible_card(ctx, &id).await?.id],
-                None => some_viewer_cards(ctx, 100).await?,
+                None => {
+                    let accounts = scope(ctx, account.as_ref()).await?;
+                    some_viewer_cards(ctx, 100, &accounts).await?
+                }
             };
             let rows = store(ctx)
                 .disputes_of(&cards, &page.clone().widened(1))
@@ -226,11 +271,13 @@ impl Query {
         Ok(cardstream_stripe::merchant_categories().collect())
     }
 
-    /// Admin: cardholders, by id.
+    /// Admin: cardholders of their accounts, by id; with `account`, only that Connect
+    /// account's.
     #[graphql(complexity = "connection_cost(first, last, DEFAULT_PAGE, child_complexity)")]
     async fn cardholders(
         &self,
         ctx: &Context<'_>,
+        account: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -238,13 +285,16 @@ impl Query {
     ) -> async_graphql::Result<CardholderConnection> {
         async {
             admin(ctx).await?;
+            let accounts = scope(ctx, account.as_ref()).await?;
             let page =
                 PageArgs::new(first, after, last, before).page::<String>(ctx, DEFAULT_PAGE)?;
-            let rows = store(ctx).all_cardholders(&page.clone().widened(1)).await?;
+            let rows = store(ctx)
+                .all_cardholders(&page.clone().widened(1), &accounts)
+                .await?;
             Ok::<_, ApiError>(connection(
                 &page,
                 rows,
-                Total::All(CountOf::Cardholders),
+                Total::All(CountOf::Cardholders(accounts)),
                 |h| h.id.clone(),
                 Cardholder,
             ))
@@ -279,7 +329,7 @@ impl Query {
         before: Option<String>,
     ) -> async_graphql::Result<InvitationConnection> {
         async {
-            admin(ctx).await?;
+            platform_admin(ctx).await?;
             let page = PageArgs::new(first, after, last, before).page::<i64>(ctx, DEFAULT_PAGE)?;
             let rows = store(ctx).invitations(&page.clone().widened(1)).await?;
             Ok::<_, ApiError>(connection(
@@ -319,7 +369,7 @@ impl Query {
     /// Admin: the authorization policy saved by admins.
     async fn policy(&self, ctx: &Context<'_>) -> async_graphql::Result<PolicyObject> {
         async {
-            admin(ctx).await?;
+            platform_admin(ctx).await?;
             match store(ctx).stored_policy().await? {
                 Some(row) => {
                     // Read as the gateway reads it: a row it refuses is shown with the reason,

@@ -8,7 +8,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, ResultExt, SimpleObj
 use cardstream_store::{InvitationKind, InvitationState, User};
 
 use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, connection};
-use super::context::{admin, forget_sessions, store};
+use super::context::{forget_sessions, platform_admin, store};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::CountOf;
 use super::policy::RoleKind;
@@ -29,6 +29,8 @@ pub struct UserObject {
     pub role: RoleKind,
     /// The cardholders this user sees (empty for admins, who see all).
     pub cardholder_ids: Vec<ID>,
+    /// The Stripe Connect accounts this user is limited to; empty: every account.
+    pub accounts: Vec<ID>,
     /// A disabled user cannot sign in.
     pub disabled: bool,
     /// When they joined.
@@ -43,9 +45,16 @@ impl UserObject {
             email: user.email.clone(),
             role: user.role.into(),
             cardholder_ids: cardholders.into_iter().map(ID).collect(),
+            accounts: Vec::new(),
             disabled: user.disabled,
             created_at: DateTime(user.created),
         }
+    }
+
+    /// With the accounts the user is limited to.
+    pub fn with_accounts(mut self, accounts: impl IntoIterator<Item = String>) -> Self {
+        self.accounts = accounts.into_iter().map(ID).collect();
+        self
     }
 }
 
@@ -184,6 +193,10 @@ user_payload!(
     /// The user with the new cardholders.
     SetUserCardholdersPayload
 );
+user_payload!(
+    /// The user with the new accounts.
+    SetUserAccountsPayload
+);
 
 /// Whom to invite.
 #[derive(InputObject)]
@@ -245,6 +258,15 @@ pub struct SetUserCardholdersInput {
     pub client_mutation_id: Option<String>,
 }
 
+/// Whom to limit to which Stripe Connect accounts.
+#[derive(InputObject)]
+pub struct SetUserAccountsInput {
+    pub user_id: ID,
+    /// Replaces the list (at most 1,000 `acct_…` ids); empty: every account.
+    pub accounts: Vec<ID>,
+    pub client_mutation_id: Option<String>,
+}
+
 /// An email address as far as we check one (see [`cardstream_store::parse_email`]).
 pub fn check_email(email: &str) -> ApiResult<&str> {
     cardstream_store::parse_email(email)
@@ -266,23 +288,23 @@ fn cardholders(ids: &[ID]) -> ApiResult<Vec<String>> {
 
 /// A page of users with their cardholders, by id: two statements whatever the page size.
 pub async fn users_page(ctx: &Context<'_>, args: PageArgs) -> ApiResult<Counted<i64, UserObject>> {
-    admin(ctx).await?;
+    platform_admin(ctx).await?;
     let page = args.page::<i64>(ctx, DEFAULT_PAGE)?;
     let store = store(ctx);
     let users = store.users_page(&page.clone().widened(1)).await?;
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     let links = store.cardholders_of(&ids).await?;
+    let accounts = store.accounts_of(&ids).await?;
+    let of = |user: i64, links: &[(i64, String)]| -> Vec<String> {
+        links
+            .iter()
+            .filter(|(id, _)| *id == user)
+            .map(|(_, h)| h.clone())
+            .collect()
+    };
     let users: Vec<UserObject> = users
         .iter()
-        .map(|u| {
-            UserObject::new(
-                u,
-                links
-                    .iter()
-                    .filter(|(id, _)| *id == u.id)
-                    .map(|(_, h)| h.clone()),
-            )
-        })
+        .map(|u| UserObject::new(u, of(u.id, &links)).with_accounts(of(u.id, &accounts)))
         .collect();
     Ok(connection(
         &page,
@@ -293,9 +315,13 @@ pub async fn users_page(ctx: &Context<'_>, args: PageArgs) -> ApiResult<Counted<
     ))
 }
 
-async fn with_links(ctx: &Context<'_>, user: &User) -> ApiResult<UserObject> {
-    let links = store(ctx).cardholders_of(&[user.id]).await?;
-    Ok(UserObject::new(user, links.into_iter().map(|(_, h)| h)))
+/// The user with their cardholders and accounts.
+pub(crate) async fn with_links(ctx: &Context<'_>, user: &User) -> ApiResult<UserObject> {
+    let store = store(ctx);
+    let links = store.cardholders_of(&[user.id]).await?;
+    let accounts = store.accounts_of(&[user.id]).await?;
+    Ok(UserObject::new(user, links.into_iter().map(|(_, h)| h))
+        .with_accounts(accounts.into_iter().map(|(_, a)| a)))
 }
 
 fn ttl(ctx: &Context<'_>) -> Duration {
@@ -317,7 +343,7 @@ impl UserMutation {
         input: InviteUserInput,
     ) -> async_graphql::Result<InviteUserPayload> {
         async {
-            let viewer = admin(ctx).await?;
+            let viewer = platform_admin(ctx).await?;
             let email = check_email(&input.email)?;
             let holders = cardholders(&input.cardholder_ids)?;
             let (invitation, token) = store(ctx)
@@ -347,7 +373,7 @@ impl UserMutation {
         input: RevokeInvitationInput,
     ) -> async_graphql::Result<RevokeInvitationPayload> {
         async {
-            admin(ctx).await?;
+            platform_admin(ctx).await?;
             let id: i64 = input
                 .invitation_id
                 .parse()
@@ -369,7 +395,7 @@ impl UserMutation {
         input: ResetPasswordInput,
     ) -> async_graphql::Result<ResetPasswordPayload> {
         async {
-            let viewer = admin(ctx).await?;
+            let viewer = platform_admin(ctx).await?;
             let user = user_id(&input.user_id)?;
             let (invitation, token) = store(ctx)
                 .reset_password(user, &viewer.user.email, ttl(ctx))
@@ -419,7 +445,7 @@ impl UserMutation {
         input: DeleteUserInput,
     ) -> async_graphql::Result<DeleteUserPayload> {
         async {
-            let viewer = admin(ctx).await?;
+            let viewer = platform_admin(ctx).await?;
             let user = user_id(&input.user_id)?;
             store(ctx).delete_user(user).await?;
             forget_sessions(ctx, user);
@@ -440,13 +466,37 @@ impl UserMutation {
         input: SetUserRoleInput,
     ) -> async_graphql::Result<SetUserRolePayload> {
         async {
-            let viewer = admin(ctx).await?;
+            let viewer = platform_admin(ctx).await?;
             let user = store(ctx)
                 .set_user_role(user_id(&input.user_id)?, input.role.into())
                 .await?;
             forget_sessions(ctx, user.id);
             tracing::info!(user = user.id, by = %viewer.user.email, "user role changed");
             Ok::<_, ApiError>(SetUserRolePayload {
+                user: with_links(ctx, &user).await?,
+                client_mutation_id: input.client_mutation_id,
+            })
+        }
+        .await
+        .extend()
+    }
+
+    /// Platform admin: limits a user to Stripe Connect accounts (none: every account, which
+    /// makes an admin a platform admin); their sessions end.
+    async fn set_user_accounts(
+        &self,
+        ctx: &Context<'_>,
+        input: SetUserAccountsInput,
+    ) -> async_graphql::Result<SetUserAccountsPayload> {
+        async {
+            let viewer = platform_admin(ctx).await?;
+            let accounts = accounts(&input.accounts)?;
+            let user = store(ctx)
+                .set_user_accounts(user_id(&input.user_id)?, &accounts)
+                .await?;
+            forget_sessions(ctx, user.id);
+            tracing::info!(user = user.id, accounts = ?accounts, by = %viewer.user.email, "user accounts changed");
+            Ok::<_, ApiError>(SetUserAccountsPayload {
                 user: with_links(ctx, &user).await?,
                 client_mutation_id: input.client_mutation_id,
             })
@@ -462,7 +512,7 @@ impl UserMutation {
         input: SetUserCardholdersInput,
     ) -> async_graphql::Result<SetUserCardholdersPayload> {
         async {
-            let viewer = admin(ctx).await?;
+            let viewer = platform_admin(ctx).await?;
             let holders = cardholders(&input.cardholder_ids)?;
             let user = store(ctx)
                 .set_user_cardholders(user_id(&input.user_id)?, &holders)
@@ -470,7 +520,7 @@ impl UserMutation {
             forget_sessions(ctx, user.id);
             tracing::info!(user = user.id, by = %viewer.user.email, "user cardholders changed");
             Ok::<_, ApiError>(SetUserCardholdersPayload {
-                user: UserObject::new(&user, holders),
+                user: with_links(ctx, &user).await?,
                 client_mutation_id: input.client_mutation_id,
             })
         }
@@ -479,8 +529,30 @@ impl UserMutation {
     }
 }
 
+/// Account ids checked before any work: `acct_` ids, at most 1,000, without repeats.
+fn accounts(ids: &[ID]) -> ApiResult<Vec<String>> {
+    if ids.len() > 1000 {
+        return Err(ApiError::BadUserInput(
+            "at most 1000 accounts per user".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = id.trim();
+        if !cardstream_store::is_account_id(id) {
+            return Err(ApiError::BadUserInput(format!(
+                "{id:?} is not a Stripe account id (acct_…)"
+            )));
+        }
+        out.push(id.to_owned());
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
 async fn set_disabled(ctx: &Context<'_>, id: &ID, disabled: bool) -> ApiResult<UserObject> {
-    let viewer = admin(ctx).await?;
+    let viewer = platform_admin(ctx).await?;
     let user = store(ctx).set_user_disabled(user_id(id)?, disabled).await?;
     forget_sessions(ctx, user.id);
     tracing::info!(user = user.id, disabled, by = %viewer.user.email, "user access changed");

@@ -11,7 +11,10 @@ use cardstream_store::{IncomingEvent, Position, Role, Store};
 use cardstream_telemetry::{CancellationToken, Registry};
 use cardstream_testbed::TestDatabase;
 use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 pub const SEED: u64 = 77;
 pub const CARDS: usize = 12;
@@ -67,10 +70,17 @@ pub async fn ingest(store: &Store, events: &[SimEvent]) {
 
 impl TestApi {
     pub async fn start(extra: &[&str]) -> TestApi {
+        Self::start_with_accounts(extra, &[]).await
+    }
+
+    /// As [`TestApi::start`], with the world spread over Stripe Connect `accounts` by
+    /// cardholder (`None`: the platform's own).
+    pub async fn start_with_accounts(extra: &[&str], accounts: &[Option<String>]) -> TestApi {
         let db = TestDatabase::create().await;
         let store = Store::connect(&db.url, 4).await.unwrap();
         store.migrate_up().await.unwrap();
-        let events = events(400);
+        let mut events = events(400);
+        cardstream_simulator::spread_over_accounts(&mut events, accounts);
         ingest(&store, &events).await;
 
         let script = Script::new(SEED, CARDS, Some(START), 1000);
@@ -192,4 +202,44 @@ pub fn code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {response}"))
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A socket signed in with `token`, acknowledged, subscribed to `card`'s activity as id "1".
+pub async fn subscribe(api: &TestApi, token: &str, card: &str) -> Socket {
+    let mut request = api.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    let ack = next_message(&mut ws, std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        ack.as_ref().map(|m| &m["type"]),
+        Some(&json!("connection_ack")),
+        "{ack:?}"
+    );
+    let query = "subscription($id: ID!) { activity(cardId: $id) { cardId authorization { id } } }";
+    ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": card}}}).to_string())).await.unwrap();
+    ws
+}
+
+/// The next JSON message within `wait`, if any.
+pub async fn next_message(ws: &mut Socket, wait: std::time::Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
 }
