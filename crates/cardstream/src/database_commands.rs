@@ -11,10 +11,11 @@ use cardstream_telemetry::Progress;
 /// How a listing is printed on stdout.
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
 pub(crate) enum Output {
-    /// Tab-separated columns, one row per line.
+    /// For people: a listing as tab-separated columns, one row per line; a run's report as
+    /// lines of text.
     #[default]
     Text,
-    /// One JSON array.
+    /// For programs: a listing as one JSON array; a run's report as one JSON object.
     Json,
 }
 
