@@ -39,6 +39,12 @@ pub struct CardStreamSpec {
     pub database_url_secret: SecretKeyRef,
     /// The Secret key holding the webhook signing secrets, one per line.
     pub webhook_secrets_secret: SecretKeyRef,
+    /// The Secret key holding a Stripe Connect webhook endpoint's signing secrets, one per
+    /// line: events signed with them must be connected accounts' (carry `account`), those
+    /// signed with `webhookSecretsSecret` the platform's own. Mounted as a file the gateway
+    /// reloads, like `webhookSecretsSecret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_webhook_secrets_secret: Option<SecretKeyRef>,
     /// The Secret key holding the API's token-signing secret (at least 32 bytes).
     pub token_secret: SecretKeyRef,
     /// The Secret key holding the record keys (at least 32 bytes each, one per line): the

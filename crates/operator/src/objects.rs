@@ -58,6 +58,7 @@ const ADMIN_PORT: i32 = 9090;
 /// A non-root user present in distroless-style images.
 const USER: i64 = 65532;
 const SECRETS_DIR: &str = "/var/run/cardstream/webhook-secrets";
+const CONNECT_SECRETS_DIR: &str = "/var/run/cardstream/connect-webhook-secrets";
 const POLICY_DIR: &str = "/etc/cardstream/policy";
 /// How long Kubernetes waits after SIGTERM before it kills a pod: the components' drain
 /// (`--shutdown-delay`, 5 s) and shutdown timeout (10 s), and their 1 s exit bound, with room.
@@ -257,6 +258,19 @@ fn container(cs: &CardStream, component: Component) -> Container {
                 read_only: Some(true),
                 ..VolumeMount::default()
             });
+            if let Some(connect) = &spec.connect_webhook_secrets_secret {
+                // Its own directory: the two Secrets may be one, with two keys.
+                env.push(plain(
+                    "CARDSTREAM_CONNECT_WEBHOOK_SECRETS_FILE",
+                    format!("{CONNECT_SECRETS_DIR}/{}", connect.key),
+                ));
+                mounts.push(VolumeMount {
+                    name: "connect-webhook-secrets".to_owned(),
+                    mount_path: CONNECT_SECRETS_DIR.to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                });
+            }
             if let Some((_, key)) = policy_source(cs) {
                 // Mounted as a directory (not subPath) so edits reach the running pod.
                 env.push(plain(
@@ -361,6 +375,16 @@ pub fn deployment(cs: &CardStream, component: Component, replicas: i32) -> Deplo
             }),
             ..Volume::default()
         }];
+        if let Some(connect) = &cs.spec.connect_webhook_secrets_secret {
+            volumes.push(Volume {
+                name: "connect-webhook-secrets".to_owned(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(connect.name.clone()),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
         if let Some((name, _)) = policy_source(cs) {
             volumes.push(Volume {
                 name: "policy".to_owned(),

@@ -201,6 +201,62 @@ fn record_keys_reach_the_gateway_and_the_aggregator_from_their_secret() {
     }
 }
 
+/// A Stripe Connect endpoint's secrets are a second mounted file, in a directory of their own,
+/// for the gateway only; without `connectWebhookSecretsSecret` there is none.
+#[test]
+fn connect_webhook_secrets_are_a_second_mounted_file_of_the_gateway() {
+    let mut cs = sample();
+    let connect_file = |cs: &CardStream, component| {
+        env_of(&deployment(cs, component, 1))
+            .into_iter()
+            .find(|(n, _, _)| n == "CARDSTREAM_CONNECT_WEBHOOK_SECRETS_FILE")
+    };
+    assert!(connect_file(&cs, Component::Gateway).is_none());
+    cs.spec.connect_webhook_secrets_secret = Some(cardstream_operator::SecretKeyRef {
+        name: "stripe-connect".into(),
+        key: "whsec".into(),
+    });
+    let (_, path, secret) = connect_file(&cs, Component::Gateway).unwrap();
+    assert_eq!(
+        path.as_deref(),
+        Some("/var/run/cardstream/connect-webhook-secrets/whsec")
+    );
+    assert!(
+        secret.is_none(),
+        "a file, not a variable the kubelet never updates"
+    );
+    for component in [Component::Api, Component::Aggregator] {
+        assert!(connect_file(&cs, component).is_none(), "{component:?}");
+    }
+    let pod = deployment(&cs, Component::Gateway, 1)
+        .spec
+        .template
+        .spec
+        .unwrap();
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "connect-webhook-secrets")
+        .unwrap();
+    assert_eq!(
+        volume.secret.unwrap().secret_name.as_deref(),
+        Some("stripe-connect")
+    );
+    let mount = pod.containers[0]
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "connect-webhook-secrets")
+        .unwrap();
+    assert_eq!(
+        mount.mount_path,
+        "/var/run/cardstream/connect-webhook-secrets"
+    );
+    assert_eq!(mount.read_only, Some(true));
+}
+
 #[test]
 fn components_get_default_resources_unless_given_and_the_pull_secrets() {
     let mut cs = sample();
