@@ -192,6 +192,8 @@ BAD_VALUES = {
     "a pod annotation that is not a string": {"cardstream": {"gateway": {"podAnnotations": {"a": 1}}}},
     "a spread constraint without a topologyKey": {"cardstream": {"aggregator": {"topologySpreadConstraints": [{"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}]}}},
     "an extra variable without a name": {"cardstream": {"gateway": {"extraEnv": [{"value": "x"}]}}},
+    "Connect webhook secrets ref without a key": {"cardstream": {"connectWebhookSecretsSecret": {"name": "stripe-connect"}}},
+    "Connect webhook secrets that are no whsec_": {"secrets": {**ALL_ON["secrets"], "connectWebhookSecrets": "acct_123"}},
 }
 # Values the schema allows but the templates refuse, each with a clear message.
 BAD_FOR_TEMPLATES = {
@@ -217,6 +219,19 @@ BAD_FOR_TEMPLATES = {
     ),
     "two refs naming one Secret key": (
         {**ALL_ON, "cardstream": {"tokenSecret": {"name": "cardstream", "key": "database-url"}}},
+        "name the same key",
+    ),
+    "a Connect secrets ref to create without its value": (
+        {**ALL_ON, "cardstream": {"connectWebhookSecretsSecret": {"name": "cardstream", "key": "connect-webhook-secrets"}}},
+        "secrets.connectWebhookSecrets (the Connect endpoint's whsec_...) is empty",
+    ),
+    "Connect secrets to create without a ref": (
+        {**ALL_ON, "secrets": {**ALL_ON["secrets"], "connectWebhookSecrets": "whsec_connect"}},
+        "names no Secret key to store it in",
+    ),
+    "the Connect secrets in the account endpoint's key": (
+        {**ALL_ON, "secrets": {**ALL_ON["secrets"], "connectWebhookSecrets": "whsec_connect"},
+         "cardstream": {"connectWebhookSecretsSecret": {"name": "cardstream", "key": "webhook-secrets"}}},
         "name the same key",
     ),
 }
@@ -747,6 +762,33 @@ def test_generated_secrets():
         check(value != second[key], f"{key}: the same value in two installs")
         check(value not in (CHART / "values.yaml").read_text(), f"{key} comes from values.yaml")
     check(first["token-secret"] != first["record-keys"], "the token secret and the record key are the same")
+
+
+@case("a Stripe Connect endpoint's webhook secrets: an optional second Secret key, given to the CardStream, created with secrets.create")
+def test_connect_webhook_secrets():
+    check("connectWebhookSecretsSecret" not in only(objects_of("defaults"), "CardStream", "defaults")["spec"],
+          "a Connect endpoint's secrets by default")
+    check("Connect" not in (SCENARIO_NOTES.get("defaults") or render_notes(None)), "NOTES.txt speaks of Connect by default")
+    ref = {"name": "stripe-connect", "key": "whsec"}
+    manifests, objects = render({"cardstream": {"connectWebhookSecretsSecret": ref}, "ingress": {"enabled": True}})
+    cs = only(objects, "CardStream", "Connect")
+    validate_object(cs, crd_json_schema())
+    check(cs["spec"]["connectWebhookSecretsSecret"] == ref, f"connectWebhookSecretsSecret: {cs['spec'].get('connectWebhookSecretsSecret')}")
+    check(cs["spec"]["webhookSecretsSecret"] == {"name": "cardstream", "key": "webhook-secrets"}, "the account endpoint's secrets changed")
+    notes = manifests["cardstream/templates/NOTES.txt"]
+    for text in (f"kubectl -n {NAMESPACE} create secret generic stripe-connect --from-literal=whsec='whsec_...'",
+                 "goes in Secret stripe-connect, key whsec"):
+        check(text in notes, f"NOTES.txt does not say {text!r}:\n{notes}")
+    # In the Secret the others are in: a key added to it, not a second `create` that would fail.
+    notes = render_notes({"cardstream": {"connectWebhookSecretsSecret": {"name": "cardstream", "key": "connect-webhook-secrets"}}})
+    check(f"kubectl -n {NAMESPACE} patch secret cardstream --type merge -p '{{\"stringData\":{{\"connect-webhook-secrets\":\"whsec_...\"}}}}'" in notes,
+          f"NOTES.txt does not add the key to the existing Secret:\n{notes}")
+    values = {**ALL_ON, "secrets": {**ALL_ON["secrets"], "connectWebhookSecrets": "whsec_connect_a\nwhsec_connect_b"},
+              "cardstream": {"connectWebhookSecretsSecret": {"name": "cardstream", "key": "connect-webhook-secrets"}}}
+    secret = only(render(values)[1], "Secret", "Connect created")
+    check(secret["stringData"].get("connect-webhook-secrets") == "whsec_connect_a\nwhsec_connect_b",
+          f"Secret stringData keys {sorted(secret['stringData'])}")
+    check(secret["stringData"]["webhook-secrets"] == ALL_ON["secrets"]["webhookSecrets"], "the account endpoint's secrets changed")
 
 
 @case("every toggle on: the CardStream, Secret, ServiceMonitor, alerts, dashboard")
