@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::builder::TypedValueParser;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -179,6 +179,10 @@ impl std::fmt::Debug for StripeApi {
 /// [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The largest answer read. A page of 100 Issuing objects is well under a megabyte (an
+/// authorization with a long request history is a few kilobytes); a server that streams more is
+/// not Stripe, and its answer is not held in memory.
+const MAX_BODY: usize = 16 * 1024 * 1024;
 
 impl StripeApi {
     pub fn new(args: &StripeApiArgs) -> Result<Self, Error> {
@@ -247,12 +251,19 @@ impl StripeApi {
             let answer = tokio::time::timeout(self.timeout, async {
                 let response = self.http.request(request).await?;
                 let (parts, body) = response.into_parts();
-                let body = body.collect().await?.to_bytes();
+                let body = Limited::new(body, MAX_BODY).collect().await?.to_bytes();
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>((parts, body))
             })
             .await;
             let (parts, body) = match answer {
                 Ok(Ok(answer)) => answer,
+                Ok(Err(err)) if err.is::<LengthLimitError>() => {
+                    // Not a passing fault: asking again gets the same answer.
+                    return Err(Error::NotAList {
+                        endpoint,
+                        message: format!("the answer is larger than {MAX_BODY} bytes"),
+                    });
+                }
                 Ok(Err(err)) => {
                     self.stats.network_errors.fetch_add(1, Ordering::Relaxed);
                     last = format!("no answer: {err}");

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// What a request can be made to suffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// 429 with `Retry-After` in whole seconds, as Stripe's rate limiter answers.
     TooManyRequests { retry_after_secs: u64 },
@@ -31,6 +31,9 @@ pub enum Fault {
     ServerError,
     /// The normal answer, after this long.
     Slow(Duration),
+    /// 200 with this body instead of the list: what a proxy's page, a truncated answer or an
+    /// endless one looks like to a client.
+    Body(bytes::Bytes),
 }
 
 /// One request as the fake saw it.
@@ -270,7 +273,7 @@ async fn answer(
             .faults
             .iter()
             .find(|(every, _)| n.is_multiple_of(*every))
-            .map(|f| f.1);
+            .map(|f| f.1.clone());
         let authorized = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -317,6 +320,14 @@ async fn answer(
                 0,
                 None,
             ),
+            Some(Fault::Body(body)) => {
+                let mut response = (StatusCode::OK, body).into_response();
+                response.headers_mut().insert(
+                    "content-type",
+                    "application/json".parse().expect("a header value"),
+                );
+                (response, 0, None)
+            }
             Some(Fault::Slow(delay)) => {
                 let (response, returned) = answered(&fake);
                 (response, returned, Some(delay))
