@@ -20,6 +20,10 @@ use secrecy::{ExposeSecret, SecretString};
 const DEMO_ADMIN: (&str, &str) = ("admin@cardstream.dev", "cardstream-admin");
 const DEMO_CARDHOLDER: (&str, &str) = ("demo@cardstream.dev", "cardstream-demo");
 const DEV_SECRET: &str = "whsec_cardstream_dev";
+/// The Connect endpoint's signing secret: connected accounts' events (with `account`) are
+/// signed with it, as Stripe signs a Connect endpoint's. The gateway refuses a secret that is
+/// both endpoints', so it differs from [`DEV_SECRET`].
+const DEV_CONNECT_SECRET: &str = "whsec_cardstream_dev_connect";
 
 /// The demo card program's spending policy, as the gateway's settings and as the policy the
 /// admin sees (and edits) in the dashboard.
@@ -88,6 +92,31 @@ pub(crate) struct DevArgs {
     /// new event ids).
     #[arg(long)]
     seed: Option<u64>,
+
+    /// Stripe Connect: spread the simulated cardholders (with their cards and purchases) over
+    /// the platform's own account and this many connected accounts, `acct_dev1` and on. Each
+    /// connected account gets a demo admin limited to it; the platform admin can pick one.
+    #[arg(
+        long,
+        env = "CARDSTREAM_DEV_CONNECT_ACCOUNTS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u16).range(0..=100)
+    )]
+    connect_accounts: u16,
+}
+
+/// The connected accounts of `--connect-accounts n`.
+fn dev_accounts(n: u16) -> Vec<String> {
+    (1..=n).map(|k| format!("acct_dev{k}")).collect()
+}
+
+/// The demo admin limited to a connected account: email and password.
+fn account_admin(account: &str) -> (String, String) {
+    let name = account.replace('_', "-");
+    (
+        format!("{name}@cardstream.dev"),
+        format!("cardstream-{name}"),
+    )
 }
 
 /// Parses a component's settings from `argv` (flags only; its environment variables apply
@@ -153,6 +182,8 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
     store.migrate_up().await?;
     let demo_holders = demo_cardholders(seed, args.cards);
     create_demo_users(&store, &demo_holders).await?;
+    let accounts = dev_accounts(args.connect_accounts);
+    create_account_admins(&store, &accounts).await?;
     // Saved as an admin would: the dashboard's policy editor then starts from what the gateway
     // enforces, instead of from an empty policy whose first save would drop the limits.
     if store.stored_policy().await?.is_none() {
@@ -174,6 +205,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
             ("admin-listen", &next_port(args.admin_listen, 1).to_string()),
             ("kafka-brokers", &brokers),
             ("webhook-secrets", DEV_SECRET),
+            ("connect-webhook-secrets", DEV_CONNECT_SECRET),
             ("record-keys", &record_key),
             ("database-url", url),
             ("policy-blocked-categories", BLOCKED_CATEGORIES),
@@ -221,7 +253,8 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
 
     let simulator = (args.rate > 0.0).then(|| {
         let mut sim =
-            cardstream_simulator::SimulateArgs::new(format!("http://{}", gateway.addr), DEV_SECRET);
+            cardstream_simulator::SimulateArgs::new(format!("http://{}", gateway.addr), DEV_SECRET)
+                .with_connect(accounts.clone(), DEV_CONNECT_SECRET);
         sim.rate = args.rate;
         sim.cards = args.cards;
         sim.seed = seed;
@@ -238,7 +271,8 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
          \n  broker               {brokers} (topic stripe.events, {partitions} partitions)\
          \n  database             {db}\
          \n  simulator            {rate} deliveries/s over {cards} cards (seed {seed})\
-         \n\n  sign in as the admin      {admin_email} / {admin_password}\
+         \n  connect              http://{gw}/webhooks/stripe  (Connect endpoint secret {DEV_CONNECT_SECRET}){connect}\
+         \n\n  sign in as the admin      {admin_email} / {admin_password} (every account){account_admins}\
          \n  or as a cardholder        {demo_email} / {demo_password} ({holders} cardholder)\n",
         api = api.addr,
         gw = gateway.addr,
@@ -254,6 +288,21 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
         demo_email = DEMO_CARDHOLDER.0,
         demo_password = DEMO_CARDHOLDER.1,
         holders = demo_holders.join(", "),
+        connect = if accounts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n                       cardholders spread over the platform and {}",
+                accounts.join(", ")
+            )
+        },
+        account_admins = accounts
+            .iter()
+            .map(|account| {
+                let (email, password) = account_admin(account);
+                format!("\n  or as {account}'s admin  {email} / {password} (that account only)")
+            })
+            .collect::<String>(),
     );
 
     // Ctrl-C, or a component that failed (each cancels the shared token as it ends).
@@ -327,6 +376,25 @@ async fn create_demo_users(store: &Store, holders: &[String]) -> anyhow::Result<
     Ok(())
 }
 
+/// An admin limited to each connected account (kept as they are with --keep-data).
+async fn create_account_admins(store: &Store, accounts: &[String]) -> anyhow::Result<()> {
+    for account in accounts {
+        let (email, password) = account_admin(account);
+        let user = match store.user_by_email(&email).await? {
+            Some(user) => user,
+            None => {
+                let hash = cardstream_api::hash_password(&password)
+                    .map_err(|e| anyhow::anyhow!("cannot hash a demo password: {e}"))?;
+                store.create_user(&email, &hash, Role::Admin, &[]).await?
+            }
+        };
+        store
+            .set_user_accounts(user.id, std::slice::from_ref(account))
+            .await?;
+    }
+    Ok(())
+}
+
 /// A token secret for this run only: tokens do not outlive the process, which is right here.
 fn random_secret() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -351,6 +419,18 @@ fn redact(url: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_accounts_are_stripe_account_ids() {
+        let accounts = dev_accounts(3);
+        assert_eq!(accounts, ["acct_dev1", "acct_dev2", "acct_dev3"]);
+        // As the gateway, the store and the CLI check them.
+        assert!(accounts.iter().all(|a| cardstream_store::is_account_id(a)));
+        assert!(dev_accounts(0).is_empty());
+        let (email, password) = account_admin("acct_dev2");
+        assert!(cardstream_store::parse_email(&email).is_some(), "{email}");
+        assert!(password.len() >= 12, "{password}");
+    }
 
     #[test]
     fn passwords_are_not_printed() {
