@@ -1,10 +1,14 @@
 // Admin: the spending policy (the gateway follows a saved edit within seconds), cardholders
-// with their cards, and people (users and invitations: users.tsx, invitations.tsx).
+// with their cards, and people (users and invitations: users.tsx, invitations.tsx). The
+// cardholders are those of the chosen Connect account; an admin limited to accounts sees only
+// theirs, and neither the policy nor the people, which span the whole platform.
 
 import { useEffect, useState } from "preact/hooks";
 import { gql, type Money } from "./api";
 import { Card, ErrorNote, Link, Loading } from "./ui";
 import { People } from "./users";
+import { AccountLabel } from "./connect";
+import { platformAdmin, type Viewer } from "./main";
 
 interface Amount { currency: string; amount: Money }
 interface Policy {
@@ -21,43 +25,56 @@ interface Policy {
   // Why the gateway refuses this saved version (it keeps the one before in force); null when it applies.
   refused: string | null;
 }
-interface Holder { id: string; name: string | null; email: string | null; rawStatus: string; cards: { nodes: { id: string; last4: string | null; currency: string }[] } }
-interface AdminData { policy: Policy; cardholders: { nodes: Holder[] } }
+interface Holder { id: string; name: string | null; email: string | null; rawStatus: string; account: string | null; cards: { nodes: { id: string; last4: string | null; currency: string }[] } }
+interface AdminData { policy?: Policy; cardholders: { nodes: Holder[] } }
 
 const AMOUNTS = "{ currency amount { amount formatted } }";
 const POLICY_FIELDS = `version allowedCurrencies blockedCategories inactiveCards inactiveCardholders
   maxAmount ${AMOUNTS} dailyLimit ${AMOUNTS} monthlyLimit ${AMOUNTS} onSpendUnknown updatedBy refused`;
-const QUERY = `{ policy { ${POLICY_FIELDS} }
-  cardholders(first: 50) { nodes { id name email rawStatus cards { nodes { id last4 currency } } } } }`;
+const HOLDERS = `cardholders(first: 50, account: $account) { nodes { id name email rawStatus account cards { nodes { id last4 currency } } } }`;
+/** A platform admin's view: the policy too. */
+const QUERY = `query($account: ID) { policy { ${POLICY_FIELDS} } ${HOLDERS} }`;
+/** An admin limited to Connect accounts reads only their cardholders. */
+const LIMITED_QUERY = `query($account: ID) { ${HOLDERS} }`;
 
-/** `self`: the signed-in admin's user id, whose own row cannot be disabled, demoted or deleted here. */
-export function AdminView({ self }: { self: string }) {
+/** `self`: the signed-in admin's user id, whose own row cannot be disabled, demoted or deleted
+ * here. `account`: the Connect account chosen (null: every account the admin sees). */
+export function AdminView({ self, viewer, account }: { self: string; viewer: Viewer; account: string | null }) {
+  const platform = platformAdmin(viewer);
   const [data, setData] = useState<AdminData | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const load = () => gql<AdminData>(QUERY).then(setData).catch(setError);
-  useEffect(() => { load(); }, []);
+  const load = () => gql<AdminData>(platform ? QUERY : LIMITED_QUERY, { account }).then((d) => { setData(d); setError(null); }).catch(setError);
+  useEffect(() => { setData(null); load(); }, [account, platform]);
   if (error) return <ErrorNote error={error} />;
   if (!data) return <Loading what="the admin view" />;
   const holders = data.cardholders.nodes;
+  // The account column, on a Connect platform only.
+  const accounts = holders.some((h) => h.account !== null) || viewer.user.accounts.length > 0;
   return (
     <div class="admin">
-      <PolicyEditor policy={data.policy} onSaved={load} />
-      <Card title="Cardholders">
+      {data.policy ? <PolicyEditor policy={data.policy} onSaved={load} /> : (
+        <p class="hint" data-testid="limited-admin">
+          You administer {viewer.user.accounts.join(", ")}: the spending policy and the users are the platform admins' to change.
+        </p>
+      )}
+      <Card title={account ? `Cardholders of ${account}` : "Cardholders"}>
         {holders.length === 0 ? <p class="empty">No cardholders yet.</p> : (
-          <table class="activity">
-            <thead><tr><th>Name</th><th>ID</th><th>Email</th><th>Status</th><th>Cards</th></tr></thead>
+          <table class="activity" data-testid="cardholders">
+            <thead><tr><th>Name</th><th>ID</th><th>Email</th>{accounts && <th>Account</th>}<th>Status</th><th>Cards</th></tr></thead>
             <tbody>
               {holders.map((h) => (
-                <tr key={h.id}>
-                  <td>{h.name ?? "—"}</td><td><code>{h.id}</code></td><td>{h.email}</td><td>{h.rawStatus}</td>
-                  <td>{h.cards.nodes.map((c) => <span key={c.id} class="chip"><Link href={`/cards/${c.id}`}>•••• {c.last4} {c.currency.toUpperCase()}</Link></span>)}</td>
+                <tr key={h.id} data-testid="cardholder-row" data-id={h.id}>
+                  <td>{h.name ?? "—"}</td><td><code>{h.id}</code></td><td>{h.email}</td>
+                  {accounts && <td><AccountLabel account={h.account} /></td>}
+                  <td>{h.rawStatus}</td>
+                  <td>{h.cards.nodes.map((c) => <span key={c.id} class="chip" data-card={c.id}><Link href={`/cards/${c.id}`}>•••• {c.last4} {c.currency.toUpperCase()}</Link></span>)}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         )}
       </Card>
-      <People self={self} />
+      {platform && <People self={self} />}
     </div>
   );
 }

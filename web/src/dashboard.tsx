@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { gql, subscribe, type CardStatus, type Money } from "./api";
 import type { Viewer } from "./main";
 import { navigate } from "./main";
+import { AccountLabel } from "./connect";
 import { ActivityTable } from "./activity";
 import { SpendChart } from "./chart";
 import { Card, ErrorNote, Link, Loading } from "./ui";
@@ -28,6 +29,8 @@ interface CardData {
   currency: string;
   status: CardStatus;
   rawStatus: string;
+  /** The Stripe Connect account; null: the platform's own. */
+  account: string | null;
   cardholder: { name: string | null } | null;
   spendSummary: Summary;
 }
@@ -35,7 +38,7 @@ interface Dispute { id: string; transactionId: string; amount: Money; rawStatus:
 interface SummaryData { card: CardData; disputes: { nodes: Dispute[] } }
 
 const SUMMARY = `query($id: ID!, $range: DateRangeInput, $bucket: Bucket!) {
-  card(id: $id) { id last4 brand currency status rawStatus cardholder { name }
+  card(id: $id) { id last4 brand currency status rawStatus account cardholder { name }
     spendSummary(range: $range) {
       totalSpend { amount currency formatted } averageSpend { amount currency formatted }
       purchases approved declined approvalRate
@@ -58,7 +61,8 @@ function rangeOf(days: number | null) {
   return { from: from.toISOString().slice(0, 10) };
 }
 
-export function CardView({ cardId, viewer }: { cardId: string; viewer: Viewer }) {
+/** `showAccount`: label the card with its Connect account (for admins of a Connect platform). */
+export function CardView({ cardId, viewer, showAccount = false }: { cardId: string; viewer: Viewer; showAccount?: boolean }) {
   const [period, setPeriod] = useState("30d");
   const [data, setData] = useState<SummaryData | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -107,6 +111,7 @@ export function CardView({ cardId, viewer }: { cardId: string; viewer: Viewer })
             ))}
           </select>
         </label>
+        {showAccount && <AccountLabel account={card.account} testid="card-account" />}
         <div class="periods" role="group" aria-label="Period">
           {Object.entries(PERIODS).map(([key, p]) => (
             <button type="button" key={key} aria-pressed={period === key} onClick={() => setPeriod(key)}>{p.label}</button>

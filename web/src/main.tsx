@@ -10,91 +10,135 @@ import { AuthorizationView } from "./authorization";
 import { AdminView } from "./admin";
 import { AcceptInvitation, ChangePassword } from "./account";
 import { ErrorNote, Link, Loading } from "./ui";
+import { AccountSwitcher, chosenAccount, switcherOf, withAccount, type ConnectAccount } from "./connect";
 import "./styles.css";
 
-export function navigate(path: string, { replace = false } = {}) {
-  if (replace) history.replaceState(null, "", path);
-  else history.pushState(null, "", path);
+/** Goes to `path` in-app. The chosen Connect account (`?account=`) goes along unless `path`
+ * has a query of its own or `account` says otherwise (null: none). */
+export function navigate(path: string, { replace = false, account }: { replace?: boolean; account?: string | null } = {}) {
+  const target = account !== undefined ? withAccount(path, account) : path.includes("?") ? path : withAccount(path, chosenAccount());
+  if (replace) history.replaceState(null, "", target);
+  else history.pushState(null, "", target);
   dispatchEvent(new PopStateEvent("popstate"));
 }
 
-function usePath(): string {
-  const [path, setPath] = useState(location.pathname);
+/** The path and the chosen account, as the address bar has them now. */
+function useLocation(): { path: string; account: string | null } {
+  const read = () => ({ path: location.pathname, account: chosenAccount() });
+  const [at, setAt] = useState(read);
   useEffect(() => {
-    const update = () => setPath(location.pathname);
+    const update = () => setAt((old) => {
+      const now = read();
+      return now.path === old.path && now.account === old.account ? old : now;
+    });
     addEventListener("popstate", update);
     return () => removeEventListener("popstate", update);
   }, []);
-  return path;
+  return at;
 }
 
 export interface Viewer {
-  user: { id: string; email: string; role: "ADMIN" | "CARDHOLDER" };
-  cards: { nodes: { id: string; last4: string | null; brand: string | null; currency: string; status: CardStatus; cardholder: { name: string | null } | null }[] };
+  /** `accounts`: the Connect accounts the user is limited to; empty: every account. */
+  user: { id: string; email: string; role: "ADMIN" | "CARDHOLDER"; accounts: string[] };
+  /** Those of the chosen account, when one is chosen. */
+  cards: { nodes: { id: string; last4: string | null; brand: string | null; currency: string; status: CardStatus; account: string | null; cardholder: { name: string | null } | null }[] };
 }
 
+/** The signed-in user, their cards (of the chosen account), and the accounts they may pick. */
+export interface Session { viewer: Viewer; accounts: ConnectAccount[] }
+
+/** Whether the viewer is an admin of the whole platform (every account, users, the policy). */
+export const platformAdmin = (v: Viewer) => v.user.role === "ADMIN" && v.user.accounts.length === 0;
+
 // The first page of cards (the API's default size) is what the card switcher offers.
-const VIEWER = `{ viewer { user { id email role } cards { nodes { id last4 brand currency status cardholder { name } } } } }`;
+const VIEWER = `query($account: ID) { viewer { user { id email role accounts }
+  cards(account: $account) { nodes { id last4 brand currency status account cardholder { name } } } }
+  accounts { id cards cardholders } }`;
 
 function App() {
-  const path = usePath();
+  const { path, account } = useLocation();
   const [signedIn, setSignedIn] = useState(token() !== null);
   // Bumped at every sign-in, so the viewer is fetched again even when the tab was signed in
   // already (accepting an invitation signs in as someone else).
   const [session, setSession] = useState(0);
-  const [viewer, setViewer] = useState<Viewer | null>(null);
+  // With the account it was read for: another account's is not shown while the new one loads.
+  const [data, setData] = useState<(Session & { of: string | null }) | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   // Why the sign-in form is showing, when the server ended the session.
   const [notice, setNotice] = useState<string | null>(null);
 
   useEffect(() => onSessionEnd((reason) => {
-    setViewer(null);
+    setData(null);
     setSignedIn(false);
     setNotice(reason);
-    if (location.pathname !== "/invitation") navigate("/login", { replace: true });
+    if (location.pathname !== "/invitation") navigate("/login", { replace: true, account: null });
   }), []);
 
   useEffect(() => {
     if (!signedIn) return;
-    const load = () => gql<{ viewer: Viewer }>(VIEWER)
-      .then((d) => { setViewer(d.viewer); setError(null); })
+    let current = true;
+    const load = () => gql<Session>(VIEWER, { account })
+      .then((d) => { if (current) { setData({ ...d, of: account }); setError(null); } })
       // UNAUTHENTICATED has already signed out (onSessionEnd above).
-      .catch((e: ApiError) => { if (e.code !== "UNAUTHENTICATED") setError(e); });
+      .catch((e: ApiError) => { if (current && e.code !== "UNAUTHENTICATED") setError(e); });
     load();
     // A tab coming back into view asks again: a page without live updates learns this way that
     // its session ended or its role changed.
     const visible = () => { if (document.visibilityState === "visible" && token()) load(); };
     document.addEventListener("visibilitychange", visible);
-    return () => document.removeEventListener("visibilitychange", visible);
-  }, [signedIn, session]);
+    return () => {
+      current = false;
+      document.removeEventListener("visibilitychange", visible);
+    };
+  }, [signedIn, session, account]);
 
   const signedInNow = (to: string) => {
     setNotice(null);
-    setViewer(null);
+    setData(null);
     setSignedIn(true);
     setSession((s) => s + 1);
     // Replace, not push: the invitation's URL carries its secret and should not stay in history.
-    navigate(to, { replace: true });
+    // Someone else may have signed in: the account chosen before is not theirs to keep.
+    navigate(to, { replace: true, account: null });
   };
 
   if (path === "/invitation") return <AcceptInvitation onSignedIn={() => signedInNow("/")} />;
   if (!signedIn || path === "/login") return <Login notice={notice} onSignedIn={() => signedInNow("/")} />;
-  if (error) return <ErrorNote error={error} />;
-  if (!viewer) return <Loading what="your cards" />;
+  if (error) {
+    return (
+      <main>
+        <ErrorNote error={error} />
+        {account && (
+          <p class="back">
+            <button type="button" class="link" data-testid="all-accounts" onClick={() => navigate("/", { account: null })}>Show all accounts</button>
+          </p>
+        )}
+      </main>
+    );
+  }
+  if (!data || data.of !== account) return <Loading what="your cards" />;
+  const { viewer, accounts } = data;
 
   const leave = async () => {
-    setViewer(null);
+    setData(null);
     setSignedIn(false);
     setNotice(null);
-    navigate("/login");
+    navigate("/login", { account: null });
     await signOut();
   };
+  const switcher = switcherOf(viewer.user.role, viewer.user.accounts, accounts);
+  // A card's or an authorization's page belongs to one account: another account starts at its
+  // first card. The admin and password pages stay where they are.
+  const choose = (next: string | null) =>
+    navigate(path === "/admin" || path === "/account" ? path : "/", { account: next });
   const card = path.match(/^\/cards\/([^/]+)$/);
   const auth = path.match(/^\/authorizations\/([^/]+)$/);
   let screen;
-  if (card) screen = <CardView cardId={decodeURIComponent(card[1])} viewer={viewer} />;
+  // Admins of a Connect platform see which account a card is of.
+  const showAccount = viewer.user.role === "ADMIN" && (accounts.length > 0 || viewer.user.accounts.length > 0);
+  if (card) screen = <CardView cardId={decodeURIComponent(card[1])} viewer={viewer} showAccount={showAccount} />;
   else if (auth) screen = <AuthorizationView id={decodeURIComponent(auth[1])} />;
-  else if (path === "/admin" && viewer.user.role === "ADMIN") screen = <AdminView self={viewer.user.id} />;
+  else if (path === "/admin" && viewer.user.role === "ADMIN") screen = <AdminView self={viewer.user.id} viewer={viewer} account={account} />;
   else if (path === "/account") screen = <ChangePassword email={viewer.user.email} />;
   else if (viewer.cards.nodes.length > 0) {
     queueMicrotask(() => navigate(`/cards/${viewer.cards.nodes[0].id}`, { replace: true }));
@@ -106,6 +150,7 @@ function App() {
       <header class="top">
         <Link class="brand" href="/">cardstream</Link>
         <nav>
+          {switcher && <AccountSwitcher accounts={accounts} chosen={account} all={switcher.all} onChoose={choose} />}
           {viewer.user.role === "ADMIN" && <Link href="/admin">Admin</Link>}
           <span class="who" data-testid="who">{viewer.user.email}</span>
           <Link href="/account" testid="account">Change password</Link>

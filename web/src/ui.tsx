@@ -2,6 +2,7 @@
 
 import type { ComponentChildren } from "preact";
 import { ApiError } from "./api";
+import { keepAccount } from "./connect";
 
 export function Loading({ what }: { what: string }) {
   return <p class="loading" role="status">Loading {what}…</p>;
@@ -20,16 +21,17 @@ export function ErrorNote({ error }: { error: unknown }) {
   return <p class="error" role="alert" data-code={e?.code}>{text}</p>;
 }
 
+/** An in-app link; the chosen Connect account (`?account=`) goes along. */
 export function Link({ href, children, class: className, testid }: { href: string; children: ComponentChildren; class?: string; testid?: string }) {
   return (
     <a
-      href={href}
+      href={keepAccount(href)}
       class={className}
       data-testid={testid}
       onClick={(e) => {
         if (e.ctrlKey || e.metaKey) return;
         e.preventDefault();
-        history.pushState(null, "", href);
+        history.pushState(null, "", keepAccount(href));
         dispatchEvent(new PopStateEvent("popstate"));
       }}
     >

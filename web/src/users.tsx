@@ -1,4 +1,5 @@
-// Users, for admins: role, the cardholders a cardholder may see, disable and enable, password
+// Users, for admins: role, the cardholders a cardholder may see, the Stripe Connect accounts a
+// user is limited to (none: every account), disable and enable, password
 // reset (a one-time link, as for an invitation), delete. There is no sign-up and no admin-chosen
 // password: people join through an invitation (invitations.tsx) and set their own.
 // The server ends a user's sessions when they are disabled, deleted or reset, so their open
@@ -9,9 +10,9 @@ import { gql, nextCursor, when, type ApiError, type Connection } from "./api";
 import { Card, ErrorNote } from "./ui";
 import { ids, InvitationList, InviteForm, INVITATION_FIELDS, OneTimeLink, type Issued, type Role } from "./invitations";
 
-interface User { id: string; email: string; role: Role; cardholderIds: string[]; disabled: boolean; createdAt: string }
+interface User { id: string; email: string; role: Role; cardholderIds: string[]; accounts: string[]; disabled: boolean; createdAt: string }
 
-const USER_FIELDS = "id email role cardholderIds disabled createdAt";
+const USER_FIELDS = "id email role cardholderIds accounts disabled createdAt";
 const PAGE = 50;
 
 /** Users, the invitation form and the invitations, which share the one-time link on show. */
@@ -57,7 +58,7 @@ function UserTable({ self, onIssued }: { self: string; onIssued: (i: Issued) => 
   return (
     <>
       <table class="activity users" data-testid="users">
-        <thead><tr><th>Email</th><th>Role</th><th>Cardholders</th><th>Status</th><th>Since</th><th>Actions</th></tr></thead>
+        <thead><tr><th>Email</th><th>Role</th><th>Cardholders</th><th>Accounts</th><th>Status</th><th>Since</th><th>Actions</th></tr></thead>
         <tbody>
           {users.map((u) => (
             <UserRow key={u.id} user={u} self={u.id === self} onChanged={replace} onDeleted={remove} onIssued={onIssued} />
@@ -77,10 +78,12 @@ function UserRow({ user, self, onChanged, onDeleted, onIssued }: {
   onIssued: (i: Issued) => void;
 }) {
   const [holders, setHolders] = useState(user.cardholderIds.join(", "));
+  const [accounts, setAccounts] = useState(user.accounts.join(", "));
   const [confirm, setConfirm] = useState<"delete" | "reset" | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => setHolders(user.cardholderIds.join(", ")), [user.cardholderIds.join(",")]);
+  useEffect(() => setAccounts(user.accounts.join(", ")), [user.accounts.join(",")]);
 
   /** Runs one mutation for this row; the row shows its error, if any. */
   const act = async (run: () => Promise<void>) => {
@@ -97,7 +100,7 @@ function UserRow({ user, self, onChanged, onDeleted, onIssued }: {
   };
   /** A mutation on this user whose payload is the user as it now is. Its input type is named
    * after it (`setUserRole` takes a `SetUserRoleInput`), as for every mutation of the API. */
-  const userMutation = (name: "setUserRole" | "setUserCardholders" | "enableUser" | "disableUser", input: Record<string, unknown> = {}) =>
+  const userMutation = (name: "setUserRole" | "setUserCardholders" | "setUserAccounts" | "enableUser" | "disableUser", input: Record<string, unknown> = {}) =>
     act(async () => {
       const type = `${name[0].toUpperCase()}${name.slice(1)}Input`;
       const d = await gql<Record<string, { user: User }>>(
@@ -108,6 +111,7 @@ function UserRow({ user, self, onChanged, onDeleted, onIssued }: {
     });
   const setRole = (role: Role) => userMutation("setUserRole", { role });
   const saveHolders = () => userMutation("setUserCardholders", { cardholderIds: ids(holders) });
+  const saveAccounts = () => userMutation("setUserAccounts", { accounts: ids(accounts) });
   const toggle = () => userMutation(user.disabled ? "enableUser" : "disableUser");
   const reset = () => act(async () => {
     const d = await gql<{ resetPassword: Issued }>(
@@ -124,6 +128,7 @@ function UserRow({ user, self, onChanged, onDeleted, onIssued }: {
   });
 
   const changed = ids(holders).join(",") !== user.cardholderIds.join(",");
+  const accountsChanged = ids(accounts).join(",") !== user.accounts.join(",");
   return (
     <tr data-testid="user-row" data-email={user.email} data-disabled={String(user.disabled)} aria-busy={busy}>
       <td>{user.email}{self && <span class="hint"> (you)</span>}</td>
@@ -143,6 +148,14 @@ function UserRow({ user, self, onChanged, onDeleted, onIssued }: {
             {changed && <button type="submit" disabled={busy} data-testid="user-cardholders-save">Save</button>}
           </form>
         )}
+      </td>
+      <td>
+        {/* Not one's own: limiting oneself would lose this page halfway through. */}
+        <form class="inline" onSubmit={(e) => { e.preventDefault(); saveAccounts(); }}>
+          <input aria-label={`Accounts of ${user.email}`} data-testid="user-accounts" placeholder="all accounts" disabled={self}
+            value={accounts} onInput={(e) => setAccounts(e.currentTarget.value)} />
+          {accountsChanged && <button type="submit" disabled={busy} data-testid="user-accounts-save">Save</button>}
+        </form>
       </td>
       <td>
         <span class={`badge ${user.disabled ? "disabled" : "active"}`} data-testid="user-status">{user.disabled ? "disabled" : "active"}</span>

@@ -20,14 +20,15 @@ const BINARY = process.env.CARDSTREAM_BIN ?? `${here}../../target/debug/cardstre
 const CHROMIUM = process.env.CARDSTREAM_CHROMIUM ?? "/usr/bin/chromium";
 const FIXTURES = process.env.CARDSTREAM_FIXTURES ?? `${here}../../crates/stripe/tests/fixtures`;
 
-/** Starts `cardstream dev` and waits for its banner. */
-export async function startDev({ seed = 11, cards = 12, rate = 0 } = {}) {
+/** Starts `cardstream dev` and waits for its banner. `args`: more of dev's flags. The dev
+ * database's URL is `url` of what this returns (e.g. for `cardstream users`). */
+export async function startDev({ seed = 11, cards = 12, rate = 0, args = [] } = {}) {
   const database = `cardstream_web_${randomBytes(6).toString("hex")}`;
   const url = `postgres://postgres@127.0.0.1:5432/${database}`;
   const child = spawn(
     BINARY,
     ["dev", "--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-      "--rate", String(rate), "--seed", String(seed), "--cards", String(cards)],
+      "--rate", String(rate), "--seed", String(seed), "--cards", String(cards), ...args],
     { env: { ...process.env, CARDSTREAM_DEV_DATABASE_URL: url, RUST_LOG: "warn" }, stdio: ["ignore", "ignore", "pipe"] },
   );
   const lines = [];
@@ -58,9 +59,9 @@ export async function startDev({ seed = 11, cards = 12, rate = 0 } = {}) {
     // built from another checkout, whose embedded dashboard is not the one under test).
     const front = await startStatic({ upstream: `http://${banner.api}` });
     const stopDev = stop;
-    return { api: front.base, webhooks: `http://${banner.webhooks}`, database, stop: async () => { await front.stop(); await stopDev(); } };
+    return { api: front.base, webhooks: `http://${banner.webhooks}`, database, url, stop: async () => { await front.stop(); await stopDev(); } };
   }
-  return { api: `http://${banner.api}`, webhooks: `http://${banner.webhooks}`, database, stop };
+  return { api: `http://${banner.api}`, webhooks: `http://${banner.webhooks}`, database, url, stop };
 }
 
 /** One value (or rows joined by newlines) from psql. */

@@ -87,9 +87,10 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
     transactions: i === 2 ? [] : [{ id: `ipi_mock${i}`, kind: "CAPTURE", rawKind: "capture", cardId: "ic_mock1", amount: money(-amount), spend: money(amount), created: iso(now - i * 86_400_000), authorizationId: `iauth_mock${i}` }],
   }));
   history.forEach((a) => a.transactions.forEach((t) => { t.merchant = a.merchant; }));
-  const holder = { id: "ich_mock1", name: "Demo Holder", email: "demo@cardstream.dev", status: "ACTIVE", rawStatus: "active", created: iso(now - 30 * 86_400_000) };
+  // The platform's own (no Stripe Connect account): the dashboard then shows no account switcher.
+  const holder = { id: "ich_mock1", account: null, name: "Demo Holder", email: "demo@cardstream.dev", status: "ACTIVE", rawStatus: "active", created: iso(now - 30 * 86_400_000) };
   const card = {
-    id: "ic_mock1", last4: "4242", brand: "Visa", status: "ACTIVE", rawStatus: "active", currency: "usd", kind: "virtual", expMonth: 12, expYear: 2030, cardholder: holder,
+    id: "ic_mock1", account: null, last4: "4242", brand: "Visa", status: "ACTIVE", rawStatus: "active", currency: "usd", kind: "virtual", expMonth: 12, expYear: 2030, cardholder: holder,
     spendSummary: () => {
       const spent = history.filter((a) => a.approved);
       const keyed = (key) => spent.map((a) => ({ key: key(a), amount: a.amount, count: 1 }));
@@ -124,7 +125,9 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
     ended.forEach((t) => sessions.delete(t));
     onSessionsEnded(ended);
   };
-  const view = (u) => ({ id: u.id, email: u.email, role: u.role, cardholderIds: u.role === "ADMIN" ? [] : u.cardholderIds, disabled: u.disabled, createdAt: u.createdAt });
+  const view = (u) => ({
+    id: u.id, email: u.email, role: u.role, cardholderIds: u.role === "ADMIN" ? [] : u.cardholderIds, accounts: u.accounts ?? [], disabled: u.disabled, createdAt: u.createdAt,
+  });
   const viewInvitation = ({ tokenHash: _, ...i }) => ({ ...i, state: i.state === "PENDING" && Date.parse(i.expiresAt) < Date.now() ? "EXPIRED" : i.state });
   const invite = (by, { email, role, cardholderIds = [], kind = "INVITE" }) => {
     const token = secret();
@@ -239,6 +242,8 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
     cardholders: (args, ctx) => admin(ctx) && connection([holder], args),
     cards: (args, ctx) => signedIn(ctx) && connection([card], args),
     policy: (_, ctx) => admin(ctx) && policy,
+    // No connected accounts in the stand-in's world.
+    accounts: (_, ctx) => signedIn(ctx) && [],
     users: (args, ctx) => {
       admin(ctx);
       const all = [...users.values()].sort((a, b) => a.id.localeCompare(b.id));
