@@ -100,7 +100,7 @@ impl Gateway {
             }
         };
         let event = Event::parse(&bytes)?;
-        endpoints::check(endpoint, &bytes)?;
+        endpoints::check(endpoint, event.account.as_deref())?;
         Ok((bytes, event))
     }
 

@@ -7,8 +7,6 @@
 //! connected account's event must not pass as the platform's, nor the other way round.
 
 use cardstream_stripe::{SignatureError, Verifier, WebhookSecret};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::error::WebhookError;
 use crate::{EndpointSecrets, Error};
@@ -71,44 +69,16 @@ impl Verifiers {
     }
 }
 
-/// The event's top-level `account`, and nothing else: the rest of the body is skipped, not
-/// built, and the value is borrowed from the body.
-#[derive(Deserialize)]
-struct AccountField<'a> {
-    #[serde(default, borrow)]
-    account: Option<&'a RawValue>,
-}
-
-/// Refuses an event that does not belong to the endpoint that signed it. `body` has been
-/// verified and parsed as an event already.
-pub(crate) fn check(endpoint: Endpoint, body: &[u8]) -> Result<(), WebhookError> {
-    let account = if may_hold_account(body) {
-        let field: AccountField<'_> = serde_json::from_slice(body)
-            .map_err(|err| WebhookError::NotAnEvent(format!("the event's `account`: {err}")))?;
-        field.account
-    } else {
-        None
-    };
-    // A JSON `null` is no account, as Stripe's libraries read it.
+/// Refuses an event that does not belong to the endpoint that signed it. `account` is the
+/// event's top-level `account` as the envelope's parse read it (`null` and absent alike are
+/// none, as Stripe's libraries read them; a value that is no string fails that parse).
+pub(crate) fn check(endpoint: Endpoint, account: Option<&str>) -> Result<(), WebhookError> {
     match (endpoint, account) {
         (Endpoint::Account, None) => Ok(()),
-        (Endpoint::Account, Some(raw)) => Err(WebhookError::AccountEventWithAccount(shown(raw))),
+        (Endpoint::Account, Some(id)) => Err(WebhookError::AccountEventWithAccount(shown(id))),
         (Endpoint::Connect, None) => Err(WebhookError::ConnectEventWithoutAccount),
-        (Endpoint::Connect, Some(raw)) => match serde_json::from_str::<&str>(raw.get()) {
-            Ok(id) if is_account_id(id) => Ok(()),
-            _ => Err(WebhookError::ConnectEventBadAccount(shown(raw))),
-        },
-    }
-}
-
-/// Whether `body` may have an `account` key anywhere. A key that reads `account` is written
-/// either as `"account"` or with a `\u` escape (the only escape that stands for a letter), so
-/// a body with neither has none; that search costs a fraction of the parse it saves on most
-/// platform events (a second pass over the body as long as the envelope's own).
-fn may_hold_account(body: &[u8]) -> bool {
-    match std::str::from_utf8(body) {
-        Ok(text) => text.contains("\"account\"") || text.contains("\\u"),
-        Err(_) => true,
+        (Endpoint::Connect, Some(id)) if is_account_id(id) => Ok(()),
+        (Endpoint::Connect, Some(id)) => Err(WebhookError::ConnectEventBadAccount(shown(id))),
     }
 }
 
@@ -118,58 +88,61 @@ fn is_account_id(id: &str) -> bool {
         .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// The value as it came, cut short for an error message.
-fn shown(raw: &RawValue) -> String {
+/// The value, quoted and cut short, for an error message.
+fn shown(id: &str) -> String {
     const MOST: usize = 64;
-    let text = raw.get();
-    if text.chars().count() <= MOST {
-        return text.to_owned();
+    let mut cut: String = id.chars().take(MOST).collect();
+    if cut.len() < id.len() {
+        cut.push('…');
     }
-    let mut cut: String = text.chars().take(MOST).collect();
-    cut.push('…');
-    cut
+    format!("{cut:?}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cardstream_stripe::Event;
 
+    /// The account of `body` as the gateway reads it, checked against `endpoint`.
     fn code(endpoint: Endpoint, body: &str) -> Option<&'static str> {
-        check(endpoint, body.as_bytes()).err().map(|e| e.code())
+        let result = Event::parse(body.as_bytes())
+            .map_err(WebhookError::from)
+            .and_then(|event| check(endpoint, event.account.as_deref()));
+        result.err().map(|e| e.code())
+    }
+
+    fn event(account: &str) -> String {
+        format!(
+            r#"{{"id":"evt_1","object":"event","type":"issuing_card.updated","created":1,{account}"data":{{"object":{{"id":"ic_1","account":"acct_nested"}}}}}}"#
+        )
     }
 
     #[test]
     fn only_the_top_level_account_counts() {
-        let platform = r#"{"id":"evt_1","data":{"object":{"account":"acct_nested"}}}"#;
-        assert_eq!(code(Endpoint::Account, platform), None);
+        let platform = event("");
+        assert_eq!(code(Endpoint::Account, &platform), None);
         assert_eq!(
-            code(Endpoint::Connect, platform),
+            code(Endpoint::Connect, &platform),
             Some("connect_event_without_account")
         );
-        let connected = r#"{"id":"evt_1","account":"acct_1032D82eZvKYlo2C","data":{}}"#;
-        assert_eq!(code(Endpoint::Connect, connected), None);
+        let connected = event(r#""account":"acct_1032D82eZvKYlo2C","#);
+        assert_eq!(code(Endpoint::Connect, &connected), None);
         assert_eq!(
-            code(Endpoint::Account, connected),
+            code(Endpoint::Account, &connected),
             Some("account_event_with_account")
         );
     }
 
     #[test]
     fn a_null_account_is_none_and_anything_but_an_account_id_is_refused() {
-        let null = r#"{"id":"evt_1","account":null}"#;
-        assert_eq!(code(Endpoint::Account, null), None);
+        let null = event(r#""account":null,"#);
+        assert_eq!(code(Endpoint::Account, &null), None);
         assert_eq!(
-            code(Endpoint::Connect, null),
+            code(Endpoint::Connect, &null),
             Some("connect_event_without_account")
         );
-        for account in [
-            r#""""#,
-            r#""acct_""#,
-            r#""cus_1""#,
-            "12",
-            r#"{"id":"acct_1"}"#,
-        ] {
-            let body = format!(r#"{{"id":"evt_1","account":{account}}}"#);
+        for account in [r#""""#, r#""acct_""#, r#""cus_1""#, r#""acct_1 ""#] {
+            let body = event(&format!(r#""account":{account},"#));
             assert_eq!(
                 code(Endpoint::Connect, &body),
                 Some("connect_event_bad_account"),
@@ -181,31 +154,31 @@ mod tests {
                 "{body}"
             );
         }
+        // Not a string at all: not a Stripe event.
+        let number = event(r#""account":12,"#);
+        assert_eq!(code(Endpoint::Account, &number), Some("not_a_stripe_event"));
     }
 
     #[test]
     fn an_account_key_written_with_escapes_is_still_found() {
-        let body = r#"{"id":"evt_1","\u0061ccount":"acct_1"}"#;
-        assert_eq!(code(Endpoint::Connect, body), None);
+        let body = event(r#""\u0061ccount":"acct_1","#);
+        assert_eq!(code(Endpoint::Connect, &body), None);
         assert_eq!(
-            code(Endpoint::Account, body),
+            code(Endpoint::Account, &body),
             Some("account_event_with_account")
         );
-        // Anywhere in the body, the search only decides whether to parse.
-        let nested = r#"{"id":"evt_1","data":{"object":{"name":"caf\u00e9"}}}"#;
-        assert_eq!(code(Endpoint::Account, nested), None);
     }
 
     #[test]
     fn a_repeated_account_is_refused_rather_than_one_of_them_believed() {
-        let body = r#"{"id":"evt_1","account":"acct_1","account":"acct_2"}"#;
-        assert_eq!(code(Endpoint::Connect, body), Some("not_a_stripe_event"));
+        let body = event(r#""account":"acct_1","account":"acct_2","#);
+        assert_eq!(code(Endpoint::Connect, &body), Some("not_a_stripe_event"));
     }
 
     #[test]
     fn messages_cut_long_values_short() {
-        let body = format!(r#"{{"account":"acct_{}"}}"#, "x".repeat(10_000));
-        let err = check(Endpoint::Account, body.as_bytes()).unwrap_err();
+        let long = format!("acct_{}", "x".repeat(10_000));
+        let err = check(Endpoint::Account, Some(&long)).unwrap_err();
         assert!(err.to_string().len() < 300, "{err}");
     }
 
