@@ -22,6 +22,9 @@ use clap::Parser;
 pub const WAIT: Duration = Duration::from_secs(60);
 /// The webhook signing secret every gateway here is given.
 pub const SECRET: &str = "whsec_e2e";
+/// The Connect endpoint's secret: events of connected accounts (carrying `account`) are
+/// signed with it, as Stripe signs them.
+pub const CONNECT_SECRET: &str = "whsec_e2e_connect";
 const PARTITIONS: i32 = 4;
 
 /// A broker, a migrated database and a fresh topic.
@@ -62,6 +65,8 @@ impl Pipeline {
             &self.topic,
             "--webhook-secrets",
             SECRET,
+            "--connect-webhook-secrets",
+            CONNECT_SECRET,
         ];
         argv.extend_from_slice(extra);
         let args = Args::<GatewayArgs>::try_parse_from(argv).unwrap().args;
@@ -177,9 +182,13 @@ impl Component<RunningGateway> {
         self.running.as_ref().unwrap().addr
     }
 
-    /// POSTs `body` to `path`, signed with [`SECRET`] as Stripe would sign it now.
+    /// POSTs `body` to `path`, signed as Stripe would sign it now: with [`CONNECT_SECRET`]
+    /// when it is a connected account's event, else with [`SECRET`].
     pub async fn post_signed(&self, path: &str, body: &str) -> HttpResponse {
-        let header = signature::header(&[WebhookSecret::new(SECRET)], now(), body.as_bytes());
+        let connected = serde_json::from_str::<serde_json::Value>(body)
+            .is_ok_and(|event| event.get("account").is_some_and(|a| a.is_string()));
+        let secret = if connected { CONNECT_SECRET } else { SECRET };
+        let header = signature::header(&[WebhookSecret::new(secret)], now(), body.as_bytes());
         cardstream_testbed::post(
             &format!("http://{}{path}", self.addr()),
             &[("stripe-signature", &header)],

@@ -40,9 +40,19 @@ async fn stripe_holding(events: &[cardstream_simulator::SimEvent]) -> FakeStripe
 }
 
 async fn run_backfill(pipeline: &Pipeline, fake: &FakeStripe, rate: f64) -> BackfillReport {
+    backfill_with(pipeline, fake, rate, |_| {}).await
+}
+
+async fn backfill_with(
+    pipeline: &Pipeline,
+    fake: &FakeStripe,
+    rate: f64,
+    set: impl FnOnce(&mut BackfillArgs),
+) -> BackfillReport {
     let mut api = StripeApiArgs::new(fake.url(), KEY);
     api.stripe_rate = rate;
-    let args = BackfillArgs::new(api);
+    let mut args = BackfillArgs::new(api);
+    set(&mut args);
     let client = StripeApi::new(&args.api).unwrap();
     cardstream_sync::backfill(
         &args,
@@ -70,6 +80,59 @@ async fn a_backfilled_world_of_5000_objects_equals_the_same_world_as_webhooks() 
     assert_eq!(report.objects(), objects as u64, "{report}");
     let backfilled = pipeline.settled_digests(objects as i64).await;
     assert_eq!(backfilled, expected, "table for table");
+    aggregator.stop().await;
+}
+
+/// Stripe Connect: the platform's own objects and two connected accounts', backfilled with
+/// `--all-accounts` (each account's lists read with its `Stripe-Account`), make the tables the
+/// same events make as webhooks on the account and Connect endpoints, account columns included.
+#[tokio::test]
+async fn all_accounts_backfilled_equal_the_webhooks_of_the_platform_and_connect_endpoints() {
+    const ACCOUNTS: [Option<&str>; 3] = [None, Some("acct_1E2eAlpha"), Some("acct_1E2eBravo")];
+    let mut events = world(13, 30, now() - 2 * 86_400, 300);
+    let accounts: Vec<Option<String>> = ACCOUNTS.iter().map(|a| a.map(str::to_owned)).collect();
+    cardstream_simulator::spread_over_accounts(&mut events, &accounts);
+    let objects = distinct_objects(&events);
+    let (expected, _) = webhooks_alone(&events).await;
+
+    let fake = FakeStripe::start(KEY).await;
+    let bodies = as_json(&events);
+    for account in ACCOUNTS {
+        if let Some(id) = account {
+            fake.add_account(id, now() - 30 * 86_400);
+        }
+        let own = bodies
+            .iter()
+            .filter(|e| e["account"].as_str() == account)
+            .cloned();
+        fake.load_events(account, own);
+    }
+    let pipeline = Pipeline::start().await;
+    let mut aggregator = pipeline.aggregator("backfill-connect").await;
+    let report = backfill_with(&pipeline, &fake, 0.0, |args| {
+        args.accounts.all_accounts = true;
+    })
+    .await;
+    assert_eq!(report.objects(), objects as u64, "{report}");
+    let backfilled = pipeline.settled_digests(objects as i64).await;
+    assert_eq!(backfilled, expected, "table for table");
+    for account in ACCOUNTS.iter().flatten() {
+        let cards: i64 = sqlx::query_scalar("SELECT count(*) FROM cards WHERE account = $1")
+            .bind(account)
+            .fetch_one(pipeline.store.pool())
+            .await
+            .unwrap();
+        assert!(cards > 0, "no card of {account}");
+        let scoped = fake
+            .requests()
+            .iter()
+            .filter(|r| r.account.as_deref() == Some(*account))
+            .count();
+        assert!(
+            scoped >= 5,
+            "{account}: {scoped} requests with its Stripe-Account"
+        );
+    }
     aggregator.stop().await;
 }
 
