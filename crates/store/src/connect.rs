@@ -4,7 +4,7 @@
 use sea_orm::sea_query::SimpleExpr;
 use sea_orm::{ColumnTrait, Condition};
 
-use crate::sessions::{EndReason, end_sessions_in, user_from_row};
+use crate::sessions::EndReason;
 use crate::{Error, Store, User};
 
 /// Whether `account` is a Connect account id as Stripe writes them (`acct_` and letters and
@@ -102,29 +102,14 @@ impl Store {
                 "{bad:?} is not a Stripe account id (acct_…)"
             )));
         }
-        let mut tx = self.pool().begin().await?;
-        let user: Option<(i64, String, String, String, bool, i64)> = sqlx::query_as(
-            "SELECT id, email, password_hash, role, disabled, created FROM users WHERE id = $1 FOR UPDATE",
+        self.replace_user_links(
+            user_id,
+            "user_accounts",
+            "account",
+            accounts,
+            EndReason::AccountsChanged,
         )
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let user = user.map(user_from_row).ok_or(Error::NotFound("user"))?;
-        sqlx::query("DELETE FROM user_accounts WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO user_accounts (user_id, account)
-             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(accounts)
-        .execute(&mut *tx)
-        .await?;
-        end_sessions_in(&mut tx, user_id, EndReason::AccountsChanged).await?;
-        tx.commit().await?;
-        Ok(user)
+        .await
     }
 }
 

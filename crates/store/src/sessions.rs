@@ -279,6 +279,26 @@ impl Store {
         cardholders: &[String],
     ) -> Result<User, Error> {
         self.tally(5);
+        self.replace_user_links(
+            user_id,
+            "user_cardholders",
+            "cardholder_id",
+            cardholders,
+            EndReason::CardholdersChanged,
+        )
+        .await
+    }
+
+    /// Replaces a user's rows in `table` (their cardholders or accounts) with `values` of
+    /// `column`, under the user's row lock, ending every session of theirs.
+    pub(crate) async fn replace_user_links(
+        &self,
+        user_id: i64,
+        table: &str,
+        column: &str,
+        values: &[String],
+        reason: EndReason,
+    ) -> Result<User, Error> {
         let mut tx = self.pool().begin().await?;
         let user: Option<UserRow> = sqlx::query_as(
             "SELECT id, email, password_hash, role, disabled, created FROM users WHERE id = $1 FOR UPDATE",
@@ -287,19 +307,19 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let user = user.map(user_from_row).ok_or(Error::NotFound("user"))?;
-        sqlx::query("DELETE FROM user_cardholders WHERE user_id = $1")
+        sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO user_cardholders (user_id, cardholder_id)
-             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO {table} (user_id, {column})
+             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING"
+        ))
         .bind(user_id)
-        .bind(cardholders)
+        .bind(values)
         .execute(&mut *tx)
         .await?;
-        end_sessions_in(&mut tx, user_id, EndReason::CardholdersChanged).await?;
+        end_sessions_in(&mut tx, user_id, reason).await?;
         tx.commit().await?;
         Ok(user)
     }
