@@ -47,6 +47,7 @@ fn everything_set() -> cardstream_operator::CardStream {
     cs.spec.kafka.properties = vec!["security.protocol=SASL_SSL".into()];
     cs.spec.kafka.credentials_secret = Some(secret("kafka-credentials"));
     cs.spec.record_keys_secret = Some(secret("record-keys"));
+    cs.spec.connect_webhook_secrets_secret = Some(secret("connect-webhook-secrets"));
     assert!(cs.spec.policy.is_some(), "the sample has a policy");
     // The user's own variables are theirs to get right; only the operator's are checked.
     for component in cardstream_operator::Component::ALL {
