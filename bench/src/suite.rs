@@ -4,7 +4,7 @@
 use clap::{Args, FromArgMatches};
 
 use crate::report::{Line, print_summary};
-use crate::{aggregator, api, gateway};
+use crate::{aggregator, api, backfill, gateway};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SuiteArgs {
@@ -33,6 +33,8 @@ pub(crate) async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     eprintln!("== api and freshness, {} transactions", args.transactions);
     let transactions = args.transactions.to_string();
     lines.extend(api::run(parsed(&["--transactions", &transactions])?).await?);
+    eprintln!("== backfill");
+    lines.extend(backfill::run(parsed(&[])?).await?);
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     print_summary(
