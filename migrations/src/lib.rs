@@ -41,6 +41,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0006_connect_accounts.up.sql"),
                 down: include_str!("../sql/0006_connect_accounts.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000007_invitation_accounts",
+                up: include_str!("../sql/0007_invitation_accounts.up.sql"),
+                down: include_str!("../sql/0007_invitation_accounts.down.sql"),
+            }),
         ]
     }
 }

@@ -17,7 +17,7 @@ use crate::{Error, Store};
 /// What accepting a link does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvitationKind {
-    /// Creates the user with the invited role and cardholders.
+    /// Creates the user with the invited role, cardholders and accounts.
     Invite,
     /// Sets a new password for an existing user.
     PasswordReset,
@@ -57,6 +57,8 @@ pub struct Invitation {
     pub email: String,
     pub role: Role,
     pub cardholder_ids: Vec<String>,
+    /// The Connect accounts the user will be limited to; empty: every account.
+    pub accounts: Vec<String>,
     pub invited_by: Option<String>,
     /// The user a password reset is for; none for an invitation.
     pub user_id: Option<i64>,
@@ -72,6 +74,7 @@ type Row = (
     String,
     String,
     Vec<String>,
+    Vec<String>,
     Option<String>,
     i64,
     i64,
@@ -79,7 +82,7 @@ type Row = (
     Option<i64>,
 );
 
-const COLUMNS: &str = "id, kind, email, role, cardholder_ids, invited_by,
+const COLUMNS: &str = "id, kind, email, role, cardholder_ids, accounts, invited_by,
     extract(epoch FROM created_at)::bigint, extract(epoch FROM expires_at)::bigint,
     CASE WHEN accepted_at IS NOT NULL THEN 'accepted'
          WHEN revoked_at IS NOT NULL THEN 'revoked'
@@ -88,14 +91,26 @@ const COLUMNS: &str = "id, kind, email, role, cardholder_ids, invited_by,
     user_id";
 
 fn from_row(row: Row) -> Invitation {
-    let (id, kind, email, role, cardholder_ids, invited_by, created_at, expires_at, state, user_id) =
-        row;
+    let (
+        id,
+        kind,
+        email,
+        role,
+        cardholder_ids,
+        accounts,
+        invited_by,
+        created_at,
+        expires_at,
+        state,
+        user_id,
+    ) = row;
     Invitation {
         id,
         kind: InvitationKind::parse(&kind),
         email,
         role: Role::parse(&role),
         cardholder_ids,
+        accounts,
         invited_by,
         user_id,
         created_at,
@@ -120,6 +135,7 @@ struct NewLink<'a> {
     email: &'a str,
     role: Role,
     cardholders: &'a [String],
+    accounts: &'a [String],
     user: Option<i64>,
     invited_by: &'a str,
     ttl: Duration,
@@ -127,6 +143,7 @@ struct NewLink<'a> {
 
 impl Store {
     /// Invites `email`; returns the invitation and the secret for its link (shown once).
+    /// The user will see only `cardholders` (a cardholder user) and only `accounts` (if any).
     /// An existing user with that email is [`Error::Conflict`]; an open invitation for it is
     /// revoked.
     pub async fn invite(
@@ -134,6 +151,7 @@ impl Store {
         email: &str,
         role: Role,
         cardholders: &[String],
+        accounts: &[String],
         invited_by: &str,
         ttl: Duration,
     ) -> Result<(Invitation, String), Error> {
@@ -146,6 +164,7 @@ impl Store {
             email,
             role,
             cardholders,
+            accounts,
             user: None,
             invited_by,
             ttl,
@@ -167,6 +186,7 @@ impl Store {
             email: &user.email,
             role: user.role,
             cardholders: &[],
+            accounts: &[],
             user: Some(user.id),
             invited_by,
             ttl,
@@ -196,8 +216,9 @@ impl Store {
         }
         let row: Row = sqlx::query_as(&format!(
             "INSERT INTO invitations
-               (token_sha256, kind, email, role, cardholder_ids, user_id, invited_by, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
+               (token_sha256, kind, email, role, cardholder_ids, accounts, user_id, invited_by,
+                expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))
              RETURNING {COLUMNS}"
         ))
         .bind(digest(&token))
@@ -205,6 +226,7 @@ impl Store {
         .bind(link.email)
         .bind(link.role.as_str())
         .bind(link.cardholders)
+        .bind(link.accounts)
         .bind(link.user)
         .bind(link.invited_by)
         .bind(seconds)
@@ -277,6 +299,14 @@ impl Store {
                 )
                 .bind(row.0)
                 .bind(&invitation.cardholder_ids)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO user_accounts (user_id, account)
+                     SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+                )
+                .bind(row.0)
+                .bind(&invitation.accounts)
                 .execute(&mut *tx)
                 .await?;
                 user_from_row(row)

@@ -15,6 +15,17 @@ async fn tables(store: &Store) -> Vec<String> {
     .unwrap()
 }
 
+async fn columns(store: &Store, table: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name = $1 ORDER BY 1",
+    )
+    .bind(table)
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn migrations_go_up_down_and_up_again() {
     let db = TestDatabase::create().await;
@@ -61,6 +72,16 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    assert!(
+        columns(&store, "invitations")
+            .await
+            .iter()
+            .any(|c| c == "accounts")
+    );
+    store.migrate_down(Some(1)).await.unwrap();
+    let left = columns(&store, "invitations").await;
+    assert!(!left.iter().any(|c| c == "accounts"), "{left:?}");
+    assert!(tables(&store).await.iter().any(|t| t == "user_accounts"));
     store.migrate_down(Some(1)).await.unwrap();
     let left = tables(&store).await;
     assert!(!left.iter().any(|t| t == "user_accounts"), "{left:?}");
