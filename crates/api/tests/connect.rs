@@ -347,3 +347,76 @@ async fn limiting_a_user_to_accounts_takes_effect_at_once_and_only_platform_admi
     let a_cards = ids(&api, &format!("SELECT id FROM cards WHERE account = '{A}'")).await;
     assert_eq!(node_ids(&r["data"]["cards"]), a_cards);
 }
+
+/// An invitation limited to an account creates a user who sees that account from their first
+/// request: the limit is written with the user, not set after they could have looked around.
+#[tokio::test]
+async fn an_invitation_limited_to_an_account_makes_a_user_of_that_account_only() {
+    let api = start().await;
+    let platform = api.login("admin@example.com").await;
+    let b_admin = api.login("b-admin@example.com").await;
+    let invite = "mutation($a: [ID!]!) { inviteUser(input: {email: \"a-staff@example.com\", role: ADMIN, accounts: $a}) { token invitation { accounts } } }";
+
+    // Only a platform admin invites, and only real account ids.
+    let r = api.gql(Some(&b_admin), invite, json!({"a": [A]})).await;
+    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    for bad in ["cus_123", "acct_", "acct_1' OR '1'='1"] {
+        let r = api.gql(Some(&platform), invite, json!({"a": [bad]})).await;
+        assert_eq!(code(&r), "BAD_USER_INPUT", "{bad}: {r}");
+    }
+
+    let r = api.gql(Some(&platform), invite, json!({"a": [A]})).await;
+    assert_eq!(
+        r["data"]["inviteUser"]["invitation"]["accounts"],
+        json!([A]),
+        "{r}"
+    );
+    let token = r["data"]["inviteUser"]["token"].as_str().unwrap();
+    let r = api
+        .gql(
+            None,
+            "mutation($t: String!) { acceptInvitation(input: {token: $t, password: \"long enough password\"}) { token } }",
+            json!({"t": token}),
+        )
+        .await;
+    let session = r["data"]["acceptInvitation"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+
+    // Their very first request sees account A only, in lists and in `accounts`.
+    let r = api
+        .gql(Some(&session), LISTS, json!({"account": null}))
+        .await;
+    let a_cards = ids(&api, &format!("SELECT id FROM cards WHERE account = '{A}'")).await;
+    let a_holders = ids(
+        &api,
+        &format!("SELECT id FROM cardholders WHERE account = '{A}'"),
+    )
+    .await;
+    assert!(!a_cards.is_empty());
+    assert_eq!(node_ids(&r["data"]["cards"]), a_cards, "{r}");
+    assert_eq!(node_ids(&r["data"]["cardholders"]), a_holders, "{r}");
+    let listed: Vec<&str> = r["data"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [A], "{r}");
+    let users = api
+        .gql(
+            Some(&platform),
+            "{ users(first: 10) { nodes { email accounts } } }",
+            json!({}),
+        )
+        .await;
+    let staff = users["data"]["users"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "a-staff@example.com")
+        .unwrap_or_else(|| panic!("{users}"))
+        .clone();
+    assert_eq!(staff["accounts"], json!([A]));
+}

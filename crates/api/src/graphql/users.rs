@@ -102,6 +102,10 @@ impl Invitation {
     async fn cardholder_ids(&self) -> Vec<ID> {
         self.0.cardholder_ids.iter().cloned().map(ID).collect()
     }
+    /// The Connect accounts the invited user will see; empty: every account.
+    async fn accounts(&self) -> Vec<ID> {
+        self.0.accounts.iter().cloned().map(ID).collect()
+    }
     async fn kind(&self) -> InvitationKindValue {
         kind(self.0.kind)
     }
@@ -206,6 +210,10 @@ pub struct InviteUserInput {
     /// For cardholder users: the cardholders they may see.
     #[graphql(default)]
     pub cardholder_ids: Vec<ID>,
+    /// Stripe Connect: the accounts the user will see (at most 1,000 `acct_…` ids), set
+    /// when the user is created; empty: every account.
+    #[graphql(default)]
+    pub accounts: Vec<ID>,
     pub client_mutation_id: Option<String>,
 }
 
@@ -346,11 +354,13 @@ impl UserMutation {
             let viewer = platform_admin(ctx).await?;
             let email = check_email(&input.email)?;
             let holders = cardholders(&input.cardholder_ids)?;
+            let accounts = accounts(&input.accounts)?;
             let (invitation, token) = store(ctx)
                 .invite(
                     email,
                     input.role.into(),
                     &holders,
+                    &accounts,
                     &viewer.user.email,
                     ttl(ctx),
                 )
