@@ -12,6 +12,8 @@ export interface Invitation {
   email: string;
   role: Role;
   cardholderIds: string[];
+  /** Stripe Connect: the accounts the invited user will see; empty: every account. */
+  accounts: string[];
   kind: "INVITE" | "PASSWORD_RESET";
   state: "PENDING" | "ACCEPTED" | "REVOKED" | "EXPIRED";
   invitedBy: string | null;
@@ -21,7 +23,7 @@ export interface Invitation {
 /** What `inviteUser` and `resetPassword` answer: the invitation and its secret. */
 export interface Issued { invitation: Invitation; token: string }
 
-export const INVITATION_FIELDS = "id email role cardholderIds kind state invitedBy createdAt expiresAt";
+export const INVITATION_FIELDS = "id email role cardholderIds accounts kind state invitedBy createdAt expiresAt";
 
 /** Ids typed as "ich_1, ich_2" (commas or spaces). */
 export const ids = (s: string) => s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
@@ -65,7 +67,7 @@ export function OneTimeLink({ issued, onDone }: { issued: Issued; onDone: () => 
 }
 
 export function InviteForm({ onIssued }: { onIssued: (issued: Issued) => void }) {
-  const blank = { email: "", role: "CARDHOLDER" as Role, cardholderIds: "" };
+  const blank = { email: "", role: "CARDHOLDER" as Role, cardholderIds: "", accounts: "" };
   const [form, setForm] = useState(blank);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -76,7 +78,13 @@ export function InviteForm({ onIssued }: { onIssued: (issued: Issued) => void })
     try {
       const d = await gql<{ inviteUser: Issued }>(
         `mutation($i: InviteUserInput!) { inviteUser(input: $i) { token invitation { ${INVITATION_FIELDS} } } }`,
-        { i: { email: form.email.trim(), role: form.role, cardholderIds: form.role === "ADMIN" ? [] : ids(form.cardholderIds) } },
+        {
+          i: {
+            email: form.email.trim(), role: form.role,
+            cardholderIds: form.role === "ADMIN" ? [] : ids(form.cardholderIds),
+            accounts: ids(form.accounts),
+          },
+        },
       );
       setForm(blank);
       onIssued(d.inviteUser);
@@ -99,6 +107,9 @@ export function InviteForm({ onIssued }: { onIssued: (issued: Issued) => void })
         <input name="cardholderIds" aria-label="Cardholders" placeholder="ich_…, ich_… (the cardholders they may see)"
           value={form.cardholderIds} onInput={(e) => setForm({ ...form, cardholderIds: e.currentTarget.value })} />
       )}
+      {/* Set with the user, so that they never see another account, not even once. */}
+      <input name="accounts" aria-label="Accounts" placeholder="acct_…, acct_… (empty: all accounts)"
+        value={form.accounts} onInput={(e) => setForm({ ...form, accounts: e.currentTarget.value })} />
       {error ? <ErrorNote error={error} /> : null}
       <button type="submit" disabled={busy}>{busy ? "Inviting…" : "Invite"}</button>
     </form>
@@ -132,12 +143,13 @@ export function InvitationList({ version }: { version: number }) {
         <p class="empty">No invitations yet.</p>
       ) : (
         <table class="activity" data-testid="invitations">
-          <thead><tr><th>Email</th><th>Role</th><th>Kind</th><th>State</th><th>Invited by</th><th>Expires</th><th /></tr></thead>
+          <thead><tr><th>Email</th><th>Role</th><th>Accounts</th><th>Kind</th><th>State</th><th>Invited by</th><th>Expires</th><th /></tr></thead>
           <tbody>
             {rows.map((i) => (
               <tr key={i.id} data-testid="invitation-row" data-email={i.email} data-state={i.state}>
                 <td>{i.email}</td>
                 <td>{i.role.toLowerCase()}</td>
+                <td data-testid="invitation-accounts">{i.accounts.length ? i.accounts.join(", ") : <span class="hint">all</span>}</td>
                 <td>{KIND[i.kind]}</td>
                 <td><span class={`badge ${i.state.toLowerCase()}`}>{i.state.toLowerCase()}</span></td>
                 <td>{i.invitedBy ?? "—"}</td>

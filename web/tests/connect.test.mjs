@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { PAGE, browser, psql, screenshot, signIn, startDev, waitFor } from "./harness.mjs";
-import { ADMIN } from "./accounts.mjs";
+import { ADMIN, adminPage } from "./accounts.mjs";
 
 const BINARY = process.env.CARDSTREAM_BIN ?? new URL("../../target/debug/cardstream", import.meta.url).pathname;
 const A = "acct_dev1";
@@ -313,4 +313,35 @@ test("the platform admin sees every card; the account switcher narrows the dashb
   await page.waitForURL(/\/cards\/ic_/, { timeout: 10_000 });
   await expectCardOptions(page, all, "every card again");
   await page.context().close();
+});
+
+test("an admin invited for one account from /admin lands on that account's cards only, from the first page", async () => {
+  const admin = await adminPage(chrome, dev.api);
+  const email = `invited-${randomBytes(3).toString("hex")}@connect.test`;
+  const password = `connect password ${randomBytes(4).toString("hex")}`;
+  await admin.fill("[data-testid=invite] input[name=email]", email);
+  await admin.selectOption("[data-testid=invite] select[name=role]", "ADMIN");
+  await admin.fill("[data-testid=invite] input[name=accounts]", B);
+  await admin.click("[data-testid=invite] button[type=submit]");
+  const link = await admin.locator("[data-testid=one-time-link]").inputValue({ timeout: 5_000 });
+  const invitation = admin.locator(`[data-testid=invitation-row][data-email="${email}"][data-state=PENDING]`);
+  assert.equal((await invitation.locator("[data-testid=invitation-accounts]").textContent({ timeout: 5_000 })).trim(), B);
+  await screenshot(admin, "connect-invite");
+  await admin.context().close();
+
+  const context = await chrome.newContext({ viewport: { width: 1280, height: 900 }, ...PAGE });
+  const page = await context.newPage();
+  await page.goto(link);
+  await page.fill("[data-testid=invitation] input[name=password]", password);
+  await page.fill("[data-testid=invitation] input[name=repeat]", password);
+  await page.click("[data-testid=invitation] button[type=submit]");
+  await page.waitForURL(/\/cards\/ic_/, { timeout: 10_000 });
+  await page.waitForSelector("[data-testid=tile-total]");
+  assert.equal((await page.textContent("[data-testid=card-account]")).trim(), B);
+  assert.equal(await page.locator("[data-testid=account-switcher]").count(), 0);
+  await expectCardOptions(page, cardsOf(B), `the invited ${B} admin's cards`);
+  const token = await page.evaluate(() => sessionStorage.getItem("cardstream.token"));
+  assert.deepEqual((await ok(token, "{ viewer { user { role accounts } } }")).viewer.user, { role: "ADMIN", accounts: [B] });
+  await screenshot(page, "connect-invited");
+  await context.close();
 });

@@ -129,10 +129,10 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
     id: u.id, email: u.email, role: u.role, cardholderIds: u.role === "ADMIN" ? [] : u.cardholderIds, accounts: u.accounts ?? [], disabled: u.disabled, createdAt: u.createdAt,
   });
   const viewInvitation = ({ tokenHash: _, ...i }) => ({ ...i, state: i.state === "PENDING" && Date.parse(i.expiresAt) < Date.now() ? "EXPIRED" : i.state });
-  const invite = (by, { email, role, cardholderIds = [], kind = "INVITE" }) => {
+  const invite = (by, { email, role, cardholderIds = [], accounts = [], kind = "INVITE" }) => {
     const token = secret();
     const invitation = {
-      id: `inv_${++ids}`, email, role, cardholderIds, kind, state: "PENDING", invitedBy: by.email,
+      id: `inv_${++ids}`, email, role, cardholderIds, accounts, kind, state: "PENDING", invitedBy: by.email,
       createdAt: iso(Date.now()), expiresAt: iso(Date.now() + 7 * 86_400_000), tokenHash: hash(token),
     };
     invitations.unshift(invitation);
@@ -214,6 +214,7 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
       i.state = "ACCEPTED";
       const u = [...users.values()].find((x) => x.email === i.email) ?? addUser(i.email, i.role, null, i.cardholderIds ?? [], iso(Date.now()));
       u.password = password;
+      if (i.kind === "INVITE") u.accounts = i.accounts ?? [];
       return issue(u);
     },
     updatePolicy: ({ policy: input, expectedVersion }, ctx) => {
