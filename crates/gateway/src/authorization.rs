@@ -6,9 +6,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use cardstream_kafka::{OutgoingEvent, await_delivery};
 use cardstream_policy::{Decision, NoSpendData, Request, decide};
-use cardstream_stripe::{Object, types};
+use cardstream_stripe::{Event, Object, types};
 use serde_json::json;
 
 use crate::app::{AUTHORIZATION_ROUTE, Gateway, now_millis};
@@ -41,6 +42,20 @@ async fn answer(
 ) -> Result<Response, WebhookError> {
     let received_at_ms = now_millis();
     let (bytes, event) = gateway.authenticate(headers, body, received_at_ms).await?;
+    answer_request(gateway, &bytes, &event, received_at_ms)
+}
+
+/// Decides an authenticated `issuing_authorization.request` and answers it as Stripe reads an
+/// answer (`{"approved": …}` with the `Stripe-Version` header). Stripe sends these to the
+/// dedicated authorization endpoint, but also to an ordinary webhook endpoint that has the event
+/// type enabled (and `stripe listen --forward-to` forwards everything to one URL), so the
+/// webhook route answers them through here too: both URLs give the same answer, counted once.
+pub(crate) fn answer_request(
+    gateway: &Gateway,
+    bytes: &Bytes,
+    event: &Event,
+    received_at_ms: i64,
+) -> Result<Response, WebhookError> {
     if event.kind != types::AUTHORIZATION_REQUEST {
         return Err(WebhookError::WrongEventType {
             expected: types::AUTHORIZATION_REQUEST,
@@ -83,7 +98,7 @@ async fn answer(
 
     let outgoing = OutgoingEvent {
         key: authorization.card_id(),
-        payload: &bytes,
+        payload: bytes,
         event_id: &event.id,
         event_type: &event.kind,
         created: event.created,

@@ -7,14 +7,18 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use cardstream_kafka::OutgoingEvent;
+use cardstream_stripe::types;
 use serde_json::json;
 
 use crate::app::{EVENTS_ROUTE, Gateway, now_millis};
+use crate::authorization;
 use crate::error::WebhookError;
 
 /// `POST /webhooks/stripe`: verify, produce the raw body, and answer 200 only once the broker
 /// acknowledged it. Anything short of that is a 4xx (Stripe's request is wrong) or a 503
-/// (cardstream could not store it; Stripe retries for up to three days).
+/// (cardstream could not store it; Stripe retries for up to three days). The exception is an
+/// `issuing_authorization.request`, answered with its decision as on the authorization route
+/// (see `authorization::answer_request`).
 pub(crate) async fn receive(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     // Taking the request whole (not a `HeaderMap` extractor) avoids copying the headers.
     let (parts, body) = request.into_parts();
@@ -32,6 +36,11 @@ async fn accept(
 ) -> Result<Response, WebhookError> {
     let received_at_ms = now_millis();
     let (bytes, event) = gateway.authenticate(headers, body, received_at_ms).await?;
+    if event.kind == types::AUTHORIZATION_REQUEST {
+        // Stripe reads this answer as the decision: a plain `{"received": true}` would be
+        // no approval at all.
+        return authorization::answer_request(gateway, &bytes, &event, received_at_ms);
+    }
     let key = event.partition_key();
     let outgoing = OutgoingEvent {
         key: &key,

@@ -1,5 +1,7 @@
 //! `POST /webhooks/stripe/authorization`: decisions from the policy, answered without waiting
-//! on the broker.
+//! on the broker. An `issuing_authorization.request` posted to the ordinary webhook endpoint
+//! (Stripe sends it there when that endpoint has the type enabled, and `stripe listen` forwards
+//! everything to one URL) gets the same answer.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,6 +15,7 @@ use common::{PARTITIONS, READ_TIMEOUT, TestGateway, authorization_request as req
 use serde_json::{Value, json};
 
 const ROUTE: &str = "/webhooks/stripe/authorization";
+const EVENTS_ROUTE: &str = "/webhooks/stripe";
 
 fn with_card_status(body: &str, status: &str) -> String {
     let mut event: Value = serde_json::from_str(body).unwrap();
@@ -25,6 +28,15 @@ const HOLDER: &str = "ich_1Pgag4B7WZ01zgkWdPVfBngi";
 
 #[tokio::test]
 async fn decisions_follow_the_policy_and_carry_their_reason() {
+    decisions_on(ROUTE).await;
+}
+
+#[tokio::test]
+async fn the_webhook_endpoint_answers_an_authorization_request_with_its_decision() {
+    decisions_on(EVENTS_ROUTE).await;
+}
+
+async fn decisions_on(route: &str) {
     let broker = Broker::start(Storage::Memory).await;
     let mut gw = TestGateway::start(
         &broker,
@@ -82,7 +94,7 @@ async fn decisions_follow_the_policy_and_carry_their_reason() {
         ),
     ];
     for (body, approved, reason) in &cases {
-        let response = gw.post_signed(ROUTE, body).await;
+        let response = gw.post_signed(route, body).await;
         assert_eq!(response.status, 200);
         assert_eq!(response.headers["stripe-version"], "2024-06-20");
         assert_eq!(
@@ -154,6 +166,15 @@ async fn cards_and_cardholders_listed_inactive_are_declined() {
 
 #[tokio::test]
 async fn the_answer_does_not_wait_for_a_broker_that_is_down() {
+    answers_with_the_broker_down(ROUTE).await;
+}
+
+#[tokio::test]
+async fn on_the_webhook_endpoint_too_the_answer_does_not_wait_for_the_broker() {
+    answers_with_the_broker_down(EVENTS_ROUTE).await;
+}
+
+async fn answers_with_the_broker_down(route: &str) {
     // Stripe's budget for an answer, against a produce bound five times longer: an answer that
     // waited for the broker would miss the budget by seconds.
     const PRODUCE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -164,7 +185,7 @@ async fn the_answer_does_not_wait_for_a_broker_that_is_down() {
     let lost_at = Instant::now();
     for i in 0..20 {
         let body = request(&format!("evt_down_{i}"), 700, "usd", "bakeries");
-        let response = tokio::time::timeout(ANSWER_DEADLINE, gw.post_signed(ROUTE, &body))
+        let response = tokio::time::timeout(ANSWER_DEADLINE, gw.post_signed(route, &body))
             .await
             .unwrap_or_else(|_| {
                 panic!("answer {i} missed Stripe's 2 s budget: it waited for the broker")
@@ -259,6 +280,33 @@ async fn an_edited_policy_file_applies_to_the_next_request() {
     }
     assert_eq!(
         gw.metric("cardstream_policy_reloads_total", &[("outcome", "ok")]),
+        1.0
+    );
+    gw.stop().await;
+}
+
+/// Stripe retries a request it got no answer to; if a program has both endpoints enabled, the
+/// same request may come to each. It is decided once, and answered the same way both times.
+#[tokio::test]
+async fn one_request_on_both_urls_is_decided_once_and_answered_alike() {
+    let broker = Broker::start(Storage::Memory).await;
+    let mut gw = TestGateway::start(&broker, &["--policy-max-amount", "usd=500"]).await;
+    let body = request("evt_both", 700, "usd", "bakeries");
+    let first = gw.post_signed(EVENTS_ROUTE, &body).await;
+    let second = gw.post_signed(ROUTE, &body).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(second.status, 200);
+    assert_eq!(
+        first.json(),
+        json!({"approved": false, "metadata": {"cardstream_reason": "amount_over_limit"}})
+    );
+    assert_eq!(second.json(), first.json());
+    assert_eq!(
+        gw.metric("cardstream_authorization_decisions_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        gw.metric("cardstream_authorization_replays_total", &[]),
         1.0
     );
     gw.stop().await;
