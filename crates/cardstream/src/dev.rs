@@ -103,6 +103,19 @@ pub(crate) struct DevArgs {
         value_parser = clap::value_parser!(u16).range(0..=100)
     )]
     connect_accounts: u16,
+
+    /// Your own webhook signing secrets (`whsec_…`, comma-separated), accepted beside dev's:
+    /// the one `stripe listen` prints, or a test-mode Dashboard endpoint's, to fold a real
+    /// Stripe sandbox's events (README: Connecting a Stripe sandbox). Set through the
+    /// environment only.
+    #[arg(
+        long = "webhook-secrets",
+        env = "CARDSTREAM_WEBHOOK_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_parser = clap::builder::StringValueParser::new().map(SecretString::from)
+    )]
+    webhook_secrets: Vec<SecretString>,
 }
 
 /// The connected accounts of `--connect-accounts n`.
@@ -199,12 +212,22 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
     // Records on the topic are signed by the gateway and checked by the aggregator, as in a
     // deployment; the key lives as long as this run.
     let record_key = random_secret();
+    // dev's own secret (the simulator signs with it) first, then the user's.
+    let webhook_secrets = std::iter::once(DEV_SECRET)
+        .chain(
+            args.webhook_secrets
+                .iter()
+                .map(|s| s.expose_secret().trim()),
+        )
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(",");
     let gateway = cardstream_gateway::start(
         component_args(&argv(&[
             ("listen", &args.webhook_listen.to_string()),
             ("admin-listen", &next_port(args.admin_listen, 1).to_string()),
             ("kafka-brokers", &brokers),
-            ("webhook-secrets", DEV_SECRET),
+            ("webhook-secrets", &webhook_secrets),
             ("connect-webhook-secrets", DEV_CONNECT_SECRET),
             ("record-keys", &record_key),
             ("database-url", url),
@@ -265,7 +288,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
     eprintln!(
         "\ncardstream dev is running (Ctrl-C stops everything)\n\
          \n  dashboard + GraphQL  http://{api}/  (POST /graphql, ws /graphql/ws, GraphiQL at /graphql)\
-         \n  webhooks             http://{gw}/webhooks/stripe  (secret {DEV_SECRET})\
+         \n  webhooks             http://{gw}/webhooks/stripe  (secret {DEV_SECRET}{own})\
          \n  authorizations       http://{gw}/webhooks/stripe/authorization\
          \n  metrics              http://{api_admin}/metrics (api), http://{gw_admin}/metrics (gateway), http://{agg_admin}/metrics (aggregator)\
          \n  broker               {brokers} (topic stripe.events, {partitions} partitions)\
@@ -276,6 +299,10 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
          \n  or as a cardholder        {demo_email} / {demo_password} ({holders} cardholder)\n",
         api = api.addr,
         gw = gateway.addr,
+        own = match args.webhook_secrets.len() {
+            0 => String::new(),
+            n => format!(", and {n} of yours from CARDSTREAM_WEBHOOK_SECRETS"),
+        },
         api_admin = api.admin_addr,
         gw_admin = gateway.admin_addr,
         agg_admin = aggregator.admin_addr,

@@ -21,6 +21,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SEED: u64 = 7;
 const CARDS: usize = 12;
+/// The signing secret of the user's own endpoint, given to `dev` through the environment.
+const YOUR_SECRET: &str = "whsec_yours_from_stripe_listen";
 
 /// A failing test ends `dev` with SIGTERM, not SIGKILL, so that it stops its broker child too
 /// (which runs in a process group of its own and would outlive a killed parent).
@@ -81,6 +83,8 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
         ])
         .args(["--seed", &SEED.to_string(), "--cards", &CARDS.to_string()])
         .env("CARDSTREAM_DEV_DATABASE_URL", &db.url)
+        // A secret of the user's own (as `stripe listen` prints one), accepted beside dev's.
+        .env("CARDSTREAM_WEBHOOK_SECRETS", YOUR_SECRET)
         .env("RUST_LOG", "warn")
         .env_remove("CARDSTREAM_KAFKA_BROKERS")
         .stdin(Stdio::null())
@@ -129,6 +133,11 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
         all.contains("admin@cardstream.dev / cardstream-admin"),
         "{all}"
     );
+    assert!(
+        all.contains("and 1 of yours from CARDSTREAM_WEBHOOK_SECRETS")
+            && !all.contains(YOUR_SECRET),
+        "{all}"
+    );
 
     // The printed demo login works and sees the demo cardholder's cards (none yet: no
     // traffic has been sent).
@@ -152,14 +161,19 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
     let events = generate(SEED, CARDS, start, 40, |_| Answer::Approved {
         reason: "approved".into(),
     });
-    // Cardholders and cards first, so the subscription can be opened on a known card.
-    let secret = [WebhookSecret::new("whsec_cardstream_dev")];
+    // Cardholders and cards first, so the subscription can be opened on a known card. Every
+    // event is signed with the user's own secret; the authorization requests alternate between
+    // the dedicated endpoint and the ordinary one (where `stripe listen --forward-to` sends
+    // everything), and both must answer with a decision.
+    let secret = [WebhookSecret::new(YOUR_SECRET)];
     let post = |i: usize| {
         let e = &events[i];
         let path = match e.endpoint {
             Endpoint::Events => "/webhooks/stripe",
+            Endpoint::Authorization if i.is_multiple_of(2) => "/webhooks/stripe",
             Endpoint::Authorization => "/webhooks/stripe/authorization",
         };
+        let request = e.endpoint == Endpoint::Authorization;
         let url = format!("http://{}{path}", banner.webhooks);
         let header = signature::header(&secret, start, &e.body);
         let body = e.body.clone();
@@ -179,6 +193,10 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
                 "{}",
                 String::from_utf8_lossy(&response.body)
             );
+            if request {
+                let answer: Value = serde_json::from_slice(&response.body).unwrap();
+                assert!(answer["approved"].is_boolean(), "{path}: {answer}");
+            }
         }
     };
     for (i, e) in events.iter().enumerate() {
