@@ -40,6 +40,9 @@ pub struct Request<'a> {
     pub card_status: Option<&'a CardStatus>,
     pub cardholder_status: Option<&'a CardholderStatus>,
     pub amount: Money,
+    /// Stripe lets the approved amount differ from the asked one
+    /// (`pending_request.is_amount_controllable`).
+    pub amount_controllable: bool,
     pub category: &'a str,
 }
 
@@ -54,6 +57,10 @@ impl<'a> From<&'a Authorization> for Request<'a> {
                 .and_then(|c| c.cardholder.object())
                 .map(|holder| &holder.status),
             amount: auth.requested(),
+            amount_controllable: auth
+                .pending_request
+                .as_ref()
+                .is_some_and(|p| p.is_amount_controllable),
             category: &auth.merchant_data.category,
         }
     }
@@ -75,6 +82,9 @@ pub enum Reason {
     SpendUnknown,
     /// Approved although a limit applies and the card's spend is unknown (fail open).
     ApprovedSpendUnknown,
+    /// Approved for less than asked: what the daily/monthly limit had left of a request whose
+    /// amount was controllable (`partial_approval`).
+    PartiallyApproved,
 }
 
 impl Reason {
@@ -90,14 +100,18 @@ impl Reason {
             Reason::MonthlyLimitExceeded => "monthly_limit_exceeded",
             Reason::SpendUnknown => "spend_unknown",
             Reason::ApprovedSpendUnknown => "approved_spend_unknown",
+            Reason::PartiallyApproved => "partially_approved",
         }
     }
 
     pub fn approves(&self) -> bool {
-        matches!(self, Reason::Approved | Reason::ApprovedSpendUnknown)
+        matches!(
+            self,
+            Reason::Approved | Reason::ApprovedSpendUnknown | Reason::PartiallyApproved
+        )
     }
 
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::Approved,
         Reason::CardInactive,
         Reason::CardholderInactive,
@@ -108,6 +122,7 @@ impl Reason {
         Reason::MonthlyLimitExceeded,
         Reason::SpendUnknown,
         Reason::ApprovedSpendUnknown,
+        Reason::PartiallyApproved,
     ];
 }
 
@@ -116,19 +131,38 @@ impl Reason {
 pub struct Decision {
     pub approved: bool,
     pub reason: Reason,
+    /// Approved for this amount (minor units of the request's currency) rather than the
+    /// amount asked: a partial approval. `None`: all of it, or a decline.
+    pub amount: Option<i64>,
 }
 
 impl Decision {
+    fn approve(reason: Reason) -> Self {
+        Decision {
+            approved: true,
+            reason,
+            amount: None,
+        }
+    }
+
     fn decline(reason: Reason) -> Self {
         Decision {
             approved: false,
             reason,
+            amount: None,
         }
+    }
+
+    /// What the approval holds of `asked`: the partial amount, or all of it.
+    pub fn held(&self, asked: Money) -> Money {
+        Money::new(self.amount.unwrap_or(asked.amount), asked.currency)
     }
 }
 
 /// Decides in memory, in order: card, cardholder, currency, category, amount, then the daily
-/// and monthly spend limits. The first rule that declines names the reason.
+/// and monthly spend limits. The first rule that declines names the reason. A request over
+/// what the limits leave is approved for what is left when the policy allows partial
+/// approvals, the amount is controllable and something is left.
 pub fn decide(policy: &Policy, request: &Request<'_>, spend: &dyn SpendView) -> Decision {
     let card_inactive = policy.inactive_cards.contains(request.card_id)
         || request
@@ -164,28 +198,34 @@ pub fn decide(policy: &Policy, request: &Request<'_>, spend: &dyn SpendView) -> 
         match spend.spend(request.card_id, currency) {
             Spend::Unknown => {
                 return match policy.on_spend_unknown {
-                    FailMode::Approve => Decision {
-                        approved: true,
-                        reason: Reason::ApprovedSpendUnknown,
-                    },
+                    FailMode::Approve => Decision::approve(Reason::ApprovedSpendUnknown),
                     FailMode::Decline => Decision::decline(Reason::SpendUnknown),
                 };
             }
             Spend::Known { day, month } => {
                 let asked = request.amount.amount;
-                if daily.is_some_and(|limit| day.saturating_add(asked) > *limit) {
-                    return Decision::decline(Reason::DailyLimitExceeded);
-                }
-                if monthly.is_some_and(|limit| month.saturating_add(asked) > *limit) {
-                    return Decision::decline(Reason::MonthlyLimitExceeded);
+                // What each limit leaves; the daily one names a decline first.
+                let left_today = daily.map(|limit| limit.saturating_sub(day));
+                let left_month = monthly.map(|limit| limit.saturating_sub(month));
+                let over = match (left_today, left_month) {
+                    (Some(left), _) if asked > left => Some(Reason::DailyLimitExceeded),
+                    (_, Some(left)) if asked > left => Some(Reason::MonthlyLimitExceeded),
+                    _ => None,
+                };
+                if let Some(reason) = over {
+                    let left = left_today.into_iter().chain(left_month).min().unwrap_or(0);
+                    if policy.partial_approval && request.amount_controllable && left > 0 {
+                        return Decision {
+                            amount: Some(left),
+                            ..Decision::approve(Reason::PartiallyApproved)
+                        };
+                    }
+                    return Decision::decline(reason);
                 }
             }
         }
     }
-    Decision {
-        approved: true,
-        reason: Reason::Approved,
-    }
+    Decision::approve(Reason::Approved)
 }
 
 #[cfg(test)]
@@ -200,6 +240,7 @@ mod tests {
             card_status: Some(&CardStatus::Active),
             cardholder_status: Some(&CardholderStatus::Active),
             amount: Money::new(amount, currency),
+            amount_controllable: false,
             category: "grocery_stores_supermarkets",
         }
     }
@@ -226,13 +267,7 @@ mod tests {
             &request(i64::MAX, Currency::GBP),
             &NoSpendData,
         );
-        assert_eq!(
-            d,
-            Decision {
-                approved: true,
-                reason: Reason::Approved
-            }
-        );
+        assert_eq!(d, Decision::approve(Reason::Approved));
     }
 
     #[test]
@@ -331,24 +366,12 @@ mod tests {
     fn unknown_spend_follows_the_configured_fail_mode() {
         let closed = Policy::from_toml("[daily_limit]\nusd = 10000\n").unwrap();
         let d = decide(&closed, &request(1, Currency::USD), &Fixed(Spend::Unknown));
-        assert_eq!(
-            d,
-            Decision {
-                approved: false,
-                reason: Reason::SpendUnknown
-            }
-        );
+        assert_eq!(d, Decision::decline(Reason::SpendUnknown));
         let open =
             Policy::from_toml("on_spend_unknown = \"approve\"\n[daily_limit]\nusd = 10000\n")
                 .unwrap();
         let d = decide(&open, &request(1, Currency::USD), &Fixed(Spend::Unknown));
-        assert_eq!(
-            d,
-            Decision {
-                approved: true,
-                reason: Reason::ApprovedSpendUnknown
-            }
-        );
+        assert_eq!(d, Decision::approve(Reason::ApprovedSpendUnknown));
         // Without limits, spend is never consulted (Fixed would panic on a lookup for EUR).
         assert_eq!(
             decide(
@@ -359,6 +382,64 @@ mod tests {
             .reason,
             Reason::Approved
         );
+    }
+
+    /// Each case of a partial approval: not controllable, controllable and under, over (the
+    /// daily or the monthly limit leaving less), limit exhausted, and the policy's switch off.
+    #[test]
+    fn partial_approvals_give_what_the_limits_leave_of_a_controllable_request() {
+        let on = Policy::from_toml(
+            "partial_approval = true\n[daily_limit]\nusd = 10000\n[monthly_limit]\nusd = 50000\n",
+        )
+        .unwrap();
+        let spent = |day, month| Fixed(Spend::Known { day, month });
+        let controllable = |amount| Request {
+            amount_controllable: true,
+            ..request(amount, Currency::USD)
+        };
+        // Not controllable: over the limit is a decline, as without partial approvals.
+        assert_eq!(
+            decide(&on, &request(5000, Currency::USD), &spent(6000, 6000)),
+            Decision::decline(Reason::DailyLimitExceeded)
+        );
+        // Controllable and within the limits: all of it, no amount in the answer.
+        assert_eq!(
+            decide(&on, &controllable(4000), &spent(6000, 6000)),
+            Decision::approve(Reason::Approved)
+        );
+        // Over the daily limit: what the day has left.
+        let d = decide(&on, &controllable(5000), &spent(6000, 6000));
+        assert_eq!(
+            d,
+            Decision {
+                amount: Some(4000),
+                ..Decision::approve(Reason::PartiallyApproved)
+            }
+        );
+        assert_eq!(d.held(Money::new(5000, Currency::USD)).amount, 4000);
+        // The month leaves less than the day: the smaller of the two.
+        assert_eq!(
+            decide(&on, &controllable(5000), &spent(0, 48_500)).amount,
+            Some(1500)
+        );
+        // Exhausted (or overspent by refunds' reversal): nothing to approve.
+        assert_eq!(
+            decide(&on, &controllable(100), &spent(10_000, 10_000)),
+            Decision::decline(Reason::DailyLimitExceeded)
+        );
+        assert_eq!(
+            decide(&on, &controllable(100), &spent(12_000, 12_000)),
+            Decision::decline(Reason::DailyLimitExceeded)
+        );
+        // Off (the default): a controllable request over the limit is declined.
+        let off = Policy::from_toml("[daily_limit]\nusd = 10000\n").unwrap();
+        assert!(!off.partial_approval);
+        assert_eq!(
+            decide(&off, &controllable(5000), &spent(6000, 6000)),
+            Decision::decline(Reason::DailyLimitExceeded)
+        );
+        // A partial approval is an approval, counted with its own reason.
+        assert!(Reason::PartiallyApproved.approves());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::Error;
 /// inactive_cards = ["ic_123"]
 /// inactive_cardholders = []
 /// on_spend_unknown = "decline"
+/// partial_approval = true   # approve what the limits leave of a controllable request
 /// [max_amount]          # per authorization, in minor units of each currency
 /// usd = 500000          # $5,000.00
 /// jpy = 500000          # ¥500,000
@@ -51,6 +52,11 @@ pub struct Policy {
     /// What to decide when a limit applies but the card's spend is not known or is stale.
     #[serde(default)]
     pub on_spend_unknown: FailMode,
+    /// When a request is over what the daily or monthly limit has left and Stripe lets the
+    /// amount be chosen (`pending_request.is_amount_controllable`, e.g. at a fuel pump),
+    /// approve what is left instead of declining. Off: such a request is declined.
+    #[serde(default)]
+    pub partial_approval: bool,
 }
 
 /// The decision when the data a rule needs is missing.

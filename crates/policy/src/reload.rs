@@ -67,6 +67,14 @@ pub struct PolicyArgs {
     )]
     pub on_spend_unknown: Option<FailMode>,
 
+    /// Approve what the daily/monthly limit has left of a request whose amount Stripe lets
+    /// cardstream choose, instead of declining it; replaces the file's `partial_approval`.
+    #[arg(
+        long = "policy-partial-approval",
+        env = "CARDSTREAM_POLICY_PARTIAL_APPROVAL"
+    )]
+    pub partial_approval: Option<bool>,
+
     /// Merchant categories always declined, comma-separated; replaces the file's
     /// `blocked_categories`.
     #[arg(
@@ -159,6 +167,9 @@ impl PolicyArgs {
         }
         if let Some(mode) = self.on_spend_unknown {
             policy.on_spend_unknown = mode;
+        }
+        if let Some(partial) = self.partial_approval {
+            policy.partial_approval = partial;
         }
         if let Some(v) = &self.blocked_categories {
             policy.blocked_categories = v.iter().map(|s| s.trim().to_owned()).collect();
