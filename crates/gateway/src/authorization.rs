@@ -75,7 +75,8 @@ pub(crate) fn answer_request(
         };
         if let (true, Some(cache)) = (decision.approved, &gateway.spend) {
             // Count it now: the hold reaches Postgres only after the aggregator folds it.
-            cache.record_approval(request.card_id, request.amount);
+            // A partial approval holds what it approved, not what was asked.
+            cache.record_approval(request.card_id, decision.held(request.amount));
         }
         decision
     });
@@ -109,10 +110,14 @@ pub(crate) fn answer_request(
 }
 
 fn decision_response(gateway: &Gateway, decision: Decision) -> Response {
-    let body = json!({
+    let mut body = json!({
         "approved": decision.approved,
         "metadata": {"cardstream_reason": decision.reason.as_str()},
     });
+    if let Some(amount) = decision.amount {
+        // Stripe's field for a partial approval: the amount to hold, in minor units.
+        body["amount"] = amount.into();
+    }
     (
         [(STRIPE_VERSION.clone(), gateway.stripe_version.clone())],
         Json(body),

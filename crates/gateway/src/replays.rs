@@ -91,6 +91,7 @@ mod tests {
         Decision {
             approved: true,
             reason: Reason::Approved,
+            amount: None,
         }
     }
 

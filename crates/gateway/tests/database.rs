@@ -16,6 +16,8 @@ use common::{TestGateway, authorization_request as request, now};
 use serde_json::{Value, json};
 
 const ROUTE: &str = "/webhooks/stripe/authorization";
+/// The card of the authorization fixture.
+const CARD: &str = "ic_1Pgag5B7WZ01zgkWephORn8N";
 
 async fn store() -> (TestDatabase, Store) {
     let db = TestDatabase::create().await;
@@ -195,5 +197,105 @@ async fn the_policy_an_admin_saves_applies_and_a_broken_one_leaves_it_in_force()
         .await
         .unwrap();
     until_reason(&gw, "cleared", "approved").await;
+    gw.stop().await;
+}
+
+/// A request for `amount` cents whose amount Stripe lets the gateway choose (or not).
+fn asking(id: &str, amount: i64, controllable: bool) -> String {
+    let mut event: Value =
+        serde_json::from_str(&request(id, amount, "usd", "fuel_dealers_non_automotive")).unwrap();
+    event["data"]["object"]["pending_request"]["is_amount_controllable"] = json!(controllable);
+    event.to_string()
+}
+
+/// Partial approvals against a real daily limit: each case in turn on one card (spend 0 in
+/// Postgres, limit $100.00), the approvals counted by the gateway's own ledger between
+/// refreshes.
+#[tokio::test]
+async fn a_controllable_request_over_the_limit_is_approved_for_what_is_left() {
+    let broker = Broker::start(Storage::Memory).await;
+    let (db, _store) = store().await;
+    let mut gw = TestGateway::start(
+        &broker,
+        &[
+            "--database-url",
+            &db.url,
+            "--spend-refresh-interval",
+            "50ms",
+            "--policy-daily-limit",
+            "usd=10000",
+            "--policy-partial-approval",
+            "true",
+        ],
+    )
+    .await;
+    // Spend loaded: a request of another card is decided on it, not on `spend_unknown`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for attempt in 0.. {
+        let body = asking(&format!("evt_warm_{attempt}"), 1, false).replace(CARD, "ic_warmup");
+        let answer = gw.post_signed(ROUTE, &body).await.json();
+        if answer["metadata"]["cardstream_reason"] == "approved" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "spend never loaded: {answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let decline =
+        |reason: &str| json!({"approved": false, "metadata": {"cardstream_reason": reason}});
+    let cases = [
+        // Not controllable: over the limit is declined.
+        (
+            asking("evt_p1", 12_000, false),
+            decline("daily_limit_exceeded"),
+        ),
+        // Controllable and under: all of it, no amount.
+        (
+            asking("evt_p2", 6_000, true),
+            json!({"approved": true, "metadata": {"cardstream_reason": "approved"}}),
+        ),
+        // Controllable and over: the $40.00 the day has left.
+        (
+            asking("evt_p3", 6_000, true),
+            json!({"approved": true, "amount": 4_000, "metadata": {"cardstream_reason": "partially_approved"}}),
+        ),
+        // The limit used up: nothing left to approve.
+        (asking("evt_p4", 100, true), decline("daily_limit_exceeded")),
+    ];
+    for (body, expected) in &cases {
+        let response = gw.post_signed(ROUTE, body).await;
+        assert_eq!(response.status, 200);
+        assert_eq!(&response.json(), expected);
+    }
+    assert_eq!(
+        gw.metric(
+            "cardstream_authorization_decisions_total",
+            &[("reason", "partially_approved")]
+        ),
+        1.0
+    );
+    gw.stop().await;
+
+    // With the option off (the default), the same controllable request is declined.
+    let mut gw = TestGateway::start(
+        &broker,
+        &[
+            "--database-url",
+            &db.url,
+            "--policy-daily-limit",
+            "usd=10000",
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for attempt in 0.. {
+        let body = asking(&format!("evt_off_{attempt}"), 12_000, true);
+        let answer = gw.post_signed(ROUTE, &body).await.json();
+        if answer["metadata"]["cardstream_reason"] != "spend_unknown" {
+            assert_eq!(answer, decline("daily_limit_exceeded"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "spend never loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     gw.stop().await;
 }
