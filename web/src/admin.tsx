@@ -21,6 +21,7 @@ interface Policy {
   dailyLimit: Amount[];
   monthlyLimit: Amount[];
   onSpendUnknown: "APPROVE" | "DECLINE";
+  partialApproval: boolean;
   updatedBy: string | null;
   // Why the gateway refuses this saved version (it keeps the one before in force); null when it applies.
   refused: string | null;
@@ -30,7 +31,7 @@ interface AdminData { policy?: Policy; cardholders: { nodes: Holder[] } }
 
 const AMOUNTS = "{ currency amount { amount formatted } }";
 const POLICY_FIELDS = `version allowedCurrencies blockedCategories inactiveCards inactiveCardholders
-  maxAmount ${AMOUNTS} dailyLimit ${AMOUNTS} monthlyLimit ${AMOUNTS} onSpendUnknown updatedBy refused`;
+  maxAmount ${AMOUNTS} dailyLimit ${AMOUNTS} monthlyLimit ${AMOUNTS} onSpendUnknown partialApproval updatedBy refused`;
 const HOLDERS = `cardholders(first: 50, account: $account) { nodes { id name email rawStatus account cards { nodes { id last4 currency } } } }`;
 /** A platform admin's view: the policy too. */
 const QUERY = `query($account: ID) { policy { ${POLICY_FIELDS} } ${HOLDERS} }`;
@@ -99,6 +100,8 @@ function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void
     monthlyLimit: showAmounts(policy.monthlyLimit),
     onSpendUnknown: policy.onSpendUnknown,
   });
+  // Apart from `form`, whose fields are all text.
+  const [partial, setPartial] = useState(policy.partialApproval);
   const [status, setStatus] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const field = (name: keyof typeof form, label: string, hint: string) => (
@@ -120,6 +123,7 @@ function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void
         dailyLimit: amounts(form.dailyLimit),
         monthlyLimit: amounts(form.monthlyLimit),
         onSpendUnknown: form.onSpendUnknown,
+        partialApproval: partial,
       };
       const d = await gql<{ updatePolicy: { policy: { version: number } } }>(
         `mutation($i: UpdatePolicyInput!) { updatePolicy(input: $i) { policy { version } } }`,
@@ -153,6 +157,10 @@ function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void
             <option value="DECLINE">Decline</option>
             <option value="APPROVE">Approve</option>
           </select>
+        </label>
+        <label class="check">
+          <input type="checkbox" name="partialApproval" checked={partial} onChange={(e) => setPartial(e.currentTarget.checked)} />
+          Partial approvals: approve what the limits leave when Stripe lets the amount be chosen (e.g. at a fuel pump)
         </label>
         {error ? <ErrorNote error={error} /> : null}
         {status && <p class="ok" role="status">{status}</p>}

@@ -381,9 +381,13 @@ test("the admin blocks a category and the next authorization request is declined
   assert.equal(await admin.inputValue("input[name=blockedCategories]"), "betting_casino_gambling");
   assert.match(await admin.inputValue("input[name=dailyLimit]"), /usd=300000/);
   await admin.fill("input[name=blockedCategories]", "betting_casino_gambling, book_stores");
+  // Partial approvals: off as dev configures them, turned on with the same save.
+  assert.equal(await admin.isChecked("input[name=partialApproval]"), false);
+  await admin.check("input[name=partialApproval]");
   await admin.click("[data-testid=policy] button[type=submit]");
   await admin.getByText(/Saved as version/).waitFor({ timeout: 5_000 });
   const saved = Date.now();
+  assert.equal(psql(dev.database, "SELECT policy->>'partial_approval' FROM authorization_policy WHERE id = 1"), "true");
   const after = await waitFor("the gateway to apply the policy", async () => {
     const answer = await request();
     return answer.body.approved === false ? answer : null;

@@ -112,7 +112,7 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
   ];
   let policy = {
     version: 1, allowedCurrencies: [], maxAmount: [], blockedCategories: ["betting_casino_gambling"], inactiveCards: [], inactiveCardholders: [],
-    dailyLimit: [{ currency: "usd", amount: money(300000) }], monthlyLimit: [], onSpendUnknown: "DECLINE", updatedBy: null, refused: null,
+    dailyLimit: [{ currency: "usd", amount: money(300000) }], monthlyLimit: [], onSpendUnknown: "DECLINE", partialApproval: false, updatedBy: null, refused: null,
   };
 
   const issue = (user) => {

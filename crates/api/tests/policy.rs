@@ -8,7 +8,7 @@ mod common;
 use common::TestApi;
 use serde_json::json;
 
-const READ: &str = "{ policy { version blockedCategories dailyLimit { currency amount { amount } } onSpendUnknown updatedBy refused } }";
+const READ: &str = "{ policy { version blockedCategories dailyLimit { currency amount { amount } } onSpendUnknown partialApproval updatedBy refused } }";
 
 #[tokio::test]
 async fn a_saved_policy_reads_back_and_a_row_the_gateway_refuses_is_shown_with_why() {
@@ -23,7 +23,7 @@ async fn a_saved_policy_reads_back_and_a_row_the_gateway_refuses_is_shown_with_w
             Some(&admin),
             "mutation { updatePolicy(input: {expectedVersion: 0, policy: {
                 blockedCategories: [\"bakeries\"], dailyLimit: [{currency: \"usd\", amount: 100000}],
-                onSpendUnknown: APPROVE}}) { policy { version } } }",
+                onSpendUnknown: APPROVE, partialApproval: true}}) { policy { version } } }",
             json!({}),
         )
         .await;
@@ -39,6 +39,7 @@ async fn a_saved_policy_reads_back_and_a_row_the_gateway_refuses_is_shown_with_w
             "blockedCategories": ["bakeries"],
             "dailyLimit": [{"currency": "usd", "amount": {"amount": 100000}}],
             "onSpendUnknown": "APPROVE",
+            "partialApproval": true,
             "updatedBy": "admin@example.com",
             "refused": null,
         }),

@@ -64,6 +64,8 @@ pub struct PolicyObject {
     pub daily_limit: Vec<CurrencyAmountView>,
     pub monthly_limit: Vec<CurrencyAmountView>,
     pub on_spend_unknown: FailModeKind,
+    /// A controllable request over what the limits leave is approved for what is left.
+    pub partial_approval: bool,
     pub updated_by: Option<String>,
     /// Why the gateway refuses this saved policy and keeps the one before it in force (a row
     /// written past the API, or saved under other rules); null when it applies. Saving a new
@@ -109,6 +111,7 @@ impl PolicyObject {
                 FailMode::Approve => FailModeKind::Approve,
                 FailMode::Decline => FailModeKind::Decline,
             },
+            partial_approval: policy.partial_approval,
             updated_by,
             refused: None,
         }
@@ -140,6 +143,10 @@ pub struct PolicyInput {
     pub monthly_limit: Vec<CurrencyAmountInput>,
     #[graphql(default_with = "FailModeKind::Decline")]
     pub on_spend_unknown: FailModeKind,
+    /// Approve what the daily/monthly limit leaves of a request whose amount Stripe lets be
+    /// chosen, instead of declining it. Off by default.
+    #[graphql(default)]
+    pub partial_approval: bool,
 }
 
 fn currency(code: &str) -> ApiResult<cardstream_stripe::Currency> {
@@ -187,6 +194,7 @@ impl PolicyInput {
                 FailModeKind::Approve => FailMode::Approve,
                 FailModeKind::Decline => FailMode::Decline,
             },
+            partial_approval: self.partial_approval,
         };
         policy
             .validate()
