@@ -296,7 +296,7 @@ fn record(tally: &Mutex<Tally>, event: &SimEvent, accepted: bool, answer: &Answe
     }
     if event.endpoint == Endpoint::Authorization {
         match answer {
-            Answer::Approved { .. } => tally.approved += 1,
+            Answer::Approved { .. } | Answer::PartiallyApproved { .. } => tally.approved += 1,
             Answer::Declined { .. } => tally.declined += 1,
             Answer::NoAnswer => {}
         }

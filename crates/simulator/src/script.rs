@@ -61,6 +61,12 @@ pub enum Answer {
     Declined {
         reason: String,
     },
+    /// Approved for `amount`, less than asked (the answer's `amount`): Stripe holds that much,
+    /// and the merchant captures at most that.
+    PartiallyApproved {
+        reason: String,
+        amount: i64,
+    },
     /// No usable answer (error status, timeout): Stripe declines with `webhook_error`.
     NoAnswer,
 }
@@ -276,6 +282,12 @@ impl Script {
 }
 
 impl Purchase {
+    /// Whether Stripe lets the approved amount differ from the asked one: at a fuel pump, as
+    /// in Stripe's programs, where the pump stops at what was approved.
+    pub fn amount_controllable(&self) -> bool {
+        self.category == "automated_fuel_dispensers"
+    }
+
     /// The `issuing_authorization.request` to the authorization endpoint, unless Stripe
     /// declines by itself.
     pub fn request(&self) -> Option<SimEvent> {
@@ -284,7 +296,7 @@ impl Purchase {
         }
         let pending = json!({
             "amount": self.amount, "amount_details": {"atm_fee": null, "cashback_amount": null},
-            "currency": self.currency, "is_amount_controllable": false,
+            "currency": self.currency, "is_amount_controllable": self.amount_controllable(),
             "merchant_amount": self.amount, "merchant_currency": self.currency,
             "network_risk_score": self.network_risk_score,
         });
@@ -313,7 +325,7 @@ impl Purchase {
         let t = self.created;
         let (approved, reason, metadata) = match (self.stripe_decline, answer) {
             (Some(reason), _) => (false, reason.to_owned(), json!({})),
-            (None, Answer::Approved { reason }) => (
+            (None, Answer::Approved { reason } | Answer::PartiallyApproved { reason, .. }) => (
                 true,
                 "webhook_approved".to_owned(),
                 json!({"cardstream_reason": reason}),
@@ -325,10 +337,17 @@ impl Purchase {
             ),
             (None, Answer::NoAnswer) => (false, "webhook_error".to_owned(), json!({})),
         };
+        // What Stripe holds: all of it, or what a partial approval gave (never more than asked).
+        let held = match answer {
+            Answer::PartiallyApproved { amount, .. } if self.stripe_decline.is_none() => {
+                (*amount).clamp(0, self.amount)
+            }
+            _ => self.amount,
+        };
         let history = json!([{
-            "amount": self.amount, "amount_details": {"atm_fee": null, "cashback_amount": null},
+            "amount": held, "amount_details": {"atm_fee": null, "cashback_amount": null},
             "approved": approved, "authorization_code": null, "created": t,
-            "currency": self.currency, "merchant_amount": self.amount,
+            "currency": self.currency, "merchant_amount": held,
             "merchant_currency": self.currency, "reason": reason, "reason_message": null,
             "requested_at": t,
         }]);
@@ -349,7 +368,7 @@ impl Purchase {
             return events;
         }
         let pending = self.authorization(
-            self.amount,
+            held,
             true,
             "pending",
             None,
@@ -358,10 +377,12 @@ impl Purchase {
             metadata.clone(),
         );
         event(&mut rng, types::AUTHORIZATION_CREATED, t, pending, None);
+        // The merchant captures at most what was held.
         let captures: Vec<i64> = match self.ending {
-            Ending::Capture | Ending::Refunded(_) => vec![self.amount],
-            Ending::Partial(amount) => vec![amount],
-            Ending::Split(a, b) => vec![a, b],
+            Ending::Capture | Ending::Refunded(_) => vec![held],
+            Ending::Partial(amount) => vec![amount.min(held)],
+            Ending::Split(a, b) if a + b <= held => vec![a, b],
+            Ending::Split(..) => vec![held],
             Ending::Reversal => vec![],
         };
         let mut transactions = Vec::new();
@@ -390,7 +411,7 @@ impl Purchase {
             Value::Array(transactions),
             metadata,
         );
-        let previous = json!({"amount": self.amount, "status": "pending"});
+        let previous = json!({"amount": held, "status": "pending"});
         event(
             &mut rng,
             types::AUTHORIZATION_UPDATED,
@@ -399,7 +420,7 @@ impl Purchase {
             Some(previous),
         );
         if let Ending::Refunded(amount) = self.ending {
-            let refund = self.transaction(&mut rng, amount, "refund", t + 60);
+            let refund = self.transaction(&mut rng, amount.min(held), "refund", t + 60);
             event(&mut rng, types::TRANSACTION_CREATED, t + 60, refund, None);
         }
         events

@@ -271,7 +271,11 @@ fn parse_answer(endpoint: Endpoint, body: &[u8]) -> Answer {
         .unwrap_or("unspecified")
         .to_owned();
     match value["approved"].as_bool() {
-        Some(true) => Answer::Approved { reason },
+        // A partial approval names the amount to hold.
+        Some(true) => match value["amount"].as_i64() {
+            Some(amount) => Answer::PartiallyApproved { reason, amount },
+            None => Answer::Approved { reason },
+        },
         Some(false) => Answer::Declined { reason },
         None => Answer::NoAnswer,
     }

@@ -230,6 +230,84 @@ fn follow_ups_honour_the_answer_and_add_up() {
     assert!(split, "some authorizations are captured in two parts");
 }
 
+/// Fuel purchases ask with a controllable amount; a partial approval of half of each holds
+/// half, is captured and refunded within it, and carries the gateway's reason.
+#[test]
+fn a_partial_approval_holds_and_captures_at_most_the_approved_amount() {
+    let mut controllable = 0;
+    let events = generate(5, 40, START, 3000, |p| {
+        if p.amount_controllable() {
+            controllable += 1;
+            Answer::PartiallyApproved {
+                reason: "partially_approved".into(),
+                amount: p.amount / 2,
+            }
+        } else {
+            approve_all(p)
+        }
+    });
+    assert!(controllable > 20, "{controllable} fuel purchases");
+    let mut asked: BTreeMap<String, (i64, bool)> = BTreeMap::new();
+    let mut held: BTreeMap<String, i64> = BTreeMap::new();
+    let mut captured: BTreeMap<String, i64> = BTreeMap::new();
+    let mut refunded: BTreeMap<String, i64> = BTreeMap::new();
+    for (event, object) in parse(&events) {
+        match object {
+            Object::Authorization(a) if event.kind == types::AUTHORIZATION_REQUEST => {
+                let pending = a.pending_request.as_ref().unwrap();
+                assert_eq!(
+                    pending.is_amount_controllable,
+                    a.merchant_data.category == "automated_fuel_dispensers"
+                );
+                asked.insert(
+                    a.id.clone(),
+                    (pending.amount, pending.is_amount_controllable),
+                );
+            }
+            Object::Authorization(a)
+                if event.kind == types::AUTHORIZATION_CREATED && a.approved =>
+            {
+                let (amount, partial) = asked[&a.id];
+                let expected = if partial { amount / 2 } else { amount };
+                assert_eq!(a.amount, expected, "{}", a.id);
+                assert_eq!(a.request_history.last().unwrap().amount, expected);
+                let reason = a.metadata.get("cardstream_reason").and_then(|r| r.as_str());
+                assert_eq!(
+                    reason,
+                    Some(if partial {
+                        "partially_approved"
+                    } else {
+                        "approved"
+                    })
+                );
+                held.insert(a.id.clone(), expected);
+            }
+            Object::Transaction(t) => {
+                let auth = t.authorization.as_ref().unwrap().id().to_owned();
+                match t.kind {
+                    TransactionType::Capture => *captured.entry(auth).or_default() += -t.amount,
+                    _ => *refunded.entry(auth).or_default() += t.amount,
+                }
+            }
+            _ => {}
+        }
+    }
+    let partial: Vec<&String> = asked
+        .iter()
+        .filter(|(_, (_, p))| *p)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(partial.iter().any(|id| captured.contains_key(*id)));
+    for (id, amount) in &captured {
+        assert!(
+            amount <= &held[id],
+            "{id}: captured {amount} of {}",
+            held[id]
+        );
+        assert!(refunded.get(id).copied().unwrap_or(0) <= *amount);
+    }
+}
+
 #[test]
 fn requests_go_to_the_authorization_endpoint_and_the_rest_to_events() {
     for event in generate(2, 10, START, 200, approve_all) {
