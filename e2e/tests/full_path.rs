@@ -59,6 +59,84 @@ async fn signed_webhooks_become_rows_exactly_once() {
     gw.stop().await;
 }
 
+/// Simulated traffic through a gateway whose daily limit is low and whose policy allows
+/// partial approvals: the simulator's fuel purchases (controllable amounts) over what a card's
+/// day has left are approved for less, folded with the gateway's reason, and captured within
+/// what was approved; every decision is on its row and the rollups agree with the rows.
+#[tokio::test]
+async fn partial_approvals_from_simulated_traffic_are_folded_and_captured_within_the_approval() {
+    let pipeline = Pipeline::start().await;
+    let mut gw = pipeline
+        .gateway(&[
+            "--database-url",
+            pipeline.db.url.as_str(),
+            "--policy-daily-limit",
+            "usd=15000,eur=15000,gbp=15000,jpy=20000",
+            "--policy-partial-approval",
+            "true",
+            "--spend-refresh-interval",
+            "100ms",
+        ])
+        .await;
+    let mut aggregator = pipeline.aggregator("group-partial").await;
+    let mut sim = SimulateArgs::new(format!("http://{}", gw.addr()), SECRET);
+    sim.rate = 0.0;
+    sim.count = Some(1500);
+    sim.cards = 10;
+    let summary = cardstream_simulator::run(sim, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(summary.failed, 0);
+    pipeline
+        .wait_for(
+            "SELECT count(*) FROM stripe_events",
+            summary.generated as i64,
+        )
+        .await;
+
+    let partial = pipeline
+        .count("SELECT count(*) FROM authorizations WHERE cardstream_reason = 'partially_approved'")
+        .await;
+    assert!(
+        partial > 0,
+        "no partial approval in {} decisions",
+        summary.approved + summary.declined
+    );
+    // Each was approved for less than its request asked, and more than nothing.
+    let wrong = pipeline
+        .count(
+            "SELECT count(*) FROM authorizations a JOIN stripe_events e
+               ON e.event_type = 'issuing_authorization.request'
+              AND e.payload->'data'->'object'->>'id' = a.id
+             WHERE a.cardstream_reason = 'partially_approved'
+               AND NOT (a.approved AND a.requested_amount > 0
+                        AND a.requested_amount < (e.payload->'data'->'object'->'pending_request'->>'amount')::int8
+                        AND (e.payload->'data'->'object'->'pending_request'->>'is_amount_controllable')::bool)",
+        )
+        .await;
+    assert_eq!(
+        wrong, 0,
+        "partial approvals that asked for less, or were not controllable"
+    );
+    // Captured within the approval.
+    let over = pipeline
+        .count(
+            "SELECT count(*) FROM authorizations a
+             WHERE a.cardstream_reason = 'partially_approved'
+               AND (SELECT coalesce(-sum(t.amount), 0) FROM transactions t
+                    WHERE t.authorization_id = a.id AND t.amount < 0) > a.requested_amount",
+        )
+        .await;
+    assert_eq!(over, 0);
+    let decided = pipeline
+        .count("SELECT count(*) FROM authorizations WHERE cardstream_reason IS NOT NULL")
+        .await;
+    assert_eq!(decided as u64, summary.approved + summary.declined);
+    assert!(pipeline.store.rollup_drift().await.unwrap().is_clean());
+    aggregator.stop().await;
+    gw.stop().await;
+}
+
 /// Stripe's fixture authorization, asking for `amount` cents on the fixture card.
 fn request(id: &str, amount: i64) -> String {
     let path = concat!(
