@@ -133,6 +133,7 @@ export function ActivityTable({ cardId, version }: { cardId: string; version: nu
                   <td>
                     <span class={`badge ${r.outcome.toLowerCase()}`}>{r.outcome.toLowerCase()}</span>
                     {r.outcome === "DECLINED" && <span class="reason">{(r.cardstreamReason ?? r.declineReason ?? "").replaceAll("_", " ")}</span>}
+                    {r.cardstreamReason === "partially_approved" && <span class="reason" data-testid="partial">partially approved</span>}
                   </td>
                 </tr>
               ))}

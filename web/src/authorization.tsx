@@ -46,6 +46,9 @@ export function AuthorizationView({ id }: { id: string }) {
       {auth.outcome === "DECLINED" && (
         <p class="note">Declined: {(auth.cardstreamReason ?? auth.declineReason ?? "no reason given").replaceAll("_", " ")}</p>
       )}
+      {auth.cardstreamReason === "partially_approved" && (
+        <p class="note" data-testid="partial">Partially approved: the request asked for more than the card's spend limit had left, and cardstream approved what was left.</p>
+      )}
       <p>Held now: {auth.heldAmount.formatted}</p>
       <Card title="Request history">
         {auth.requestHistory.length === 0 ? <p class="empty">No decision yet.</p> : (
