@@ -46,6 +46,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0007_invitation_accounts.up.sql"),
                 down: include_str!("../sql/0007_invitation_accounts.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000008_event_api_versions",
+                up: include_str!("../sql/0008_event_api_versions.up.sql"),
+                down: include_str!("../sql/0008_event_api_versions.down.sql"),
+            }),
         ]
     }
 }

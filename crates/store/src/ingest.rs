@@ -35,8 +35,14 @@ pub enum Unreadable {
     /// Postgres' jsonb cannot hold the NUL character; such an event would fail its whole batch.
     #[error("the event contains a \\u0000 escape, which Postgres jsonb cannot store")]
     UnsupportedContent,
-    #[error("the {event_type} event's object does not have the expected shape: {message}")]
-    InvalidObject { event_type: String, message: String },
+    /// Named with the event's API version: a shape this build does not know usually means
+    /// the Stripe account's API version (or the endpoint's) moved past the one it was built on.
+    #[error("the {event_type} event's object does not have the expected shape (API version {}): {message}", api_version.as_deref().unwrap_or("not given"))]
+    InvalidObject {
+        event_type: String,
+        api_version: Option<String>,
+        message: String,
+    },
 }
 
 impl Unreadable {
@@ -71,6 +77,7 @@ impl From<cardstream_stripe::Error> for Unreadable {
                 message,
             } => Unreadable::InvalidObject {
                 event_type,
+                api_version: None,
                 message,
             },
             other @ (Stripe::NotAnEvent(_) | Stripe::InvalidCurrency(_) | Stripe::NoSecrets) => {
@@ -100,7 +107,18 @@ impl IncomingEvent {
         if has_nul_escape(&payload) {
             return Err(Unreadable::UnsupportedContent);
         }
-        let object = event.object()?;
+        let object = event.object().map_err(|err| match Unreadable::from(err) {
+            Unreadable::InvalidObject {
+                event_type,
+                message,
+                ..
+            } => Unreadable::InvalidObject {
+                event_type,
+                api_version: event.api_version.clone(),
+                message,
+            },
+            other => other,
+        })?;
         Ok(IncomingEvent {
             event,
             object,
@@ -208,10 +226,12 @@ async fn insert_raw(
     }
     let ids: Vec<String> = sqlx::query_scalar(
         "INSERT INTO stripe_events
-             (event_id, event_type, created, livemode, payload, topic, kafka_partition, kafka_offset)
-         SELECT id, kind, created, livemode, payload::jsonb, $6, partition, kafka_offset
-         FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::text[], $7::int4[], $8::int8[])
-              AS e(id, kind, created, livemode, payload, partition, kafka_offset)
+             (event_id, event_type, created, livemode, payload, topic, kafka_partition, kafka_offset,
+              api_version)
+         SELECT id, kind, created, livemode, payload::jsonb, $6, partition, kafka_offset, version
+         FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::text[], $7::int4[], $8::int8[],
+                     $9::text[])
+              AS e(id, kind, created, livemode, payload, partition, kafka_offset, version)
          ON CONFLICT (event_id) DO NOTHING
          RETURNING event_id",
     )
@@ -223,6 +243,12 @@ async fn insert_raw(
     .bind(topic)
     .bind(events.iter().map(|e| e.partition).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.offset).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.event.api_version.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     Ok(ids.into_iter().collect())
@@ -339,6 +365,20 @@ mod tests {
         }
         let reasons: Vec<&str> = cases.iter().map(|(reason, _)| *reason).collect();
         assert_eq!(reasons, Unreadable::REASONS);
+    }
+
+    #[test]
+    fn an_object_of_an_unknown_shape_is_refused_naming_its_api_version() {
+        let body = br#"{"id":"evt_1","object":"event","type":"issuing_transaction.created","created":1,"api_version":"2099-01-01.future","data":{"object":{"id":"ipi_x"}}}"#;
+        let err = IncomingEvent::parse(body, 0, 0).unwrap_err();
+        assert_eq!(err.reason(), "invalid_object");
+        assert!(
+            err.to_string().contains("API version 2099-01-01.future"),
+            "{err}"
+        );
+        let without = br#"{"id":"evt_1","object":"event","type":"issuing_transaction.created","created":1,"data":{"object":{"id":"ipi_x"}}}"#;
+        let err = IncomingEvent::parse(without, 0, 0).unwrap_err();
+        assert!(err.to_string().contains("API version not given"), "{err}");
     }
 
     #[test]

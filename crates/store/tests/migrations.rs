@@ -73,6 +73,15 @@ async fn migrations_go_up_down_and_up_again() {
     store.migrate_up().await.unwrap();
 
     assert!(
+        columns(&store, "stripe_events")
+            .await
+            .iter()
+            .any(|c| c == "api_version")
+    );
+    store.migrate_down(Some(1)).await.unwrap();
+    let left = columns(&store, "stripe_events").await;
+    assert!(!left.iter().any(|c| c == "api_version"), "{left:?}");
+    assert!(
         columns(&store, "invitations")
             .await
             .iter()
