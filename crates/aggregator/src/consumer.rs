@@ -373,6 +373,7 @@ impl Worker {
                     event,
                     received_at_ms: at,
                 } => {
+                    self.metrics.event_read(event.event.api_version.as_deref());
                     events.push(*event);
                     received_at_ms.extend(at);
                 }

@@ -39,6 +39,31 @@ const DATABASE_FAILURE_KINDS: [&str; 5] = [
     "idle_in_transaction_timeout",
 ];
 
+/// A version as a label: Stripe's are dates with an optional release name
+/// (`2024-06-20`, `2025-03-31.basil`). The events are signed, so their senders are Stripe and
+/// the simulator, but the label set stays bounded whatever a payload holds.
+fn version_label(version: Option<&str>) -> &str {
+    match version {
+        None => "none",
+        Some(v)
+            if (10..=40).contains(&v.len())
+                && v.as_bytes()[..10].iter().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        *b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
+                && v[10..].strip_prefix('.').map_or(v.len() == 10, |name| {
+                    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase())
+                }) =>
+        {
+            v
+        }
+        Some(_) => "malformed",
+    }
+}
+
 /// A partition rebalance, as the `kind` label says it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Rebalanced {
@@ -56,6 +81,9 @@ pub struct AggregatorMetrics {
     records: IntCounterVec,
     /// Records sent to the dead-letter topic, by reason.
     dead_letters: IntCounterVec,
+    /// Events read, by their Stripe API version (`none` without one, `malformed` for a value
+    /// that is not a version): a new version appearing is the moment to check its shapes.
+    api_versions: IntCounterVec,
     /// Batches committed to Postgres.
     batches: IntCounter,
     batch_duration: Histogram,
@@ -96,6 +124,13 @@ impl AggregatorMetrics {
                     "Records sent to the dead-letter topic, by reason.",
                 ),
                 &["reason"],
+            )?,
+            api_versions: IntCounterVec::new(
+                Opts::new(
+                    "cardstream_events_by_api_version_total",
+                    "Events read from the topic, by the Stripe API version they were sent with.",
+                ),
+                &["api_version"],
             )?,
             batches: IntCounter::new("cardstream_batches_total", "Batches committed to Postgres.")?,
             batch_duration: Histogram::with_opts(
@@ -171,6 +206,7 @@ impl AggregatorMetrics {
             m.dead_letters.with_label_values(&[reason]);
         }
         registry.register(Box::new(m.dead_letters.clone()))?;
+        registry.register(Box::new(m.api_versions.clone()))?;
         registry.register(Box::new(m.batches.clone()))?;
         registry.register(Box::new(m.batch_duration.clone()))?;
         registry.register(Box::new(m.batch_size.clone()))?;
@@ -218,6 +254,13 @@ impl AggregatorMetrics {
                 .with_label_values(&["revoked"])
                 .inc_by(count as u64);
         }
+    }
+
+    /// An event was read, sent with `version` (the envelope's `api_version`).
+    pub(crate) fn event_read(&self, version: Option<&str>) {
+        self.api_versions
+            .with_label_values(&[version_label(version)])
+            .inc();
     }
 
     /// A record is on the dead-letter topic, for `reason` (one of `DEAD_LETTER_REASONS`).
@@ -271,6 +314,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn api_versions_are_labelled_as_themselves_or_as_what_they_are_not() {
+        assert_eq!(version_label(Some("2024-06-20")), "2024-06-20");
+        assert_eq!(version_label(Some("2025-03-31.basil")), "2025-03-31.basil");
+        assert_eq!(version_label(None), "none");
+        for bad in [
+            "",
+            "2024-06-2",
+            "2024/06/20",
+            "2024-06-20.",
+            "2024-06-20.Basil",
+            "2024-06-20x",
+            "x".repeat(50).as_str(),
+        ] {
+            assert_eq!(version_label(Some(bad)), "malformed", "{bad:?}");
+        }
+    }
 
     /// The value of `name{label=value}` (the first series when `label` is empty): a counter's
     /// or gauge's value, a histogram's sample count.

@@ -160,7 +160,7 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
         ("not_json", b"this is not json".to_vec()),
         ("not_utf8", vec![0xff, 0xfe, 0x00]),
         ("not_an_event", br#"{"hello":"world"}"#.to_vec()),
-        ("invalid_object", br#"{"id":"evt_bad","object":"event","type":"issuing_transaction.created","created":1,"data":{"object":{"id":"ipi_x"}}}"#.to_vec()),
+        ("invalid_object", br#"{"id":"evt_bad","object":"event","type":"issuing_transaction.created","created":1,"api_version":"2099-01-01.future","data":{"object":{"id":"ipi_x"}}}"#.to_vec()),
         ("unsupported_content", br#"{"id":"evt_nul","object":"event","type":"plan.created","created":1,"data":{"object":{"id":"p","name":"a\u0000b"}}}"#.to_vec()),
     ];
     // Where each bad record landed: its dead letter must say exactly this.
@@ -215,7 +215,12 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
             ),
             "{reason}: the dead letter names where the bad record was produced"
         );
-        assert!(!letter.header(headers::DLQ_ERROR).unwrap().is_empty());
+        let error = letter.header(headers::DLQ_ERROR).unwrap();
+        assert!(!error.is_empty());
+        if *reason == "invalid_object" {
+            // An unknown shape is named with the API version it came under.
+            assert!(error.contains("API version 2099-01-01.future"), "{error}");
+        }
         assert_eq!(
             aggregator.metric("cardstream_dead_letters_total", &[("reason", reason)]),
             1.0
@@ -224,6 +229,36 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
     assert_eq!(
         setup.store.table_digests().await.unwrap(),
         expected_digests(&events).await
+    );
+    // The good events, counted by their version (every record read, redeliveries included);
+    // the dead-lettered ones are not.
+    let versions = aggregator.metric(
+        "cardstream_events_by_api_version_total",
+        &[("api_version", cardstream_simulator::API_VERSION)],
+    );
+    assert!(
+        versions >= events.len() as f64,
+        "{versions} of {}",
+        events.len()
+    );
+    assert_eq!(
+        aggregator.metric(
+            "cardstream_events_by_api_version_total",
+            &[("api_version", "2099-01-01.future")]
+        ),
+        0.0
+    );
+    let stored_versions: Vec<(Option<String>, i64)> =
+        sqlx::query_as("SELECT api_version, count(*) FROM stripe_events GROUP BY 1 ORDER BY 1")
+            .fetch_all(setup.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        stored_versions,
+        [(
+            Some(cardstream_simulator::API_VERSION.to_owned()),
+            distinct(&events) as i64
+        )]
     );
     assert_eq!(
         cardstream_kafka::total_lag(&setup.kafka(), "group-dlq", &setup.topic)

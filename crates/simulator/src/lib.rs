@@ -22,6 +22,7 @@ use cardstream_stripe::WebhookSecret;
 use clap::builder::TypedValueParser;
 
 pub use accounts::{AccountSpreader, spread_over_accounts};
+pub use objects::API_VERSION;
 pub use run::{Summary, run};
 pub use script::{Answer, Endpoint, Purchase, Script, SimEvent, Step};
 pub use send::EndpointStats;

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use crate::world::{Card, Cardholder, Merchant, World};
 
-pub(crate) const API_VERSION: &str = "2024-06-20";
+/// The Stripe API version the simulated events are sent with.
+pub const API_VERSION: &str = "2024-06-20";
 
 fn address(city: (&str, &str, &str)) -> Value {
     json!({
