@@ -408,6 +408,57 @@ async fn activity_pages_and_filters_return_exactly_the_matching_authorizations()
             .count();
         assert_eq!(node["transactions"].as_array().unwrap().len(), expected);
     }
+    // The merchant's amount and currency: what was asked (pending, then the latest decision),
+    // and each transaction's own.
+    let money = |amount: Option<i64>, currency: Option<cardstream_stripe::Currency>| match (
+        amount, currency,
+    ) {
+        (Some(amount), Some(currency)) => {
+            json!({"amount": amount, "currency": currency.as_str()})
+        }
+        _ => Value::Null,
+    };
+    const MONEY: &str = "query($id: ID!, $after: String) { card(id: $id) { activity(first: 50, after: $after) {
+        nodes { id merchantAmount { amount currency } transactions { id merchantAmount { amount currency } } }
+        pageInfo { hasNextPage endCursor } } } }";
+    let mut priced = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let r = api
+            .gql(Some(&admin), MONEY, json!({"id": card, "after": after}))
+            .await;
+        let page = &r["data"]["card"]["activity"];
+        priced.extend(
+            page["nodes"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{r}"))
+                .clone(),
+        );
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(priced.len(), everything.len());
+    let mut abroad = 0;
+    for node in &priced {
+        let a = mine.iter().find(|a| node["id"] == a.id.as_str()).unwrap();
+        let expected = match (&a.pending_request, a.request_history.last()) {
+            (Some(p), _) => money(p.merchant_amount, p.merchant_currency),
+            (None, Some(h)) => money(h.merchant_amount, h.merchant_currency),
+            (None, None) => money(a.merchant_amount, a.merchant_currency),
+        };
+        assert_eq!(node["merchantAmount"], expected, "{}", a.id);
+        abroad += usize::from(expected["currency"] != a.currency.as_str());
+        for t in node["transactions"].as_array().unwrap() {
+            let txn = txns.iter().find(|x| t["id"] == x.id.as_str()).unwrap();
+            assert_eq!(
+                t["merchantAmount"],
+                money(txn.merchant_amount, txn.merchant_currency)
+            );
+        }
+    }
+    assert!(abroad > 0, "no purchase abroad on the busiest card");
 
     let declined = all_pages(&api, &admin, &card, json!({"status": "DECLINED"}), 50).await;
     assert_eq!(

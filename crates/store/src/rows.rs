@@ -120,11 +120,21 @@ pub(crate) struct AuthorizationRow {
 
 impl From<&Authorization> for AuthorizationRow {
     fn from(a: &Authorization) -> Self {
-        let requested_amount = match (&a.pending_request, a.request_history.last()) {
-            (Some(pending), _) => pending.amount,
-            (None, Some(latest)) => latest.amount,
-            (None, None) => a.amount,
-        };
+        // What was asked, in the card's currency and the merchant's: the pending request's
+        // while it is pending, then the latest decision's (a closed authorization holds 0).
+        let (requested_amount, merchant_asked) =
+            match (&a.pending_request, a.request_history.last()) {
+                (Some(pending), _) => (
+                    pending.amount,
+                    pending.merchant_amount.zip(pending.merchant_currency),
+                ),
+                (None, Some(latest)) => (
+                    latest.amount,
+                    latest.merchant_amount.zip(latest.merchant_currency),
+                ),
+                (None, None) => (a.amount, None),
+            };
+        let merchant_asked = merchant_asked.or(a.merchant_amount.zip(a.merchant_currency));
         AuthorizationRow {
             id: a.id.clone(),
             card_id: a.card_id().to_owned(),
@@ -132,8 +142,8 @@ impl From<&Authorization> for AuthorizationRow {
             amount: a.amount,
             requested_amount,
             currency: a.currency.to_string(),
-            merchant_amount: a.merchant_amount,
-            merchant_currency: a.merchant_currency.map(|c| c.to_string()),
+            merchant_amount: merchant_asked.map(|(amount, _)| amount),
+            merchant_currency: merchant_asked.map(|(_, currency)| currency.to_string()),
             approved: a.approved,
             status: a.status.to_string(),
             decline_reason: a.decline_reason().map(str::to_owned),

@@ -245,6 +245,12 @@ impl Authorization {
     async fn amount(&self) -> Money {
         Money::new(self.0.requested_amount, &self.0.currency)
     }
+    /// What the merchant asked for in its own currency, when Stripe said; for a purchase
+    /// abroad it differs from `amount` (e.g. €12.00 asked, $13.05 on the card).
+    async fn merchant_amount(&self) -> Option<Money> {
+        let amount = self.0.merchant_amount?;
+        Some(Money::new(amount, self.0.merchant_currency.as_deref()?))
+    }
     /// What is held on the card now (0 once captured, reversed or declined).
     async fn held_amount(&self) -> Money {
         Money::new(self.0.amount, &self.0.currency)
@@ -362,6 +368,11 @@ impl Transaction {
     /// As Stripe reports it: negative for a capture, positive for a refund.
     async fn amount(&self) -> Money {
         Money::new(self.0.amount, &self.0.currency)
+    }
+    /// `amount` in the merchant's currency, when Stripe said (signed like `amount`).
+    async fn merchant_amount(&self) -> Option<Money> {
+        let amount = self.0.merchant_amount?;
+        Some(Money::new(amount, self.0.merchant_currency.as_deref()?))
     }
     /// What it adds to spend: the opposite of `amount`.
     async fn spend(&self) -> Money {

@@ -11,6 +11,9 @@ pub struct Model {
     pub kind: String,
     pub amount: i64,
     pub currency: String,
+    /// The amount in the merchant's currency, as Stripe reports it (signed like `amount`).
+    pub merchant_amount: Option<i64>,
+    pub merchant_currency: Option<String>,
     pub merchant_name: Option<String>,
     pub merchant_category: String,
     pub merchant_city: Option<String>,
