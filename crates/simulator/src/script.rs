@@ -94,6 +94,8 @@ pub struct Purchase {
     pub amount: i64,
     pub currency: Currency,
     pub category: &'static str,
+    /// The merchant's currency: the card's, or another for a purchase abroad.
+    pub merchant_currency: Currency,
     created: i64,
     card: Value,
     cardholder_id: String,
@@ -268,6 +270,7 @@ impl Script {
             amount,
             currency: card.currency,
             category: self.world.merchants[merchant_index].category,
+            merchant_currency: merchant_currency(merchant_index, card.currency),
             created,
             card: objects::card(&self.world, card),
             cardholder_id: self.world.cardholders[card.cardholder].id.clone(),
@@ -281,7 +284,40 @@ impl Script {
     }
 }
 
+/// One merchant in six charges in another currency than the card's (a purchase abroad):
+/// euros on a dollar card, dollars on the others. From the merchant's index, so that the
+/// random draws, and with them every seed's world, stay as they were.
+fn merchant_currency(merchant_index: usize, card: Currency) -> Currency {
+    match (merchant_index % 6, card) {
+        (5, Currency::USD) => Currency::EUR,
+        (5, _) => Currency::USD,
+        _ => card,
+    }
+}
+
+/// Dollars per unit of each currency: fixed, a simulation's exchange rates.
+fn usd_per_unit(currency: Currency) -> f64 {
+    match currency {
+        Currency::EUR => 1.08,
+        Currency::GBP => 1.27,
+        Currency::JPY => 0.0067,
+        _ => 1.0,
+    }
+}
+
 impl Purchase {
+    /// `amount` (minor units of the card's currency) in the merchant's currency: what the
+    /// merchant charged, before the network converted it to the card's.
+    pub fn merchant_amount(&self, amount: i64) -> i64 {
+        if self.merchant_currency == self.currency {
+            return amount;
+        }
+        let units = amount as f64 / 10f64.powi(self.currency.exponent() as i32);
+        let dollars = units * usd_per_unit(self.currency);
+        let theirs = dollars / usd_per_unit(self.merchant_currency);
+        (theirs * 10f64.powi(self.merchant_currency.exponent() as i32)).round() as i64
+    }
+
     /// Whether Stripe lets the approved amount differ from the asked one: at a fuel pump, as
     /// in Stripe's programs, where the pump stops at what was approved.
     pub fn amount_controllable(&self) -> bool {
@@ -297,7 +333,7 @@ impl Purchase {
         let pending = json!({
             "amount": self.amount, "amount_details": {"atm_fee": null, "cashback_amount": null},
             "currency": self.currency, "is_amount_controllable": self.amount_controllable(),
-            "merchant_amount": self.amount, "merchant_currency": self.currency,
+            "merchant_amount": self.merchant_amount(self.amount), "merchant_currency": self.merchant_currency,
             "network_risk_score": self.network_risk_score,
         });
         let object = self.authorization(
@@ -347,8 +383,8 @@ impl Purchase {
         let history = json!([{
             "amount": held, "amount_details": {"atm_fee": null, "cashback_amount": null},
             "approved": approved, "authorization_code": null, "created": t,
-            "currency": self.currency, "merchant_amount": held,
-            "merchant_currency": self.currency, "reason": reason, "reason_message": null,
+            "currency": self.currency, "merchant_amount": self.merchant_amount(held),
+            "merchant_currency": self.merchant_currency, "reason": reason, "reason_message": null,
             "requested_at": t,
         }]);
         let mut events = Vec::new();
@@ -450,8 +486,8 @@ impl Purchase {
             "created": self.created,
             "currency": self.currency,
             "livemode": false,
-            "merchant_amount": amount,
-            "merchant_currency": self.currency,
+            "merchant_amount": self.merchant_amount(amount),
+            "merchant_currency": self.merchant_currency,
             "merchant_data": self.merchant,
             "metadata": metadata,
             "network_data": {"acquiring_institution_id": null, "system_trace_audit_number": null, "transaction_id": null},
@@ -483,8 +519,8 @@ impl Purchase {
             "currency": self.currency,
             "dispute": null,
             "livemode": false,
-            "merchant_amount": amount,
-            "merchant_currency": self.currency,
+            "merchant_amount": self.merchant_amount(amount),
+            "merchant_currency": self.merchant_currency,
             "merchant_data": self.merchant,
             "metadata": {},
             "network_data": {"authorization_code": null, "processing_date": null, "transaction_id": null},

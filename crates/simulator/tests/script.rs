@@ -308,6 +308,48 @@ fn a_partial_approval_holds_and_captures_at_most_the_approved_amount() {
     }
 }
 
+/// Some purchases are abroad: the merchant's amount and currency differ from the card's, on
+/// the request, the decision and each transaction alike, converted at one rate.
+#[test]
+fn purchases_abroad_carry_the_merchants_currency_beside_the_cards() {
+    let events = generate(5, 40, START, 2000, approve_all);
+    let mut abroad = 0;
+    for (event, object) in parse(&events) {
+        match object {
+            Object::Authorization(a) if event.kind == types::AUTHORIZATION_REQUEST => {
+                let p = a.pending_request.as_ref().unwrap();
+                let theirs = p.merchant_currency.unwrap();
+                if theirs != p.currency {
+                    abroad += 1;
+                    let (card, merchant) = (p.amount as f64, p.merchant_amount.unwrap() as f64);
+                    assert!(merchant > 0.0, "{}", a.id);
+                    // The same rate each time: a dollar card's euros are about 0.93 per dollar.
+                    if p.currency == Currency::USD {
+                        assert_eq!(theirs, Currency::EUR);
+                        assert!(
+                            (merchant / card - 1.0 / 1.08).abs() < 0.01,
+                            "{card} {merchant}"
+                        );
+                    }
+                } else {
+                    assert_eq!(p.merchant_amount, Some(p.amount));
+                }
+            }
+            Object::Transaction(t) => {
+                let theirs = t.merchant_currency.unwrap();
+                let merchant = t.merchant_amount.unwrap();
+                if theirs == t.currency {
+                    assert_eq!(merchant, t.amount);
+                } else {
+                    assert_eq!(merchant.signum(), t.amount.signum(), "{}", t.id);
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(abroad > 50, "{abroad} purchases abroad");
+}
+
 #[test]
 fn requests_go_to_the_authorization_endpoint_and_the_rest_to_events() {
     for event in generate(2, 10, START, 200, approve_all) {
