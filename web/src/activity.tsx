@@ -10,6 +10,8 @@ interface Row {
   id: string;
   created: string;
   amount: Money;
+  /** What the merchant asked in its own currency; differs from `amount` for a purchase abroad. */
+  merchantAmount: Money | null;
   approved: boolean;
   outcome: "APPROVED" | "DECLINED" | "PENDING";
   status: AuthorizationStatus;
@@ -23,7 +25,7 @@ interface Page { card: { activity: Connection<Row> } }
 const ACTIVITY = `query($id: ID!, $filter: ActivityFilterInput, $first: Int, $after: String) {
   card(id: $id) { activity(filter: $filter, first: $first, after: $after) {
     nodes { id created approved outcome status declineReason cardstreamReason
-      amount { amount currency formatted } merchant { name category }
+      amount { amount currency formatted } merchantAmount { amount currency formatted } merchant { name category }
       transactions { id kind amount { amount currency formatted } } }
     pageInfo { hasNextPage endCursor } } } }`;
 
@@ -133,7 +135,7 @@ export function ActivityTable({ cardId, version }: { cardId: string; version: nu
                   <td>
                     <span class={`badge ${r.outcome.toLowerCase()}`}>{r.outcome.toLowerCase()}</span>
                     {r.outcome === "DECLINED" && <span class="reason">{(r.cardstreamReason ?? r.declineReason ?? "").replaceAll("_", " ")}</span>}
-                    {r.cardstreamReason === "partially_approved" && <span class="reason" data-testid="partial">partially approved</span>}
+                    {r.cardstreamReason === "partially_approved" && <span class="partial" data-testid="partial">partially approved</span>}
                   </td>
                 </tr>
               ))}
@@ -147,6 +149,10 @@ export function ActivityTable({ cardId, version }: { cardId: string; version: nu
 
 /** An approved authorization is money out, shown negative; a declined one moved nothing and
  * shows what was asked. (Refunds are transactions, on the authorization's page.) */
+/** Approved is money out, shown negative; a purchase abroad shows the merchant's amount first:
+ * "€12.00 → −$13.05". */
 function spend(r: Row): string {
-  return r.approved ? `−${r.amount.formatted}` : r.amount.formatted;
+  const own = r.approved ? `−${r.amount.formatted}` : r.amount.formatted;
+  const theirs = r.merchantAmount;
+  return theirs && theirs.currency !== r.amount.currency ? `${theirs.formatted} → ${own}` : own;
 }

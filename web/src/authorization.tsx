@@ -9,6 +9,7 @@ interface Auth {
   id: string;
   cardId: string;
   amount: Money;
+  merchantAmount: Money | null;
   heldAmount: Money;
   outcome: string;
   rawStatus: string;
@@ -21,7 +22,7 @@ interface Auth {
 }
 
 const QUERY = `query($id: ID!) { authorization(id: $id) { id cardId outcome rawStatus declineReason cardstreamReason created
-  amount { formatted } heldAmount { formatted } merchant { name category city country }
+  amount { currency formatted } merchantAmount { currency formatted } heldAmount { formatted } merchant { name category city country }
   requestHistory { approved reason created amount { formatted } }
   transactions { id rawKind created amount { formatted } } } }`;
 
@@ -38,6 +39,9 @@ export function AuthorizationView({ id }: { id: string }) {
     <div class="detail" data-testid="authorization">
       <p class="back"><Link href={`/cards/${auth.cardId}`}>← Back to the card</Link></p>
       <h1>{m.name ?? "Unknown merchant"} · {auth.amount.formatted}</h1>
+      {auth.merchantAmount && auth.merchantAmount.currency !== auth.amount.currency && (
+        <p data-testid="merchant-amount">Abroad: {auth.merchantAmount.formatted} → {auth.amount.formatted} on the card</p>
+      )}
       <p>
         <span class={`badge ${auth.outcome.toLowerCase()}`}>{auth.outcome.toLowerCase()}</span> {auth.rawStatus} ·{" "}
         {new Date(auth.created).toLocaleString()} · {m.category.replaceAll("_", " ")}

@@ -29,7 +29,7 @@ const words = (s) => s.replaceAll("_", " ");
 /** The rows the activity table should show for `where` on `card`: at most `limit`, newest first. */
 function activityRows(cardId, where = "TRUE", limit = 20) {
   return psqlJson(dev.database, `SELECT id, created, merchant_name, merchant_category, requested_amount, currency, approved,
-      status, cardstream_reason, decline_reason
+      status, cardstream_reason, decline_reason, merchant_amount, merchant_currency
     FROM authorizations WHERE card_id = '${cardId}' AND (${where}) ORDER BY created DESC, id DESC LIMIT ${limit}`,
   "created DESC, id DESC").map((a) => ({
     id: a.id,
@@ -37,7 +37,9 @@ function activityRows(cardId, where = "TRUE", limit = 20) {
     merchant: a.merchant_name ?? "Unknown merchant",
     category: words(a.merchant_category),
     // Approved is money out, shown negative (a true minus sign); a decline shows what was asked.
-    amount: a.approved ? `−${money(a.requested_amount, a.currency)}` : money(a.requested_amount, a.currency),
+    // A purchase abroad shows the merchant's amount first: "€12.00 → −$13.05".
+    amount: `${a.merchant_currency && a.merchant_currency !== a.currency ? `${money(a.merchant_amount, a.merchant_currency)} → ` : ""}${
+      a.approved ? `−${money(a.requested_amount, a.currency)}` : money(a.requested_amount, a.currency)}`,
     status: outcome(a),
     reason: outcome(a) === "declined" ? words(a.cardstream_reason ?? a.decline_reason ?? "") : "",
   }));
@@ -291,9 +293,13 @@ function expectedAuthorization(id) {
     heading: `${m} · ${money(a.requested_amount, a.currency)}`,
     lines: [
       "← Back to the card",
+      ...(a.merchant_currency && a.merchant_currency !== a.currency
+        ? [`Abroad: ${money(a.merchant_amount, a.merchant_currency)} → ${money(a.requested_amount, a.currency)} on the card`] : []),
       `${outcome(a)} ${a.status} · ${when(a.created)} · ${words(a.merchant_category)}`
         + `${a.merchant_city ? ` · ${a.merchant_city}` : ""}${a.merchant_country ? `, ${a.merchant_country}` : ""}`,
       ...(outcome(a) === "declined" ? [`Declined: ${words(a.cardstream_reason ?? a.decline_reason ?? "no reason given")}`] : []),
+      ...(a.cardstream_reason === "partially_approved"
+        ? ["Partially approved: the request asked for more than the card's spend limit had left, and cardstream approved what was left."] : []),
       `Held now: ${money(a.amount, a.currency)}`,
     ],
     history: history.length === 0 ? ["No decision yet."] : history.slice(0, 10).map((h) =>
@@ -326,7 +332,7 @@ async function expectAuthorization(id) {
   assert.deepEqual(await shownAuthorization(), expectedAuthorization(id), id);
 }
 
-test("an authorization's page shows its amount, merchant, category, status, reason and transactions as the database holds them", async () => {
+test("an authorization's page shows its amount, merchant, category, status, reason and transactions as the database holds them", async (t) => {
   const card = cards[0];
   // Opened from the activity table: the newest row (the florist's decline or a later one).
   const first = page.locator("[data-testid=activity] tbody tr").first();
@@ -349,6 +355,16 @@ test("an authorization's page shows its amount, merchant, category, status, reas
   await page.goto(`${dev.api}/authorizations/${declined}`);
   await expectAuthorization(declined);
   assert.ok(expectedAuthorization(declined).lines.some((l) => l.startsWith("Declined: ")));
+  // A purchase abroad on the holder's cards, if the simulator has made one yet: the merchant's
+  // amount beside the card's.
+  const abroad = psql(dev.database, `SELECT id FROM authorizations WHERE card_id IN (${cards.map((c) => `'${c.id}'`).join(",")})
+    AND merchant_currency <> currency ORDER BY created DESC, id DESC LIMIT 1`);
+  t.diagnostic(abroad ? `abroad: ${abroad}` : "no purchase abroad on the holder's cards yet");
+  if (abroad) {
+    await page.goto(`${dev.api}/authorizations/${abroad}`);
+    await expectAuthorization(abroad);
+    await screenshot(page, "authorization-abroad");
+  }
 });
 
 test("another cardholder's card cannot be opened by URL", async () => {
