@@ -51,6 +51,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0008_event_api_versions.up.sql"),
                 down: include_str!("../sql/0008_event_api_versions.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000009_authorization_checks",
+                up: include_str!("../sql/0009_authorization_checks.up.sql"),
+                down: include_str!("../sql/0009_authorization_checks.down.sql"),
+            }),
         ]
     }
 }

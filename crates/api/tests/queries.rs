@@ -419,7 +419,9 @@ async fn activity_pages_and_filters_return_exactly_the_matching_authorizations()
         _ => Value::Null,
     };
     const MONEY: &str = "query($id: ID!, $after: String) { card(id: $id) { activity(first: 50, after: $after) {
-        nodes { id merchantAmount { amount currency } transactions { id merchantAmount { amount currency } } }
+        nodes { id merchantAmount { amount currency } transactions { id merchantAmount { amount currency } }
+          verification { addressLine1Check addressPostalCodeCheck cvcCheck expiryCheck threeDSecure }
+          networkData { acquiringInstitutionId systemTraceAuditNumber transactionId } }
         pageInfo { hasNextPage endCursor } } } }";
     let mut priced = Vec::new();
     let mut after = Value::Null;
@@ -450,6 +452,21 @@ async fn activity_pages_and_filters_return_exactly_the_matching_authorizations()
         };
         assert_eq!(node["merchantAmount"], expected, "{}", a.id);
         abroad += usize::from(expected["currency"] != a.currency.as_str());
+        // The checks and the network's references, as the event carried them.
+        let v = &a.verification_data;
+        assert_eq!(
+            node["verification"],
+            json!({"addressLine1Check": v["address_line1_check"], "addressPostalCodeCheck": v["address_postal_code_check"],
+                "cvcCheck": v["cvc_check"], "expiryCheck": v["expiry_check"], "threeDSecure": v["three_d_secure"]["result"]}),
+            "{}",
+            a.id
+        );
+        let n = &a.network_data;
+        assert_eq!(
+            node["networkData"],
+            json!({"acquiringInstitutionId": n["acquiring_institution_id"],
+                "systemTraceAuditNumber": n["system_trace_audit_number"], "transactionId": n["transaction_id"]})
+        );
         for t in node["transactions"].as_array().unwrap() {
             let txn = txns.iter().find(|x| t["id"] == x.id.as_str()).unwrap();
             assert_eq!(

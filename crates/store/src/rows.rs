@@ -115,7 +115,15 @@ pub(crate) struct AuthorizationRow {
     pub(crate) authorization_method: Option<String>,
     pub(crate) wallet: Option<String>,
     pub(crate) request_history: String,
+    /// Raw JSON objects, or none when Stripe sent none.
+    pub(crate) verification_data: Option<String>,
+    pub(crate) network_data: Option<String>,
     pub(crate) created: i64,
+}
+
+/// A raw JSON value for a jsonb column: none for null (or absent).
+fn raw_object(value: &serde_json::Value) -> Option<String> {
+    (!value.is_null()).then(|| value.to_string())
 }
 
 impl From<&Authorization> for AuthorizationRow {
@@ -157,6 +165,8 @@ impl From<&Authorization> for AuthorizationRow {
             wallet: a.wallet.clone(),
             request_history: serde_json::to_string(&a.request_history)
                 .unwrap_or_else(|_| "[]".to_owned()),
+            verification_data: raw_object(&a.verification_data),
+            network_data: raw_object(&a.network_data),
             created: a.created,
         }
     }

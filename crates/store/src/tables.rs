@@ -235,6 +235,10 @@ pub(crate) static AUTHORIZATIONS: LazyLock<Table<AuthorizationRow>> = LazyLock::
         .column("authorization_method", |r| r.authorization_method.clone())
         .column("wallet", |r| r.wallet.clone())
         .column_as("request_history", "jsonb", |r| r.request_history.clone())
+        .column_as("verification_data", "jsonb", |r| {
+            r.verification_data.clone()
+        })
+        .column_as("network_data", "jsonb", |r| r.network_data.clone())
         .column("created", |r| r.created)
         .finish()
 });

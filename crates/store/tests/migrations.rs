@@ -73,6 +73,20 @@ async fn migrations_go_up_down_and_up_again() {
     store.migrate_up().await.unwrap();
 
     assert!(
+        columns(&store, "authorizations")
+            .await
+            .iter()
+            .any(|c| c == "network_data")
+    );
+    store.migrate_down(Some(1)).await.unwrap();
+    let left = columns(&store, "authorizations").await;
+    assert!(
+        !left
+            .iter()
+            .any(|c| c == "verification_data" || c == "network_data"),
+        "{left:?}"
+    );
+    assert!(
         columns(&store, "stripe_events")
             .await
             .iter()

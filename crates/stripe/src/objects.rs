@@ -130,6 +130,13 @@ pub struct Authorization {
     pub wallet: Option<String>,
     #[serde(default)]
     pub metadata: Value,
+    /// The checks of the card's details (address, postal code, CVC, expiry, 3-D Secure), as
+    /// Stripe sent them: kept raw, shown as they are.
+    #[serde(default)]
+    pub verification_data: Value,
+    /// What the card network sent (acquirer, trace number, network transaction id), raw.
+    #[serde(default)]
+    pub network_data: Value,
 }
 
 impl Authorization {

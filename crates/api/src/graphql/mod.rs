@@ -6,6 +6,7 @@
 #![allow(unreachable_pub, missing_debug_implementations)]
 
 mod activity;
+mod checks;
 mod connection;
 mod context;
 mod error_codes;

@@ -4,6 +4,7 @@ use async_graphql::{Context, Enum, ID, Interface, Object, ResultExt, SimpleObjec
 use cardstream_store::entities::{authorizations, cardholders, cards, disputes, transactions};
 
 use super::activity::{ActivityFilterInput, AuthorizationConnection, activity_page};
+use super::checks::{NetworkData, Verification};
 use super::connection::{
     ACTIVITY_PAGE, CARDHOLDER_CARDS_PAGE, Counted, PageArgs, Total, in_memory,
 };
@@ -294,6 +295,14 @@ impl Authorization {
     }
     async fn created(&self) -> DateTime {
         DateTime(self.0.created)
+    }
+    /// The checks Stripe made of the card's details; null when Stripe sent none.
+    async fn verification(&self) -> Option<Verification> {
+        Verification::from_raw(self.0.verification_data.as_ref())
+    }
+    /// The card network's references; null when Stripe sent none.
+    async fn network_data(&self) -> Option<NetworkData> {
+        NetworkData::from_raw(self.0.network_data.as_ref())
     }
     /// The decisions, oldest first, at most `first` (read from the stored object, no query).
     #[graphql(complexity = "page_cost(Some(first), child_complexity)")]

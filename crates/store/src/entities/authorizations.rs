@@ -25,6 +25,8 @@ pub struct Model {
     pub authorization_method: Option<String>,
     pub wallet: Option<String>,
     pub request_history: Json,
+    pub verification_data: Option<Json>,
+    pub network_data: Option<Json>,
     pub created: i64,
     /// The Stripe Connect account; `None` for the platform's own.
     pub account: Option<String>,

@@ -1,0 +1,1 @@
+ALTER TABLE authorizations DROP COLUMN network_data, DROP COLUMN verification_data;
