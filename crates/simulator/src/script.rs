@@ -473,6 +473,11 @@ impl Purchase {
         transactions: Value,
         metadata: Value,
     ) -> Value {
+        // Stripe's own `verification_failed` decline is a CVC that did not match.
+        let cvc_check = match self.stripe_decline {
+            Some("verification_failed") => "mismatch",
+            _ => "match",
+        };
         json!({
             "id": self.authorization_id,
             "object": "issuing.authorization",
@@ -490,7 +495,11 @@ impl Purchase {
             "merchant_currency": self.merchant_currency,
             "merchant_data": self.merchant,
             "metadata": metadata,
-            "network_data": {"acquiring_institution_id": null, "system_trace_audit_number": null, "transaction_id": null},
+            "network_data": {
+                "acquiring_institution_id": "000100",
+                "system_trace_audit_number": null,
+                "transaction_id": format!("NT{}", &self.authorization_id[6..]),
+            },
             "pending_request": pending,
             "request_history": history,
             "status": status,
@@ -498,7 +507,7 @@ impl Purchase {
             "transactions": transactions,
             "verification_data": {
                 "address_line1_check": "not_provided", "address_postal_code_check": "match",
-                "authentication_exemption": null, "cvc_check": "match", "expiry_check": "match",
+                "authentication_exemption": null, "cvc_check": cvc_check, "expiry_check": "match",
                 "postal_code": null, "three_d_secure": null,
             },
             "wallet": null,
