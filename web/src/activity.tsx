@@ -4,6 +4,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { gql, nextCursor, type AuthorizationStatus, type Connection, type Money, type TransactionKind } from "./api";
+import { reasonWords } from "./reasons";
 import { Card, ErrorNote, Link } from "./ui";
 
 interface Row {
@@ -134,7 +135,7 @@ export function ActivityTable({ cardId, version }: { cardId: string; version: nu
                   <td class="num">{spend(r)}</td>
                   <td>
                     <span class={`badge ${r.outcome.toLowerCase()}`}>{r.outcome.toLowerCase()}</span>
-                    {r.outcome === "DECLINED" && <span class="reason">{(r.cardstreamReason ?? r.declineReason ?? "").replaceAll("_", " ")}</span>}
+                    {r.outcome === "DECLINED" && <span class="reason">{reasonWords(r.cardstreamReason ?? r.declineReason ?? "")}</span>}
                     {r.cardstreamReason === "partially_approved" && <span class="partial" data-testid="partial">partially approved</span>}
                   </td>
                 </tr>

@@ -3,6 +3,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { gql, type Money } from "./api";
+import { reasonWords } from "./reasons";
 import { Card, ErrorNote, Link, Loading } from "./ui";
 
 interface Auth {
@@ -18,12 +19,19 @@ interface Auth {
   created: string;
   merchant: { name: string | null; category: string; city: string | null; country: string | null };
   requestHistory: { approved: boolean; reason: string; amount: Money; created: string }[];
+  verification: {
+    addressLine1Check: string | null; addressPostalCodeCheck: string | null; cvcCheck: string | null;
+    expiryCheck: string | null; threeDSecure: string | null;
+  } | null;
+  networkData: { acquiringInstitutionId: string | null; systemTraceAuditNumber: string | null; transactionId: string | null } | null;
   transactions: { id: string; rawKind: string; amount: Money; created: string }[];
 }
 
 const QUERY = `query($id: ID!) { authorization(id: $id) { id cardId outcome rawStatus declineReason cardstreamReason created
   amount { currency formatted } merchantAmount { currency formatted } heldAmount { formatted } merchant { name category city country }
   requestHistory { approved reason created amount { formatted } }
+  verification { addressLine1Check addressPostalCodeCheck cvcCheck expiryCheck threeDSecure }
+  networkData { acquiringInstitutionId systemTraceAuditNumber transactionId }
   transactions { id rawKind created amount { formatted } } } }`;
 
 export function AuthorizationView({ id }: { id: string }) {
@@ -48,7 +56,7 @@ export function AuthorizationView({ id }: { id: string }) {
         {m.city ? ` · ${m.city}` : ""}{m.country ? `, ${m.country}` : ""}
       </p>
       {auth.outcome === "DECLINED" && (
-        <p class="note">Declined: {(auth.cardstreamReason ?? auth.declineReason ?? "no reason given").replaceAll("_", " ")}</p>
+        <p class="note">Declined: {auth.cardstreamReason ?? auth.declineReason ? reasonWords((auth.cardstreamReason ?? auth.declineReason)!) : "no reason given"}</p>
       )}
       {auth.cardstreamReason === "partially_approved" && (
         <p class="note" data-testid="partial">Partially approved: the request asked for more than the card's spend limit had left, and cardstream approved what was left.</p>
@@ -59,10 +67,27 @@ export function AuthorizationView({ id }: { id: string }) {
           <ul>
             {auth.requestHistory.map((h) => (
               <li key={h.created + h.reason}>
-                {new Date(h.created).toLocaleString()}: {h.approved ? "approved" : "declined"} {h.amount.formatted} ({h.reason.replaceAll("_", " ")})
+                {new Date(h.created).toLocaleString()}: {h.approved ? "approved" : "declined"} {h.amount.formatted} ({reasonWords(h.reason)})
               </li>
             ))}
           </ul>
+        )}
+      </Card>
+      <Card title="Checks">
+        {auth.verification ? (
+          <ul data-testid="checks">
+            <li>CVC: {checkWords(auth.verification.cvcCheck)}</li>
+            <li>Expiry: {checkWords(auth.verification.expiryCheck)}</li>
+            <li>Address: {checkWords(auth.verification.addressLine1Check)}</li>
+            <li>Postal code: {checkWords(auth.verification.addressPostalCodeCheck)}</li>
+            <li>3-D Secure: {auth.verification.threeDSecure?.replaceAll("_", " ") ?? "not used"}</li>
+          </ul>
+        ) : <p class="empty">Stripe sent no checks.</p>}
+        {auth.networkData && (
+          <p class="hint" data-testid="network">
+            Network: transaction {auth.networkData.transactionId ?? "—"}, acquirer {auth.networkData.acquiringInstitutionId ?? "—"}
+            {auth.networkData.systemTraceAuditNumber ? `, trace ${auth.networkData.systemTraceAuditNumber}` : ""}
+          </p>
         )}
       </Card>
       <Card title="Transactions">
@@ -76,4 +101,14 @@ export function AuthorizationView({ id }: { id: string }) {
       </Card>
     </div>
   );
+}
+
+/** A check's result as Stripe words it (`match`, `mismatch`, `not_provided`, `unavailable`). */
+function checkWords(check: string | null): string {
+  switch (check) {
+    case "match": return "matched";
+    case "mismatch": return "did not match";
+    case null: return "not sent";
+    default: return check.replaceAll("_", " ");
+  }
 }

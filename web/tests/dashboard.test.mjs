@@ -25,6 +25,18 @@ let dev, chrome, page, holder, cards;
 /** An authorization's outcome as its badge says it. */
 const outcome = (a) => (a.approved ? "approved" : a.status === "pending" ? "pending" : "declined");
 const words = (s) => s.replaceAll("_", " ");
+/** The reasons the dev world produces, in the dashboard's plain words (web/src/reasons.ts). */
+const REASONS = {
+  card_inactive: "the card is not active", insufficient_funds: "not enough funds in the Issuing balance",
+  suspected_fraud: "Stripe suspected fraud", verification_failed: "the card's details did not verify (CVC, expiry or address)",
+  webhook_approved: "approved by cardstream", webhook_declined: "declined by cardstream",
+  webhook_error: "cardstream's answer could not be read", webhook_timeout: "cardstream did not answer within Stripe's 2 seconds",
+  approved: "approved", amount_over_limit: "over the most allowed for one purchase",
+  category_blocked: "the merchant's category is blocked", daily_limit_exceeded: "over the card's daily limit",
+  monthly_limit_exceeded: "over the card's monthly limit", spend_unknown: "the card's spend could not be checked",
+  partially_approved: "partially approved",
+};
+const reasonText = (r) => REASONS[r] ?? words(r);
 
 /** The rows the activity table should show for `where` on `card`: at most `limit`, newest first. */
 function activityRows(cardId, where = "TRUE", limit = 20) {
@@ -41,7 +53,7 @@ function activityRows(cardId, where = "TRUE", limit = 20) {
     amount: `${a.merchant_currency && a.merchant_currency !== a.currency ? `${money(a.merchant_amount, a.merchant_currency)} → ` : ""}${
       a.approved ? `−${money(a.requested_amount, a.currency)}` : money(a.requested_amount, a.currency)}`,
     status: outcome(a),
-    reason: outcome(a) === "declined" ? words(a.cardstream_reason ?? a.decline_reason ?? "") : "",
+    reason: outcome(a) === "declined" ? reasonText(a.cardstream_reason ?? a.decline_reason ?? "") : "",
   }));
 }
 
@@ -281,6 +293,20 @@ test("filters and pagination show exactly the database's rows", async () => {
   assert.equal(new Set(ids).size, ids.length, "no row twice across pages");
 });
 
+/** The authorization page's checks as they should read, from the stored verification_data. */
+function checksOf(v) {
+  if (!v) return ["Stripe sent no checks."];
+  const check = (c) => ({ match: "matched", mismatch: "did not match" })[c] ?? (c == null ? "not sent" : words(c));
+  return [`CVC: ${check(v.cvc_check)}`, `Expiry: ${check(v.expiry_check)}`, `Address: ${check(v.address_line1_check)}`,
+    `Postal code: ${check(v.address_postal_code_check)}`, `3-D Secure: ${v.three_d_secure?.result ? words(v.three_d_secure.result) : "not used"}`];
+}
+
+function networkOf(n) {
+  if (!n) return [];
+  return [`Network: transaction ${n.transaction_id ?? "—"}, acquirer ${n.acquiring_institution_id ?? "—"}${
+    n.system_trace_audit_number ? `, trace ${n.system_trace_audit_number}` : ""}`];
+}
+
 /** An authorization's page as it should be, from its row, its request history and its
  * transactions in the database. */
 function expectedAuthorization(id) {
@@ -297,13 +323,15 @@ function expectedAuthorization(id) {
         ? [`Abroad: ${money(a.merchant_amount, a.merchant_currency)} → ${money(a.requested_amount, a.currency)} on the card`] : []),
       `${outcome(a)} ${a.status} · ${when(a.created)} · ${words(a.merchant_category)}`
         + `${a.merchant_city ? ` · ${a.merchant_city}` : ""}${a.merchant_country ? `, ${a.merchant_country}` : ""}`,
-      ...(outcome(a) === "declined" ? [`Declined: ${words(a.cardstream_reason ?? a.decline_reason ?? "no reason given")}`] : []),
+      ...(outcome(a) === "declined"
+        ? [`Declined: ${a.cardstream_reason ?? a.decline_reason ? reasonText(a.cardstream_reason ?? a.decline_reason) : "no reason given"}`] : []),
       ...(a.cardstream_reason === "partially_approved"
         ? ["Partially approved: the request asked for more than the card's spend limit had left, and cardstream approved what was left."] : []),
       `Held now: ${money(a.amount, a.currency)}`,
     ],
     history: history.length === 0 ? ["No decision yet."] : history.slice(0, 10).map((h) =>
-      `${when(h.created ?? a.created)}: ${h.approved ? "approved" : "declined"} ${money(h.amount ?? 0, h.currency ?? a.currency)} (${words(h.reason ?? "")})`),
+      `${when(h.created ?? a.created)}: ${h.approved ? "approved" : "declined"} ${money(h.amount ?? 0, h.currency ?? a.currency)} (${reasonText(h.reason ?? "")})`),
+    checks: [...checksOf(a.verification_data), ...networkOf(a.network_data)],
     transactions: transactions.length === 0 ? ["Nothing captured."]
       : transactions.slice(0, 10).map((t) => `${when(t.created)}: ${t.kind} ${money(t.amount, t.currency)}`),
   };
@@ -321,6 +349,7 @@ async function shownAuthorization() {
       heading: text(root.querySelector("h1")),
       lines: [...root.querySelectorAll(":scope > p")].map(text),
       history: list("Request history"),
+      checks: list("Checks"),
       transactions: list("Transactions"),
     };
   });
@@ -355,6 +384,16 @@ test("an authorization's page shows its amount, merchant, category, status, reas
   await page.goto(`${dev.api}/authorizations/${declined}`);
   await expectAuthorization(declined);
   assert.ok(expectedAuthorization(declined).lines.some((l) => l.startsWith("Declined: ")));
+  // A decline for a CVC that did not match, if the simulator has made one on these cards: its
+  // checks say so, and its reason reads in words.
+  const failed = psql(dev.database, `SELECT id FROM authorizations WHERE card_id IN (${cards.map((c) => `'${c.id}'`).join(",")})
+    AND decline_reason = 'verification_failed' ORDER BY created DESC, id DESC LIMIT 1`);
+  t.diagnostic(failed ? `verification failed: ${failed}` : "no verification_failed decline on the holder's cards yet");
+  if (failed) {
+    await page.goto(`${dev.api}/authorizations/${failed}`);
+    await expectAuthorization(failed);
+    assert.ok(expectedAuthorization(failed).checks.includes("CVC: did not match"));
+  }
   // A purchase abroad on the holder's cards, if the simulator has made one yet: the merchant's
   // amount beside the card's.
   const abroad = psql(dev.database, `SELECT id FROM authorizations WHERE card_id IN (${cards.map((c) => `'${c.id}'`).join(",")})
