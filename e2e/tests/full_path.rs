@@ -17,29 +17,44 @@ const CARD: &str = "ic_1Pgag5B7WZ01zgkWephORn8N";
 /// the database's connect timeout.
 const STRIPE_BUDGET: Duration = Duration::from_secs(2);
 
-#[tokio::test]
-async fn signed_webhooks_become_rows_exactly_once() {
-    let pipeline = Pipeline::start().await;
-    let mut gw = pipeline.gateway(&[]).await;
-    let mut aggregator = pipeline.aggregator("group-full").await;
-
+/// Sends `count` simulated deliveries over `cards` cards (as fast as they are answered) through
+/// `gw`, every one accepted, and waits until all are stored.
+async fn simulate(
+    pipeline: &Pipeline,
+    gw: &Component<RunningGateway>,
+    count: u64,
+    cards: usize,
+    tune: impl FnOnce(&mut SimulateArgs),
+) -> cardstream_simulator::Summary {
     let mut sim = SimulateArgs::new(format!("http://{}", gw.addr()), SECRET);
     sim.rate = 0.0;
-    sim.count = Some(1200);
-    sim.cards = 25;
-    sim.duplicate_rate = 0.2;
-    sim.reorder_window = 20;
+    sim.count = Some(count);
+    sim.cards = cards;
+    tune(&mut sim);
     let summary = cardstream_simulator::run(sim, CancellationToken::new())
         .await
         .unwrap();
     assert_eq!(summary.failed, 0);
-
     pipeline
         .wait_for(
             "SELECT count(*) FROM stripe_events",
             summary.generated as i64,
         )
         .await;
+    summary
+}
+
+#[tokio::test]
+async fn signed_webhooks_become_rows_exactly_once() {
+    let pipeline = Pipeline::start().await;
+    let mut gw = pipeline.gateway(&[]).await;
+    let mut aggregator = pipeline.aggregator("group-full").await;
+
+    let summary = simulate(&pipeline, &gw, 1200, 25, |sim| {
+        sim.duplicate_rate = 0.2;
+        sim.reorder_window = 20;
+    })
+    .await;
     let stored: BTreeSet<String> = sqlx::query_scalar("SELECT event_id FROM stripe_events")
         .fetch_all(pipeline.store.pool())
         .await
@@ -79,20 +94,7 @@ async fn partial_approvals_from_simulated_traffic_are_folded_and_captured_within
         ])
         .await;
     let mut aggregator = pipeline.aggregator("group-partial").await;
-    let mut sim = SimulateArgs::new(format!("http://{}", gw.addr()), SECRET);
-    sim.rate = 0.0;
-    sim.count = Some(1500);
-    sim.cards = 10;
-    let summary = cardstream_simulator::run(sim, CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(summary.failed, 0);
-    pipeline
-        .wait_for(
-            "SELECT count(*) FROM stripe_events",
-            summary.generated as i64,
-        )
-        .await;
+    let summary = simulate(&pipeline, &gw, 1500, 10, |_| {}).await;
 
     let partial = pipeline
         .count("SELECT count(*) FROM authorizations WHERE cardstream_reason = 'partially_approved'")

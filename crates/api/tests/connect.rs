@@ -40,6 +40,24 @@ async fn ids(api: &TestApi, sql: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The user with `email` as the platform admin `token` lists them: id, email, accounts.
+async fn user(api: &TestApi, token: &str, email: &str) -> Value {
+    let users = api
+        .gql(
+            Some(token),
+            "{ users(first: 10) { nodes { id email accounts } } }",
+            json!({}),
+        )
+        .await;
+    users["data"]["users"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{users}"))
+        .iter()
+        .find(|u| u["email"] == email)
+        .unwrap_or_else(|| panic!("no {email}: {users}"))
+        .clone()
+}
+
 fn node_ids(list: &Value) -> BTreeSet<String> {
     list["nodes"]
         .as_array()
@@ -294,20 +312,7 @@ async fn limiting_a_user_to_accounts_takes_effect_at_once_and_only_platform_admi
     let api = start().await;
     let platform = api.login("admin@example.com").await;
     let b_admin = api.login("b-admin@example.com").await;
-    let users = api
-        .gql(
-            Some(&platform),
-            "{ users(first: 10) { nodes { id email accounts } } }",
-            json!({}),
-        )
-        .await;
-    let b = users["data"]["users"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == "b-admin@example.com")
-        .unwrap()
-        .clone();
+    let b = user(&api, &platform, "b-admin@example.com").await;
     assert_eq!(b["accounts"], json!([B]));
     let set = "mutation($u: ID!, $a: [ID!]!) { setUserAccounts(input: {userId: $u, accounts: $a}) { user { accounts } } }";
 
@@ -404,19 +409,6 @@ async fn an_invitation_limited_to_an_account_makes_a_user_of_that_account_only()
         .map(|a| a["id"].as_str().unwrap())
         .collect();
     assert_eq!(listed, [A], "{r}");
-    let users = api
-        .gql(
-            Some(&platform),
-            "{ users(first: 10) { nodes { email accounts } } }",
-            json!({}),
-        )
-        .await;
-    let staff = users["data"]["users"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == "a-staff@example.com")
-        .unwrap_or_else(|| panic!("{users}"))
-        .clone();
+    let staff = user(&api, &platform, "a-staff@example.com").await;
     assert_eq!(staff["accounts"], json!([A]));
 }
