@@ -128,7 +128,7 @@ pub(crate) fn command() -> clap::Command {
 const SECRET_FLAGS: &[(&str, &str)] = &[
     (
         "webhook-secrets",
-        "set CARDSTREAM_WEBHOOK_SECRETS or use --webhook-secrets-file",
+        "set CARDSTREAM_WEBHOOK_SECRETS (or, for the gateway, use --webhook-secrets-file)",
     ),
     (
         "connect-webhook-secrets",
