@@ -433,3 +433,153 @@ async fn the_fold_writes_every_column_of_every_object_table() {
         assert_eq!(declared, migrated, "{table}");
     }
 }
+
+/// The transactions a real program meets besides one capture per authorization (issue 18,
+/// item 5), folded and checked against totals worked out here by hand: a force capture (no
+/// authorization), an over-capture (more than was authorized), two captures on one
+/// authorization, a refund without a capture, and a capture whose amount an
+/// `issuing_transaction.updated` changes; plus one hold still open.
+#[tokio::test]
+async fn force_captures_over_captures_split_captures_and_lone_refunds_add_up() {
+    let (_db, store) = store().await;
+    let day = 1_764_028_800; // 2025-11-25 00:00 UTC
+    let txn = |id: &str, kind: &str, amount: i64, at: i64, authorization: Option<&str>| {
+        let mut t = transaction(id, "ic_1", kind, amount, "usd", at, "bakeries");
+        t["authorization"] = json!(authorization);
+        t
+    };
+    let auth = |id: &str, amount: i64, status: &str, at: i64| {
+        authorization(id, "ic_1", amount, true, status, at)
+    };
+    let e = |id: &str, kind: &str, at: i64, object: Value| event(id, kind, at, object);
+    let events = vec![
+        // A force capture: the merchant captured without asking first.
+        e(
+            "evt_fc",
+            "issuing_transaction.created",
+            day + 10,
+            txn("ipi_fc", "capture", -2000, day + 10, None),
+        ),
+        // Authorized 1,000, captured 1,200.
+        e(
+            "evt_o1",
+            "issuing_authorization.created",
+            day + 20,
+            auth("iauth_over", 1000, "pending", day + 20),
+        ),
+        e(
+            "evt_o2",
+            "issuing_transaction.created",
+            day + 21,
+            txn("ipi_over", "capture", -1200, day + 21, Some("iauth_over")),
+        ),
+        e(
+            "evt_o3",
+            "issuing_authorization.updated",
+            day + 22,
+            auth("iauth_over", 1000, "closed", day + 20),
+        ),
+        // Authorized 3,000, captured as 1,000 then 1,500 (the rest released).
+        e(
+            "evt_m1",
+            "issuing_authorization.created",
+            day + 30,
+            auth("iauth_multi", 3000, "pending", day + 30),
+        ),
+        e(
+            "evt_m2",
+            "issuing_transaction.created",
+            day + 31,
+            txn("ipi_m1", "capture", -1000, day + 31, Some("iauth_multi")),
+        ),
+        e(
+            "evt_m3",
+            "issuing_transaction.created",
+            day + 32,
+            txn("ipi_m2", "capture", -1500, day + 32, Some("iauth_multi")),
+        ),
+        e(
+            "evt_m4",
+            "issuing_authorization.updated",
+            day + 33,
+            auth("iauth_multi", 3000, "closed", day + 30),
+        ),
+        // A refund of a purchase cardstream never saw captured.
+        e(
+            "evt_r",
+            "issuing_transaction.created",
+            day + 40,
+            txn("ipi_r", "refund", 400, day + 40, None),
+        ),
+        // A capture of 500, updated to 700.
+        e(
+            "evt_u1",
+            "issuing_transaction.created",
+            day + 50,
+            txn("ipi_u", "capture", -500, day + 50, None),
+        ),
+        e(
+            "evt_u2",
+            "issuing_transaction.updated",
+            day + 51,
+            txn("ipi_u", "capture", -700, day + 50, None),
+        ),
+        // Still held.
+        e(
+            "evt_h",
+            "issuing_authorization.created",
+            day + 60,
+            auth("iauth_open", 800, "pending", day + 60),
+        ),
+    ];
+    // Worked out by hand from the list above.
+    let captured = 2000 + 1200 + 1000 + 1500 + 700;
+    let refunded = 400;
+    let held = 800;
+    for batch in [
+        &events[..],
+        &events.iter().rev().cloned().collect::<Vec<_>>()[..],
+    ] {
+        sqlx::query("TRUNCATE stripe_events, authorizations, transactions, card_daily_spend, card_category_spend, card_merchant_spend, consumer_positions")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        // One at a time, in this order: each lands as it would from its own batch.
+        for e in batch {
+            apply(&store, std::slice::from_ref(e)).await;
+        }
+        type Daily = (i64, i64, i64, i32, i32, i32, i32);
+        let daily: Daily = sqlx::query_as(
+            "SELECT spend, captured, refunded, captures, refunds, approved, declined
+             FROM card_daily_spend WHERE card_id = 'ic_1'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(daily, (captured - refunded, captured, refunded, 5, 1, 3, 0));
+        let spend = store.card_spend(20417, 20393).await.unwrap();
+        assert_eq!(spend.len(), 1, "{spend:?}");
+        assert_eq!(
+            (spend[0].day, spend[0].month),
+            (captured - refunded + held, captured - refunded + held),
+            "captures minus refunds plus the one hold still open"
+        );
+        let links: Vec<(String, Option<String>, i64)> =
+            sqlx::query_as("SELECT id, authorization_id, amount FROM transactions ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            links,
+            vec![
+                ("ipi_fc".into(), None, -2000),
+                ("ipi_m1".into(), Some("iauth_multi".into()), -1000),
+                ("ipi_m2".into(), Some("iauth_multi".into()), -1500),
+                ("ipi_over".into(), Some("iauth_over".into()), -1200),
+                ("ipi_r".into(), None, 400),
+                ("ipi_u".into(), None, -700),
+            ]
+        );
+        assert_rollups_exact(&store).await;
+    }
+}
