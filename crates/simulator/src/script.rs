@@ -413,8 +413,15 @@ impl Purchase {
             metadata.clone(),
         );
         event(&mut rng, types::AUTHORIZATION_CREATED, t, pending, None);
-        // The merchant captures at most what was held.
+        // Now and then what programs meet besides one capture per purchase (one draw, from
+        // this purchase's own generator, so other purchases stay as they were): a tip captured
+        // over the authorized amount, the capture corrected later, a second charge the merchant
+        // made without asking (a force capture), a refund of a purchase never seen captured.
+        let odd: f64 = rng.random();
+        let over_capture = odd < 0.02 && held == self.amount;
+        // The merchant captures at most what was held, but for an over-capture (a tip).
         let captures: Vec<i64> = match self.ending {
+            Ending::Capture if over_capture => vec![held + (held / 10).max(1)],
             Ending::Capture | Ending::Refunded(_) => vec![held],
             Ending::Partial(amount) => vec![amount.min(held)],
             Ending::Split(a, b) if a + b <= held => vec![a, b],
@@ -438,6 +445,7 @@ impl Purchase {
         } else {
             "closed"
         };
+        let first_capture = transactions.first().cloned();
         let closed = self.authorization(
             0,
             true,
@@ -458,6 +466,38 @@ impl Purchase {
         if let Ending::Refunded(amount) = self.ending {
             let refund = self.transaction(&mut rng, amount.min(held), "refund", t + 60);
             event(&mut rng, types::TRANSACTION_CREATED, t + 60, refund, None);
+        }
+        match (odd, first_capture) {
+            // The capture corrected by the merchant: a tenth less.
+            (odd, Some(mut capture)) if (0.02..0.04).contains(&odd) => {
+                let before = capture["amount"].as_i64().unwrap_or(0);
+                let after = before - before / 10;
+                capture["amount"] = after.into();
+                capture["merchant_amount"] = self.merchant_amount(after).into();
+                let previous = json!({"amount": before});
+                event(
+                    &mut rng,
+                    types::TRANSACTION_UPDATED,
+                    t + 6,
+                    capture,
+                    Some(previous),
+                );
+            }
+            // A second charge without an authorization: a force capture.
+            (odd, _) if (0.04..0.06).contains(&odd) => {
+                let mut charge =
+                    self.transaction(&mut rng, -(self.amount / 4).max(1), "capture", t + 7);
+                charge["authorization"] = Value::Null;
+                event(&mut rng, types::TRANSACTION_CREATED, t + 7, charge, None);
+            }
+            // A refund with nothing captured to match it.
+            (odd, _) if (0.06..0.07).contains(&odd) => {
+                let mut refund =
+                    self.transaction(&mut rng, (self.amount / 5).max(1), "refund", t + 90);
+                refund["authorization"] = Value::Null;
+                event(&mut rng, types::TRANSACTION_CREATED, t + 90, refund, None);
+            }
+            _ => {}
         }
         events
     }
