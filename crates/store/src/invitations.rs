@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::accounts::{Role, User};
 use crate::paging::{Direction, Page};
-use crate::sessions::{EndReason, end_sessions_in, random_hex, user_from_row};
+use crate::sessions::{EndReason, end_sessions_in, insert_user_links, random_hex, user_from_row};
 use crate::{Error, Store};
 
 /// What accepting a link does.
@@ -252,7 +252,7 @@ impl Store {
     /// Uses a link: creates the invited user, or sets the reset user's password. A link that
     /// is unknown, used, revoked or expired is [`Error::NotFound`].
     pub async fn accept_invitation(&self, token: &str, password_hash: &str) -> Result<User, Error> {
-        self.tally(4);
+        self.tally(5);
         let mut tx = self.pool().begin().await?;
         // FOR UPDATE: two tabs accepting the same link at once cannot both succeed.
         let row: Option<Row> = sqlx::query_as(&format!(
@@ -293,21 +293,22 @@ impl Store {
                     }
                     _ => Error::Database(e),
                 })?;
-                sqlx::query(
-                    "INSERT INTO user_cardholders (user_id, cardholder_id)
-                     SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+                let user = row.0;
+                insert_user_links(
+                    &mut tx,
+                    "user_cardholders",
+                    "cardholder_id",
+                    user,
+                    &invitation.cardholder_ids,
                 )
-                .bind(row.0)
-                .bind(&invitation.cardholder_ids)
-                .execute(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "INSERT INTO user_accounts (user_id, account)
-                     SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+                insert_user_links(
+                    &mut tx,
+                    "user_accounts",
+                    "account",
+                    user,
+                    &invitation.accounts,
                 )
-                .bind(row.0)
-                .bind(&invitation.accounts)
-                .execute(&mut *tx)
                 .await?;
                 user_from_row(row)
             }

@@ -90,6 +90,26 @@ pub(crate) fn user_from_row((id, email, password_hash, role, disabled, created):
     }
 }
 
+/// Links `user_id` to each of `values` in `table` (`user_cardholders` or `user_accounts`,
+/// whose value column is `column`); repeats are ignored.
+pub(crate) async fn insert_user_links(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &str,
+    column: &str,
+    user_id: i64,
+    values: &[String],
+) -> Result<(), Error> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} (user_id, {column})
+         SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING"
+    ))
+    .bind(user_id)
+    .bind(values)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Ends every open session of `user_id` and announces the change, inside `tx`.
 pub(crate) async fn end_sessions_in(
     tx: &mut Transaction<'_, Postgres>,
@@ -278,7 +298,6 @@ impl Store {
         user_id: i64,
         cardholders: &[String],
     ) -> Result<User, Error> {
-        self.tally(5);
         self.replace_user_links(
             user_id,
             "user_cardholders",
@@ -299,6 +318,7 @@ impl Store {
         values: &[String],
         reason: EndReason,
     ) -> Result<User, Error> {
+        self.tally(5);
         let mut tx = self.pool().begin().await?;
         let user: Option<UserRow> = sqlx::query_as(
             "SELECT id, email, password_hash, role, disabled, created FROM users WHERE id = $1 FOR UPDATE",
@@ -311,14 +331,7 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(&format!(
-            "INSERT INTO {table} (user_id, {column})
-             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING"
-        ))
-        .bind(user_id)
-        .bind(values)
-        .execute(&mut *tx)
-        .await?;
+        insert_user_links(&mut tx, table, column, user_id, values).await?;
         end_sessions_in(&mut tx, user_id, reason).await?;
         tx.commit().await?;
         Ok(user)
