@@ -185,8 +185,8 @@ impl Component<RunningGateway> {
     /// POSTs `body` to `path`, signed as Stripe would sign it now: with [`CONNECT_SECRET`]
     /// when it is a connected account's event, else with [`SECRET`].
     pub async fn post_signed(&self, path: &str, body: &str) -> HttpResponse {
-        let connected = serde_json::from_str::<serde_json::Value>(body)
-            .is_ok_and(|event| event.get("account").is_some_and(|a| a.is_string()));
+        let connected = cardstream_stripe::Event::parse(body.as_bytes())
+            .is_ok_and(|event| event.account.is_some());
         let secret = if connected { CONNECT_SECRET } else { SECRET };
         let header = signature::header(&[WebhookSecret::new(secret)], now(), body.as_bytes());
         cardstream_testbed::post(

@@ -373,7 +373,6 @@ impl Worker {
                     event,
                     received_at_ms: at,
                 } => {
-                    self.metrics.event_read(event.event.api_version.as_deref());
                     events.push(*event);
                     received_at_ms.extend(at);
                 }
@@ -381,6 +380,8 @@ impl Worker {
             }
         }
         self.send_dead_letters(&dead, shutdown).await?;
+        self.metrics
+            .events_read(events.iter().map(|e| e.event.api_version.as_deref()));
         let (new, duplicates, rejected) = self.write(events, &positions, shutdown).await?;
         if !rejected.is_empty() {
             self.send_dead_letters(&rejected, shutdown).await?;

@@ -256,11 +256,20 @@ impl AggregatorMetrics {
         }
     }
 
-    /// An event was read, sent with `version` (the envelope's `api_version`).
-    pub(crate) fn event_read(&self, version: Option<&str>) {
-        self.api_versions
-            .with_label_values(&[version_label(version)])
-            .inc();
+    /// A batch's events were read, each sent with its `api_version`. Counted by runs of one
+    /// version (a batch has one or a few), so the series is looked up once per run, not once
+    /// per event.
+    pub(crate) fn events_read<'a>(&self, versions: impl Iterator<Item = Option<&'a str>>) {
+        let mut versions = versions.peekable();
+        while let Some(version) = versions.next() {
+            let mut count = 1;
+            while versions.next_if_eq(&version).is_some() {
+                count += 1;
+            }
+            self.api_versions
+                .with_label_values(&[version_label(version)])
+                .inc_by(count);
+        }
     }
 
     /// A record is on the dead-letter topic, for `reason` (one of `DEAD_LETTER_REASONS`).
@@ -314,6 +323,24 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_batchs_versions_are_counted_per_event_whatever_their_order() {
+        let registry = Registry::new();
+        let m = AggregatorMetrics::new(&registry).unwrap();
+        let v = Some("2024-06-20");
+        m.events_read([v, v, None, v, Some("bad")].into_iter());
+        let count = |label| {
+            value(
+                &registry,
+                "cardstream_events_by_api_version_total",
+                ("api_version", label),
+            )
+        };
+        assert_eq!(count("2024-06-20"), 3.0);
+        assert_eq!(count("none"), 1.0);
+        assert_eq!(count("malformed"), 1.0);
+    }
 
     #[test]
     fn api_versions_are_labelled_as_themselves_or_as_what_they_are_not() {
