@@ -362,9 +362,14 @@ async fn an_invitation_limited_to_an_account_makes_a_user_of_that_account_only()
     let b_admin = api.login("b-admin@example.com").await;
     let invite = "mutation($a: [ID!]!) { inviteUser(input: {email: \"a-staff@example.com\", role: ADMIN, accounts: $a}) { token invitation { accounts } } }";
 
-    // Only a platform admin invites, and only real account ids.
+    // Only a platform admin invites, and only real account ids, at most 1,000 of them.
+    let r = api.gql(None, invite, json!({"a": [A]})).await;
+    assert_eq!(code(&r), "UNAUTHENTICATED", "{r}");
     let r = api.gql(Some(&b_admin), invite, json!({"a": [A]})).await;
     assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    let many: Vec<String> = (0..1001).map(|i| format!("acct_{i}")).collect();
+    let r = api.gql(Some(&platform), invite, json!({"a": many})).await;
+    assert_eq!(code(&r), "BAD_USER_INPUT", "{r}");
     for bad in ["cus_123", "acct_", "acct_1' OR '1'='1"] {
         let r = api.gql(Some(&platform), invite, json!({"a": [bad]})).await;
         assert_eq!(code(&r), "BAD_USER_INPUT", "{bad}: {r}");

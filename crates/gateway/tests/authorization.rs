@@ -235,6 +235,17 @@ async fn other_event_types_and_bad_signatures_are_refused() {
     let response = gw.post_signed(ROUTE, &broken).await;
     assert_eq!(response.status, 400);
     assert_eq!(response.json()["error"]["code"], "not_a_stripe_event");
+    // On the webhook route too, now that it decides requests: refused, not stored as received.
+    let response = gw.post_signed(EVENTS_ROUTE, &broken).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.json()["error"]["code"], "not_a_stripe_event");
+    assert_eq!(
+        gw.metric(
+            "cardstream_webhook_rejections_total",
+            &[("route", EVENTS_ROUTE), ("reason", "not_a_stripe_event")]
+        ),
+        1.0
+    );
     gw.stop().await;
 }
 
