@@ -56,6 +56,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0009_authorization_checks.up.sql"),
                 down: include_str!("../sql/0009_authorization_checks.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000010_spend_reservations",
+                up: include_str!("../sql/0010_spend_reservations.up.sql"),
+                down: include_str!("../sql/0010_spend_reservations.down.sql"),
+            }),
         ]
     }
 }

@@ -15,6 +15,7 @@ use cardstream_telemetry::HttpMetrics;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::WebhookError;
+use crate::ledger::SpendLedger;
 use crate::metrics::GatewayMetrics;
 use crate::replays::Answered;
 use crate::shed::Capacity;
@@ -31,8 +32,12 @@ pub struct Gateway {
     pub verifiers: Arc<ArcSwap<Verifiers>>,
     pub producer: EventProducer,
     pub policy: PolicyStore,
-    /// Card spend for the policy's limits; `None` without a database.
+    /// Card spend for the policy's limits in memory (`--spend-ledger local`); `None` without
+    /// a database or with the shared ledger.
     pub spend: Option<SpendCache>,
+    /// The shared ledger approvals are reserved in (`--spend-ledger shared`, the default with a
+    /// database).
+    pub ledger: Option<SpendLedger>,
     pub metrics: GatewayMetrics,
     pub body_limit: usize,
     pub produce_timeout: Duration,

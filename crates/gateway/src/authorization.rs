@@ -14,12 +14,14 @@ use serde_json::json;
 
 use crate::app::{AUTHORIZATION_ROUTE, Gateway, now_millis};
 use crate::error::WebhookError;
+use crate::ledger::RequestEvent;
 use crate::replays::Answer;
 
 static STRIPE_VERSION: HeaderName = HeaderName::from_static("stripe-version");
 
 /// `POST /webhooks/stripe/authorization`: Stripe waits at most 2 s for this answer, so the
-/// decision is taken from memory and returned at once. The request event still goes to the
+/// decision is taken from memory and, when a spend limit applies, one bounded reservation in
+/// the shared ledger (see `ledger`), and returned at once. The request event still goes to the
 /// topic, but in the background: a slow or absent broker costs a counted, logged failure,
 /// never a late answer.
 pub(crate) async fn handle(
@@ -42,7 +44,7 @@ async fn answer(
 ) -> Result<Response, WebhookError> {
     let received_at_ms = now_millis();
     let (bytes, event) = gateway.authenticate(headers, body, received_at_ms).await?;
-    answer_request(gateway, &bytes, &event, received_at_ms)
+    answer_request(gateway, &bytes, &event, received_at_ms).await
 }
 
 /// Decides an authenticated `issuing_authorization.request` and answers it as Stripe reads an
@@ -50,7 +52,7 @@ async fn answer(
 /// dedicated authorization endpoint, but also to an ordinary webhook endpoint that has the event
 /// type enabled (and `stripe listen --forward-to` forwards everything to one URL), so the
 /// webhook route answers them through here too: both URLs give the same answer, counted once.
-pub(crate) fn answer_request(
+pub(crate) async fn answer_request(
     gateway: &Gateway,
     bytes: &Bytes,
     event: &Event,
@@ -68,18 +70,33 @@ pub(crate) fn answer_request(
         ));
     };
     let request = Request::from(&*authorization);
-    let answer = gateway.answered.answer(&event.id, || {
-        let decision = match &gateway.spend {
-            Some(cache) => decide(&gateway.policy.current(), &request, cache),
-            None => decide(&gateway.policy.current(), &request, &NoSpendData),
-        };
-        if let (true, Some(cache)) = (decision.approved, &gateway.spend) {
-            // Count it now: the hold reaches Postgres only after the aggregator folds it.
-            // A partial approval holds what it approved, not what was asked.
-            cache.record_approval(request.card_id, decision.held(request.amount));
-        }
-        decision
-    });
+    let answer = match &gateway.ledger {
+        Some(ledger) => match gateway.answered.given(&event.id) {
+            Some(decision) => Answer::Replayed(decision),
+            None => {
+                let policy = gateway.policy.current();
+                let requested = RequestEvent {
+                    event_id: &event.id,
+                    authorization_id: &authorization.id,
+                    created: event.created,
+                };
+                let decision = ledger.decide(&policy, &request, requested).await;
+                gateway.answered.remember(&event.id, decision)
+            }
+        },
+        None => gateway.answered.answer(&event.id, || {
+            let decision = match &gateway.spend {
+                Some(cache) => decide(&gateway.policy.current(), &request, cache),
+                None => decide(&gateway.policy.current(), &request, &NoSpendData),
+            };
+            if let (true, Some(cache)) = (decision.approved, &gateway.spend) {
+                // Count it now: the hold reaches Postgres only after the aggregator folds it.
+                // A partial approval holds what it approved, not what was asked.
+                cache.record_approval(request.card_id, decision.held(request.amount));
+            }
+            decision
+        }),
+    };
     let decision = match answer {
         Answer::New(decision) => decision,
         Answer::Replayed(decision) => {

@@ -11,6 +11,7 @@ use clap::builder::TypedValueParser;
 use secrecy::SecretString;
 
 use crate::Error;
+use crate::ledger::SpendLedgerArgs;
 use crate::spend::SpendCacheArgs;
 
 /// `cardstream gateway` settings.
@@ -96,6 +97,9 @@ pub struct GatewayArgs {
 
     #[command(flatten)]
     pub spend: SpendCacheArgs,
+
+    #[command(flatten)]
+    pub ledger: SpendLedgerArgs,
 
     #[command(flatten)]
     pub catch_up: cardstream_sync::CatchUpLoopArgs,

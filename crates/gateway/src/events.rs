@@ -39,7 +39,7 @@ async fn accept(
     if event.kind == types::AUTHORIZATION_REQUEST {
         // Stripe reads this answer as the decision: a plain `{"received": true}` would be
         // no approval at all.
-        return authorization::answer_request(gateway, &bytes, &event, received_at_ms);
+        return authorization::answer_request(gateway, &bytes, &event, received_at_ms).await;
     }
     let key = event.partition_key();
     let outgoing = OutgoingEvent {

@@ -53,10 +53,8 @@ impl Answered {
         }
     }
 
-    /// The answer already given to the request event `id`, or the one `decide` gives now (which
-    /// is then remembered). `decide` runs under the lock, so two copies of a request racing
-    /// each other are still decided once.
-    pub(crate) fn answer(&self, id: &str, decide: impl FnOnce() -> Decision) -> Answer {
+    /// The answers, with those older than the window forgotten.
+    fn current(&self) -> std::sync::MutexGuard<'_, Inner> {
         let now = Instant::now();
         let mut inner = self
             .inner
@@ -69,15 +67,44 @@ impl Answered {
         {
             inner.forget_oldest();
         }
-        if let Some(decision) = inner.by_id.get(id) {
-            return Answer::Replayed(*decision);
-        }
+        inner
+    }
+
+    fn insert(&self, inner: &mut Inner, id: &str, decision: Decision) {
         if inner.order.len() >= self.capacity {
             inner.forget_oldest();
         }
-        let decision = decide();
         inner.by_id.insert(id.to_owned(), decision);
-        inner.order.push_back((now, id.to_owned()));
+        inner.order.push_back((Instant::now(), id.to_owned()));
+    }
+
+    /// The answer already given to the request event `id`, or the one `decide` gives now (which
+    /// is then remembered). `decide` runs under the lock, so two copies of a request racing
+    /// each other are still decided once.
+    pub(crate) fn answer(&self, id: &str, decide: impl FnOnce() -> Decision) -> Answer {
+        let mut inner = self.current();
+        if let Some(decision) = inner.by_id.get(id) {
+            return Answer::Replayed(*decision);
+        }
+        let decision = decide();
+        self.insert(&mut inner, id, decision);
+        Answer::New(decision)
+    }
+
+    /// The answer already given to the request event `id`, if any: for a decision taken
+    /// outside the lock (the shared ledger's, which awaits Postgres).
+    pub(crate) fn given(&self, id: &str) -> Option<Decision> {
+        self.current().by_id.get(id).copied()
+    }
+
+    /// Remembers `decision` for `id`, unless a copy racing this one was answered first: that
+    /// answer stands (the ledger gave both copies the same reservation, keyed by event id).
+    pub(crate) fn remember(&self, id: &str, decision: Decision) -> Answer {
+        let mut inner = self.current();
+        if let Some(first) = inner.by_id.get(id) {
+            return Answer::Replayed(*first);
+        }
+        self.insert(&mut inner, id, decision);
         Answer::New(decision)
     }
 }

@@ -12,6 +12,7 @@ use cardstream_telemetry::{
 };
 use secrecy::ExposeSecret;
 
+use crate::ledger::{LedgerMode, SpendLedger};
 use crate::replays::{self, Answered};
 use crate::rotation;
 use crate::shed::Capacity;
@@ -92,13 +93,14 @@ pub async fn start(
     let stripe_version = HeaderValue::from_str(&args.stripe_version)
         .map_err(|_| Error::StripeVersion(args.stripe_version.clone()))?;
 
-    let spend = start_spend_cache(&args, &policy, &metrics, &registry, &stopped).await?;
+    let (spend, ledger) = start_spend(&args, &policy, &metrics, &registry, &stopped).await?;
     start_catch_up(&args, &producer, &registry, &stopped).await?;
     let gateway = Arc::new(Gateway {
         verifiers,
         producer: producer.clone(),
         policy,
         spend,
+        ledger,
         metrics,
         body_limit: args.body_limit,
         produce_timeout: args.produce_timeout,
@@ -150,14 +152,15 @@ pub async fn start(
     })
 }
 
-/// With a database, starts the spend view the limits read from, refreshed in the background.
-async fn start_spend_cache(
+/// How the limits learn a card's spend: with a database, the shared ledger (or, with
+/// `--spend-ledger local`, a snapshot refreshed in the background); without one, never.
+async fn start_spend(
     args: &GatewayArgs,
     policy: &PolicyStore,
     metrics: &GatewayMetrics,
     registry: &Registry,
     shutdown: &CancellationToken,
-) -> Result<Option<SpendCache>, Error> {
+) -> Result<(Option<SpendCache>, Option<SpendLedger>), Error> {
     let Some(url) = args.database_url.as_ref().map(ExposeSecret::expose_secret) else {
         if policy.current().needs_spend() {
             return Err(Error::NoDatabaseForLimits);
@@ -166,17 +169,30 @@ async fn start_spend_cache(
             "no CARDSTREAM_DATABASE_URL: the policy admins save in the dashboard is not followed, \
              only the policy file and settings apply (and spend limits cannot be used)"
         );
-        return Ok(None);
+        return Ok((None, None));
     };
     // Lazy: the gateway starts and answers (following on_spend_unknown) while Postgres is away.
-    let store = Store::connect_lazy(url, 2, args.database_timeouts).await?;
-    store.register_pool_metrics(2, registry)?;
+    let connections = match args.ledger.mode {
+        LedgerMode::Shared => args.ledger.connections,
+        LedgerMode::Local => 2,
+    };
+    let store = Store::connect_lazy(url, connections, args.database_timeouts).await?;
+    store.register_pool_metrics(connections, registry)?;
     spawn_policy_sync(
         store.clone(),
         policy.clone(),
         metrics.policy_reloads.clone(),
         args.spend.refresh_interval,
         shutdown.clone(),
+    );
+    if args.ledger.mode == LedgerMode::Shared {
+        // Nothing is held in memory: the snapshot's age is not a thing to alert on.
+        metrics.spend_age.set(0.0);
+        return Ok((None, Some(SpendLedger::new(store, &args.ledger, registry)?)));
+    }
+    tracing::info!(
+        "spend limits counted in this process (--spend-ledger local): right only while this \
+         is the one gateway replica answering authorizations"
     );
     let cache = SpendCache::new(args.spend.clone());
     let (refreshes, age, view) = (
@@ -194,7 +210,7 @@ async fn start_spend_cache(
         }
         age.set(view.age().map_or(f64::INFINITY, |a| a.as_secs_f64()));
     });
-    Ok(Some(cache))
+    Ok((Some(cache), None))
 }
 
 /// With `--catch-up-interval`, recovers events whose webhooks never arrived (see

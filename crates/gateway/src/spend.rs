@@ -74,14 +74,14 @@ pub struct SpendCache {
 }
 
 /// The UTC day `now` falls on (days since 1970-01-01).
-fn day_of(now: SystemTime) -> i32 {
+pub(crate) fn day_of(now: SystemTime) -> i32 {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     i32::try_from(secs / 86_400).unwrap_or(i32::MAX)
 }
 
 /// The first day of the month containing `day` (days since 1970-01-01), in the proleptic
 /// Gregorian calendar (Howard Hinnant's civil-from-days).
-fn month_start(day: i32) -> i32 {
+pub(crate) fn month_start(day: i32) -> i32 {
     let z = i64::from(day) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -153,23 +153,93 @@ impl Decision {
         }
     }
 
+    fn partial(amount: i64) -> Self {
+        Decision {
+            amount: Some(amount),
+            ..Decision::approve(Reason::PartiallyApproved)
+        }
+    }
+
     /// What the approval holds of `asked`: the partial amount, or all of it.
     pub fn held(&self, asked: Money) -> Money {
         Money::new(self.amount.unwrap_or(asked.amount), asked.currency)
     }
 }
 
-/// Decides in memory, in order: card, cardholder, currency, category, amount, then the daily
-/// and monthly spend limits. The first rule that declines names the reason. A request over
-/// what the limits leave is approved for what is left when the policy allows partial
-/// approvals, the amount is controllable and something is left.
-pub fn decide(policy: &Policy, request: &Request<'_>, spend: &dyn SpendView) -> Decision {
+/// The spend limits a request is still subject to once every other rule has let it through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Minor units of the request's currency; `None`: no such limit.
+    pub daily: Option<i64>,
+    pub monthly: Option<i64>,
+    /// Whether the request may be approved for less than it asks: the policy allows partial
+    /// approvals and Stripe says the amount is controllable.
+    pub partial: bool,
+}
+
+impl Limits {
+    /// The request's outcome when the card has spent `day` today and `month` this month.
+    pub fn apply(&self, asked: i64, day: i64, month: i64) -> Decision {
+        // What each limit leaves; the daily one names a decline first.
+        let left_today = self.daily.map(|limit| limit.saturating_sub(day));
+        let left_month = self.monthly.map(|limit| limit.saturating_sub(month));
+        let over = match (left_today, left_month) {
+            (Some(left), _) if asked > left => Reason::DailyLimitExceeded,
+            (_, Some(left)) if asked > left => Reason::MonthlyLimitExceeded,
+            _ => return Decision::approve(Reason::Approved),
+        };
+        let left = left_today.into_iter().chain(left_month).min().unwrap_or(0);
+        if self.partial && left > 0 {
+            return Decision::partial(left);
+        }
+        Decision::decline(over)
+    }
+
+    /// The decision for what a shared ledger granted (`granted` of `asked`, the card having
+    /// spent `day` and `month` before it): the ledger's amount, the reason from these limits.
+    pub fn granted(&self, asked: i64, granted: i64, day: i64, month: i64) -> Decision {
+        if granted >= asked {
+            return Decision::approve(Reason::Approved);
+        }
+        if granted > 0 {
+            return Decision::partial(granted);
+        }
+        match self.apply(asked, day, month) {
+            declined @ Decision {
+                approved: false, ..
+            } => declined,
+            // The ledger saw more spend than these figures show: still the limit's decline.
+            _ if self.daily.is_some() => Decision::decline(Reason::DailyLimitExceeded),
+            _ => Decision::decline(Reason::MonthlyLimitExceeded),
+        }
+    }
+}
+
+/// Where the rules before the spend limits leave a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// Decided: declined by the first rule that declines, or approved with no limit to apply.
+    Decided(Decision),
+    /// Only the card's spend against these limits decides.
+    Limits(Limits),
+}
+
+/// Every rule but the spend limits, in order: card, cardholder, currency, category, amount.
+pub fn check_rules(policy: &Policy, request: &Request<'_>) -> Rules {
+    match limits_of(policy, request) {
+        Ok(Some(limits)) => Rules::Limits(limits),
+        Ok(None) => Rules::Decided(Decision::approve(Reason::Approved)),
+        Err(declined) => Rules::Decided(declined),
+    }
+}
+
+fn limits_of(policy: &Policy, request: &Request<'_>) -> Result<Option<Limits>, Decision> {
     let card_inactive = policy.inactive_cards.contains(request.card_id)
         || request
             .card_status
             .is_some_and(|s| *s != CardStatus::Active);
     if card_inactive {
-        return Decision::decline(Reason::CardInactive);
+        return Err(Decision::decline(Reason::CardInactive));
     }
     let holder_inactive = request
         .cardholder_id
@@ -178,54 +248,52 @@ pub fn decide(policy: &Policy, request: &Request<'_>, spend: &dyn SpendView) -> 
             .cardholder_status
             .is_some_and(|s| *s != CardholderStatus::Active);
     if holder_inactive {
-        return Decision::decline(Reason::CardholderInactive);
+        return Err(Decision::decline(Reason::CardholderInactive));
     }
     let currency = request.amount.currency;
     if !policy.allowed_currencies.is_empty() && !policy.allowed_currencies.contains(&currency) {
-        return Decision::decline(Reason::CurrencyNotAllowed);
+        return Err(Decision::decline(Reason::CurrencyNotAllowed));
     }
     if policy.blocked_categories.contains(request.category) {
-        return Decision::decline(Reason::CategoryBlocked);
+        return Err(Decision::decline(Reason::CategoryBlocked));
     }
     if let Some(max) = policy.max_amount.get(&currency)
         && request.amount.amount > *max
     {
-        return Decision::decline(Reason::AmountOverLimit);
+        return Err(Decision::decline(Reason::AmountOverLimit));
     }
-    let daily = policy.daily_limit.get(&currency);
-    let monthly = policy.monthly_limit.get(&currency);
-    if daily.is_some() || monthly.is_some() {
-        match spend.spend(request.card_id, currency) {
-            Spend::Unknown => {
-                return match policy.on_spend_unknown {
-                    FailMode::Approve => Decision::approve(Reason::ApprovedSpendUnknown),
-                    FailMode::Decline => Decision::decline(Reason::SpendUnknown),
-                };
-            }
-            Spend::Known { day, month } => {
-                let asked = request.amount.amount;
-                // What each limit leaves; the daily one names a decline first.
-                let left_today = daily.map(|limit| limit.saturating_sub(day));
-                let left_month = monthly.map(|limit| limit.saturating_sub(month));
-                let over = match (left_today, left_month) {
-                    (Some(left), _) if asked > left => Some(Reason::DailyLimitExceeded),
-                    (_, Some(left)) if asked > left => Some(Reason::MonthlyLimitExceeded),
-                    _ => None,
-                };
-                if let Some(reason) = over {
-                    let left = left_today.into_iter().chain(left_month).min().unwrap_or(0);
-                    if policy.partial_approval && request.amount_controllable && left > 0 {
-                        return Decision {
-                            amount: Some(left),
-                            ..Decision::approve(Reason::PartiallyApproved)
-                        };
-                    }
-                    return Decision::decline(reason);
-                }
-            }
-        }
+    let daily = policy.daily_limit.get(&currency).copied();
+    let monthly = policy.monthly_limit.get(&currency).copied();
+    if daily.is_none() && monthly.is_none() {
+        return Ok(None);
     }
-    Decision::approve(Reason::Approved)
+    Ok(Some(Limits {
+        daily,
+        monthly,
+        partial: policy.partial_approval && request.amount_controllable,
+    }))
+}
+
+/// What to answer when the card's spend cannot be known: the policy's `on_spend_unknown`.
+pub fn spend_unknown(policy: &Policy) -> Decision {
+    match policy.on_spend_unknown {
+        FailMode::Approve => Decision::approve(Reason::ApprovedSpendUnknown),
+        FailMode::Decline => Decision::decline(Reason::SpendUnknown),
+    }
+}
+
+/// Decides in memory: [`check_rules`], then the daily and monthly spend limits against
+/// `spend`. The first rule that declines names the reason. A request over what the limits
+/// leave is approved for what is left when the policy allows partial approvals, the amount is
+/// controllable and something is left.
+pub fn decide(policy: &Policy, request: &Request<'_>, spend: &dyn SpendView) -> Decision {
+    match check_rules(policy, request) {
+        Rules::Decided(decision) => decision,
+        Rules::Limits(limits) => match spend.spend(request.card_id, request.amount.currency) {
+            Spend::Unknown => spend_unknown(policy),
+            Spend::Known { day, month } => limits.apply(request.amount.amount, day, month),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -381,6 +449,42 @@ mod tests {
             )
             .reason,
             Reason::Approved
+        );
+    }
+
+    /// A shared ledger's grant, read back as the decision: all of it, part of it (only
+    /// what it granted), or none, with the limit that refused it named.
+    #[test]
+    fn a_ledger_grant_is_the_decision_and_the_limits_name_the_refusal() {
+        let limits = Limits {
+            daily: Some(10_000),
+            monthly: Some(50_000),
+            partial: true,
+        };
+        assert_eq!(
+            limits.granted(6_000, 6_000, 0, 0),
+            Decision::approve(Reason::Approved)
+        );
+        assert_eq!(
+            limits.granted(6_000, 4_000, 6_000, 6_000),
+            Decision::partial(4_000)
+        );
+        assert_eq!(
+            limits.granted(6_000, 0, 10_000, 10_000),
+            Decision::decline(Reason::DailyLimitExceeded)
+        );
+        let whole = Limits {
+            partial: false,
+            ..limits
+        };
+        assert_eq!(
+            whole.granted(6_000, 0, 0, 48_000),
+            Decision::decline(Reason::MonthlyLimitExceeded)
+        );
+        // The ledger saw spend these figures do not show: still a decline by the limit.
+        assert_eq!(
+            limits.granted(6_000, 0, 0, 0),
+            Decision::decline(Reason::DailyLimitExceeded)
         );
     }
 

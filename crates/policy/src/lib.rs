@@ -12,7 +12,10 @@ mod reload;
 mod stored;
 mod watch;
 
-pub use decide::{Decision, NoSpendData, Reason, Request, Spend, SpendView, decide};
+pub use decide::{
+    Decision, Limits, NoSpendData, Reason, Request, Rules, Spend, SpendView, check_rules, decide,
+    spend_unknown,
+};
 pub use policy::{FailMode, Policy};
 pub use reload::{PolicyArgs, PolicyStore};
 pub use stored::StoredPolicy;

@@ -266,6 +266,23 @@ async fn fold_authorizations(
             .account(&row.row.card_id, row.account.as_deref());
     }
     outcome.rows_written += upsert(conn, &AUTHORIZATIONS, &rows).await?;
+    settle_reservations(conn, &ids).await?;
+    Ok(())
+}
+
+/// Releases the gateways' spend reservations (migration 0010) that the authorizations just
+/// stored now cover: from here on their holds count instead, in this same transaction, so
+/// that the limits never see both or neither. A request event (rank 0) covers nothing: its
+/// authorization is not decided yet.
+async fn settle_reservations(conn: &mut PgConnection, ids: &[String]) -> Result<(), Error> {
+    sqlx::query(
+        "DELETE FROM spend_reservations r USING authorizations a
+         WHERE a.id = ANY($1) AND r.authorization_id = a.id
+           AND a.version_rank >= 1 AND a.version_created >= r.requested_at",
+    )
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

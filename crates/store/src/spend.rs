@@ -1,7 +1,6 @@
-//! Card spend for the gateway's spend limits, read for every card at once.
-//!
-//! The gateway holds the result in memory and decides from there (a decision never waits on
-//! Postgres); this is only the statement it refreshes with.
+//! Card spend for the gateway's spend limits: the shared ledger every replica reserves its
+//! approvals in ([`Store::reserve_spend`], the default), and the whole-program read a single
+//! replica can decide from in memory instead ([`Store::card_spend`]).
 
 use crate::{Error, Store};
 
@@ -42,5 +41,75 @@ impl Store {
         .bind(month_start)
         .fetch_all(self.pool())
         .await?)
+    }
+}
+
+/// One approval to reserve in the shared ledger (`reserve_spend` in migration 0010).
+#[derive(Debug, Clone)]
+pub struct SpendRequest<'a> {
+    /// The `issuing_authorization.request` event: the same event asked again is given the same.
+    pub event_id: &'a str,
+    pub authorization_id: &'a str,
+    pub card_id: &'a str,
+    /// Lowercase ISO 4217, as stored.
+    pub currency: &'a str,
+    /// Minor units asked for.
+    pub asked: i64,
+    /// Whether less than `asked` may be granted (a partial approval).
+    pub partial: bool,
+    /// The request event's `created`, Unix seconds.
+    pub requested_at: i64,
+    /// Today (UTC) and the first day of this month, days since 1970-01-01.
+    pub day: i32,
+    pub month_start: i32,
+    /// `None`: no such limit in this currency.
+    pub daily_limit: Option<i64>,
+    pub monthly_limit: Option<i64>,
+    /// After this long without its authorization folded, a reservation stops counting.
+    pub ttl: std::time::Duration,
+}
+
+/// What the ledger granted, and the card's spend before this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct SpendGrant {
+    /// Minor units reserved: the amount asked, less for a partial approval, 0 for none.
+    pub granted: i64,
+    pub day_spend: i64,
+    pub month_spend: i64,
+}
+
+impl Store {
+    /// Reserves `request` against its card's limits in one statement, serialised per card
+    /// with every other replica's reservations.
+    pub async fn reserve_spend(&self, request: &SpendRequest<'_>) -> Result<SpendGrant, Error> {
+        let ttl_ms = i64::try_from(request.ttl.as_millis()).unwrap_or(i64::MAX);
+        Ok(sqlx::query_as(
+            "SELECT granted, day_spend, month_spend
+             FROM reserve_spend($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                                make_interval(secs => $12::float8 / 1000))",
+        )
+        .bind(request.event_id)
+        .bind(request.authorization_id)
+        .bind(request.card_id)
+        .bind(request.currency)
+        .bind(request.asked)
+        .bind(request.partial)
+        .bind(request.requested_at)
+        .bind(request.day)
+        .bind(request.month_start)
+        .bind(request.daily_limit)
+        .bind(request.monthly_limit)
+        .bind(ttl_ms)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Standing reservations, for tests and the operator's eye.
+    pub async fn spend_reservations(&self) -> Result<i64, Error> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM spend_reservations")
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 }

@@ -51,6 +51,7 @@ async fn migrations_go_up_down_and_up_again() {
         "cards",
         "consumer_positions",
         "disputes",
+        "spend_reservations",
         "stripe_events",
         "stripe_sync_cursors",
         "transactions",
@@ -72,6 +73,9 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    store.migrate_down(Some(1)).await.unwrap();
+    let left = tables(&store).await;
+    assert!(!left.iter().any(|t| t == "spend_reservations"), "{left:?}");
     assert!(
         columns(&store, "authorizations")
             .await
