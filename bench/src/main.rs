@@ -12,6 +12,7 @@ mod drill;
 mod freshness;
 mod gateway;
 mod graphql;
+mod ledger;
 mod load;
 mod processes;
 mod report;
@@ -35,6 +36,9 @@ enum Command {
     /// Gateway: verified webhooks/s and latency vs. a bare axum route and vs. producing the
     /// same records with rdkafka directly; authorization latency at a fixed rate.
     Gateway(gateway::GatewayBench),
+    /// Spend ledger: authorization p99 at 2,000 requests/s with a daily limit, two gateways
+    /// reserving in Postgres vs. one counting spend in memory.
+    Ledger(ledger::LedgerBench),
     /// Aggregator: events/s from the topic to committed rows vs. COPY of the same rows; lag
     /// after the run; time to replay.
     Aggregator(aggregator::AggregatorBench),
@@ -73,6 +77,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Gateway(args) => gateway::run(args).await.map(drop),
+            Command::Ledger(args) => ledger::run(args).await.map(drop),
             Command::Aggregator(args) => aggregator::run(args).await.map(drop),
             Command::Api(args) => api::run(args).await.map(drop),
             Command::Backfill(args) => backfill::run(args).await.map(drop),

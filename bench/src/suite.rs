@@ -4,7 +4,7 @@
 use clap::{Args, FromArgMatches};
 
 use crate::report::{Line, print_summary};
-use crate::{aggregator, api, backfill, gateway};
+use crate::{aggregator, api, backfill, gateway, ledger};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SuiteArgs {
@@ -27,6 +27,8 @@ pub(crate) async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let mut lines: Vec<Line> = Vec::new();
     eprintln!("== gateway");
     lines.extend(gateway::run(parsed(&[])?).await?);
+    eprintln!("== spend ledger");
+    lines.extend(ledger::run(parsed(&[])?).await?);
     eprintln!("== aggregator and replay, {} events", args.events);
     let events = args.events.to_string();
     lines.extend(aggregator::run(parsed(&["--events", &events])?).await?);

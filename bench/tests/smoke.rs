@@ -57,6 +57,27 @@ fn gateway_benchmark_runs() {
 }
 
 #[test]
+fn ledger_benchmark_runs() {
+    bench(
+        &[
+            "ledger",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--rate",
+            "50",
+            "--cards",
+            "10",
+        ],
+        &[
+            "cardstream spend ledger benchmark",
+            "two gateways, shared ledger",
+        ],
+    );
+}
+
+#[test]
 fn aggregator_benchmark_runs() {
     bench(
         &["aggregator", "--events", "2000", "--batch-size", "500"],

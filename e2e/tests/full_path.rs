@@ -90,17 +90,13 @@ async fn partial_approvals_from_simulated_traffic_are_folded_and_captured_within
             "usd=3000,eur=3000,gbp=3000,jpy=4000",
             "--policy-partial-approval",
             "true",
-            "--spend-refresh-interval",
-            "100ms",
             // A loaded machine (the whole test command on 2 cores) must not turn the limits
             // into `spend_unknown` declines, which leave nothing to approve partially.
-            "--spend-max-staleness",
-            "60s",
+            "--spend-ledger-timeout",
+            "5s",
         ])
         .await;
     let mut aggregator = pipeline.aggregator("group-partial").await;
-    // Spend known before the first purchase: without it every decision is `spend_unknown`.
-    refreshes(&gw, "ok", 1.0).await;
     // A fixed world: whether a fuel purchase meets a nearly spent limit is the draws' doing.
     let summary = simulate(&pipeline, &gw, 1500, 60, |sim| sim.seed = 7).await;
 
@@ -196,9 +192,23 @@ async fn refreshes(gw: &Component<RunningGateway>, outcome: &str, n: f64) {
 }
 
 #[tokio::test]
-async fn spend_limits_use_the_folded_spend_and_follow_the_fail_mode_when_it_is_stale() {
+async fn spend_limits_use_the_folded_spend_and_follow_the_fail_mode_without_postgres() {
+    spend_limits("shared").await;
+}
+
+#[tokio::test]
+async fn spend_limits_in_memory_use_the_folded_spend_and_follow_the_fail_mode_when_stale() {
+    spend_limits("local").await;
+}
+
+/// The limits through the whole pipeline with `--spend-ledger mode`: folded spend counts,
+/// an approval counts at once, and without Postgres the fail mode decides.
+async fn spend_limits(mode: &str) {
+    let local = mode == "local";
     let pipeline = Pipeline::start().await;
     let fast = [
+        "--spend-ledger",
+        mode,
         "--spend-refresh-interval",
         "100ms",
         "--spend-max-staleness",
@@ -227,8 +237,10 @@ async fn spend_limits_use_the_folded_spend_and_follow_the_fail_mode_when_it_is_s
             9000,
         )
         .await;
-    // Two refreshes: the second began after the rows above were committed.
-    refreshes(&gw, "ok", 2.0).await;
+    if local {
+        // Two refreshes: the second began after the rows above were committed.
+        refreshes(&gw, "ok", 2.0).await;
+    }
 
     // $5 fits under the $100 daily limit; the next $6 does not, because the $5 just approved
     // counts at once, before it reaches Postgres.
@@ -236,12 +248,15 @@ async fn spend_limits_use_the_folded_spend_and_follow_the_fail_mode_when_it_is_s
     let (approved, reason) = decide(&gw, "evt_r2", 600).await;
     assert_eq!((approved, reason.as_str()), (false, "daily_limit_exceeded"));
 
-    // Postgres goes away: once the last good snapshot is older than the 1 s staleness bound,
-    // the default fail mode declines, within Stripe's budget.
+    // Postgres goes away: the ledger cannot reserve (in memory: once the last good snapshot
+    // is older than the 1 s staleness bound), and the default fail mode declines, within
+    // Stripe's budget.
     pipeline.db.close().await;
-    refreshes(&gw, "error", 1.0).await;
-    gw.wait_for_metric("cardstream_spend_age_seconds", &[], 1.1)
-        .await;
+    if local {
+        refreshes(&gw, "error", 1.0).await;
+        gw.wait_for_metric("cardstream_spend_age_seconds", &[], 1.1)
+            .await;
+    }
     let (approved, reason) = decide(&gw, "evt_r3", 100).await;
     assert_eq!((approved, reason.as_str()), (false, "spend_unknown"));
     pipeline.db.reopen().await;
@@ -254,7 +269,11 @@ async fn spend_limits_use_the_folded_spend_and_follow_the_fail_mode_when_it_is_s
             Instant::now() < deadline,
             "decisions did not recover with Postgres"
         );
-        refreshes(&gw, "ok", 1.0).await;
+        if local {
+            refreshes(&gw, "ok", 1.0).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     gw.stop().await;
 

@@ -25,12 +25,14 @@ CREATE INDEX spend_reservations_authorization ON spend_reservations (authorizati
 -- refunds, approved holds not yet captured, and standing reservations, for the UTC day
 -- `day` and the month starting on `month_start` (days since 1970-01-01). A NULL limit is no
 -- limit. The same request event asked again (a retry that reached another replica) is given
--- what it was given, not reserved twice.
+-- what it was given, not reserved twice. The card's lock is waited for at most `p_wait`: the
+-- gateway has stopped waiting by then, and a statement left queueing behind it would hold
+-- its connection and reserve for a request already answered.
 CREATE FUNCTION reserve_spend(
     p_event_id text, p_authorization_id text, p_card_id text, p_currency text,
     p_asked bigint, p_partial boolean, p_requested_at bigint,
     p_day integer, p_month_start integer, p_daily_limit bigint, p_monthly_limit bigint,
-    p_ttl interval,
+    p_ttl interval, p_wait interval,
     OUT granted bigint, OUT day_spend bigint, OUT month_spend bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -38,6 +40,7 @@ DECLARE
     month_from bigint := p_month_start::bigint * 86400;
     left_over  bigint;
 BEGIN
+    PERFORM set_config('lock_timeout', (extract(epoch FROM p_wait) * 1000)::bigint || 'ms', true);
     PERFORM pg_advisory_xact_lock(hashtextextended('cardstream.spend.' || p_card_id, 0));
     DELETE FROM spend_reservations
      WHERE card_id = p_card_id AND reserved_at < now() - p_ttl;

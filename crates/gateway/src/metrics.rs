@@ -148,6 +148,10 @@ impl GatewayMetrics {
         registry.register(Box::new(m.background_in_flight.clone()))?;
         registry.register(Box::new(m.events_accepted.clone()))?;
         registry.register(Box::new(m.spend_refreshes.clone()))?;
+        // Zeros with the shared ledger, which never refreshes: the series exist either way.
+        for outcome in ["ok", "error"] {
+            m.spend_refreshes.with_label_values(&[outcome]);
+        }
         registry.register(Box::new(m.spend_age.clone()))?;
         // Create every decision series up front so dashboards and alerts see zeros, not gaps.
         for reason in Reason::ALL {

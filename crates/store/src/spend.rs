@@ -67,6 +67,9 @@ pub struct SpendRequest<'a> {
     pub monthly_limit: Option<i64>,
     /// After this long without its authorization folded, a reservation stops counting.
     pub ttl: std::time::Duration,
+    /// Longest wait for the card's lock in Postgres, after which the statement fails (the
+    /// caller has stopped waiting by then).
+    pub wait: std::time::Duration,
 }
 
 /// What the ledger granted, and the card's spend before this request.
@@ -82,11 +85,12 @@ impl Store {
     /// Reserves `request` against its card's limits in one statement, serialised per card
     /// with every other replica's reservations.
     pub async fn reserve_spend(&self, request: &SpendRequest<'_>) -> Result<SpendGrant, Error> {
-        let ttl_ms = i64::try_from(request.ttl.as_millis()).unwrap_or(i64::MAX);
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Ok(sqlx::query_as(
             "SELECT granted, day_spend, month_spend
              FROM reserve_spend($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                                make_interval(secs => $12::float8 / 1000))",
+                                make_interval(secs => $12::float8 / 1000),
+                                make_interval(secs => $13::float8 / 1000))",
         )
         .bind(request.event_id)
         .bind(request.authorization_id)
@@ -99,7 +103,8 @@ impl Store {
         .bind(request.month_start)
         .bind(request.daily_limit)
         .bind(request.monthly_limit)
-        .bind(ttl_ms)
+        .bind(ms(request.ttl))
+        .bind(ms(request.wait).max(1))
         .fetch_one(self.pool())
         .await?)
     }
