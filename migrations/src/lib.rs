@@ -61,6 +61,16 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0010_spend_reservations.up.sql"),
                 down: include_str!("../sql/0010_spend_reservations.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000011_dispute_lifecycle",
+                up: include_str!("../sql/0011_dispute_lifecycle.up.sql"),
+                down: include_str!("../sql/0011_dispute_lifecycle.down.sql"),
+            }),
+            Box::new(SqlMigration {
+                name: "m20261201_000012_wallet_tokens",
+                up: include_str!("../sql/0012_wallet_tokens.up.sql"),
+                down: include_str!("../sql/0012_wallet_tokens.down.sql"),
+            }),
         ]
     }
 }

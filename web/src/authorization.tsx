@@ -4,6 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { gql, type Money } from "./api";
 import { reasonWords } from "./reasons";
+import { DISPUTE_FIELDS, DisputeList, type Dispute } from "./disputes";
 import { Card, ErrorNote, Link, Loading } from "./ui";
 
 interface Auth {
@@ -24,7 +25,7 @@ interface Auth {
     expiryCheck: string | null; threeDSecure: string | null;
   } | null;
   networkData: { acquiringInstitutionId: string | null; systemTraceAuditNumber: string | null; transactionId: string | null } | null;
-  transactions: { id: string; rawKind: string; amount: Money; created: string }[];
+  transactions: { id: string; rawKind: string; amount: Money; created: string; dispute: Dispute | null }[];
 }
 
 const QUERY = `query($id: ID!) { authorization(id: $id) { id cardId outcome rawStatus declineReason cardstreamReason created
@@ -32,7 +33,7 @@ const QUERY = `query($id: ID!) { authorization(id: $id) { id cardId outcome rawS
   requestHistory { approved reason created amount { formatted } }
   verification { addressLine1Check addressPostalCodeCheck cvcCheck expiryCheck threeDSecure }
   networkData { acquiringInstitutionId systemTraceAuditNumber transactionId }
-  transactions { id rawKind created amount { formatted } } } }`;
+  transactions { id rawKind created amount { formatted } dispute { ${DISPUTE_FIELDS} } } } }`;
 
 export function AuthorizationView({ id }: { id: string }) {
   const [auth, setAuth] = useState<Auth | null>(null);
@@ -42,6 +43,7 @@ export function AuthorizationView({ id }: { id: string }) {
   }, [id]);
   if (error) return <ErrorNote error={error} />;
   if (!auth) return <Loading what="the authorization" />;
+  const disputes = auth.transactions.flatMap((t) => (t.dispute ? [t.dispute] : []));
   const m = auth.merchant;
   return (
     <div class="detail" data-testid="authorization">
@@ -99,6 +101,11 @@ export function AuthorizationView({ id }: { id: string }) {
           </ul>
         )}
       </Card>
+      {disputes.length > 0 && (
+        <Card title="Dispute">
+          <DisputeList disputes={disputes} />
+        </Card>
+      )}
     </div>
   );
 }

@@ -7,6 +7,8 @@ import type { Viewer } from "./main";
 import { navigate } from "./main";
 import { AccountLabel } from "./connect";
 import { ActivityTable } from "./activity";
+import { DISPUTE_FIELDS, DisputeList, type Dispute } from "./disputes";
+import { TOKEN_FIELDS, WalletList, type WalletToken } from "./wallets";
 import { SpendChart } from "./chart";
 import { Card, ErrorNote, Link, Loading } from "./ui";
 
@@ -32,13 +34,13 @@ interface CardData {
   /** The Stripe Connect account; null: the platform's own. */
   account: string | null;
   cardholder: { name: string | null } | null;
+  tokens: WalletToken[];
   spendSummary: Summary;
 }
-interface Dispute { id: string; transactionId: string; amount: Money; rawStatus: string; reason: string | null; created: string }
 interface SummaryData { card: CardData; disputes: { nodes: Dispute[] } }
 
 const SUMMARY = `query($id: ID!, $range: DateRangeInput, $bucket: Bucket!) {
-  card(id: $id) { id last4 brand currency status rawStatus account cardholder { name }
+  card(id: $id) { id last4 brand currency status rawStatus account cardholder { name } tokens { ${TOKEN_FIELDS} }
     spendSummary(range: $range) {
       totalSpend { amount currency formatted } averageSpend { amount currency formatted }
       purchases approved declined approvalRate
@@ -46,7 +48,7 @@ const SUMMARY = `query($id: ID!, $range: DateRangeInput, $bucket: Bucket!) {
       topMerchants(limit: 5) { key count amount { amount currency formatted } }
       timeSeries(bucket: $bucket) { start count amount { amount currency formatted } }
     } }
-  disputes(cardId: $id) { nodes { id transactionId rawStatus reason created amount { amount currency formatted } } }
+  disputes(cardId: $id) { nodes { ${DISPUTE_FIELDS} } }
 }`;
 
 const PERIODS: Record<string, { label: string; days: number | null; bucket: string }> = {
@@ -146,13 +148,10 @@ export function CardView({ cardId, viewer, showAccount = false }: { cardId: stri
           )}
         </Card>
         <Card title="Disputes">
-          {disputes.length === 0 ? <p class="empty">No disputes.</p> : (
-            <ul class="disputes">
-              {disputes.map((d) => (
-                <li key={d.id}>{d.amount.formatted} · {d.rawStatus}{d.reason ? ` · ${d.reason.replaceAll("_", " ")}` : ""}</li>
-              ))}
-            </ul>
-          )}
+          <DisputeList disputes={disputes} />
+        </Card>
+        <Card title="Wallets">
+          <WalletList tokens={card.tokens} />
         </Card>
       </div>
       <ActivityTable cardId={card.id} version={liveVersion} />

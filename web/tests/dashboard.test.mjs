@@ -406,6 +406,84 @@ test("an authorization's page shows its amount, merchant, category, status, reas
   }
 });
 
+test("a dispute on a capture shows on its card and on its authorization: won, funds reinstated, spend unchanged", async () => {
+  const card = cards[0];
+  const [capture] = psqlJson(dev.database, `SELECT id, authorization_id, -amount AS amount, currency FROM transactions
+    WHERE card_id = '${card.id}' AND kind = 'capture' AND authorization_id IS NOT NULL AND currency = '${card.currency}'
+    ORDER BY created DESC, id DESC LIMIT 1`);
+  assert.ok(capture, "the card has a capture to dispute");
+  const tilesBefore = expectedTiles(card);
+  // Stripe's lifecycle for a won dispute, each step signed and posted to the gateway.
+  const id = `idp_web${Date.now()}`;
+  const opened = Math.floor(Date.now() / 1000) - 600;
+  const steps = [
+    ["issuing_dispute.created", "unsubmitted"], ["issuing_dispute.submitted", "submitted"],
+    ["issuing_dispute.closed", "won"], ["issuing_dispute.funds_reinstated", "won"],
+  ];
+  for (const [i, [type, status]] of steps.entries()) {
+    const object = {
+      id, object: "issuing.dispute", amount: capture.amount, currency: capture.currency, status, transaction: capture.id,
+      created: opened, livemode: false, evidence: { reason: "not_received" }, loss_reason: null, metadata: {},
+    };
+    const event = { id: `evt_${id}_${i}`, object: "event", api_version: "2024-06-20", type, created: opened + 60 * i,
+      livemode: false, data: { object } };
+    const posted = await postWebhook(dev.webhooks, "/webhooks/stripe", event);
+    assert.equal(posted.status, 200, JSON.stringify(posted.body));
+  }
+  await waitFor("the dispute folded with its funds", async () =>
+    psql(dev.database, `SELECT status || ' ' || coalesce(funds_reinstated_at::text, '-') FROM disputes WHERE id = '${id}'`)
+      === `won ${opened + 180}`, 30_000);
+  const amount = money(capture.amount, capture.currency);
+  const expected = `won ${amount} · not received · opened ${new Date(opened * 1000).toLocaleDateString(PAGE.locale, { timeZone: PAGE.timezoneId })}`
+    + ` · ${amount} reinstated to the program; spend unchanged`;
+
+  await page.goto(`${dev.api}/cards/${card.id}`);
+  const onCard = page.locator(`[data-testid=dispute][data-id=${id}]`);
+  await waitFor("the dispute on the card page", async () => (await onCard.count()) > 0, 10_000);
+  assert.equal((await onCard.first().textContent()).replace(/\s+/g, " ").trim(), expected);
+  // Spend is what was captured: the tiles are what they were before the dispute.
+  assert.deepEqual(expectedTiles(card), tilesBefore);
+  await expectTiles(card, "tiles after a won dispute");
+  await screenshot(page, "card-dispute");
+
+  await page.goto(`${dev.api}/authorizations/${capture.authorization_id}`);
+  const onAuthorization = page.locator(`[data-testid=dispute][data-id=${id}]`);
+  await waitFor("the dispute on the authorization page", async () => (await onAuthorization.count()) > 0, 10_000);
+  assert.equal((await onAuthorization.first().textContent()).replace(/\s+/g, " ").trim(), expected);
+  await screenshot(page, "authorization-dispute");
+});
+
+test("a card's wallet tokens show on its page as the database holds them", async () => {
+  const card = cards[0];
+  // A token of its own, provisioned as Stripe does it: requested, then active.
+  const id = `intok_web${Date.now()}`;
+  const created = Math.floor(Date.now() / 1000) - 300;
+  for (const [i, status] of ["requested", "active"].entries()) {
+    const object = {
+      id, object: "issuing.token", card: card.id, created, status, wallet_provider: "apple_pay", network: "visa",
+      last4: "4321", device_fingerprint: "dfp_web", network_updated_at: created + 30 * i, livemode: false,
+      network_data: { device: { type: "phone" }, type: "visa" },
+    };
+    const event = { id: `evt_${id}_${i}`, object: "event", api_version: "2024-06-20",
+      type: i === 0 ? "issuing_token.created" : "issuing_token.updated", created: created + 30 * i, livemode: false,
+      data: { object } };
+    const posted = await postWebhook(dev.webhooks, "/webhooks/stripe", event);
+    assert.equal(posted.status, 200, JSON.stringify(posted.body));
+  }
+  await waitFor("the token folded", async () =>
+    psql(dev.database, `SELECT status FROM tokens WHERE id = '${id}'`) === "active", 30_000);
+  await page.goto(`${dev.api}/cards/${card.id}`);
+  const token = page.locator(`[data-testid=token][data-id=${id}]`);
+  await waitFor("the token on the card page", async () => (await token.count()) > 0, 10_000);
+  const day = new Date(created * 1000).toLocaleDateString(PAGE.locale, { timeZone: PAGE.timezoneId });
+  assert.equal((await token.textContent()).replace(/\s+/g, " ").trim(), `active Apple Pay · phone · token ••4321 · added ${day}`);
+  // Every token of the card (the simulator's too), newest first, and no other card's.
+  const expected = psql(dev.database, `SELECT id FROM tokens WHERE card_id = '${card.id}' ORDER BY created DESC, id`).split("\n");
+  const shown = await page.locator("[data-testid=token]").evaluateAll((rows) => rows.map((r) => r.dataset.id));
+  assert.deepEqual(shown, expected);
+  await screenshot(page, "card-wallets");
+});
+
 test("another cardholder's card cannot be opened by URL", async () => {
   const other = psql(dev.database, `SELECT id FROM cards WHERE cardholder_id <> '${holder}' ORDER BY id LIMIT 1`);
   assert.ok(other.startsWith("ic_"));

@@ -84,13 +84,13 @@ export function createWorld({ onSessionsEnded = () => {} } = {}) {
     cardstreamReason: i === 2 ? "category_blocked" : null, wallet: null, created: iso(now - i * 86_400_000),
     merchant: { name: ["Corner Bakery", "Metro Grocer", "Lucky Casino", "Airline Co", "Book Nook"][i], category: ["bakeries", "grocery_stores_supermarkets", "betting_casino_gambling", "airlines_air_carriers", "book_stores"][i], categoryCode: null, city: "Berlin", country: "DE" },
     requestHistory: [{ approved: i !== 2, reason: i === 2 ? "webhook_declined" : "webhook_approved", amount: money(amount), created: iso(now - i * 86_400_000) }],
-    transactions: i === 2 ? [] : [{ id: `ipi_mock${i}`, kind: "CAPTURE", rawKind: "capture", cardId: "ic_mock1", amount: money(-amount), spend: money(amount), created: iso(now - i * 86_400_000), authorizationId: `iauth_mock${i}` }],
+    transactions: i === 2 ? [] : [{ id: `ipi_mock${i}`, dispute: null, kind: "CAPTURE", rawKind: "capture", cardId: "ic_mock1", amount: money(-amount), spend: money(amount), created: iso(now - i * 86_400_000), authorizationId: `iauth_mock${i}` }],
   }));
   history.forEach((a) => a.transactions.forEach((t) => { t.merchant = a.merchant; }));
   // The platform's own (no Stripe Connect account): the dashboard then shows no account switcher.
   const holder = { id: "ich_mock1", account: null, name: "Demo Holder", email: "demo@cardstream.dev", status: "ACTIVE", rawStatus: "active", created: iso(now - 30 * 86_400_000) };
   const card = {
-    id: "ic_mock1", account: null, last4: "4242", brand: "Visa", status: "ACTIVE", rawStatus: "active", currency: "usd", kind: "virtual", expMonth: 12, expYear: 2030, cardholder: holder,
+    id: "ic_mock1", account: null, last4: "4242", brand: "Visa", status: "ACTIVE", rawStatus: "active", currency: "usd", kind: "virtual", expMonth: 12, expYear: 2030, cardholder: holder, tokens: [],
     spendSummary: () => {
       const spent = history.filter((a) => a.approved);
       const keyed = (key) => spent.map((a) => ({ key: key(a), amount: a.amount, count: 1 }));

@@ -13,6 +13,7 @@ mod objects;
 mod run;
 mod script;
 mod send;
+mod tokens;
 mod world;
 
 use std::path::PathBuf;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::ids::stripe_id;
 use crate::objects;
+use crate::tokens::{self, WalletToken};
 use crate::world::World;
 
 /// Where an event is posted.
@@ -34,7 +35,7 @@ pub struct SimEvent {
 }
 
 impl SimEvent {
-    fn new(
+    pub(crate) fn new(
         endpoint: Endpoint,
         id: String,
         kind: &'static str,
@@ -108,6 +109,8 @@ pub struct Purchase {
     network_risk_score: u32,
     /// Seeds the ids of the follow-up events, so they do not depend on when they are built.
     rng_seed: u64,
+    /// The wallet token it is paid with, if any.
+    token: Option<WalletToken>,
 }
 
 /// A step of the script.
@@ -129,6 +132,8 @@ pub struct Script {
     start: Option<i64>,
     time_step_ms: i64,
     purchases: u64,
+    /// Per card, the active wallet token its purchases may be made with.
+    tokens: Vec<Option<WalletToken>>,
 }
 
 pub(crate) fn unix_now() -> i64 {
@@ -169,6 +174,8 @@ impl Script {
                 None,
             ));
         }
+        let (provisioned, tokens) = tokens::provision(seed, &world);
+        setup.extend(provisioned);
         Script {
             rng,
             world,
@@ -176,6 +183,7 @@ impl Script {
             start,
             time_step_ms: time_step_ms.max(0),
             purchases: 0,
+            tokens,
         }
     }
 
@@ -264,8 +272,17 @@ impl Script {
             };
             Ending::Refunded(refund)
         };
+        let authorization_id = stripe_id(rng, "iauth");
+        let request_event_id = stripe_id(rng, "evt");
+        let network_risk_score = rng.random_range(0..30);
+        let rng_seed: u64 = rng.random();
+        // Two purchases in three on a card in a wallet are made with it (from the seed just
+        // drawn: no draw of its own, so the other purchases stay as they were).
+        let token = self.tokens[card_index]
+            .clone()
+            .filter(|_| !rng_seed.is_multiple_of(3));
         Purchase {
-            authorization_id: stripe_id(rng, "iauth"),
+            authorization_id,
             card_id: card.id.clone(),
             amount,
             currency: card.currency,
@@ -277,9 +294,10 @@ impl Script {
             merchant: objects::merchant_data(&self.world.merchants[merchant_index]),
             stripe_decline,
             ending,
-            request_event_id: stripe_id(rng, "evt"),
-            network_risk_score: rng.random_range(0..30),
-            rng_seed: rng.random(),
+            request_event_id,
+            network_risk_score,
+            rng_seed,
+            token,
         }
     }
 }
@@ -446,6 +464,9 @@ impl Purchase {
             "closed"
         };
         let first_capture = transactions.first().cloned();
+        let disputed = first_capture
+            .clone()
+            .filter(|_| (0.07..0.09).contains(&odd));
         let closed = self.authorization(
             0,
             true,
@@ -499,7 +520,68 @@ impl Purchase {
             }
             _ => {}
         }
+        if let Some(capture) = disputed {
+            for (kind, created, dispute) in self.dispute(&mut rng, &capture, t) {
+                event(&mut rng, kind, created, dispute, None);
+            }
+        }
         events
+    }
+
+    /// A dispute opened on `capture` and driven through Stripe's lifecycle: created, then
+    /// never submitted (expired), or submitted and closed lost, or won with its funds
+    /// reinstated (now and then taken back again: rescinded).
+    fn dispute(
+        &self,
+        rng: &mut ChaCha8Rng,
+        capture: &Value,
+        t: i64,
+    ) -> Vec<(&'static str, i64, Value)> {
+        const REASONS: [&str; 6] = [
+            "fraudulent",
+            "not_received",
+            "duplicate",
+            "merchandise_not_as_described",
+            "canceled",
+            "other",
+        ];
+        let outcome: f64 = rng.random();
+        let opened = t + 120;
+        let mut dispute = json!({
+            "id": stripe_id(rng, "idp"),
+            "object": "issuing.dispute",
+            "amount": -capture["amount"].as_i64().unwrap_or(0),
+            "balance_transactions": null,
+            "created": opened,
+            "currency": self.currency,
+            "evidence": {"reason": REASONS[rng.random_range(0..REASONS.len())]},
+            "livemode": false,
+            "loss_reason": null,
+            "metadata": {},
+            "status": "unsubmitted",
+            "transaction": capture["id"],
+        });
+        let mut steps = vec![(types::DISPUTE_CREATED, opened, dispute.clone())];
+        let mut step = |kind, after: i64, status: &str, dispute: &mut Value| {
+            dispute["status"] = status.into();
+            steps.push((kind, opened + after, dispute.clone()));
+        };
+        if outcome < 0.15 {
+            step(types::DISPUTE_CLOSED, 300, "expired", &mut dispute);
+            return steps;
+        }
+        step(types::DISPUTE_SUBMITTED, 60, "submitted", &mut dispute);
+        if outcome < 0.45 {
+            dispute["loss_reason"] = "evidence_not_sufficient".into();
+            step(types::DISPUTE_CLOSED, 120, "lost", &mut dispute);
+            return steps;
+        }
+        step(types::DISPUTE_CLOSED, 120, "won", &mut dispute);
+        step(types::DISPUTE_FUNDS_REINSTATED, 130, "won", &mut dispute);
+        if outcome >= 0.9 {
+            step(types::DISPUTE_FUNDS_RESCINDED, 180, "won", &mut dispute);
+        }
+        steps
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -543,14 +625,14 @@ impl Purchase {
             "pending_request": pending,
             "request_history": history,
             "status": status,
-            "token": null,
+            "token": self.token.as_ref().map(|t| t.id.clone()),
             "transactions": transactions,
             "verification_data": {
                 "address_line1_check": "not_provided", "address_postal_code_check": "match",
                 "authentication_exemption": null, "cvc_check": cvc_check, "expiry_check": "match",
                 "postal_code": null, "three_d_secure": null,
             },
-            "wallet": null,
+            "wallet": self.token.as_ref().map(|t| t.wallet),
         })
     }
 
@@ -573,9 +655,9 @@ impl Purchase {
             "merchant_data": self.merchant,
             "metadata": {},
             "network_data": {"authorization_code": null, "processing_date": null, "transaction_id": null},
-            "token": null,
+            "token": self.token.as_ref().map(|t| t.id.clone()),
             "type": kind,
-            "wallet": null,
+            "wallet": self.token.as_ref().map(|t| t.wallet),
         })
     }
 }

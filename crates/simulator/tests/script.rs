@@ -55,22 +55,31 @@ fn events_are_stripe_shaped_and_parse_with_the_model() {
             Object::Transaction(t) => &t.id,
             Object::Card(c) => &c.id,
             Object::Cardholder(h) => &h.id,
+            Object::Dispute(d) => &d.id,
+            Object::Token(t) => &t.id,
             other => panic!("unexpected object {other:?}"),
         };
         let prefix = id.split('_').next().unwrap();
-        assert!(["iauth", "ipi", "ic", "ich"].contains(&prefix), "{id}");
+        assert!(
+            ["iauth", "ipi", "ic", "ich", "idp", "intok"].contains(&prefix),
+            "{id}"
+        );
     }
-    // Cardholders and cards come first.
+    // Cardholders and cards come first, then the wallet tokens of some cards.
     let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
     let first_purchase = kinds
         .iter()
         .position(|k| k.starts_with("issuing_authorization"))
         .unwrap();
-    assert!(
-        kinds[..first_purchase]
-            .iter()
-            .all(|k| *k == types::CARDHOLDER_CREATED || *k == types::CARD_CREATED)
-    );
+    assert!(kinds[..first_purchase].iter().all(|k| {
+        [
+            types::CARDHOLDER_CREATED,
+            types::CARD_CREATED,
+            types::TOKEN_CREATED,
+            types::TOKEN_UPDATED,
+        ]
+        .contains(k)
+    }));
     assert_eq!(
         kinds.iter().filter(|k| **k == types::CARD_CREATED).count(),
         50
@@ -389,4 +398,131 @@ fn requests_go_to_the_authorization_endpoint_and_the_rest_to_events() {
         };
         assert_eq!(event.endpoint, expected, "{}", event.kind);
     }
+}
+
+/// Some captures are disputed, and each dispute runs Stripe's lifecycle: opened `unsubmitted`
+/// on a capture for its amount, then expired (never submitted), or submitted and lost (with a
+/// loss reason), or won with its funds reinstated, now and then rescinded after.
+#[test]
+fn disputes_follow_stripes_lifecycle() {
+    let events = generate(5, 40, START, 3000, |_| Answer::Approved {
+        reason: "approved".into(),
+    });
+    let mut captures: BTreeMap<String, i64> = BTreeMap::new();
+    let mut lifecycles: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (event, object) in &parse(&events) {
+        match object {
+            Object::Transaction(t) if t.kind == TransactionType::Capture => {
+                captures.insert(t.id.clone(), -t.amount);
+            }
+            Object::Dispute(d) => {
+                assert_eq!(Some(&d.amount), captures.get(d.transaction.id()));
+                assert_eq!(
+                    d.loss_reason.is_some(),
+                    d.status.to_string() == "lost",
+                    "a loss reason exactly when lost"
+                );
+                let step = format!("{} {}", event.kind, d.status);
+                lifecycles.entry(d.id.clone()).or_default().push(step);
+            }
+            _ => {}
+        }
+    }
+    let mut endings: BTreeMap<&str, usize> = BTreeMap::new();
+    for steps in lifecycles.values() {
+        let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+        let ending = match steps.as_slice() {
+            [
+                "issuing_dispute.created unsubmitted",
+                "issuing_dispute.closed expired",
+            ] => "expired",
+            [
+                "issuing_dispute.created unsubmitted",
+                "issuing_dispute.submitted submitted",
+                "issuing_dispute.closed lost",
+            ] => "lost",
+            [
+                "issuing_dispute.created unsubmitted",
+                "issuing_dispute.submitted submitted",
+                "issuing_dispute.closed won",
+                "issuing_dispute.funds_reinstated won",
+                rest @ ..,
+            ] => match rest {
+                [] => "won",
+                ["issuing_dispute.funds_rescinded won"] => "won, then rescinded",
+                _ => panic!("after reinstatement: {rest:?}"),
+            },
+            other => panic!("not Stripe's lifecycle: {other:?}"),
+        };
+        *endings.entry(ending).or_default() += 1;
+    }
+    let share = lifecycles.len() as f64 / captures.len() as f64;
+    assert!(
+        (0.01..0.04).contains(&share),
+        "{} disputes on {} captures",
+        lifecycles.len(),
+        captures.len()
+    );
+    assert_eq!(endings.len(), 4, "every ending occurs: {endings:?}");
+}
+
+/// Some cards are added to wallets (requested, then active, now and then suspended), and
+/// purchases on a card with an active token are mostly made with it: the authorization names
+/// the token and its wallet, never a token of another card or one that is not active.
+#[test]
+fn wallet_tokens_are_provisioned_and_used() {
+    let events = generate(5, 40, START, 3000, |_| Answer::Approved {
+        reason: "approved".into(),
+    });
+    let mut tokens: BTreeMap<String, (String, Vec<String>, Option<String>)> = BTreeMap::new();
+    let mut with_token = 0;
+    let mut purchases = 0;
+    for (event, object) in &parse(&events) {
+        match object {
+            Object::Token(t) => {
+                let entry = tokens
+                    .entry(t.id.clone())
+                    .or_insert_with(|| (t.card.id().to_owned(), Vec::new(), None));
+                entry.1.push(format!("{} {}", event.kind, t.status));
+                entry.2 = t.wallet_provider.clone();
+                assert!(t.device_type().is_some(), "a device type");
+            }
+            Object::Authorization(a) if event.kind == types::AUTHORIZATION_CREATED => {
+                purchases += 1;
+                let Some(token) = &a.token else {
+                    assert_eq!(a.wallet, None);
+                    continue;
+                };
+                with_token += 1;
+                let (card, lifecycle, wallet) = &tokens[token.id()];
+                assert_eq!(card, a.card_id(), "a token of the purchase's card");
+                assert_eq!(&a.wallet, wallet, "the token's wallet");
+                assert!(
+                    !lifecycle.iter().any(|s| s.ends_with("suspended")),
+                    "a suspended token is not used"
+                );
+            }
+            _ => {}
+        }
+    }
+    for (card, lifecycle, _) in tokens.values() {
+        assert!(card.starts_with("ic_"));
+        assert!(
+            lifecycle.starts_with(&[
+                "issuing_token.created requested".to_owned(),
+                "issuing_token.updated active".to_owned(),
+            ]),
+            "{lifecycle:?}"
+        );
+    }
+    // About two cards in five; two purchases in three on them.
+    assert!(
+        (8..=24).contains(&tokens.len()),
+        "{} tokens on 40 cards",
+        tokens.len()
+    );
+    assert!(
+        with_token > purchases / 8 && with_token < purchases / 2,
+        "{with_token} of {purchases} purchases with a wallet"
+    );
 }

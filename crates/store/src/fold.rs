@@ -8,22 +8,42 @@
 
 use std::collections::HashMap;
 
-use cardstream_stripe::Object;
+use cardstream_stripe::{Object, types};
 use sqlx::PgConnection;
 
 use crate::Error;
 use crate::rollups::RollupDeltas;
 use crate::rows::{
-    AuthorizationContribution, AuthorizationRow, CardRow, CardholderRow, DisputeRow,
+    AuthorizationContribution, AuthorizationRow, CardRow, CardholderRow, DisputeRow, TokenRow,
     TransactionContribution, TransactionRow, Versioned, day_of, merchant_key,
 };
-use crate::tables::{AUTHORIZATIONS, CARDHOLDERS, CARDS, DISPUTES, TRANSACTIONS, Table};
+use crate::tables::{AUTHORIZATIONS, CARDHOLDERS, CARDS, DISPUTES, TOKENS, TRANSACTIONS, Table};
 use crate::version::Version;
+
+/// Funds a dispute moved, said by an event of its own type rather than in the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeFunds {
+    Reinstated,
+    Rescinded,
+}
+
+impl DisputeFunds {
+    /// The movement an event of `event_type` reports, if any.
+    pub fn of(event_type: &str) -> Option<DisputeFunds> {
+        match event_type {
+            types::DISPUTE_FUNDS_REINSTATED => Some(DisputeFunds::Reinstated),
+            types::DISPUTE_FUNDS_RESCINDED => Some(DisputeFunds::Rescinded),
+            _ => None,
+        }
+    }
+}
 
 /// One event to fold: its version and its typed object.
 #[derive(Debug, Clone)]
 pub struct FoldEvent {
     pub version: Version,
+    /// For `issuing_dispute.funds_*` events: the movement, kept whatever the object's version.
+    pub funds: Option<DisputeFunds>,
     /// The event's Connect account (`None`: the platform's own), written on every row it
     /// touches.
     pub account: Option<String>,
@@ -70,7 +90,12 @@ pub async fn fold(conn: &mut PgConnection, events: &[FoldEvent]) -> Result<FoldO
     let mut auths = Vec::new();
     let mut txns = Vec::new();
     let mut disputes = Vec::new();
+    let mut tokens = Vec::new();
+    let mut funds = FundsMoved::default();
     for event in events {
+        if let (Object::Dispute(d), Some(moved)) = (&event.object, event.funds) {
+            funds.note(&d.id, moved, event.version.created);
+        }
         let version = event.version.clone();
         let account = event.account.clone();
         match &event.object {
@@ -114,6 +139,14 @@ pub async fn fold(conn: &mut PgConnection, events: &[FoldEvent]) -> Result<FoldO
                     row: DisputeRow::from(&**d),
                 },
             )),
+            Object::Token(t) => tokens.push((
+                t.id.clone(),
+                Versioned {
+                    version,
+                    account,
+                    row: TokenRow::from(&**t),
+                },
+            )),
             Object::Other(_) => {}
         }
     }
@@ -121,9 +154,56 @@ pub async fn fold(conn: &mut PgConnection, events: &[FoldEvent]) -> Result<FoldO
     fold_plain(conn, &CARDHOLDERS, newest(holders), &mut outcome).await?;
     fold_plain(conn, &CARDS, newest(cards), &mut outcome).await?;
     fold_plain(conn, &DISPUTES, newest(disputes), &mut outcome).await?;
+    funds.apply(conn).await?;
+    fold_plain(conn, &TOKENS, newest(tokens), &mut outcome).await?;
     fold_authorizations(conn, newest(auths), &mut outcome).await?;
     fold_transactions(conn, newest(txns), &mut outcome).await?;
     Ok(outcome)
+}
+
+/// The first time each dispute's funds were reinstated or rescinded, by the events of a batch.
+#[derive(Debug, Default)]
+struct FundsMoved(HashMap<String, (Option<i64>, Option<i64>)>);
+
+impl FundsMoved {
+    fn note(&mut self, dispute: &str, moved: DisputeFunds, at: i64) {
+        let (reinstated, rescinded) = self.0.entry(dispute.to_owned()).or_default();
+        let first = match moved {
+            DisputeFunds::Reinstated => reinstated,
+            DisputeFunds::Rescinded => rescinded,
+        };
+        *first = Some(first.map_or(at, |t| t.min(at)));
+    }
+
+    /// Sets each time once, to the earliest seen: independent of the order events arrive in
+    /// and of the object's version (a newer `closed` does not clear it; a late funds event
+    /// older than the row still sets it). The rows exist: this batch's fold just wrote them
+    /// or they were there.
+    async fn apply(self, conn: &mut PgConnection) -> Result<(), Error> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(self.0.len());
+        let (mut reinstated, mut rescinded) = (Vec::new(), Vec::new());
+        for (id, (r, s)) in self.0 {
+            ids.push(id);
+            reinstated.push(r);
+            rescinded.push(s);
+        }
+        sqlx::query(
+            "UPDATE disputes d
+                SET funds_reinstated_at = LEAST(d.funds_reinstated_at, u.reinstated),
+                    funds_rescinded_at = LEAST(d.funds_rescinded_at, u.rescinded)
+               FROM unnest($1::text[], $2::int8[], $3::int8[]) AS u (id, reinstated, rescinded)
+              WHERE d.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&reinstated)
+        .bind(&rescinded)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Current versions of `ids` in `table`, locked until the transaction ends.

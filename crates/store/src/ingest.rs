@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use cardstream_stripe::{Event, Object};
 use sqlx::PgConnection;
 
-use crate::fold::{FoldEvent, fold};
+use crate::fold::{DisputeFunds, FoldEvent, fold};
 use crate::version::Version;
 use crate::{ACTIVITY_CHANNEL, Error, REBUILD_LOCK, Store};
 
@@ -170,6 +170,7 @@ impl Store {
             .filter(|e| new_ids.contains(e.event.id.as_str()) && seen.insert(e.event.id.as_str()))
             .map(|e| FoldEvent {
                 version: Version::new(e.event.created, &e.event.kind, e.event.id.clone()),
+                funds: DisputeFunds::of(&e.event.kind),
                 account: e.event.account.clone(),
                 object: e.object.clone(),
             })

@@ -7,7 +7,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Statement, Value,
 };
 
-use crate::entities::{authorizations, cardholders, cards, disputes, transactions};
+use crate::entities::{authorizations, cardholders, cards, disputes, tokens, transactions};
 use crate::paging::{Direction, Page};
 use crate::{Accounts, Error, Store};
 
@@ -198,6 +198,18 @@ impl Store {
             .map_err(db)
     }
 
+    /// A card's wallet tokens, newest first (a card has a handful: one per device).
+    pub async fn tokens_of(&self, card_id: &str) -> Result<Vec<tokens::Model>, Error> {
+        tokens::Entity::find()
+            .filter(tokens::Column::CardId.eq(card_id))
+            .order_by_desc(tokens::Column::Created)
+            .order_by_asc(tokens::Column::Id)
+            .limit(100)
+            .all(self.orm())
+            .await
+            .map_err(db)
+    }
+
     /// Cards of the given cardholders, oldest first.
     pub async fn cards_of(&self, cardholder_ids: &[String]) -> Result<Vec<cards::Model>, Error> {
         cards::Entity::find()
@@ -380,6 +392,21 @@ impl Store {
             .await
     }
 
+    /// The dispute on a transaction (Stripe allows one), with its card.
+    pub async fn dispute_of_transaction(
+        &self,
+        transaction_id: &str,
+    ) -> Result<Option<(disputes::Model, String)>, Error> {
+        Ok(self
+            .disputes_where(
+                "d.transaction_id = $1",
+                Value::from(transaction_id),
+                &Page::first(1),
+            )
+            .await?
+            .pop())
+    }
+
     /// One dispute, with its card.
     pub async fn dispute(&self, id: &str) -> Result<Option<(disputes::Model, String)>, Error> {
         let rows = self
@@ -404,6 +431,9 @@ impl Store {
             reason: Option<String>,
             created: i64,
             account: Option<String>,
+            loss_reason: Option<String>,
+            funds_reinstated_at: Option<i64>,
+            funds_rescinded_at: Option<i64>,
             card_id: String,
         }
         // The cursor's comparison and the order flip for a backward page; its values are bound.
@@ -416,7 +446,8 @@ impl Store {
             None => (None, None),
         };
         let sql = format!(
-            "SELECT d.id, d.transaction_id, d.amount, d.currency, d.status, d.reason, d.created, d.account, t.card_id
+            "SELECT d.id, d.transaction_id, d.amount, d.currency, d.status, d.reason, d.created, d.account,
+                    d.loss_reason, d.funds_reinstated_at, d.funds_rescinded_at, t.card_id
              FROM disputes d JOIN transactions t ON t.id = d.transaction_id
              WHERE {condition} AND ($3::bigint IS NULL OR {seek})
              ORDER BY d.created {order}, d.id {order} LIMIT $2"
@@ -446,6 +477,9 @@ impl Store {
                     reason: r.reason,
                     created: r.created,
                     account: r.account,
+                    loss_reason: r.loss_reason,
+                    funds_reinstated_at: r.funds_reinstated_at,
+                    funds_rescinded_at: r.funds_rescinded_at,
                 };
                 (dispute, r.card_id)
             })

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fold::{FoldEvent, fold};
+use crate::fold::{DisputeFunds, FoldEvent, fold};
 use crate::ingest::{IncomingEvent, notify};
 use crate::version::Version;
 use crate::{Error, REBUILD_LOCK, Store};
@@ -24,7 +24,7 @@ pub struct ReplayStats {
 }
 
 /// Tables rebuilt by a replay: everything derived from `stripe_events`.
-const DERIVED: &str = "cardholders, cards, authorizations, transactions, disputes, \
+const DERIVED: &str = "cardholders, cards, authorizations, transactions, disputes, tokens, \
                        card_daily_spend, card_category_spend, card_merchant_spend";
 
 impl Store {
@@ -77,6 +77,7 @@ impl Store {
                     .map_err(|e| stored(e.to_string()))?;
                 events.push(FoldEvent {
                     version: Version::new(created, &event_type, event_id.clone()),
+                    funds: DisputeFunds::of(&event_type),
                     account: incoming.event.account.clone(),
                     object: incoming.object,
                 });

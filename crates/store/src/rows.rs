@@ -1,7 +1,9 @@
 //! Rows of the object tables, taken from typed Stripe objects, and what each contributes to the
 //! rollups.
 
-use cardstream_stripe::{Authorization, Card, Cardholder, Dispute, MerchantData, Transaction};
+use cardstream_stripe::{
+    Authorization, Card, Cardholder, Dispute, MerchantData, Token, Transaction,
+};
 
 use crate::version::Version;
 
@@ -114,6 +116,7 @@ pub(crate) struct AuthorizationRow {
     pub(crate) merchant: Merchant,
     pub(crate) authorization_method: Option<String>,
     pub(crate) wallet: Option<String>,
+    pub(crate) token_id: Option<String>,
     pub(crate) request_history: String,
     /// Raw JSON objects, or none when Stripe sent none.
     pub(crate) verification_data: Option<String>,
@@ -163,6 +166,7 @@ impl From<&Authorization> for AuthorizationRow {
             merchant: Merchant::from(&a.merchant_data),
             authorization_method: a.authorization_method.clone(),
             wallet: a.wallet.clone(),
+            token_id: a.token.as_ref().map(|t| t.id().to_owned()),
             request_history: serde_json::to_string(&a.request_history)
                 .unwrap_or_else(|_| "[]".to_owned()),
             verification_data: raw_object(&a.verification_data),
@@ -290,6 +294,7 @@ pub(crate) struct DisputeRow {
     pub(crate) currency: String,
     pub(crate) status: String,
     pub(crate) reason: Option<String>,
+    pub(crate) loss_reason: Option<String>,
     pub(crate) created: i64,
 }
 
@@ -302,7 +307,42 @@ impl From<&Dispute> for DisputeRow {
             currency: d.currency.to_string(),
             status: d.status.to_string(),
             reason: d.evidence.reason.clone(),
+            loss_reason: d.loss_reason.clone(),
             created: d.created,
+        }
+    }
+}
+
+/// An `issuing.token` as the `tokens` table holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenRow {
+    pub(crate) id: String,
+    pub(crate) card_id: String,
+    pub(crate) status: String,
+    pub(crate) wallet_provider: Option<String>,
+    pub(crate) device_type: Option<String>,
+    pub(crate) network: Option<String>,
+    pub(crate) last4: Option<String>,
+    pub(crate) device_fingerprint: Option<String>,
+    pub(crate) network_updated_at: Option<i64>,
+    pub(crate) network_data: Option<String>,
+    pub(crate) created: i64,
+}
+
+impl From<&Token> for TokenRow {
+    fn from(t: &Token) -> Self {
+        TokenRow {
+            id: t.id.clone(),
+            card_id: t.card.id().to_owned(),
+            status: t.status.clone(),
+            wallet_provider: t.wallet_provider.clone(),
+            device_type: t.device_type().map(str::to_owned),
+            network: t.network.clone(),
+            last4: t.last4.clone(),
+            device_fingerprint: t.device_fingerprint.clone(),
+            network_updated_at: t.network_updated_at,
+            network_data: t.network_data.as_ref().and_then(raw_object),
+            created: t.created,
         }
     }
 }

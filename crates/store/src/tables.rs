@@ -13,7 +13,8 @@ use sqlx::{Arguments, Encode, Postgres, Type, TypeInfo};
 
 use crate::Error;
 use crate::rows::{
-    AuthorizationRow, CardRow, CardholderRow, DisputeRow, Merchant, TransactionRow, Versioned,
+    AuthorizationRow, CardRow, CardholderRow, DisputeRow, Merchant, TokenRow, TransactionRow,
+    Versioned,
 };
 
 /// Adds one column's array (its value in every row) to a statement's arguments.
@@ -205,6 +206,22 @@ pub(crate) static CARDS: LazyLock<Table<CardRow>> = LazyLock::new(|| {
         .finish()
 });
 
+pub(crate) static TOKENS: LazyLock<Table<TokenRow>> = LazyLock::new(|| {
+    Columns::<TokenRow>::of("tokens")
+        .column("id", |r| r.id.clone())
+        .column("card_id", |r| r.card_id.clone())
+        .column("status", |r| r.status.clone())
+        .column("wallet_provider", |r| r.wallet_provider.clone())
+        .column("device_type", |r| r.device_type.clone())
+        .column("network", |r| r.network.clone())
+        .column("last4", |r| r.last4.clone())
+        .column("device_fingerprint", |r| r.device_fingerprint.clone())
+        .column("network_updated_at", |r| r.network_updated_at)
+        .column_as("network_data", "jsonb", |r| r.network_data.clone())
+        .column("created", |r| r.created)
+        .finish()
+});
+
 pub(crate) static DISPUTES: LazyLock<Table<DisputeRow>> = LazyLock::new(|| {
     Columns::<DisputeRow>::of("disputes")
         .column("id", |r| r.id.clone())
@@ -213,6 +230,7 @@ pub(crate) static DISPUTES: LazyLock<Table<DisputeRow>> = LazyLock::new(|| {
         .column("currency", |r| r.currency.clone())
         .column("status", |r| r.status.clone())
         .column("reason", |r| r.reason.clone())
+        .column("loss_reason", |r| r.loss_reason.clone())
         .column("created", |r| r.created)
         .finish()
 });
@@ -234,6 +252,7 @@ pub(crate) static AUTHORIZATIONS: LazyLock<Table<AuthorizationRow>> = LazyLock::
         .merchant(|r| &r.merchant)
         .column("authorization_method", |r| r.authorization_method.clone())
         .column("wallet", |r| r.wallet.clone())
+        .column("token_id", |r| r.token_id.clone())
         .column_as("request_history", "jsonb", |r| r.request_history.clone())
         .column_as("verification_data", "jsonb", |r| {
             r.verification_data.clone()
@@ -279,10 +298,16 @@ pub fn object_table_columns() -> Vec<(&'static str, Vec<(&'static str, String)>)
             .collect();
         (table.name, columns)
     }
+    let mut disputes = of(&DISPUTES);
+    // Written by the fold's own statement for `issuing_dispute.funds_*` events, not the upsert.
+    for column in ["funds_reinstated_at", "funds_rescinded_at"] {
+        disputes.1.push((column, "int8".to_owned()));
+    }
     vec![
         of(&CARDHOLDERS),
         of(&CARDS),
-        of(&DISPUTES),
+        disputes,
+        of(&TOKENS),
         of(&AUTHORIZATIONS),
         of(&TRANSACTIONS),
     ]

@@ -583,3 +583,191 @@ async fn force_captures_over_captures_split_captures_and_lone_refunds_add_up() {
         assert_rollups_exact(&store).await;
     }
 }
+
+fn dispute(status: &str, loss_reason: Option<&str>) -> Value {
+    json!({"id": "idp_1", "object": "issuing.dispute", "amount": 1_200, "currency": "usd",
+        "status": status, "transaction": "ipi_1", "created": 1_000, "livemode": false,
+        "evidence": {"reason": "fraudulent"}, "loss_reason": loss_reason, "metadata": {}})
+}
+
+/// A dispute's lifecycle (issue 18, item 4) in any order of delivery: the object's newest
+/// version wins, the funds events each set their time once (the earliest) and a newer
+/// version of the object never clears them; spend is what was captured, before and after.
+#[tokio::test]
+async fn a_disputes_funds_are_kept_whatever_order_its_events_arrive_in() {
+    let capture = event(
+        "evt_capture",
+        "issuing_transaction.created",
+        900,
+        transaction("ipi_1", "ic_1", "capture", -1_200, "usd", 900, "bakeries"),
+    );
+    let lifecycle = [
+        event(
+            "evt_d1",
+            "issuing_dispute.created",
+            1_000,
+            dispute("unsubmitted", None),
+        ),
+        event(
+            "evt_d2",
+            "issuing_dispute.submitted",
+            1_100,
+            dispute("submitted", None),
+        ),
+        event(
+            "evt_d3",
+            "issuing_dispute.closed",
+            1_200,
+            dispute("won", None),
+        ),
+        event(
+            "evt_d4",
+            "issuing_dispute.funds_reinstated",
+            1_300,
+            dispute("won", None),
+        ),
+        event(
+            "evt_d5",
+            "issuing_dispute.funds_rescinded",
+            1_500,
+            dispute("won", None),
+        ),
+        // A later correction of the object: must not clear what the funds events said.
+        event(
+            "evt_d6",
+            "issuing_dispute.updated",
+            1_600,
+            dispute("won", None),
+        ),
+    ];
+    // In order, reversed, and the funds events first then the rest one at a time.
+    let orders: [Vec<usize>; 3] = [
+        vec![0, 1, 2, 3, 4, 5],
+        vec![5, 4, 3, 2, 1, 0],
+        vec![3, 4, 0, 5, 2, 1],
+    ];
+    for order in orders {
+        let (_db, store) = store().await;
+        apply(&store, std::slice::from_ref(&capture)).await;
+        for &i in &order {
+            apply(&store, std::slice::from_ref(&lifecycle[i])).await;
+        }
+        let row: (String, Option<i64>, Option<i64>, Option<String>) = sqlx::query_as(
+            "SELECT status, funds_reinstated_at, funds_rescinded_at, reason FROM disputes",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            row,
+            (
+                "won".into(),
+                Some(1_300),
+                Some(1_500),
+                Some("fraudulent".into())
+            ),
+            "order {order:?}"
+        );
+        let spend = count(&store, "SELECT sum(spend)::int8 FROM card_daily_spend").await;
+        assert_eq!(spend, 1_200, "a won dispute leaves spend as captured");
+        assert_rollups_exact(&store).await;
+    }
+
+    // All in one batch, with a duplicate of the reinstatement a minute later (a retry of a
+    // different event id would not be a duplicate): the earliest time stands.
+    let (_db, store) = store().await;
+    let mut batch: Vec<IncomingEvent> = lifecycle.to_vec();
+    batch.push(event(
+        "evt_d4_again",
+        "issuing_dispute.funds_reinstated",
+        1_360,
+        dispute("won", None),
+    ));
+    batch.push(capture);
+    apply(&store, &batch).await;
+    let at: Option<i64> = sqlx::query_scalar("SELECT funds_reinstated_at FROM disputes")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(at, Some(1_300));
+
+    // A lost dispute keeps its loss reason.
+    let lost = event(
+        "evt_lost",
+        "issuing_dispute.closed",
+        2_000,
+        dispute("lost", Some("evidence_not_sufficient")),
+    );
+    apply(&store, &[lost]).await;
+    let reason: Option<String> = sqlx::query_scalar("SELECT loss_reason FROM disputes")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(reason.as_deref(), Some("evidence_not_sufficient"));
+}
+
+fn token(status: &str, at: i64) -> Value {
+    json!({"id": "intok_1", "object": "issuing.token", "card": "ic_1", "created": 500,
+        "status": status, "wallet_provider": "google_pay", "network": "visa", "last4": "4321",
+        "device_fingerprint": "dfp_1", "network_updated_at": at, "livemode": false,
+        "network_data": {"device": {"type": "watch"}, "type": "visa"}})
+}
+
+/// Wallet tokens (issue 18, item 3): the newest version of a token wins in any order, its
+/// device type and network data are kept, and an authorization records the token it used.
+#[tokio::test]
+async fn a_cards_wallet_token_is_folded_newest_first_and_named_by_its_authorizations() {
+    let lifecycle = [
+        event(
+            "evt_t1",
+            "issuing_token.created",
+            500,
+            token("requested", 500),
+        ),
+        event("evt_t2", "issuing_token.updated", 530, token("active", 530)),
+        event(
+            "evt_t3",
+            "issuing_token.updated",
+            900,
+            token("suspended", 900),
+        ),
+    ];
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+        let (_db, store) = store().await;
+        for i in order {
+            apply(&store, std::slice::from_ref(&lifecycle[i])).await;
+        }
+        let row: (String, String, Option<String>, Option<String>, Value) = sqlx::query_as(
+            "SELECT card_id, status, wallet_provider, device_type, network_data FROM tokens",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            row,
+            (
+                "ic_1".into(),
+                "suspended".into(),
+                Some("google_pay".into()),
+                Some("watch".into()),
+                json!({"device": {"type": "watch"}, "type": "visa"})
+            ),
+            "order {order:?}"
+        );
+    }
+    let (_db, store) = store().await;
+    let mut paid = authorization("iauth_w", "ic_1", 700, true, "pending", 600);
+    paid["token"] = json!("intok_1");
+    paid["wallet"] = json!("google_pay");
+    apply(
+        &store,
+        &[event("evt_w", "issuing_authorization.created", 600, paid)],
+    )
+    .await;
+    let used: (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT token_id, wallet FROM authorizations WHERE id = 'iauth_w'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(used, (Some("intok_1".into()), Some("google_pay".into())));
+}

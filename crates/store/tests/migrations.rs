@@ -53,6 +53,7 @@ async fn migrations_go_up_down_and_up_again() {
         "disputes",
         "spend_reservations",
         "stripe_events",
+        "tokens",
         "stripe_sync_cursors",
         "transactions",
         "user_accounts",
@@ -73,6 +74,21 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    // 0012: wallet tokens, and the token of each authorization.
+    store.migrate_down(Some(1)).await.unwrap();
+    assert!(!tables(&store).await.iter().any(|t| t == "tokens"));
+    let left = columns(&store, "authorizations").await;
+    assert!(!left.iter().any(|c| c == "token_id"), "{left:?}");
+    // 0011: a dispute's loss reason and the funds it moved.
+    store.migrate_down(Some(1)).await.unwrap();
+    let left = columns(&store, "disputes").await;
+    assert!(
+        !left
+            .iter()
+            .any(|c| c.starts_with("funds_") || c == "loss_reason"),
+        "{left:?}"
+    );
+    // 0010: the spend limits' shared ledger.
     store.migrate_down(Some(1)).await.unwrap();
     let left = tables(&store).await;
     assert!(!left.iter().any(|t| t == "spend_reservations"), "{left:?}");

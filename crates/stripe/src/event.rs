@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::Error;
-use crate::objects::{Authorization, Card, Cardholder, Dispute, Transaction};
+use crate::objects::{Authorization, Card, Cardholder, Dispute, Token, Transaction};
 
 /// A Stripe Event (`"object": "event"`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +49,7 @@ pub enum Object {
     Card(Box<Card>),
     Cardholder(Box<Cardholder>),
     Dispute(Box<Dispute>),
+    Token(Box<Token>),
     /// An event type cardstream does not fold, kept as it came.
     Other(serde_json::Value),
 }
@@ -215,6 +216,7 @@ impl Event {
             "issuing_card" => Object::Card(serde_json::from_str(raw).map_err(typed)?),
             "issuing_cardholder" => Object::Cardholder(serde_json::from_str(raw).map_err(typed)?),
             "issuing_dispute" => Object::Dispute(serde_json::from_str(raw).map_err(typed)?),
+            "issuing_token" => Object::Token(serde_json::from_str(raw).map_err(typed)?),
             _ => Object::Other(serde_json::from_str(raw).map_err(typed)?),
         })
     }
@@ -234,6 +236,13 @@ pub mod types {
     pub const DISPUTE_CREATED: &str = "issuing_dispute.created";
     pub const DISPUTE_UPDATED: &str = "issuing_dispute.updated";
     pub const DISPUTE_CLOSED: &str = "issuing_dispute.closed";
+    pub const DISPUTE_SUBMITTED: &str = "issuing_dispute.submitted";
+    pub const TOKEN_CREATED: &str = "issuing_token.created";
+    pub const TOKEN_UPDATED: &str = "issuing_token.updated";
+    /// A won dispute's amount returned to the program's Issuing balance.
+    pub const DISPUTE_FUNDS_REINSTATED: &str = "issuing_dispute.funds_reinstated";
+    /// Funds taken back from the Issuing balance over a dispute.
+    pub const DISPUTE_FUNDS_RESCINDED: &str = "issuing_dispute.funds_rescinded";
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub use event::{Event, EventData, Object, types};
 pub use money::{Currency, Money};
 pub use objects::{
     Authorization, Card, Cardholder, Dispute, DisputeEvidence, Expandable, HasId, MerchantData,
-    PendingRequest, RequestHistory, SpendingControls, SpendingLimit, Transaction,
+    PendingRequest, RequestHistory, SpendingControls, SpendingLimit, Token, Transaction,
 };
 pub use signature::{SignatureError, Verifier, WebhookSecret};
 

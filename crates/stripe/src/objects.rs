@@ -43,7 +43,7 @@ impl<T: HasId> Expandable<T> {
 macro_rules! has_id {
     ($($t:ty),+) => { $(impl HasId for $t { fn id(&self) -> &str { &self.id } })+ };
 }
-has_id!(Authorization, Transaction, Card, Cardholder, Dispute);
+has_id!(Authorization, Transaction, Card, Cardholder, Dispute, Token);
 
 /// `merchant_data` on authorizations and transactions.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -128,6 +128,9 @@ pub struct Authorization {
     pub authorization_method: Option<String>,
     #[serde(default)]
     pub wallet: Option<String>,
+    /// The wallet token the purchase was made with (`issuing.token`), if any.
+    #[serde(default)]
+    pub token: Option<Expandable<Token>>,
     #[serde(default)]
     pub metadata: Value,
     /// The checks of the card's details (address, postal code, CVC, expiry, 3-D Secure), as
@@ -277,6 +280,43 @@ pub struct Cardholder {
     pub metadata: Value,
 }
 
+/// `issuing.token`: a card added to a digital wallet (Apple Pay, Google Pay, Samsung Pay).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: String,
+    pub card: Expandable<Card>,
+    pub created: i64,
+    /// `requested`, `active`, `suspended`, `deleted`.
+    pub status: String,
+    /// `apple_pay`, `google_pay`, `samsung_pay`; `None` when no wallet was used.
+    #[serde(default)]
+    pub wallet_provider: Option<String>,
+    /// `visa` or `mastercard`.
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub last4: Option<String>,
+    #[serde(default)]
+    pub device_fingerprint: Option<String>,
+    #[serde(default)]
+    pub network_updated_at: Option<i64>,
+    /// The network's view of the device and wallet (`device.type`: phone, watch, other), kept
+    /// as Stripe sent it.
+    #[serde(default)]
+    pub network_data: Option<Value>,
+}
+
+impl Token {
+    /// `network_data.device.type`: phone, watch or other.
+    pub fn device_type(&self) -> Option<&str> {
+        self.network_data
+            .as_ref()?
+            .get("device")?
+            .get("type")?
+            .as_str()
+    }
+}
+
 /// `evidence` of a dispute; only the reason is typed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DisputeEvidence {
@@ -295,6 +335,9 @@ pub struct Dispute {
     pub created: i64,
     #[serde(default)]
     pub evidence: DisputeEvidence,
+    /// Why a lost dispute was lost (`evidence_not_sufficient`, …); `None` otherwise.
+    #[serde(default)]
+    pub loss_reason: Option<String>,
     #[serde(default)]
     pub metadata: Value,
 }

@@ -1,7 +1,9 @@
 //! The dashboard's objects: cardholders, cards, authorizations, transactions, disputes.
 
 use async_graphql::{Context, Enum, ID, Interface, Object, ResultExt, SimpleObject};
-use cardstream_store::entities::{authorizations, cardholders, cards, disputes, transactions};
+use cardstream_store::entities::{
+    authorizations, cardholders, cards, disputes, tokens, transactions,
+};
 
 use super::activity::{ActivityFilterInput, AuthorizationConnection, activity_page};
 use super::checks::{NetworkData, Verification};
@@ -166,6 +168,17 @@ impl Card {
     async fn exp_year(&self) -> Option<i32> {
         self.0.exp_year
     }
+    /// The card in digital wallets (Apple Pay, Google Pay, Samsung Pay): one token per device,
+    /// newest first.
+    #[graphql(complexity = 10)]
+    async fn tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<WalletToken>> {
+        let tokens = store(ctx)
+            .tokens_of(&self.0.id)
+            .await
+            .map_err(ApiError::from)
+            .extend()?;
+        Ok(tokens.into_iter().map(WalletToken).collect())
+    }
     async fn cardholder(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Cardholder>> {
         let holder = loader(ctx)
             .load_one(CardholderId(self.0.cardholder_id.clone()))
@@ -293,6 +306,10 @@ impl Authorization {
     async fn wallet(&self) -> Option<&str> {
         self.0.wallet.as_deref()
     }
+    /// The wallet token the purchase was made with (one of the card's `tokens`).
+    async fn token_id(&self) -> Option<ID> {
+        self.0.token_id.clone().map(ID)
+    }
     async fn created(&self) -> DateTime {
         DateTime(self.0.created)
     }
@@ -364,6 +381,16 @@ impl Transaction {
     async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
+    /// The dispute opened on this transaction, if any (Stripe allows one).
+    #[graphql(complexity = 10)]
+    async fn dispute(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Dispute>> {
+        let found = store(ctx)
+            .dispute_of_transaction(&self.0.id)
+            .await
+            .map_err(ApiError::from)
+            .extend()?;
+        Ok(found.map(|(dispute, card)| Dispute(dispute, card)))
+    }
     async fn kind(&self) -> TransactionKind {
         TransactionKind::from_stripe(&self.0.kind)
     }
@@ -431,8 +458,59 @@ impl Dispute {
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()
     }
+    /// Why a lost dispute was lost, as Stripe says it (`evidence_not_sufficient`, …).
+    async fn loss_reason(&self) -> Option<&str> {
+        self.0.loss_reason.as_deref()
+    }
     async fn created(&self) -> DateTime {
         DateTime(self.0.created)
+    }
+    /// When Stripe returned the disputed amount to the program's Issuing balance (a won
+    /// dispute). The card's spend does not change: see the README's "Disputes".
+    async fn funds_reinstated_at(&self) -> Option<DateTime> {
+        self.0.funds_reinstated_at.map(DateTime)
+    }
+    /// When Stripe took funds back over this dispute.
+    async fn funds_rescinded_at(&self) -> Option<DateTime> {
+        self.0.funds_rescinded_at.map(DateTime)
+    }
+}
+
+/// A card added to a digital wallet (`issuing.token`).
+#[derive(Clone)]
+pub struct WalletToken(pub tokens::Model);
+
+#[Object]
+impl WalletToken {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// `apple_pay`, `google_pay`, `samsung_pay`, as Stripe says it.
+    async fn wallet_provider(&self) -> Option<&str> {
+        self.0.wallet_provider.as_deref()
+    }
+    /// `requested`, `active`, `suspended`, `deleted`, as Stripe says it.
+    async fn raw_status(&self) -> &str {
+        &self.0.status
+    }
+    /// `phone`, `watch`, `other`: the network's `device.type`.
+    async fn device_type(&self) -> Option<&str> {
+        self.0.device_type.as_deref()
+    }
+    /// `visa` or `mastercard`.
+    async fn network(&self) -> Option<&str> {
+        self.0.network.as_deref()
+    }
+    /// The last four digits of the token (not of the card).
+    async fn last4(&self) -> Option<&str> {
+        self.0.last4.as_deref()
+    }
+    async fn created(&self) -> DateTime {
+        DateTime(self.0.created)
+    }
+    /// When the network last changed it.
+    async fn network_updated_at(&self) -> Option<DateTime> {
+        self.0.network_updated_at.map(DateTime)
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Model {
     pub merchant_network_id: Option<String>,
     pub authorization_method: Option<String>,
     pub wallet: Option<String>,
+    /// The wallet token (`issuing.token`) the purchase was made with.
+    pub token_id: Option<String>,
     pub request_history: Json,
     pub verification_data: Option<Json>,
     pub network_data: Option<Json>,

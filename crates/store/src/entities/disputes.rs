@@ -13,6 +13,14 @@ pub struct Model {
     pub created: i64,
     /// The Stripe Connect account; `None` for the platform's own.
     pub account: Option<String>,
+    /// Why a lost dispute was lost, as Stripe says it.
+    pub loss_reason: Option<String>,
+    /// When Stripe first said it returned the disputed amount to the Issuing balance
+    /// (`issuing_dispute.funds_reinstated`), Unix seconds.
+    pub funds_reinstated_at: Option<i64>,
+    /// When Stripe first said it took funds back over the dispute
+    /// (`issuing_dispute.funds_rescinded`).
+    pub funds_rescinded_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,6 +6,7 @@ pub mod authorizations;
 pub mod cardholders;
 pub mod cards;
 pub mod disputes;
+pub mod tokens;
 pub mod transactions;
 pub mod user_cardholders;
 pub mod users;

@@ -1,0 +1,2 @@
+ALTER TABLE authorizations DROP COLUMN token_id;
+DROP TABLE tokens;
