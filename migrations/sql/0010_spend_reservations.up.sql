@@ -40,6 +40,10 @@ DECLARE
     month_from bigint := p_month_start::bigint * 86400;
     left_over  bigint;
 BEGIN
+    -- A reservation lives seconds and is visible to every replica once committed, flushed or
+    -- not: waiting for the disk on each one would cap approvals at the fsync rate. A Postgres
+    -- crash may forget the last moment's reservations; their authorizations count once folded.
+    PERFORM set_config('synchronous_commit', 'off', true);
     PERFORM set_config('lock_timeout', (extract(epoch FROM p_wait) * 1000)::bigint || 'ms', true);
     PERFORM pg_advisory_xact_lock(hashtextextended('cardstream.spend.' || p_card_id, 0));
     DELETE FROM spend_reservations

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use cardstream_policy::{Decision, Limits, Policy, Request, Rules, check_rules, spend_unknown};
-use cardstream_store::{SpendRequest, Store};
+use cardstream_store::{SpendGrant, SpendRequest, Store};
 use prometheus::{HistogramOpts, HistogramVec, Registry};
 
 use crate::Error;
@@ -81,6 +81,25 @@ pub struct SpendLedger {
     duration: HistogramVec,
 }
 
+/// Why no reservation was made.
+#[derive(Debug)]
+enum Unreserved {
+    /// Not within the timeout: no connection free, or the card's lock busy (Postgres gives up
+    /// on it at the same bound, as `lock_timeout`).
+    TimedOut,
+    Failed(String),
+}
+
+impl From<cardstream_store::Error> for Unreserved {
+    fn from(err: cardstream_store::Error) -> Self {
+        if err.timeout() == Some("lock_timeout") {
+            Unreserved::TimedOut
+        } else {
+            Unreserved::Failed(err.to_string())
+        }
+    }
+}
+
 /// The request event an authorization request came in.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestEvent<'a> {
@@ -132,6 +151,25 @@ impl SpendLedger {
         }
     }
 
+    /// The ledger's grant within the timeout. Waiting for a connection is abandoned cleanly
+    /// at the deadline; a statement once sent finishes on its own task (dropping it mid-flight
+    /// would cost its connection, and under load the reconnections made every reservation
+    /// late), bounded in Postgres by the same wait.
+    async fn grant(&self, reservation: SpendRequest) -> Result<SpendGrant, Unreserved> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut conn = tokio::time::timeout_at(deadline, self.store.ledger_connection())
+            .await
+            .map_err(|_| Unreserved::TimedOut)?
+            .map_err(Unreserved::from)?;
+        let statement =
+            tokio::spawn(async move { Store::reserve_spend(&mut conn, &reservation).await });
+        match tokio::time::timeout_at(deadline, statement).await {
+            Err(_) => Err(Unreserved::TimedOut),
+            Ok(Err(task)) => Err(Unreserved::Failed(task.to_string())),
+            Ok(Ok(result)) => result.map_err(Unreserved::from),
+        }
+    }
+
     /// The decision the ledger's grant makes, or `None` when it did not answer in time.
     async fn reserve(
         &self,
@@ -143,10 +181,10 @@ impl SpendLedger {
         let day = day_of(SystemTime::now());
         let asked = request.amount.amount;
         let reservation = SpendRequest {
-            event_id: event.event_id,
-            authorization_id: event.authorization_id,
-            card_id: request.card_id,
-            currency: request.amount.currency.as_str(),
+            event_id: event.event_id.to_owned(),
+            authorization_id: event.authorization_id.to_owned(),
+            card_id: request.card_id.to_owned(),
+            currency: request.amount.currency.as_str().to_owned(),
             asked,
             partial: limits.partial,
             requested_at: event.created,
@@ -157,9 +195,9 @@ impl SpendLedger {
             ttl: self.ttl,
             wait: self.timeout,
         };
-        let result = tokio::time::timeout(self.timeout, self.store.reserve_spend(&reservation));
-        let (outcome, decision) = match result.await {
-            Ok(Ok(grant)) => {
+        let result = self.grant(reservation).await;
+        let (outcome, decision) = match result {
+            Ok(grant) => {
                 let decision =
                     limits.granted(asked, grant.granted, grant.day_spend, grant.month_spend);
                 let outcome = match decision.amount {
@@ -171,20 +209,13 @@ impl SpendLedger {
             }
             // Debug lines: under overload these come by the thousand a second; the outcome
             // series of the histogram counts them.
-            Ok(Err(err)) if err.timeout() == Some("lock_timeout") => {
-                tracing::debug!(
-                    card = request.card_id,
-                    "the card's ledger lock was busy past the timeout; on_spend_unknown decides"
-                );
+            Err(Unreserved::TimedOut) => {
+                tracing::debug!(timeout = ?self.timeout, card = request.card_id, "no spend reservation in time; on_spend_unknown decides");
                 ("timeout", None)
             }
-            Ok(Err(err)) => {
+            Err(Unreserved::Failed(err)) => {
                 tracing::debug!(error = %err, card = request.card_id, "cannot reserve spend; on_spend_unknown decides");
                 ("error", None)
-            }
-            Err(_) => {
-                tracing::debug!(timeout = ?self.timeout, card = request.card_id, "spend reservation timed out; on_spend_unknown decides");
-                ("timeout", None)
             }
         };
         self.duration

@@ -2,6 +2,9 @@
 //! approvals in ([`Store::reserve_spend`], the default), and the whole-program read a single
 //! replica can decide from in memory instead ([`Store::card_spend`]).
 
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, Postgres};
+
 use crate::{Error, Store};
 
 /// One card's spend in one currency, in minor units: captures minus refunds from the daily
@@ -44,15 +47,16 @@ impl Store {
     }
 }
 
-/// One approval to reserve in the shared ledger (`reserve_spend` in migration 0010).
+/// One approval to reserve in the shared ledger (`reserve_spend` in migration 0010). Owned,
+/// so that the statement can finish on a task of its own after its caller stopped waiting.
 #[derive(Debug, Clone)]
-pub struct SpendRequest<'a> {
+pub struct SpendRequest {
     /// The `issuing_authorization.request` event: the same event asked again is given the same.
-    pub event_id: &'a str,
-    pub authorization_id: &'a str,
-    pub card_id: &'a str,
+    pub event_id: String,
+    pub authorization_id: String,
+    pub card_id: String,
     /// Lowercase ISO 4217, as stored.
-    pub currency: &'a str,
+    pub currency: String,
     /// Minor units asked for.
     pub asked: i64,
     /// Whether less than `asked` may be granted (a partial approval).
@@ -82,9 +86,18 @@ pub struct SpendGrant {
 }
 
 impl Store {
-    /// Reserves `request` against its card's limits in one statement, serialised per card
-    /// with every other replica's reservations.
-    pub async fn reserve_spend(&self, request: &SpendRequest<'_>) -> Result<SpendGrant, Error> {
+    /// A connection to reserve on: waiting for one can be abandoned at any moment, unlike a
+    /// statement in flight, whose connection would then be lost to the pool.
+    pub async fn ledger_connection(&self) -> Result<PoolConnection<Postgres>, Error> {
+        Ok(self.pool().acquire().await?)
+    }
+
+    /// Reserves `request` against its card's limits in one statement on `conn`, serialised
+    /// per card with every other replica's reservations.
+    pub async fn reserve_spend(
+        conn: &mut PgConnection,
+        request: &SpendRequest,
+    ) -> Result<SpendGrant, Error> {
         let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Ok(sqlx::query_as(
             "SELECT granted, day_spend, month_spend
@@ -92,10 +105,10 @@ impl Store {
                                 make_interval(secs => $12::float8 / 1000),
                                 make_interval(secs => $13::float8 / 1000))",
         )
-        .bind(request.event_id)
-        .bind(request.authorization_id)
-        .bind(request.card_id)
-        .bind(request.currency)
+        .bind(&request.event_id)
+        .bind(&request.authorization_id)
+        .bind(&request.card_id)
+        .bind(&request.currency)
         .bind(request.asked)
         .bind(request.partial)
         .bind(request.requested_at)
@@ -105,7 +118,7 @@ impl Store {
         .bind(request.monthly_limit)
         .bind(ms(request.ttl))
         .bind(ms(request.wait).max(1))
-        .fetch_one(self.pool())
+        .fetch_one(conn)
         .await?)
     }
 
