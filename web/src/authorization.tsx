@@ -4,7 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { gql, type Money } from "./api";
 import { reasonWords } from "./reasons";
-import { DISPUTE_FIELDS, DisputeList, type Dispute } from "./disputes";
+import { DisputeList, type Dispute } from "./disputes";
 import { Card, ErrorNote, Link, Loading } from "./ui";
 
 interface Auth {
@@ -33,7 +33,7 @@ const QUERY = `query($id: ID!) { authorization(id: $id) { id cardId outcome rawS
   requestHistory { approved reason created amount { formatted } }
   verification { addressLine1Check addressPostalCodeCheck cvcCheck expiryCheck threeDSecure }
   networkData { acquiringInstitutionId systemTraceAuditNumber transactionId }
-  transactions { id rawKind created amount { formatted } dispute { ${DISPUTE_FIELDS} } } } }`;
+  transactions { id rawKind created amount { formatted } dispute { id transactionId rawStatus reason lossReason created fundsReinstatedAt fundsRescindedAt amount { amount currency formatted } } } } }`;
 
 export function AuthorizationView({ id }: { id: string }) {
   const [auth, setAuth] = useState<Auth | null>(null);

@@ -7,8 +7,8 @@ import type { Viewer } from "./main";
 import { navigate } from "./main";
 import { AccountLabel } from "./connect";
 import { ActivityTable } from "./activity";
-import { DISPUTE_FIELDS, DisputeList, type Dispute } from "./disputes";
-import { TOKEN_FIELDS, WalletList, type WalletToken } from "./wallets";
+import { DisputeList, type Dispute } from "./disputes";
+import { WalletList, type WalletToken } from "./wallets";
 import { SpendChart } from "./chart";
 import { Card, ErrorNote, Link, Loading } from "./ui";
 
@@ -40,7 +40,7 @@ interface CardData {
 interface SummaryData { card: CardData; disputes: { nodes: Dispute[] } }
 
 const SUMMARY = `query($id: ID!, $range: DateRangeInput, $bucket: Bucket!) {
-  card(id: $id) { id last4 brand currency status rawStatus account cardholder { name } tokens { ${TOKEN_FIELDS} }
+  card(id: $id) { id last4 brand currency status rawStatus account cardholder { name } tokens { id walletProvider rawStatus deviceType network last4 created }
     spendSummary(range: $range) {
       totalSpend { amount currency formatted } averageSpend { amount currency formatted }
       purchases approved declined approvalRate
@@ -48,7 +48,7 @@ const SUMMARY = `query($id: ID!, $range: DateRangeInput, $bucket: Bucket!) {
       topMerchants(limit: 5) { key count amount { amount currency formatted } }
       timeSeries(bucket: $bucket) { start count amount { amount currency formatted } }
     } }
-  disputes(cardId: $id) { nodes { ${DISPUTE_FIELDS} } }
+  disputes(cardId: $id) { nodes { id transactionId rawStatus reason lossReason created fundsReinstatedAt fundsRescindedAt amount { amount currency formatted } } }
 }`;
 
 const PERIODS: Record<string, { label: string; days: number | null; bucket: string }> = {

@@ -8,10 +8,6 @@ export interface Dispute {
   lossReason: string | null; created: string; fundsReinstatedAt: string | null; fundsRescindedAt: string | null;
 }
 
-/** The GraphQL selection a {@link Dispute} is read with. */
-export const DISPUTE_FIELDS = `id transactionId rawStatus reason lossReason created fundsReinstatedAt fundsRescindedAt
-  amount { amount currency formatted }`;
-
 const words = (s: string) => s.replaceAll("_", " ");
 
 const STATUS: Record<string, string> = {

@@ -5,8 +5,6 @@ export interface WalletToken {
   network: string | null; last4: string | null; created: string;
 }
 
-export const TOKEN_FIELDS = "id walletProvider rawStatus deviceType network last4 created";
-
 const WALLETS: Record<string, string> = { apple_pay: "Apple Pay", google_pay: "Google Pay", samsung_pay: "Samsung Pay" };
 
 /** "Apple Pay", or Stripe's word for a wallet this build does not name. */
