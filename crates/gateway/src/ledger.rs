@@ -152,9 +152,8 @@ impl SpendLedger {
     }
 
     /// The ledger's grant within the timeout. Waiting for a connection is abandoned cleanly
-    /// at the deadline; a statement once sent finishes on its own task (dropping it mid-flight
-    /// would cost its connection, and under load the reconnections made every reservation
-    /// late), bounded in Postgres by the same wait.
+    /// at the deadline; a statement once sent finishes on its own task (a query dropped
+    /// mid-flight leaves its connection mid-protocol), bounded in Postgres by the same wait.
     async fn grant(&self, reservation: SpendRequest) -> Result<SpendGrant, Unreserved> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut conn = tokio::time::timeout_at(deadline, self.store.ledger_connection())
