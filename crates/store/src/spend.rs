@@ -121,13 +121,4 @@ impl Store {
         .fetch_one(conn)
         .await?)
     }
-
-    /// Standing reservations, for tests and the operator's eye.
-    pub async fn spend_reservations(&self) -> Result<i64, Error> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM spend_reservations")
-                .fetch_one(self.pool())
-                .await?,
-        )
-    }
 }
