@@ -125,23 +125,43 @@ async fn run_split(
     Ok(merged)
 }
 
-/// `(decisions taken on unknown spend, ledger timeouts)` across `replicas`.
-async fn unknowns(replicas: &[&Replica]) -> anyhow::Result<(f64, f64)> {
-    let (mut unknown, mut timeouts) = (0.0, 0.0);
+/// What the gateways' metrics say of a run, summed across replicas.
+#[derive(Debug, Default)]
+struct Counted {
+    /// Decisions taken on unknown spend.
+    unknown: f64,
+    /// Reservations that did not answer within the ledger's timeout.
+    timeouts: f64,
+    /// Requests reserved, and the statements that reserved them.
+    reserved: f64,
+    statements: f64,
+}
+
+impl Counted {
+    /// Requests per ledger statement, on average.
+    fn batch(&self) -> f64 {
+        self.reserved / self.statements.max(1.0)
+    }
+}
+
+async fn counted(replicas: &[&Replica]) -> anyhow::Result<Counted> {
+    let mut counted = Counted::default();
     for replica in replicas {
         let text = scrape(replica.admin).await?;
-        unknown += metric_sum(
+        counted.unknown += metric_sum(
             &text,
             "cardstream_authorization_decisions_total",
             "spend_unknown",
         );
-        timeouts += metric_sum(
+        counted.timeouts += metric_sum(
             &text,
             "cardstream_spend_ledger_duration_seconds_count",
             "outcome=\"timeout\"",
         );
+        counted.reserved += metric_sum(&text, "cardstream_spend_ledger_batch_size_sum", "");
+        counted.statements += metric_sum(&text, "cardstream_spend_ledger_batch_size_count", "");
     }
-    Ok((unknown, timeouts))
+    Ok(counted)
 }
 
 pub(crate) async fn run(args: LedgerBench) -> anyhow::Result<Vec<Line>> {
@@ -174,7 +194,7 @@ pub(crate) async fn run(args: LedgerBench) -> anyhow::Result<Vec<Line>> {
     // Its first spend read comes a refresh interval after the start.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let single = run_split(&[&local], &requests, "local", &args).await?;
-    let (single_unknown, _) = unknowns(&[&local]).await?;
+    let single_unknown = counted(&[&local]).await?.unknown;
     drop(local);
 
     eprintln!("ledger: two gateways, every approval reserved in Postgres…");
@@ -183,7 +203,7 @@ pub(crate) async fn run(args: LedgerBench) -> anyhow::Result<Vec<Line>> {
         replica(&broker, &db.url, "shared").await?,
     );
     let shared = run_split(&[&a, &b], &requests, "shared", &args).await?;
-    let (shared_unknown, timeouts) = unknowns(&[&a, &b]).await?;
+    let shared_counts = counted(&[&a, &b]).await?;
 
     let rate = format!("{:.0}/s", args.rate);
     print(
@@ -209,8 +229,11 @@ pub(crate) async fn run(args: LedgerBench) -> anyhow::Result<Vec<Line>> {
                 p50: shared.p(0.5),
                 p99: shared.p(0.99),
                 note: format!(
-                    "{} ok; {shared_unknown} on unknown spend ({timeouts} ledger timeouts)",
-                    shared.ok()
+                    "{} ok; {} on unknown spend ({} ledger timeouts); {:.1} requests per ledger statement",
+                    shared.ok(),
+                    shared_counts.unknown,
+                    shared_counts.timeouts,
+                    shared_counts.batch()
                 ),
             },
         ],

@@ -71,6 +71,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0012_wallet_tokens.up.sql"),
                 down: include_str!("../sql/0012_wallet_tokens.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000013_spend_reservation_batches",
+                up: include_str!("../sql/0013_spend_reservation_batches.up.sql"),
+                down: include_str!("../sql/0013_spend_reservation_batches.down.sql"),
+            }),
         ]
     }
 }

@@ -1,4 +1,4 @@
-//! The spend limits' shared ledger: every approval is reserved in Postgres (migration 0010)
+//! The spend limits' shared ledger: every approval is reserved in Postgres (migration 0013)
 //! before Stripe hears it, serialised per card across all gateway replicas, so that no
 //! interleaving of requests approves past a card's limit however many replicas answer.
 //!
@@ -7,14 +7,14 @@
 //! A reservation that timed out here but still committed counts until its authorization is
 //! folded or its TTL passes, so a timeout can only make the limits stricter, never looser.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use cardstream_policy::{Decision, Limits, Policy, Request, Rules, check_rules, spend_unknown};
-use cardstream_store::{SpendGrant, SpendRequest, Store};
-use prometheus::{HistogramOpts, HistogramVec, Registry};
+use cardstream_store::{SpendRequest, Store};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, Registry};
 
 use crate::Error;
-use crate::spend::{day_of, month_start};
+use crate::reservations::{Reservations, Unreserved};
 
 /// Where the spend limits count approvals.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +60,14 @@ pub struct SpendLedgerArgs {
     )]
     pub ttl: Duration,
 
-    /// Postgres connections for reservations (and the policy's reload). One reservation holds
-    /// one for about a millisecond.
+    /// Postgres connections for reservations, one kept for the policy's reload. Each other
+    /// reserves, in one statement, the requests waiting when it is free: few connections make
+    /// larger batches, and at 2,000 requests a second on two cores 4 answered as fast as 2 and
+    /// 3 while 8 let some requests wait past the timeout.
     #[arg(
         long = "spend-ledger-connections",
         env = "CARDSTREAM_SPEND_LEDGER_CONNECTIONS",
-        default_value_t = 8,
+        default_value_t = 4,
         value_parser = clap::value_parser!(u32).range(2..=256)
     )]
     pub connections: u32,
@@ -74,30 +76,10 @@ pub struct SpendLedgerArgs {
 /// The ledger, with the store it reserves in.
 #[derive(Debug, Clone)]
 pub struct SpendLedger {
-    store: Store,
+    reservations: Reservations,
     timeout: Duration,
-    ttl: Duration,
     /// Reservation time by outcome: granted, partial, refused, timeout, error.
     duration: HistogramVec,
-}
-
-/// Why no reservation was made.
-#[derive(Debug)]
-enum Unreserved {
-    /// Not within the timeout: no connection free, or the card's lock busy (Postgres gives up
-    /// on it at the same bound, as `lock_timeout`).
-    TimedOut,
-    Failed(String),
-}
-
-impl From<cardstream_store::Error> for Unreserved {
-    fn from(err: cardstream_store::Error) -> Self {
-        if err.timeout() == Some("lock_timeout") {
-            Unreserved::TimedOut
-        } else {
-            Unreserved::Failed(err.to_string())
-        }
-    }
 }
 
 /// The request event an authorization request came in.
@@ -126,10 +108,20 @@ impl SpendLedger {
         for outcome in ["granted", "partial", "refused", "timeout", "error"] {
             duration.with_label_values(&[outcome]);
         }
+        let batches = Histogram::with_opts(
+            HistogramOpts::new(
+                "cardstream_spend_ledger_batch_size",
+                "Authorization requests reserved in one statement: those waiting when a ledger \
+                 connection was free (1 when idle, more under load).",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
+        registry.register(Box::new(batches.clone()))?;
+        // One connection is left for the policy's reload.
+        let workers = args.connections.saturating_sub(1) as usize;
         Ok(SpendLedger {
-            store,
+            reservations: Reservations::start(store, workers, args.ttl, batches),
             timeout: args.timeout,
-            ttl: args.ttl,
             duration,
         })
     }
@@ -151,24 +143,6 @@ impl SpendLedger {
         }
     }
 
-    /// The ledger's grant within the timeout. Waiting for a connection is abandoned cleanly
-    /// at the deadline; a statement once sent finishes on its own task (a query dropped
-    /// mid-flight leaves its connection mid-protocol), bounded in Postgres by the same wait.
-    async fn grant(&self, reservation: SpendRequest) -> Result<SpendGrant, Unreserved> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut conn = tokio::time::timeout_at(deadline, self.store.ledger_connection())
-            .await
-            .map_err(|_| Unreserved::TimedOut)?
-            .map_err(Unreserved::from)?;
-        let statement =
-            tokio::spawn(async move { Store::reserve_spend(&mut conn, &reservation).await });
-        match tokio::time::timeout_at(deadline, statement).await {
-            Err(_) => Err(Unreserved::TimedOut),
-            Ok(Err(task)) => Err(Unreserved::Failed(task.to_string())),
-            Ok(Ok(result)) => result.map_err(Unreserved::from),
-        }
-    }
-
     /// The decision the ledger's grant makes, or `None` when it did not answer in time.
     async fn reserve(
         &self,
@@ -177,7 +151,6 @@ impl SpendLedger {
         event: RequestEvent<'_>,
     ) -> Option<Decision> {
         let started = Instant::now();
-        let day = day_of(SystemTime::now());
         let asked = request.amount.amount;
         let reservation = SpendRequest {
             event_id: event.event_id.to_owned(),
@@ -187,14 +160,11 @@ impl SpendLedger {
             asked,
             partial: limits.partial,
             requested_at: event.created,
-            day,
-            month_start: month_start(day),
             daily_limit: limits.daily,
             monthly_limit: limits.monthly,
-            ttl: self.ttl,
-            wait: self.timeout,
         };
-        let result = self.grant(reservation).await;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let result = self.reservations.reserve(reservation, deadline).await;
         let (outcome, decision) = match result {
             Ok(grant) => {
                 let decision =

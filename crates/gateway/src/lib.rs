@@ -14,6 +14,7 @@ mod events;
 mod ledger;
 mod metrics;
 mod replays;
+mod reservations;
 mod rotation;
 mod server;
 mod shed;

@@ -47,7 +47,7 @@ pub use queries::{
 };
 pub use replay::{ReplayProgress, ReplayStats};
 pub use sessions::{EndReason, OpenSession, SESSIONS_CHANNEL, SessionNotice};
-pub use spend::{CardSpend, SpendGrant, SpendRequest};
+pub use spend::{CardSpend, LedgerBatch, LedgerConnection, SpendGrant, SpendRequest};
 pub use spend_queries::CardCurrency;
 pub use sync_cursors::{SyncCursor, SyncJob, SyncLock};
 pub use tables::object_table_columns;

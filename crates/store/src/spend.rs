@@ -47,8 +47,7 @@ impl Store {
     }
 }
 
-/// One approval to reserve in the shared ledger (`reserve_spend` in migration 0010). Owned,
-/// so that the statement can finish on a task of its own after its caller stopped waiting.
+/// One approval to reserve in the shared ledger (`reserve_spend_batch`, migration 0013).
 #[derive(Debug, Clone)]
 pub struct SpendRequest {
     /// The `issuing_authorization.request` event: the same event asked again is given the same.
@@ -63,21 +62,31 @@ pub struct SpendRequest {
     pub partial: bool,
     /// The request event's `created`, Unix seconds.
     pub requested_at: i64,
-    /// Today (UTC) and the first day of this month, days since 1970-01-01.
-    pub day: i32,
-    pub month_start: i32,
     /// `None`: no such limit in this currency.
     pub daily_limit: Option<i64>,
     pub monthly_limit: Option<i64>,
+}
+
+/// A pooled connection the ledger reserves on.
+pub type LedgerConnection = PoolConnection<Postgres>;
+
+/// What a batch of reservations is decided against, and how long it may wait.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerBatch {
+    /// Today (UTC) and the first day of this month, days since 1970-01-01.
+    pub day: i32,
+    pub month_start: i32,
     /// After this long without its authorization folded, a reservation stops counting.
     pub ttl: std::time::Duration,
-    /// Longest wait for the card's lock in Postgres, after which the statement fails (the
-    /// caller has stopped waiting by then).
+    /// Longest wait for any lock in Postgres, after which the statement fails (the gateway has
+    /// stopped waiting by then).
     pub wait: std::time::Duration,
+    /// Skip a card whose lock another transaction holds (reported `None`) instead of waiting.
+    pub skip_busy: bool,
 }
 
 /// What the ledger granted, and the card's spend before this request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpendGrant {
     /// Minor units reserved: the amount asked, less for a partial approval, 0 for none.
     pub granted: i64,
@@ -86,39 +95,80 @@ pub struct SpendGrant {
 }
 
 impl Store {
-    /// A connection to reserve on: waiting for one can be abandoned at any moment, unlike a
-    /// statement in flight, whose connection would then be lost to the pool.
-    pub async fn ledger_connection(&self) -> Result<PoolConnection<Postgres>, Error> {
+    /// A connection to reserve on.
+    pub async fn ledger_connection(&self) -> Result<LedgerConnection, Error> {
         Ok(self.pool().acquire().await?)
     }
 
-    /// Reserves `request` against its card's limits in one statement on `conn`, serialised
-    /// per card with every other replica's reservations.
+    /// Reserves `requests`, in order, against their cards' limits in one statement on `conn`,
+    /// serialised per card with every other replica's reservations. One answer per request, in
+    /// the same order: `None` for a card that was busy (only with `batch.skip_busy`).
     pub async fn reserve_spend(
         conn: &mut PgConnection,
-        request: &SpendRequest,
-    ) -> Result<SpendGrant, Error> {
+        requests: &[SpendRequest],
+        batch: &LedgerBatch,
+    ) -> Result<Vec<Option<SpendGrant>>, Error> {
+        fn column<T>(requests: &[SpendRequest], f: impl Fn(&SpendRequest) -> T) -> Vec<T> {
+            requests.iter().map(f).collect()
+        }
         let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        Ok(sqlx::query_as(
-            "SELECT granted, day_spend, month_spend
-             FROM reserve_spend($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                                make_interval(secs => $12::float8 / 1000),
-                                make_interval(secs => $13::float8 / 1000))",
+        /// One request's answer; all `None` when its card was busy.
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            ord: i32,
+            granted: Option<i64>,
+            day_spend: Option<i64>,
+            month_spend: Option<i64>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT ord, granted, day_spend, month_spend
+             FROM reserve_spend_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                                      make_interval(secs => $12::float8 / 1000),
+                                      make_interval(secs => $13::float8 / 1000), $14)",
         )
-        .bind(&request.event_id)
-        .bind(&request.authorization_id)
-        .bind(&request.card_id)
-        .bind(&request.currency)
-        .bind(request.asked)
-        .bind(request.partial)
-        .bind(request.requested_at)
-        .bind(request.day)
-        .bind(request.month_start)
-        .bind(request.daily_limit)
-        .bind(request.monthly_limit)
-        .bind(ms(request.ttl))
-        .bind(ms(request.wait).max(1))
-        .fetch_one(conn)
-        .await?)
+        .bind(column(requests, |r| r.event_id.clone()))
+        .bind(column(requests, |r| r.authorization_id.clone()))
+        .bind(column(requests, |r| r.card_id.clone()))
+        .bind(column(requests, |r| r.currency.clone()))
+        .bind(column(requests, |r| r.asked))
+        .bind(column(requests, |r| r.partial))
+        .bind(column(requests, |r| r.requested_at))
+        .bind(column(requests, |r| r.daily_limit))
+        .bind(column(requests, |r| r.monthly_limit))
+        .bind(batch.day)
+        .bind(batch.month_start)
+        .bind(ms(batch.ttl))
+        .bind(ms(batch.wait).max(1))
+        .bind(batch.skip_busy)
+        .fetch_all(conn)
+        .await?;
+        let mut grants = vec![None; requests.len()];
+        for Row {
+            ord,
+            granted,
+            day_spend,
+            month_spend,
+        } in rows
+        {
+            let slot = usize::try_from(ord)
+                .ok()
+                .and_then(|ord| grants.get_mut(ord.wrapping_sub(1)))
+                .ok_or_else(|| {
+                    Error::Inconsistent(format!(
+                        "the spend ledger answered for item {ord} of {}",
+                        requests.len()
+                    ))
+                })?;
+            if let (Some(granted), Some(day_spend), Some(month_spend)) =
+                (granted, day_spend, month_spend)
+            {
+                *slot = Some(SpendGrant {
+                    granted,
+                    day_spend,
+                    month_spend,
+                });
+            }
+        }
+        Ok(grants)
     }
 }

@@ -26,6 +26,16 @@ async fn columns(store: &Store, table: &str) -> Vec<String> {
     .unwrap()
 }
 
+async fn functions(store: &Store) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT routine_name::text FROM information_schema.routines
+         WHERE routine_schema = 'public' AND routine_name LIKE 'reserve_spend%' ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn migrations_go_up_down_and_up_again() {
     let db = TestDatabase::create().await;
@@ -74,6 +84,13 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    // 0013: the ledger's batches; 0010's single reservation stays for a rolling upgrade.
+    assert_eq!(
+        functions(&store).await,
+        ["reserve_spend", "reserve_spend_batch"]
+    );
+    store.migrate_down(Some(1)).await.unwrap();
+    assert_eq!(functions(&store).await, ["reserve_spend"]);
     // 0012: wallet tokens, and the token of each authorization.
     store.migrate_down(Some(1)).await.unwrap();
     assert!(!tables(&store).await.iter().any(|t| t == "tokens"));

@@ -5,7 +5,9 @@
 
 mod common;
 
-use cardstream_store::{CardSpend, IncomingEvent, Position};
+use cardstream_store::{
+    CardSpend, IncomingEvent, LedgerBatch, Position, SpendGrant, SpendRequest, Store,
+};
 use cardstream_stripe::Event;
 use common::{GROUP, TOPIC, store};
 use serde_json::{Value, json};
@@ -104,4 +106,116 @@ async fn spend_counts_today_this_month_and_open_holds() {
             "today's capture and open hold, this month's captures; not the old one (day {day})"
         );
     }
+}
+
+fn ask(event: &str, card: &str, asked: i64, partial: bool) -> SpendRequest {
+    SpendRequest {
+        event_id: event.into(),
+        authorization_id: format!("iauth_{event}"),
+        card_id: card.into(),
+        currency: "usd".into(),
+        asked,
+        partial,
+        requested_at: MID_MONTH,
+        daily_limit: Some(1_000),
+        monthly_limit: None,
+    }
+}
+
+fn batch(skip_busy: bool) -> LedgerBatch {
+    LedgerBatch {
+        day: 20_407,
+        month_start: 20_393,
+        ttl: std::time::Duration::from_secs(600),
+        wait: std::time::Duration::from_millis(50),
+        skip_busy,
+    }
+}
+
+fn granted(grants: &[Option<SpendGrant>]) -> Vec<Option<i64>> {
+    grants.iter().map(|g| g.map(|g| g.granted)).collect()
+}
+
+/// One statement reserves many requests: in the order given, each counting the grants before
+/// it on its card (not another card's), a retry given what it was given, and the spend
+/// before each reported with it.
+#[tokio::test]
+async fn a_batch_is_decided_in_order_and_a_retry_is_given_the_same() {
+    let (_db, store) = store().await;
+    let mut conn = store.ledger_connection().await.unwrap();
+    let asks = [
+        ask("evt_a1", "ic_a", 300, false),
+        ask("evt_b1", "ic_b", 900, false),
+        ask("evt_a2", "ic_a", 300, false),
+        ask("evt_a3", "ic_a", 300, false),
+        ask("evt_a4", "ic_a", 300, true),
+        ask("evt_a5", "ic_a", 300, true),
+        ask("evt_a1", "ic_a", 300, false),
+    ];
+    let grants = Store::reserve_spend(&mut conn, &asks, &batch(true))
+        .await
+        .unwrap();
+    assert_eq!(
+        granted(&grants),
+        [
+            Some(300),
+            Some(900),
+            Some(300),
+            Some(300),
+            Some(100),
+            Some(0),
+            Some(300)
+        ]
+    );
+    let day_spend: Vec<i64> = grants.iter().map(|g| g.unwrap().day_spend).collect();
+    assert_eq!(day_spend, [0, 0, 300, 600, 900, 1_000, 700]);
+
+    // Every one asked again (a replica's retry): the same grants, nothing reserved twice.
+    let again = Store::reserve_spend(&mut conn, &asks[..6], &batch(true))
+        .await
+        .unwrap();
+    assert_eq!(granted(&again), granted(&grants[..6]));
+    let reserved: (i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(amount)::int8 FROM spend_reservations WHERE card_id = 'ic_a'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(reserved, (4, 1_000));
+}
+
+/// A card whose lock another transaction holds does not hold up the batch: it is reported
+/// busy and nothing is reserved for it; asked again waiting, it fails at the wait's bound.
+#[tokio::test]
+async fn a_busy_card_is_skipped_then_waited_for_within_the_bound() {
+    let (_db, store) = store().await;
+    let mut holder = store.ledger_connection().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *holder).await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('cardstream.spend.ic_busy', 0))")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let mut conn = store.ledger_connection().await.unwrap();
+    let asks = [
+        ask("evt_1", "ic_free", 100, false),
+        ask("evt_2", "ic_busy", 100, false),
+    ];
+    let grants = Store::reserve_spend(&mut conn, &asks, &batch(true))
+        .await
+        .unwrap();
+    assert_eq!(granted(&grants), [Some(100), None]);
+
+    let started = std::time::Instant::now();
+    let err = Store::reserve_spend(&mut conn, &asks[1..], &batch(false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.timeout(), Some("lock_timeout"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    let grants = Store::reserve_spend(&mut conn, &asks[1..], &batch(false))
+        .await
+        .unwrap();
+    assert_eq!(granted(&grants), [Some(100)]);
 }
