@@ -76,6 +76,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0013_spend_reservation_batches.up.sql"),
                 down: include_str!("../sql/0013_spend_reservation_batches.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000014_dead_letters",
+                up: include_str!("../sql/0014_dead_letters.up.sql"),
+                down: include_str!("../sql/0014_dead_letters.down.sql"),
+            }),
         ]
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cardstream_kafka::RecordKeys;
 use cardstream_kafka::StatsContext;
-use cardstream_store::{IncomingEvent, Position, Store};
+use cardstream_store::{IncomingEvent, NewDeadLetter, Position, Store};
 use cardstream_telemetry::CancellationToken;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -420,6 +420,18 @@ impl Worker {
                     backoff = (backoff * 2).min(self.args.max_retry_backoff);
                 }
             }
+        }
+        // Recorded for `cardstream dlq` and the console before the offsets move past them;
+        // a batch read again records the same rows (one per source record).
+        let recorded: Vec<NewDeadLetter> = letters
+            .iter()
+            .map(|l| l.recorded(&self.args.kafka.topic))
+            .collect();
+        let mut backoff = FIRST_BACKOFF;
+        while let Err(err) = self.store.record_dead_letters(&recorded).await {
+            tracing::warn!(error = %err, retry_in = ?backoff, "cannot record dead letters in Postgres; the batch waits");
+            self.wait_serving(backoff, shutdown).await?;
+            backoff = (backoff * 2).min(self.args.max_retry_backoff);
         }
         for letter in letters {
             self.metrics.dead_lettered(letter.reason);

@@ -1,7 +1,7 @@
 //! Turning a Kafka record into an event to fold, or into a dead letter saying why not.
 
 use cardstream_kafka::{RecordKeys, headers};
-use cardstream_store::IncomingEvent;
+use cardstream_store::{IncomingEvent, NewDeadLetter};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 /// A record taken off the topic, owned.
@@ -63,6 +63,31 @@ pub(crate) struct DeadLetter {
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) payload: Vec<u8>,
     pub(crate) headers: Vec<(String, Vec<u8>)>,
+}
+
+impl DeadLetter {
+    /// The row `cardstream dlq` and the console read, for a record read from `topic`. The
+    /// event's id and type come from the gateway's headers (the payload may not parse).
+    pub(crate) fn recorded(&self, topic: &str) -> NewDeadLetter {
+        let header = |name: &str| {
+            self.headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .and_then(|(_, value)| String::from_utf8(value.clone()).ok())
+        };
+        NewDeadLetter {
+            source_topic: topic.to_owned(),
+            source_partition: self.partition,
+            source_offset: self.offset,
+            reason: self.reason.to_owned(),
+            error: self.error.clone(),
+            event_id: header(headers::EVENT_ID),
+            event_type: header(headers::EVENT_TYPE),
+            key: self.key.clone(),
+            headers: self.headers.clone(),
+            payload: self.payload.clone(),
+        }
+    }
 }
 
 fn owned_headers(message: &BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {

@@ -237,6 +237,7 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     // Every admin operation: FORBIDDEN to a cardholder, UNAUTHENTICATED without a token.
     for operation in [
         "{ invitations { nodes { id } } }",
+        "{ deadLetters { id reason } }",
         "mutation { inviteUser(input: {email: \"mallory@example.com\", role: ADMIN}) { token } }",
         "mutation { revokeInvitation(input: {invitationId: \"1\"}) { invitation { id } } }",
         "mutation { setUserRole(input: {userId: \"2\", role: ADMIN}) { user { id } } }",

@@ -36,6 +36,8 @@ pub(crate) enum Command {
     Replay(crate::database_commands::ReplayArgs),
     /// Check that the rollups equal a recomputation from the base tables.
     Verify(crate::database_commands::VerifyArgs),
+    /// List, show and redrive the records the aggregator dead-lettered.
+    Dlq(Box<crate::dlq::DlqArgs>),
     /// Read Stripe's Issuing lists (history from before cardstream) into the pipeline;
     /// resumable, rate-limited.
     Backfill(Box<crate::stripe_commands::BackfillCommand>),

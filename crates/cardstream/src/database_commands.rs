@@ -26,7 +26,7 @@ pub(crate) fn print_json(value: &serde_json::Value) {
     }
 }
 
-fn print_row(columns: &[&str]) {
+pub(crate) fn print_row(columns: &[&str]) {
     #[allow(clippy::print_stdout)]
     {
         println!("{}", columns.join("\t"));

@@ -4,6 +4,7 @@
 mod cli;
 mod database_commands;
 mod dev;
+mod dlq;
 #[cfg(test)]
 mod operator_env;
 mod probe;
@@ -133,6 +134,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate(args) => database_commands::migrate(args).await?,
         Command::Replay(args) => database_commands::replay(args).await?,
         Command::Verify(args) => database_commands::verify(args).await?,
+        Command::Dlq(args) => dlq::run(*args).await?,
         Command::Backfill(args) => stripe_commands::backfill(*args, shutdown).await?,
         Command::CatchUp(args) => stripe_commands::catch_up(*args, shutdown).await?,
         Command::Api(args) => {

@@ -13,6 +13,9 @@ pub const RECEIVED_AT_MS: &str = "cardstream-received-at-ms";
 /// The gateway's MAC of the payload (`v1=<hex>`), checked by the aggregator: see `RecordKeys`.
 pub const MAC: &str = "cardstream-mac";
 
+/// On a record `cardstream dlq redrive` wrote back: the dead letter's id.
+pub const REDRIVEN_FROM: &str = "cardstream-redriven-from";
+
 /// On dead letters: why the record could not be folded (a stable code).
 pub const DLQ_REASON: &str = "cardstream-dlq-reason";
 /// On dead letters: the error, as text (at most 1,000 characters).

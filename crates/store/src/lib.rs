@@ -7,6 +7,7 @@
 
 mod accounts;
 mod connect;
+mod dead_letters;
 pub mod entities;
 mod fold;
 mod ingest;
@@ -35,6 +36,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use accounts::{Role, User, parse_email};
 pub use connect::{Accounts, ConnectedAccount, is_account_id};
+pub use dead_letters::{DeadLetter, DeadLetterFilter, NewDeadLetter};
 pub use fold::{DisputeFunds, FoldEvent, FoldOutcome, fold};
 pub use ingest::{ActivityNotice, BatchOutcome, IncomingEvent, Position, Unreadable};
 pub use invitations::{Invitation, InvitationKind, InvitationState};

@@ -84,6 +84,10 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    // 0014: dead letters.
+    assert!(tables(&store).await.iter().any(|t| t == "dead_letters"));
+    store.migrate_down(Some(1)).await.unwrap();
+    assert!(!tables(&store).await.iter().any(|t| t == "dead_letters"));
     // 0013: the ledger's batches; 0010's single reservation stays for a rolling upgrade.
     assert_eq!(
         functions(&store).await,

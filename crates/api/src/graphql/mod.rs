@@ -9,6 +9,7 @@ mod activity;
 mod checks;
 mod connection;
 mod context;
+mod dead_letters;
 mod error_codes;
 mod errors;
 mod loaders;

@@ -9,6 +9,7 @@ use cardstream_store::{Accounts, Cursor};
 
 use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, Uncounted, connection};
 use super::context::{admin, connection_cost, platform_admin, store, viewer, visible_card};
+use super::dead_letters::{DeadLetterObject, dead_letters};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::CountOf;
 use super::objects::{
@@ -316,6 +317,20 @@ impl Query {
         users_page(ctx, PageArgs::new(first, after, last, before))
             .await
             .extend()
+    }
+
+    /// Admin: the records the aggregator could not fold, newest first: those not yet written
+    /// back (`cardstream dlq redrive`) unless `redriven`, of `reason` only when given; the
+    /// `first` (50, at most 200).
+    async fn dead_letters(
+        &self,
+        ctx: &Context<'_>,
+        reason: Option<String>,
+        redriven: Option<bool>,
+        first: Option<i32>,
+    ) -> async_graphql::Result<Vec<DeadLetterObject>> {
+        let (redriven, first) = (redriven.unwrap_or(false), first.unwrap_or(50));
+        dead_letters(ctx, reason, redriven, first).await.extend()
     }
 
     /// Admin: invitations and password resets, newest first (closed ones included).

@@ -93,6 +93,28 @@ impl Setup {
         .unwrap()
     }
 
+    /// [`Setup::aggregator`] with `env` added.
+    pub fn aggregator_env(&self, group: &str, name: &str, env: &[(&str, &str)]) -> Child {
+        let log = std::fs::File::create(self.logs.path().join(format!("{name}.log"))).unwrap();
+        let mut command = self.command(&[
+            "aggregator",
+            "--consumer-group",
+            group,
+            "--batch-size",
+            "100",
+            "--batch-wait",
+            "20ms",
+        ]);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.logs.path().join(format!("{name}.log"))).unwrap_or_default()
     }

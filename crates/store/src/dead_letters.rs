@@ -1,0 +1,154 @@
+//! Dead letters as the aggregator recorded them (migration 0014): listed, shown and marked
+//! redriven here; the records themselves go back to the topic through Kafka, not this crate.
+
+use crate::{Error, Store};
+
+/// A record the aggregator could not fold, as it recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeadLetter {
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    /// A stable code (`unauthenticated`, `not_json`, `rejected_by_database`, …).
+    pub reason: String,
+    pub error: String,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub key: Option<Vec<u8>>,
+    /// The record's own headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub payload: Vec<u8>,
+}
+
+/// A stored dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    pub reason: String,
+    pub error: String,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub record_key: Option<Vec<u8>>,
+    pub header_names: Vec<String>,
+    pub header_values: Vec<Vec<u8>>,
+    pub payload: Vec<u8>,
+    /// Unix seconds.
+    pub dead_at: i64,
+    pub redriven_at: Option<i64>,
+    pub redriven_by: Option<String>,
+    pub redrives: i32,
+}
+
+impl DeadLetter {
+    /// The record's headers, paired again.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.header_names
+            .iter()
+            .map(String::as_str)
+            .zip(self.header_values.iter().map(Vec::as_slice))
+    }
+}
+
+/// Which dead letters a listing or a redrive covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterFilter {
+    /// These ids only (whether redriven or not).
+    pub ids: Vec<i64>,
+    /// Of this reason only.
+    pub reason: Option<String>,
+    /// Those already redriven too (with `ids`, always).
+    pub redriven: bool,
+    /// Older than this id (paging, newest first).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+const COLUMNS: &str = "id, source_topic, source_partition, source_offset, reason, error, event_id,
+     event_type, record_key, header_names, header_values, payload,
+     extract(epoch FROM dead_at)::int8 AS dead_at,
+     extract(epoch FROM redriven_at)::int8 AS redriven_at, redriven_by, redrives";
+
+impl Store {
+    /// Records dead letters; one already recorded (the same source record, read again after a
+    /// restart) is left as it is.
+    pub async fn record_dead_letters(&self, letters: &[NewDeadLetter]) -> Result<(), Error> {
+        for letter in letters {
+            let (names, values): (Vec<&str>, Vec<&[u8]>) = letter
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_slice()))
+                .unzip();
+            sqlx::query(
+                "INSERT INTO dead_letters (source_topic, source_partition, source_offset, reason,
+                     error, event_id, event_type, record_key, header_names, header_values,
+                     payload)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
+            )
+            .bind(&letter.source_topic)
+            .bind(letter.source_partition)
+            .bind(letter.source_offset)
+            .bind(&letter.reason)
+            .bind(&letter.error)
+            .bind(&letter.event_id)
+            .bind(&letter.event_type)
+            .bind(&letter.key)
+            .bind(names)
+            .bind(values)
+            .bind(&letter.payload)
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Dead letters matching `filter`, newest first.
+    pub async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>, Error> {
+        let ids = (!filter.ids.is_empty()).then_some(&filter.ids);
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM dead_letters
+             WHERE ($1::int8[] IS NULL OR id = ANY($1))
+               AND ($2::text IS NULL OR reason = $2)
+               AND ($1::int8[] IS NOT NULL OR $3 OR redriven_at IS NULL)
+               AND ($4::int8 IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5"
+        ))
+        .bind(ids)
+        .bind(&filter.reason)
+        .bind(filter.redriven)
+        .bind(filter.before)
+        .bind(i64::from(filter.limit))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Dead letters by reason: `(reason, waiting, redriven)`.
+    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, i64, i64)>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT reason, count(*) FILTER (WHERE redriven_at IS NULL),
+                    count(*) FILTER (WHERE redriven_at IS NOT NULL)
+             FROM dead_letters GROUP BY reason ORDER BY reason",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Marks `id` written back to the main topic by `by`, now.
+    pub async fn mark_redriven(&self, id: i64, by: &str) -> Result<(), Error> {
+        let done = sqlx::query(
+            "UPDATE dead_letters SET redriven_at = now(), redriven_by = $2, redrives = redrives + 1
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(by)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound("dead letter"));
+        }
+        Ok(())
+    }
+}
