@@ -76,7 +76,7 @@ pub(crate) const GROUPS: &[(&str, &[&str])] = &[
     (
         "Data tools",
         &[
-            "simulate", "topics", "migrate", "replay", "verify", "backfill", "catch-up",
+            "simulate", "topics", "migrate", "replay", "verify", "dlq", "backfill", "catch-up",
         ],
     ),
     ("Admin", &["users", "probe", "schema", "crd", "completions"]),
