@@ -81,6 +81,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0014_dead_letters.up.sql"),
                 down: include_str!("../sql/0014_dead_letters.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000015_dead_letter_redrive_requests",
+                up: include_str!("../sql/0015_dead_letter_redrive_requests.up.sql"),
+                down: include_str!("../sql/0015_dead_letter_redrive_requests.down.sql"),
+            }),
         ]
     }
 }

@@ -547,6 +547,54 @@ test("the admin blocks a category and the next authorization request is declined
   await admin.close();
 });
 
+test("a record the aggregator cannot fold shows in the admin's dead letters as the database holds it", async () => {
+  // A card event of a shape no Stripe version has: the gateway stores it (it reads only the
+  // objects it decides), the aggregator dead-letters it as invalid_object and records it.
+  const eventId = `evt_webdead${Date.now()}`;
+  const posted = await postWebhook(dev.webhooks, "/webhooks/stripe", {
+    id: eventId, object: "event", type: "issuing_card.created", created: Math.floor(Date.now() / 1000),
+    data: { object: { id: "ic_webbroken", object: "issuing_card" } },
+  });
+  assert.equal(posted.status, 200, JSON.stringify(posted.body));
+  await waitFor("the dead letter to be recorded", async () =>
+    psql(dev.database, `SELECT count(*) FROM dead_letters WHERE event_id = '${eventId}'`) === "1" || null, 30_000);
+  const [row] = psqlJson(dev.database, `SELECT id, reason, source_partition, source_offset, error FROM dead_letters
+    WHERE event_id = '${eventId}'`);
+  assert.equal(row.reason, "invalid_object");
+
+  const admin = await chrome.newPage({ viewport: { width: 1280, height: 900 } });
+  await signIn(admin, dev.api, "admin@cardstream.dev", "cardstream-admin");
+  await admin.goto(`${dev.api}/admin`);
+  const shown = admin.locator(`[data-testid=dead-letter][data-id="${row.id}"]`);
+  await shown.waitFor({ timeout: 10_000 });
+  const text = await shown.textContent();
+  assert.match(text, /An object of a shape this version does not know/);
+  assert.ok(text.includes(eventId), text);
+  assert.ok(text.includes(`partition ${row.source_partition}, offset ${row.source_offset}`), text);
+  await shown.locator("summary").click();
+  assert.ok((await shown.locator("details p").textContent()).includes(row.error.slice(0, 60)));
+  await shown.scrollIntoViewIfNeeded();
+  await screenshot(admin, "admin-dead-letters");
+  // Filtered to another reason, it is not listed.
+  await admin.selectOption("select[name=deadLetterReason]", "not_json");
+  await waitFor("the filter to apply", async () => (await shown.count()) === 0 || null, 5_000);
+
+  // Redriven from the console with its cause not fixed: an aggregator writes it back, it is
+  // marked redriven by the admin, and it comes back as a new dead letter of its own.
+  await admin.selectOption("select[name=deadLetterReason]", "");
+  await shown.locator("button", { hasText: "Redrive" }).click();
+  await waitFor("an aggregator to redrive it", async () =>
+    psql(dev.database, `SELECT coalesce(redriven_by, '') FROM dead_letters WHERE id = ${row.id}`) === "admin@cardstream.dev" || null, 30_000);
+  await waitFor("it to come back as a new dead letter", async () =>
+    psql(dev.database, `SELECT count(*) FROM dead_letters WHERE event_id = '${eventId}' AND id > ${row.id}`) === "1" || null, 30_000);
+  assert.equal(psql(dev.database, `SELECT count(*) FROM stripe_events WHERE event_id = '${eventId}'`), "0");
+  await waitFor("the list to drop it", async () => (await shown.count()) === 0 || null, 10_000);
+  await admin.check("input[name=redriven]");
+  await shown.waitFor({ timeout: 5_000 });
+  assert.match(await shown.locator("[data-testid=redriven]").textContent(), /by admin@cardstream\.dev/);
+  await admin.close();
+});
+
 // Invitations and sessions. The invitee sees the demo holder's cards, so their page has a live
 // socket for the server to close when it ends their session.
 let invitee, people;

@@ -42,6 +42,15 @@ pub struct AggregatorArgs {
     #[arg(long, env = "CARDSTREAM_BATCH_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub batch_max_bytes: usize,
 
+    /// How often to look for dead letters an admin asked (in the console) to redrive.
+    #[arg(
+        long,
+        env = "CARDSTREAM_REDRIVE_INTERVAL",
+        default_value = "1s",
+        value_parser = humantime::parse_duration
+    )]
+    pub redrive_interval: Duration,
+
     /// Longest a batch waits to fill once its first record arrived.
     #[arg(
         long,

@@ -12,11 +12,12 @@ mod dlq;
 mod metrics;
 mod progress;
 mod records;
+mod redrive;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardstream_kafka::{ClientStats, StatsContext};
+use cardstream_kafka::{ClientStats, Redriver, StatsContext};
 use cardstream_store::Store;
 use cardstream_telemetry::{AdminServer, CancellationToken, Readiness, Registry};
 use rdkafka::consumer::Consumer;
@@ -143,6 +144,12 @@ pub async fn start(
             "no record keys (CARDSTREAM_RECORD_KEYS): records on the topic are folded without checking that the gateway wrote them"
         );
     }
+    redrive::spawn(
+        store.clone(),
+        Redriver::new(&args.kafka, keys.clone())?,
+        args.redrive_interval,
+        shutdown.clone(),
+    );
     let worker = Worker::new(consumer, store, dead_letters, metrics, args, progress, keys);
     let task = tokio::spawn(async move {
         let result = worker.run(shutdown.clone()).await;

@@ -99,4 +99,33 @@ async fn admins_list_dead_letters_by_reason_and_redrive_state() {
         let refused = api.gql(Some(&admin), QUERY, json!({"first": first})).await;
         assert_eq!(code(&refused), "BAD_USER_INPUT", "{refused}");
     }
+
+    // Asked for in the console: recorded with who asked, for an aggregator to do.
+    let redrive = "mutation($ids: [ID!]!) { redriveDeadLetters(input: {deadLetterIds: $ids}) {
+        deadLetters { id redriveRequestedBy redriveRequestedAt } } }";
+    let oldest = letters[2]["id"].as_str().unwrap().to_owned();
+    let asked = api
+        .gql(Some(&admin), redrive, json!({"ids": [oldest]}))
+        .await;
+    let asked = &asked["data"]["redriveDeadLetters"]["deadLetters"][0];
+    assert_eq!(asked["redriveRequestedBy"], "admin@example.com", "{asked}");
+    assert!(asked["redriveRequestedAt"].is_string());
+    // One id that is not a dead letter: NOT_FOUND, and nothing asked for.
+    let refused = api
+        .gql(
+            Some(&admin),
+            redrive,
+            json!({"ids": [letters[1]["id"], "999999"]}),
+        )
+        .await;
+    assert_eq!(code(&refused), "NOT_FOUND", "{refused}");
+    let requested: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dead_letters WHERE redrive_requested_at IS NOT NULL",
+    )
+    .fetch_one(api.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(requested, 1);
+    let empty = api.gql(Some(&admin), redrive, json!({"ids": []})).await;
+    assert_eq!(code(&empty), "BAD_USER_INPUT", "{empty}");
 }

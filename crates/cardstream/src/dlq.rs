@@ -3,12 +3,8 @@
 //! events are deduplicated by id, so redriving one whose effect is already stored changes
 //! nothing.
 
-use std::time::Duration;
-
 use anyhow::Context;
-use cardstream_kafka::rdkafka::message::{Header, OwnedHeaders};
-use cardstream_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
-use cardstream_kafka::{KafkaArgs, RecordKeyArgs, await_delivery, headers};
+use cardstream_kafka::{KafkaArgs, RecordKeyArgs, Redriven, Redriver};
 use cardstream_store::{DatabaseArgs, DeadLetter, DeadLetterFilter, Store};
 
 use crate::database_commands::{Output, print_json};
@@ -209,55 +205,24 @@ async fn redrive(store: &Store, args: RedriveArgs) -> anyhow::Result<()> {
         }
         some
     };
-    let keys = args.record_keys.load()?;
-    let producer: FutureProducer = args
-        .kafka
-        .client_config(&[("enable.idempotence", "true"), ("acks", "all")])
-        .create()
-        .context("cannot create the Kafka producer")?;
+    let redriver = Redriver::new(&args.kafka, args.record_keys.load()?)?;
     let mut redriven = 0;
     for letter in &letters {
-        let mut out = OwnedHeaders::new();
-        for (name, value) in letter.headers() {
-            // The gateway's MAC is made again when this command has the keys.
-            if name == headers::MAC && keys.is_some() {
-                continue;
-            }
-            out = out.insert(Header {
-                key: name,
-                value: Some(value),
-            });
-        }
-        let mac = keys.as_ref().map(|k| k.sign(&letter.payload));
-        if let Some(mac) = &mac {
-            out = out.insert(Header {
-                key: headers::MAC,
-                value: Some(mac.as_bytes()),
-            });
-        }
-        let from = letter.id.to_string();
-        out = out.insert(Header {
-            key: headers::REDRIVEN_FROM,
-            value: Some(&from),
-        });
-        let mut record = FutureRecord::<[u8], [u8]>::to(&args.kafka.topic)
-            .payload(&letter.payload)
-            .headers(out);
-        if let Some(key) = &letter.record_key {
-            record = record.key(key);
-        }
-        let delivery = producer
-            .send_result(record)
-            .map_err(|(err, _)| err)
-            .context("cannot queue the record")?;
+        let headers: Vec<(&str, &[u8])> = letter.headers().collect();
         // Marked only once the topic has it: a failure here leaves it to redrive again, and
         // the event's id makes a second copy fold to nothing.
-        await_delivery(delivery, Duration::from_secs(30))
+        redriver
+            .write(Redriven {
+                id: letter.id,
+                key: letter.record_key.as_deref(),
+                payload: &letter.payload,
+                headers: &headers,
+            })
             .await
             .with_context(|| format!("dead letter {} was not written back", letter.id))?;
         store.mark_redriven(letter.id, &args.by).await?;
         redriven += 1;
-        tracing::info!(id = letter.id, reason = %letter.reason, topic = %args.kafka.topic, "dead letter redriven");
+        tracing::info!(id = letter.id, reason = %letter.reason, topic = redriver.topic(), "dead letter redriven");
     }
     #[allow(clippy::print_stderr)]
     {

@@ -2,7 +2,8 @@
 //! record key before the aggregators knew it has every record it writes dead-lettered
 //! (`unauthenticated`); once the aggregators know the key, `cardstream dlq redrive` writes
 //! them back, they fold, and the tables equal those of the same events delivered once.
-//! Redriving one again changes nothing: events are deduplicated by id.
+//! Redriving one again, from the shell or as the console asks, changes nothing: events are
+//! deduplicated by id.
 
 #![allow(clippy::unwrap_used)]
 
@@ -140,4 +141,33 @@ async fn dead_letters_are_redriven_once_their_cause_is_fixed_and_fold_exactly_on
     assert_eq!(setup.store.table_digests().await.unwrap(), expected);
     let again = dlq(&setup, &["show", &first, "--output", "json"]).await;
     assert_eq!(again["redrives"], 2, "{again}");
+
+    // Asked for in the console (the API records the request): the aggregator writes it back
+    // and marks it with who asked; it folds to nothing as well.
+    let id: i64 = first.parse().unwrap();
+    setup
+        .store
+        .request_redrive(&[id], "console@example.com")
+        .await
+        .unwrap();
+    setup
+        .wait_for(
+            &format!(
+                "SELECT count(*) FROM dead_letters WHERE id = {id} AND redrives = 3
+                   AND redriven_by = 'console@example.com' AND redrive_requested_at IS NULL"
+            ),
+            1,
+            Duration::from_secs(30),
+            &["aggregator-both"],
+        )
+        .await;
+    setup
+        .wait_for(
+            "SELECT coalesce(sum(next_offset), 0)::int8 FROM consumer_positions",
+            end + 1,
+            Duration::from_secs(60),
+            &["aggregator-both"],
+        )
+        .await;
+    assert_eq!(setup.store.table_digests().await.unwrap(), expected);
 }

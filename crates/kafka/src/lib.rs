@@ -6,6 +6,7 @@ pub mod headers;
 mod lag;
 mod mac;
 mod producer;
+mod redrive;
 mod stats;
 mod topics;
 
@@ -14,6 +15,7 @@ pub use lag::{PartitionLag, group_lag, total_lag};
 pub use mac::{MacError, RecordKeyArgs, RecordKeys};
 pub use producer::{Delivery, EventProducer, OutgoingEvent, ProducerTuning, await_delivery};
 pub use rdkafka;
+pub use redrive::{Redriven, Redriver};
 pub use stats::{ClientStats, STATISTICS_INTERVAL, StatsContext};
 pub use topics::{ensure_topic, partition_count};
 

@@ -40,6 +40,9 @@ pub struct DeadLetter {
     pub redriven_at: Option<i64>,
     pub redriven_by: Option<String>,
     pub redrives: i32,
+    /// A redrive asked for in the console and not yet done (migration 0015).
+    pub redrive_requested_at: Option<i64>,
+    pub redrive_requested_by: Option<String>,
 }
 
 impl DeadLetter {
@@ -69,7 +72,9 @@ pub struct DeadLetterFilter {
 const COLUMNS: &str = "id, source_topic, source_partition, source_offset, reason, error, event_id,
      event_type, record_key, header_names, header_values, payload,
      extract(epoch FROM dead_at)::int8 AS dead_at,
-     extract(epoch FROM redriven_at)::int8 AS redriven_at, redriven_by, redrives";
+     extract(epoch FROM redriven_at)::int8 AS redriven_at, redriven_by, redrives,
+     extract(epoch FROM redrive_requested_at)::int8 AS redrive_requested_at,
+     redrive_requested_by";
 
 impl Store {
     /// Records dead letters; one already recorded (the same source record, read again after a
@@ -136,10 +141,12 @@ impl Store {
         .await?)
     }
 
-    /// Marks `id` written back to the main topic by `by`, now.
+    /// Marks `id` written back to the main topic by `by`, now (and any request for it done).
     pub async fn mark_redriven(&self, id: i64, by: &str) -> Result<(), Error> {
         let done = sqlx::query(
-            "UPDATE dead_letters SET redriven_at = now(), redriven_by = $2, redrives = redrives + 1
+            "UPDATE dead_letters SET redriven_at = now(), redriven_by = $2, redrives = redrives + 1,
+                 redrive_requested_at = NULL, redrive_requested_by = NULL,
+                 redrive_claimed_at = NULL
              WHERE id = $1",
         )
         .bind(id)
@@ -151,4 +158,63 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Asks for `ids` to be written back by an aggregator (migration 0015), for `by`: all of
+    /// them, newest first, or none (`NotFound`) when one is not a dead letter.
+    pub async fn request_redrive(&self, ids: &[i64], by: &str) -> Result<Vec<DeadLetter>, Error> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut tx = self.pool().begin().await?;
+        let mut asked: Vec<DeadLetter> = sqlx::query_as(&format!(
+            "UPDATE dead_letters SET redrive_requested_at = now(), redrive_requested_by = $2,
+                 redrive_claimed_at = NULL
+             WHERE id = ANY($1)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(&ids)
+        .bind(by)
+        .fetch_all(&mut *tx)
+        .await?;
+        if asked.len() != ids.len() {
+            return Err(Error::NotFound("dead letter"));
+        }
+        tx.commit().await?;
+        asked.sort_by_key(|l| std::cmp::Reverse(l.id));
+        Ok(asked)
+    }
+
+    /// Claims up to `limit` requested redrives no other aggregator holds (or whose claim is a
+    /// minute old: its aggregator stopped mid-way), oldest first.
+    pub async fn claim_redrive_requests(&self, limit: u32) -> Result<Vec<RedriveRequest>, Error> {
+        let letters: Vec<DeadLetter> = sqlx::query_as(&format!(
+            "UPDATE dead_letters SET redrive_claimed_at = now()
+             WHERE id IN (SELECT id FROM dead_letters
+                          WHERE redrive_requested_at IS NOT NULL
+                            AND (redrive_claimed_at IS NULL
+                                 OR redrive_claimed_at < now() - interval '1 minute')
+                          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        let mut claimed: Vec<RedriveRequest> = letters
+            .into_iter()
+            .map(|letter| RedriveRequest {
+                by: letter.redrive_requested_by.clone().unwrap_or_default(),
+                letter,
+            })
+            .collect();
+        claimed.sort_by_key(|c| c.letter.id);
+        Ok(claimed)
+    }
+}
+
+/// A redrive asked for in the console, claimed by an aggregator.
+#[derive(Debug, Clone)]
+pub struct RedriveRequest {
+    pub letter: DeadLetter,
+    /// Who asked.
+    pub by: String,
 }

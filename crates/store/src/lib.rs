@@ -36,7 +36,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use accounts::{Role, User, parse_email};
 pub use connect::{Accounts, ConnectedAccount, is_account_id};
-pub use dead_letters::{DeadLetter, DeadLetterFilter, NewDeadLetter};
+pub use dead_letters::{DeadLetter, DeadLetterFilter, NewDeadLetter, RedriveRequest};
 pub use fold::{DisputeFunds, FoldEvent, FoldOutcome, fold};
 pub use ingest::{ActivityNotice, BatchOutcome, IncomingEvent, Position, Unreadable};
 pub use invitations::{Invitation, InvitationKind, InvitationState};

@@ -84,6 +84,20 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    // 0015: redrives asked for in the console.
+    assert!(
+        columns(&store, "dead_letters")
+            .await
+            .iter()
+            .any(|c| c == "redrive_requested_at")
+    );
+    store.migrate_down(Some(1)).await.unwrap();
+    assert!(
+        !columns(&store, "dead_letters")
+            .await
+            .iter()
+            .any(|c| c == "redrive_requested_at")
+    );
     // 0014: dead letters.
     assert!(tables(&store).await.iter().any(|t| t == "dead_letters"));
     store.migrate_down(Some(1)).await.unwrap();

@@ -1,7 +1,8 @@
-//! Dead letters for the platform's admins: what the aggregator could not fold, why, and
-//! whether it was written back (`cardstream dlq redrive`).
+//! Dead letters for the platform's admins: what the aggregator could not fold, why, whether
+//! it was written back (`cardstream dlq redrive`), and asking for it to be: the API has no
+//! Kafka producer, so it records the request and an aggregator writes the record back.
 
-use async_graphql::{Context, ID, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, ResultExt, SimpleObject};
 use cardstream_store::{DeadLetter, DeadLetterFilter};
 
 use super::context::{platform_admin, store};
@@ -32,6 +33,10 @@ pub struct DeadLetterObject {
     pub redriven_at: Option<DateTime>,
     pub redriven_by: Option<String>,
     pub redrives: i32,
+    /// Asked for in the console and not yet written back (an aggregator does so within
+    /// seconds).
+    pub redrive_requested_at: Option<DateTime>,
+    pub redrive_requested_by: Option<String>,
 }
 
 impl From<DeadLetter> for DeadLetterObject {
@@ -51,6 +56,8 @@ impl From<DeadLetter> for DeadLetterObject {
             redriven_at: l.redriven_at.map(DateTime),
             redriven_by: l.redriven_by,
             redrives: l.redrives,
+            redrive_requested_at: l.redrive_requested_at.map(DateTime),
+            redrive_requested_by: l.redrive_requested_by,
         }
     }
 }
@@ -77,4 +84,59 @@ pub async fn dead_letters(
     };
     let letters = store(ctx).dead_letters(&filter).await?;
     Ok(letters.into_iter().map(DeadLetterObject::from).collect())
+}
+
+/// Most dead letters one redrive asks for.
+pub const MAX_REDRIVE: usize = 500;
+
+#[derive(InputObject)]
+pub struct RedriveDeadLettersInput {
+    /// The dead letters to write back (redriven before or not).
+    pub dead_letter_ids: Vec<ID>,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct RedriveDeadLettersPayload {
+    /// Those asked for, newest first, with who asked.
+    pub dead_letters: Vec<DeadLetterObject>,
+    pub client_mutation_id: Option<String>,
+}
+
+/// The mutations on dead letters.
+#[derive(Default)]
+pub struct DeadLetterMutation;
+
+#[Object]
+impl DeadLetterMutation {
+    /// Platform admin: asks an aggregator to write these dead letters back to the main topic
+    /// (within seconds), recorded with who asked; once the cause is fixed, they fold, and one
+    /// whose event is already stored changes nothing. NOT_FOUND when an id is not a dead letter.
+    async fn redrive_dead_letters(
+        &self,
+        ctx: &Context<'_>,
+        input: RedriveDeadLettersInput,
+    ) -> async_graphql::Result<RedriveDeadLettersPayload> {
+        async {
+            let viewer = platform_admin(ctx).await?;
+            if input.dead_letter_ids.is_empty() || input.dead_letter_ids.len() > MAX_REDRIVE {
+                return Err(ApiError::BadUserInput(format!(
+                    "deadLetterIds must name 1 to {MAX_REDRIVE} dead letters"
+                )));
+            }
+            let ids = input
+                .dead_letter_ids
+                .iter()
+                .map(|id| id.parse::<i64>().map_err(|_| ApiError::NotFound("dead letter")))
+                .collect::<Result<Vec<i64>, _>>()?;
+            let asked = store(ctx).request_redrive(&ids, &viewer.user.email).await?;
+            tracing::info!(count = asked.len(), by = %viewer.user.email, "dead letters' redrive asked for");
+            Ok(RedriveDeadLettersPayload {
+                dead_letters: asked.into_iter().map(DeadLetterObject::from).collect(),
+                client_mutation_id: input.client_mutation_id,
+            })
+        }
+        .await
+        .extend()
+    }
 }

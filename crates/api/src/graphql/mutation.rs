@@ -10,6 +10,7 @@ use cardstream_policy::StoredPolicy;
 use cardstream_store::{EndReason, User};
 
 use super::context::{forget_sessions, platform_admin, store, viewer};
+use super::dead_letters::DeadLetterMutation;
 use super::errors::{ApiError, ApiResult};
 use super::policy::{PolicyInput, PolicyObject};
 use super::scalars::{DateTime, Long};
@@ -22,7 +23,12 @@ pub struct ClientAddress(pub Option<IpAddr>);
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, UserMutation, PolicyMutation);
+pub struct Mutation(
+    AuthMutation,
+    UserMutation,
+    PolicyMutation,
+    DeadLetterMutation,
+);
 
 /// A session just opened.
 pub struct SignedIn {

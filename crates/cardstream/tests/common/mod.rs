@@ -76,24 +76,10 @@ impl Setup {
 
     /// [`Setup::aggregator`] with these librdkafka properties.
     pub fn aggregator_with(&self, group: &str, name: &str, properties: &str) -> Child {
-        let log = std::fs::File::create(self.logs.path().join(format!("{name}.log"))).unwrap();
-        self.command(&[
-            "aggregator",
-            "--consumer-group",
-            group,
-            "--batch-size",
-            "100",
-            "--batch-wait",
-            "20ms",
-        ])
-        .env("CARDSTREAM_KAFKA_PROPERTIES", properties)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        self.aggregator_env(group, name, &[("CARDSTREAM_KAFKA_PROPERTIES", properties)])
     }
 
-    /// [`Setup::aggregator`] with `env` added.
+    /// An aggregator process in `group` with `env` added, logging to a file named `name`.
     pub fn aggregator_env(&self, group: &str, name: &str, env: &[(&str, &str)]) -> Child {
         let log = std::fs::File::create(self.logs.path().join(format!("{name}.log"))).unwrap();
         let mut command = self.command(&[
