@@ -1,36 +1,16 @@
-// The dashboard's budget, printed (not asserted): what a browser downloads, raw and gzipped,
-// and how long a cold load takes to show the sign-in form and, signed in, a card's dashboard,
-// in headless chromium against `cardstream dev` on this machine. Median of 5 cold loads each.
-// Run through scripts/web-budget.sh.
-//
-// Only the dashboard's files count: those dist/index.html loads (its entry script, the
-// modulepreload links Vite writes for every chunk the entry imports statically, and its
-// stylesheets). GraphiQL (dist/graphiql.html and its React and CodeMirror chunks, about 1 MB
-// raw) is exempt from the budget: it is a developer's tool, loaded only at /graphql when the API
-// runs with --graphiql, never by the dashboard. Its size is printed for information.
+// The dashboard's budget, printed: what a browser downloads, raw and gzipped (the size is also
+// asserted, by tests/budget.test.mjs in the test command), and how long a cold load takes to
+// show the sign-in form and, signed in, a card's dashboard, in headless chromium against
+// `cardstream dev` on this machine. Median of 5 cold loads each. Run through
+// scripts/web-budget.sh. Which files count, and GraphiQL's exemption: scripts/assets.mjs.
 
-import { readdirSync, readFileSync } from "node:fs";
-import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
+import { TARGET_GZIP_KB, assets, sum as total } from "./assets.mjs";
 import { browser, psql, simulate, startDev } from "../tests/harness.mjs";
 
-const dist = fileURLToPath(new URL("../dist/", import.meta.url));
 const BINARY = process.env.CARDSTREAM_BIN ?? fileURLToPath(new URL("../../target/debug/cardstream", import.meta.url));
-const TARGET_GZIP_KB = 250;
-
-const measure = (name) => {
-  const data = readFileSync(dist + name);
-  return { name, raw: data.length, gzip: gzipSync(data, { level: 9 }).length };
-};
-/** The assets an HTML page of dist/ loads (src= and href= under /assets/). */
-const loadedBy = (page) =>
-  [...new Set([...readFileSync(dist + page, "utf8").matchAll(/(?:src|href)="\/(assets\/[^"]+)"/g)].map((m) => m[1]))];
-const files = loadedBy("index.html").map(measure);
-const dashboardFiles = new Set(files.map((f) => f.name));
-// Everything else in assets/ belongs to GraphiQL (its page and the chunks it imports lazily).
-// The dashboard imports nothing lazily; should it start to, those chunks must be counted here.
-const exempt = readdirSync(dist + "assets").map((n) => `assets/${n}`).filter((n) => !dashboardFiles.has(n)).map(measure);
-const sum = (ext, key, of = files) => of.filter((f) => f.name.endsWith(ext)).reduce((n, f) => n + f[key], 0);
+const { files, exempt } = assets();
+const sum = (ext, key, of = files) => total(of, ext, key);
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 
 const dev = await startDev({ seed: 5, cards: 12 });
