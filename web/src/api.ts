@@ -167,6 +167,8 @@ export interface Money {
   amount: number;
   currency: string;
   formatted: string;
+  /** Decimal places of one major unit; asked for where amounts are scaled (the chart). */
+  exponent?: number;
 }
 
 /** A page of a connection as the dashboard asks for it: its nodes, and where the next page

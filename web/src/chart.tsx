@@ -11,8 +11,9 @@ export function SpendChart({ points }: { points: { start: string; amount: Money;
     const el = host.current;
     if (!el) return;
     const currency = points[0]?.amount.currency ?? "";
-    // Minor units to major for the axis; JPY and the other zero-decimal currencies stay as they are.
-    const scale = ["jpy", "krw", "vnd", "clp", "isk", "ugx", "xaf", "xof", "pyg", "rwf", "kmf", "gnf", "mga", "vuv", "xpf", "bif", "djf"].includes(currency) ? 1 : 100;
+    // Minor units to major for the axis, by the currency's exponent as the server knows it
+    // (0 for JPY, 3 for KWD).
+    const scale = 10 ** (points[0]?.amount.exponent ?? 2);
     const xs = points.map((p) => Date.parse(`${p.start}T00:00:00Z`) / 1000);
     const ys = points.map((p) => p.amount.amount / scale);
     const plot = new uPlot(

@@ -46,7 +46,7 @@ const SUMMARY = `query($id: ID!, $range: DateRangeInput, $bucket: Bucket!) {
       purchases approved declined approvalRate
       byCategory(limit: 12) { key count amount { amount currency formatted } }
       topMerchants(limit: 5) { key count amount { amount currency formatted } }
-      timeSeries(bucket: $bucket) { start count amount { amount currency formatted } }
+      timeSeries(bucket: $bucket) { start count amount { amount currency formatted exponent } }
     } }
   disputes(cardId: $id) { nodes { id transactionId rawStatus reason lossReason created fundsReinstatedAt fundsRescindedAt amount { amount currency formatted } } }
 }`;

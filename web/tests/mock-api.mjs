@@ -23,7 +23,7 @@ const fail = (code, message) => { throw new GraphQLError(message, { extensions: 
 const hash = (s) => createHash("sha256").update(s).digest("hex");
 const secret = () => randomBytes(24).toString("base64url");
 const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
-const money = (amount) => ({ amount, currency: "usd", formatted: `${amount < 0 ? "-" : ""}$${(Math.abs(amount) / 100).toFixed(2)}` });
+const money = (amount) => ({ amount, currency: "usd", formatted: `${amount < 0 ? "-" : ""}$${(Math.abs(amount) / 100).toFixed(2)}`, exponent: 2 });
 
 // Cursors are opaque, as the API's are (hex there, base64url here): the dashboard may only pass
 // back what it was given.

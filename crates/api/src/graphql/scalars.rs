@@ -109,18 +109,24 @@ pub struct Money {
     pub currency: String,
     /// E.g. `$1,234.50`, `¥1,200`, `-€3.00`.
     pub formatted: String,
+    /// Decimal places of one major unit (0 for JPY, 2 for USD, 3 for KWD): `amount` divided by
+    /// 10^exponent is the amount in major units. 2 for a code Stripe does not use.
+    pub exponent: i32,
 }
 
 impl Money {
     pub fn new(amount: i64, currency: &str) -> Money {
-        let formatted = currency.parse::<Currency>().map_or_else(
+        let parsed = currency.parse::<Currency>();
+        let formatted = parsed.as_ref().map_or_else(
             |_| format!("{amount} {currency}"),
-            |c| StripeMoney::new(amount, c).format(),
+            |c| StripeMoney::new(amount, *c).format(),
         );
+        let exponent = parsed.map_or(2, |c| c.exponent());
         Money {
             amount: Long(amount),
             currency: currency.to_owned(),
             formatted,
+            exponent: i32::try_from(exponent).unwrap_or(2),
         }
     }
 }
@@ -145,5 +151,7 @@ mod tests {
     fn money_formats_by_currency() {
         assert_eq!(Money::new(123_450, "usd").formatted, "$1,234.50");
         assert_eq!(Money::new(1_200, "jpy").formatted, "¥1,200");
+        let exponents = ["usd", "jpy", "kwd", "bhd"].map(|c| Money::new(1, c).exponent);
+        assert_eq!(exponents, [2, 0, 3, 3]);
     }
 }
