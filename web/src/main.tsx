@@ -3,7 +3,7 @@
 // /invitation, which is how someone without a password yet gets one.
 
 import { render } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, gql, onSessionEnd, setToken, signOut, token, type CardStatus } from "./api";
 import { CardView } from "./dashboard";
 import { AuthorizationView } from "./authorization";
@@ -66,6 +66,16 @@ function App() {
   const [error, setError] = useState<ApiError | null>(null);
   // Why the sign-in form is showing, when the server ended the session.
   const [notice, setNotice] = useState<string | null>(null);
+
+  // Each screen names itself in the tab's title, and a route change moves focus to the new
+  // screen (not on the first load), so a screen reader announces where the reader now is.
+  const title = !signedIn && path !== "/invitation" ? "Sign in" : titleOf(path, data?.viewer);
+  useEffect(() => { document.title = `${title} · cardstream`; }, [title]);
+  const landed = useRef(false);
+  useEffect(() => {
+    if (!landed.current) { landed.current = true; return; }
+    document.querySelector<HTMLElement>("main, form.login")?.focus();
+  }, [path]);
 
   useEffect(() => onSessionEnd((reason) => {
     setData(null);
@@ -157,9 +167,25 @@ function App() {
           <button type="button" class="link" data-testid="sign-out" onClick={leave}>Sign out</button>
         </nav>
       </header>
-      <main>{screen}</main>
+      <main tabIndex={-1}>{screen}</main>
     </>
   );
+}
+
+/** What the screen at `path` is called, for the tab's title. */
+function titleOf(path: string, viewer: Viewer | undefined): string {
+  const card = path.match(/^\/cards\/([^/]+)$/);
+  if (card) {
+    const id = decodeURIComponent(card[1]);
+    const last4 = viewer?.cards.nodes.find((c) => c.id === id)?.last4;
+    return last4 ? `Card •••• ${last4}` : "Card";
+  }
+  if (path.startsWith("/authorizations/")) return "Authorization";
+  if (path === "/admin") return "Admin";
+  if (path === "/account") return "Change password";
+  if (path === "/invitation") return "Invitation";
+  if (path === "/login") return "Sign in";
+  return "Cards";
 }
 
 function Login({ notice, onSignedIn }: { notice: string | null; onSignedIn: () => void }) {
@@ -191,7 +217,7 @@ function Login({ notice, onSignedIn }: { notice: string | null; onSignedIn: () =
     }
   };
   return (
-    <form class="login" onSubmit={submit}>
+    <form class="login" onSubmit={submit} tabIndex={-1}>
       <h1>cardstream</h1>
       {notice ? <p class="note" role="status" data-testid="signed-out">{notice}</p> : <p>Sign in to see your card spend.</p>}
       <label>Email<input name="email" type="email" autocomplete="username" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} /></label>

@@ -484,6 +484,21 @@ test("a card's wallet tokens show on its page as the database holds them", async
   await screenshot(page, "card-wallets");
 });
 
+test("each screen names itself in the tab's title, and following a link moves focus to the new screen", async () => {
+  const card = cards[0];
+  await page.goto(`${dev.api}/cards/${card.id}`);
+  await page.waitForSelector("[data-testid=activity] tbody tr");
+  const last4 = psql(dev.database, `SELECT last4 FROM cards WHERE id = '${card.id}'`);
+  await waitFor("the card's title", async () => (await page.title()) === `Card •••• ${last4} · cardstream` || null, 5_000);
+  await page.locator("[data-testid=activity] tbody tr a").first().click();
+  await page.waitForURL(/\/authorizations\//);
+  await waitFor("the authorization's title", async () => (await page.title()) === "Authorization · cardstream" || null, 5_000);
+  assert.equal(await page.evaluate(() => document.activeElement?.tagName), "MAIN");
+  await page.goBack();
+  await waitFor("the card's title again", async () => (await page.title()) === `Card •••• ${last4} · cardstream` || null, 5_000);
+  assert.equal(await page.evaluate(() => document.activeElement?.tagName), "MAIN");
+});
+
 test("another cardholder's card cannot be opened by URL", async () => {
   const other = psql(dev.database, `SELECT id FROM cards WHERE cardholder_id <> '${holder}' ORDER BY id LIMIT 1`);
   assert.ok(other.startsWith("ic_"));
