@@ -74,6 +74,7 @@ impl DeadLetter {
                 .iter()
                 .find(|(key, _)| key == name)
                 .and_then(|(_, value)| String::from_utf8(value.clone()).ok())
+                .filter(|value| !value.is_empty())
         };
         NewDeadLetter {
             source_topic: topic.to_owned(),

@@ -9,7 +9,9 @@ use std::time::Duration;
 use cardstream_kafka::{dlq_topic, headers};
 use cardstream_store::{Position, Store};
 use cardstream_testbed::{Broker, PrivatePostgres, Storage, TestDatabase, read_to_end};
-use common::{PARTITIONS, Setup, TestAggregator, WAIT, distinct, produce, produce_raw, simulated};
+use common::{
+    PARTITIONS, Setup, TestAggregator, WAIT, distinct, produce, produce_raw_as, simulated,
+};
 
 /// The state the same events give when ingested once, in order, straight into a database.
 async fn expected_digests(
@@ -156,17 +158,21 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
     let (first, rest) = events.split_at(events.len() / 2);
     produce(&kafka, first).await;
     // All on one key, hence one partition, between good events of that partition.
-    let bad: Vec<(&str, Vec<u8>)> = vec![
-        ("not_json", b"this is not json".to_vec()),
-        ("not_utf8", vec![0xff, 0xfe, 0x00]),
-        ("not_an_event", br#"{"hello":"world"}"#.to_vec()),
-        ("invalid_object", br#"{"id":"evt_bad","object":"event","type":"issuing_transaction.created","created":1,"api_version":"2099-01-01.future","data":{"object":{"id":"ipi_x"}}}"#.to_vec()),
-        ("unsupported_content", br#"{"id":"evt_nul","object":"event","type":"plan.created","created":1,"data":{"object":{"id":"p","name":"a\u0000b"}}}"#.to_vec()),
+    // (reason, payload, stripe-event-id header)
+    let bad: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("not_json", b"this is not json".to_vec(), ""),
+        ("not_utf8", vec![0xff, 0xfe, 0x00], ""),
+        ("not_an_event", br#"{"hello":"world"}"#.to_vec(), ""),
+        ("invalid_object", br#"{"id":"evt_bad","object":"event","type":"issuing_transaction.created","created":1,"api_version":"2099-01-01.future","data":{"object":{"id":"ipi_x"}}}"#.to_vec(), ""),
+        ("unsupported_content", br#"{"id":"evt_nul","object":"event","type":"plan.created","created":1,"data":{"object":{"id":"p","name":"a\u0000b"}}}"#.to_vec(), ""),
+        // A NUL in a header, which Postgres text cannot hold: recorded all the same (it held
+        // the partition while the insert was retried).
+        ("not_json", b"a NUL in its event id header".to_vec(), "evt_\0nul"),
     ];
     // Where each bad record landed: its dead letter must say exactly this.
     let mut origins = Vec::with_capacity(bad.len());
-    for (_, payload) in &bad {
-        origins.push(produce_raw(&kafka, "ic_poison", payload).await);
+    for (_, payload, event_id) in &bad {
+        origins.push(produce_raw_as(&kafka, "ic_poison", payload, event_id).await);
     }
     produce(&kafka, rest).await;
 
@@ -190,10 +196,10 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
     aggregator.stop().await;
 
     assert_eq!(letters.len(), bad.len(), "{letters:?}");
-    for ((reason, payload), origin) in bad.iter().zip(&origins) {
+    for ((reason, payload, _), origin) in bad.iter().zip(&origins) {
         let letter = letters
             .iter()
-            .find(|l| l.header(headers::DLQ_REASON) == Some(reason))
+            .find(|l| l.header(headers::DLQ_REASON) == Some(reason) && &l.payload == payload)
             .unwrap_or_else(|| panic!("no dead letter for {reason}"));
         assert_eq!(
             &letter.payload, payload,
@@ -221,11 +227,23 @@ async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_pa
             // An unknown shape is named with the API version it came under.
             assert!(error.contains("API version 2099-01-01.future"), "{error}");
         }
+        let expected = bad.iter().filter(|(r, _, _)| r == reason).count() as f64;
         assert_eq!(
             aggregator.metric("cardstream_dead_letters_total", &[("reason", reason)]),
-            1.0
+            expected
         );
     }
+    // Each recorded in Postgres too, for `cardstream dlq` and the console.
+    let recorded: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT reason, event_id FROM dead_letters ORDER BY source_offset")
+            .fetch_all(setup.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(recorded.len(), bad.len(), "{recorded:?}");
+    assert_eq!(
+        recorded.last().unwrap(),
+        &("not_json".to_owned(), Some("evt_\u{FFFD}nul".to_owned()))
+    );
     assert_eq!(
         setup.store.table_digests().await.unwrap(),
         expected_digests(&events).await

@@ -1,7 +1,19 @@
 //! Dead letters as the aggregator recorded them (migration 0014): listed, shown and marked
 //! redriven here; the records themselves go back to the topic through Kafka, not this crate.
 
+use std::borrow::Cow;
+
 use crate::{Error, Store};
+
+/// `s` as Postgres text can hold it: a NUL (which a hostile record's header may carry) becomes
+/// U+FFFD. Without this the insert would fail on every retry and hold the partition.
+fn text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
 
 /// A record the aggregator could not fold, as it recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,10 +93,10 @@ impl Store {
     /// restart) is left as it is.
     pub async fn record_dead_letters(&self, letters: &[NewDeadLetter]) -> Result<(), Error> {
         for letter in letters {
-            let (names, values): (Vec<&str>, Vec<&[u8]>) = letter
+            let (names, values): (Vec<Cow<'_, str>>, Vec<&[u8]>) = letter
                 .headers
                 .iter()
-                .map(|(name, value)| (name.as_str(), value.as_slice()))
+                .map(|(name, value)| (text(name), value.as_slice()))
                 .unzip();
             sqlx::query(
                 "INSERT INTO dead_letters (source_topic, source_partition, source_offset, reason,
@@ -96,10 +108,10 @@ impl Store {
             .bind(&letter.source_topic)
             .bind(letter.source_partition)
             .bind(letter.source_offset)
-            .bind(&letter.reason)
-            .bind(&letter.error)
-            .bind(&letter.event_id)
-            .bind(&letter.event_type)
+            .bind(text(&letter.reason))
+            .bind(text(&letter.error))
+            .bind(letter.event_id.as_deref().map(text))
+            .bind(letter.event_type.as_deref().map(text))
             .bind(&letter.key)
             .bind(names)
             .bind(values)
@@ -126,17 +138,6 @@ impl Store {
         .bind(filter.redriven)
         .bind(filter.before)
         .bind(i64::from(filter.limit))
-        .fetch_all(self.pool())
-        .await?)
-    }
-
-    /// Dead letters by reason: `(reason, waiting, redriven)`.
-    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, i64, i64)>, Error> {
-        Ok(sqlx::query_as(
-            "SELECT reason, count(*) FILTER (WHERE redriven_at IS NULL),
-                    count(*) FILTER (WHERE redriven_at IS NOT NULL)
-             FROM dead_letters GROUP BY reason ORDER BY reason",
-        )
         .fetch_all(self.pool())
         .await?)
     }

@@ -177,17 +177,19 @@ pub async fn produce(kafka: &KafkaArgs, events: &[SimEvent]) {
     }
 }
 
-/// Produces arbitrary bytes under `key`; where the broker stored them.
-pub async fn produce_raw(
+/// Produces arbitrary bytes under `key`, with this `stripe-event-id` header (empty: none to
+/// speak of); where the broker stored them.
+pub async fn produce_raw_as(
     kafka: &KafkaArgs,
     key: &str,
     payload: &[u8],
+    event_id: &str,
 ) -> cardstream_kafka::Delivery {
     let producer = EventProducer::new(kafka, ProducerTuning::default()).unwrap();
     let outgoing = OutgoingEvent {
         key,
         payload,
-        event_id: "",
+        event_id,
         event_type: "",
         created: 0,
         received_at_ms: 0,
