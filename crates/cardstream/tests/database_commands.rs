@@ -380,7 +380,7 @@ async fn a_password_typed_at_a_terminal_is_not_echoed() {
     );
     // The prompt is printed just before echo is turned off (rpassword writes it, then reads
     // without echo): a line sent the instant the prompt shows can beat that and be echoed by
-    // the terminal, as a person typing never could (seen once in about twenty runs).
+    // the terminal, as a person typing never could (seen once in eight full runs).
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     input
         .write_all(format!("{password}\r").as_bytes())
