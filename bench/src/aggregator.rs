@@ -30,7 +30,7 @@ pub(crate) struct AggregatorBench {
 }
 
 /// Tables in the order COPY loads them.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 12] = [
     "stripe_events",
     "cardholders",
     "cards",
@@ -40,6 +40,9 @@ const TABLES: [&str; 9] = [
     "card_daily_spend",
     "card_category_spend",
     "card_merchant_spend",
+    "program_category_daily",
+    "program_merchant_daily",
+    "program_outcome_daily",
 ];
 
 /// Runs the aggregator benchmark, prints its table, and returns its rows for the suite.

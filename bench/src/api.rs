@@ -60,8 +60,29 @@ pub(crate) const DASHBOARD: &str = "query Dashboard($id: ID!) {
   }
 }";
 
+/// What the admin's program overview asks for (web/src/overview.tsx), over the last 30 days.
+pub(crate) const OVERVIEW: &str = "query Program($range: DateRangeInput!) {
+  programSummary(range: $range) {
+    from to previousFrom approved declined approvalRate
+    declines(limit: 10) { reason cardstreamReason count }
+    currencies {
+      currency captures refunds change
+      spend { amount currency formatted exponent } previousSpend { amount currency formatted }
+      timeSeries { start count amount { amount currency formatted exponent } }
+      byCategory(limit: 8) { key count amount { amount currency formatted } }
+      topMerchants(limit: 8) { key count amount { amount currency formatted } }
+      topCards(limit: 8) { count amount { amount currency formatted } card { id last4 cardholder { name } } }
+    }
+    newestAuthorizations(first: 15) {
+      id cardId approved declineReason cardstreamReason created
+      amount { amount currency formatted } merchant { name category }
+    }
+  }
+}";
+
 const BASELINE: &str = "{ viewer { user { email } } }";
 const PASSWORD: &str = "benchmark-password";
+const ADMIN: &str = "bench-admin@example.com";
 
 /// Runs the API benchmark, prints its table, and returns its rows for the suite.
 pub(crate) async fn run(args: ApiBench) -> anyhow::Result<Vec<Line>> {
@@ -107,6 +128,15 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<Vec<Line>> {
         Duration::from_secs(3),
     )
     .await?;
+    let admin = login(&client, ADMIN, PASSWORD).await?;
+    // The overview's range, as the page asks for it: the last 30 UTC days.
+    let today = sqlx::query_scalar::<_, String>("SELECT current_date::text")
+        .fetch_one(store.pool())
+        .await?;
+    let month_ago = sqlx::query_scalar::<_, String>("SELECT (current_date - 29)::text")
+        .fetch_one(store.pool())
+        .await?;
+    let overview_variables = json!({"range": {"from": month_ago, "to": today}});
     let mut table = Vec::new();
     let mut lines = Vec::new();
     for &clients in &args.clients {
@@ -114,6 +144,47 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<Vec<Line>> {
         eprintln!("{clients} clients: baseline, then dashboards…");
         let baseline = drive(&client, &sessions[..clients], BASELINE, args.duration).await?;
         let dashboard = drive(&client, &sessions[..clients], DASHBOARD, args.duration).await?;
+        if clients == 1 {
+            let overview = drive_one(
+                &client,
+                &admin,
+                OVERVIEW,
+                &overview_variables,
+                args.duration,
+            )
+            .await?;
+            table.push(Row {
+                name: "admin: program overview, 30 days, 1 client".to_owned(),
+                rate: answered_rate(&overview),
+                p50: overview.p(0.5),
+                p99: overview.p(0.99),
+                note: format!(
+                    "{} requests, {} failed; p99 {} of a card dashboard's",
+                    overview.ok(),
+                    overview.completed - overview.ok(),
+                    ratio(
+                        overview.p(0.99).as_secs_f64(),
+                        dashboard.p(0.99).as_secs_f64()
+                    )
+                ),
+            });
+            lines.push(Line::new(
+                format!(
+                    "program overview p99 on {} transactions (30 days)",
+                    args.transactions
+                ),
+                format!(
+                    "{} ({:.0}/s)",
+                    crate::ms(overview.p(0.99)),
+                    answered_rate(&overview)
+                ),
+                format!("a card's dashboard: {}", crate::ms(dashboard.p(0.99))),
+                ratio(
+                    overview.p(0.99).as_secs_f64(),
+                    dashboard.p(0.99).as_secs_f64(),
+                ),
+            ));
+        }
         table.push(Row {
             name: format!("baseline: viewer email, {clients} clients"),
             rate: answered_rate(&baseline),
@@ -227,6 +298,28 @@ async fn drive(
     Ok(total)
 }
 
+/// One closed-loop client asking `query` with `variables` for `duration`.
+async fn drive_one(
+    client: &Client,
+    token: &str,
+    query: &str,
+    variables: &serde_json::Value,
+    duration: Duration,
+) -> anyhow::Result<LoadResult> {
+    let end = Instant::now() + duration;
+    let mut outcome = LoadResult::empty(duration);
+    let body = json!({"query": query, "variables": variables});
+    while Instant::now() < end {
+        let started = Instant::now();
+        let ok = match client.post(Some(token), &body).await {
+            Ok(response) => response["errors"].is_null() && !response["data"].is_null(),
+            Err(_) => false,
+        };
+        outcome.record(ok.then_some(200), started.elapsed());
+    }
+    Ok(outcome)
+}
+
 /// Requests that answered with data and no errors, per second of the measurement.
 fn answered_rate(r: &LoadResult) -> f64 {
     r.ok() as f64 / r.elapsed.as_secs_f64().max(1e-9)
@@ -329,6 +422,11 @@ async fn load_program(store: &Store, cards: i64, transactions: i64) -> anyhow::R
             .await
             .context("computing the rollups")?;
     }
+    store
+        .rebuild_program_rollups()
+        .await
+        .context("computing the program rollups")?;
+    sqlx::query("ANALYZE").execute(pool).await?;
     let loaded: i64 = sqlx::query_scalar("SELECT count(*) FROM transactions")
         .fetch_one(pool)
         .await?;
@@ -353,7 +451,14 @@ async fn create_users(
         .status()
         .await?;
     anyhow::ensure!(status.success(), "cardstream users add failed: {status}");
-    // The others share the first one's password hash.
+    // The others, and an admin, share the first one's password hash.
+    sqlx::query(
+        "INSERT INTO users (email, password_hash, role)
+         SELECT $1, password_hash, 'admin' FROM users WHERE email = 'bench0@example.com'",
+    )
+    .bind(ADMIN)
+    .execute(store.pool())
+    .await?;
     for i in 1..clients {
         sqlx::query(
             "WITH u AS (INSERT INTO users (email, password_hash, role)

@@ -86,6 +86,16 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0015_dead_letter_redrive_requests.up.sql"),
                 down: include_str!("../sql/0015_dead_letter_redrive_requests.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000016_program_rollups",
+                up: include_str!("../sql/0016_program_rollups.up.sql"),
+                down: include_str!("../sql/0016_program_rollups.down.sql"),
+            }),
+            Box::new(SqlMigration {
+                name: "m20261201_000017_audit_log",
+                up: include_str!("../sql/0017_audit_log.up.sql"),
+                down: include_str!("../sql/0017_audit_log.down.sql"),
+            }),
         ]
     }
 }

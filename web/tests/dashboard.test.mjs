@@ -562,6 +562,73 @@ test("the admin blocks a category and the next authorization request is declined
   await admin.close();
 });
 
+test("the admin's program overview equals the database: spend per currency, approvals, declines by reason, top cards, the live feed", async () => {
+  const admin = await chrome.newPage({ viewport: { width: 1280, height: 900 }, ...PAGE });
+  await signIn(admin, dev.api, "admin@cardstream.dev", "cardstream-admin");
+  await admin.click("[data-testid=nav-overview]");
+  await admin.waitForSelector("[data-testid=overview-approval-rate]");
+  await admin.click("[data-period='30d']");
+  // The last 30 UTC days, as the page counts them.
+  const within = "created >= extract(epoch FROM current_date - 29)";
+  const expected = () => {
+    const spend = psqlJson(dev.database, `SELECT currency, sum(-amount)::int8 AS spend FROM transactions
+      WHERE kind IN ('capture', 'refund') AND ${within} GROUP BY currency`, "spend DESC, currency");
+    const [counts] = psqlJson(dev.database, `SELECT count(*) FILTER (WHERE approved) AS approved,
+      count(*) FILTER (WHERE NOT approved AND status <> 'pending') AS declined FROM authorizations WHERE ${within}`);
+    return { spend: spend.map((s) => `${s.currency}:${money(s.spend, s.currency)}`), approved: String(counts.approved), declined: String(counts.declined) };
+  };
+  const shown = async () => ({
+    spend: await admin.locator("[data-testid=overview-spend]").evaluateAll((tiles) =>
+      tiles.map((t) => `${t.dataset.currency}:${t.querySelector("[data-testid=overview-spend-amount]").textContent}`)),
+    approved: await admin.textContent("[data-testid=overview-approved]"),
+    declined: await admin.textContent("[data-testid=overview-declined]"),
+  });
+  await waitFor("the 30-day overview to equal the database", async () => isDeepStrictEqual(await shown(), expected()) || null, 10_000)
+    .catch(async (e) => { assert.deepEqual(await shown(), expected()); throw e; });
+  const want = expected();
+  assert.ok(want.spend.length > 0 && Number(want.approved) > 0 && Number(want.declined) > 0, JSON.stringify(want));
+
+  // Declines by reason, in plain words, with their counts.
+  const declines = psqlJson(dev.database, `SELECT coalesce(decline_reason, '') AS reason, coalesce(cardstream_reason, '') AS cs,
+      count(*) AS n FROM authorizations WHERE NOT approved AND status <> 'pending' AND ${within} GROUP BY 1, 2`, "n DESC, reason, cs");
+  const rows = await admin.locator("[data-testid=decline-row]").evaluateAll((rs) => rs.map((r) => ({
+    reason: r.dataset.reason, cs: r.dataset.cardstreamReason, n: Number(r.querySelector("[data-testid=decline-count]").textContent),
+    words: r.querySelector("td").textContent,
+  })));
+  assert.deepEqual(rows.map(({ reason, cs, n }) => ({ reason, cs, n })), declines.slice(0, 10).map(({ reason, cs, n }) => ({ reason, cs, n: Number(n) })));
+  for (const r of rows) assert.equal(r.words, reasonText(r.cs || r.reason || "unknown"));
+
+  // The top card of the first currency, and the feed's newest authorization.
+  const first = want.spend[0].split(":")[0];
+  const [top] = psqlJson(dev.database, `SELECT card_id, sum(-amount)::int8 AS spend FROM transactions
+    WHERE kind IN ('capture', 'refund') AND currency = '${first}' AND ${within} GROUP BY card_id`, "spend DESC, card_id");
+  const topRow = admin.locator(`section[data-currency=${first}] [data-testid=overview-cards] tbody tr`).first();
+  assert.equal(await topRow.getAttribute("data-card"), top.card_id);
+  assert.equal(await topRow.locator("[data-testid=top-card-spend]").textContent(), money(top.spend, first));
+  const newest = psql(dev.database, "SELECT id FROM authorizations ORDER BY created DESC, id DESC LIMIT 1");
+  assert.equal(await admin.locator("[data-testid=feed-row]").first().getAttribute("data-id"), newest);
+  await screenshot(admin, "overview");
+
+  // A purchase arrives: the feed shows it without a reload (a tick, then one refetch).
+  const card = psqlJson(dev.database, "SELECT id, cardholder_id, currency FROM cards WHERE status = 'active'", "id")[0];
+  const id = `iauth_overview${Date.now()}`;
+  const event = authorizationEvent("issuing_authorization.created", {
+    card: card.id, holder: card.cardholder_id, currency: card.currency, amount: 4321, category: "book_stores",
+    merchant: "Overview Books", approved: true, created: Math.floor(Date.now() / 1000) + 5,
+  });
+  event.data.object.id = id;
+  assert.equal((await postWebhook(dev.webhooks, "/webhooks/stripe", event)).status, 200);
+  await admin.locator(`[data-testid=feed-row][data-id="${id}"]`).waitFor({ timeout: 15_000 });
+
+  // A custom range of one day shows that day only.
+  await admin.click("[data-period=custom]");
+  const day = psql(dev.database, "SELECT (current_date - 3)::text");
+  await admin.fill("input[name=from]", day);
+  await admin.fill("input[name=to]", day);
+  await waitFor("the custom range to apply", async () => (await admin.textContent("[data-testid=overview-range]")).startsWith(`${day},`) || null, 10_000);
+  await admin.close();
+});
+
 test("a record the aggregator cannot fold shows in the admin's dead letters as the database holds it", async () => {
   // A card event of a shape no Stripe version has: the gateway stores it (it reads only the
   // objects it decides), the aggregator dead-letters it as invalid_object and records it.

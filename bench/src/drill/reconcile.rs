@@ -95,7 +95,7 @@ impl Reconciliation {
     }
 
     pub(crate) fn drift_rows(&self) -> i64 {
-        self.drift.daily + self.drift.category + self.drift.merchant
+        self.drift.daily + self.drift.category + self.drift.merchant + self.drift.program
     }
 }
 

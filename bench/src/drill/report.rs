@@ -161,7 +161,7 @@ impl Outcome {
                     .map_or("unknown (broker unreachable)".to_owned(), |n| n.to_string())
             );
             println!(
-                "  lost {} · double-counted {} (transactions in rollups {} vs raw {}) · rollup drift {} (daily {}, category {}, merchant {})",
+                "  lost {} · double-counted {} (transactions in rollups {} vs raw {}) · rollup drift {} (daily {}, category {}, merchant {}, program {})",
                 r.lost.len(),
                 r.double_counted(),
                 r.rollup_transactions,
@@ -169,7 +169,8 @@ impl Outcome {
                 r.drift_rows(),
                 r.drift.daily,
                 r.drift.category,
-                r.drift.merchant
+                r.drift.merchant,
+                r.drift.program
             );
             if !r.lost.is_empty() {
                 println!("  lost ids (first 10): {}", first(&r.lost));

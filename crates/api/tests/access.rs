@@ -238,6 +238,8 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
     for operation in [
         "{ invitations { nodes { id } } }",
         "{ deadLetters { id reason } }",
+        "{ auditLog { id actor action } }",
+        "{ programSummary(range: {from: \"2026-01-01\", to: \"2026-01-07\"}) { approved } }",
         "mutation { redriveDeadLetters(input: {deadLetterIds: [\"1\"]}) { deadLetters { id } } }",
         "mutation { inviteUser(input: {email: \"mallory@example.com\", role: ADMIN}) { token } }",
         "mutation { revokeInvitation(input: {invitationId: \"1\"}) { invitation { id } } }",

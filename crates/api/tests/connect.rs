@@ -20,11 +20,11 @@ async fn start() -> TestApi {
     for (email, account) in [("a-admin@example.com", A), ("b-admin@example.com", B)] {
         let user = api
             .store
-            .create_user(email, &hash, cardstream_store::Role::Admin, &[])
+            .create_user(email, &hash, cardstream_store::Role::Admin, &[], "test")
             .await
             .unwrap();
         api.store
-            .set_user_accounts(user.id, &[account.to_owned()])
+            .set_user_accounts(user.id, &[account.to_owned()], "test")
             .await
             .unwrap();
     }

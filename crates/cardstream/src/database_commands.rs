@@ -202,8 +202,8 @@ pub(crate) async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let store = maintenance(&args.database).await?;
     let drift = store.rollup_drift().await?;
     eprintln!(
-        "rows differing from a recomputation: daily {}, category {}, merchant {}",
-        drift.daily, drift.category, drift.merchant
+        "rows differing from a recomputation: daily {}, category {}, merchant {}, program {}",
+        drift.daily, drift.category, drift.merchant, drift.program
     );
     if drift.is_clean() {
         Ok(())
@@ -314,7 +314,9 @@ pub(crate) async fn users(args: UsersArgs) -> anyhow::Result<()> {
             };
             let user = add_user(&store, &email, &password, role, &cardholders).await?;
             if !accounts.is_empty() {
-                store.set_user_accounts(user.id, &accounts).await?;
+                store
+                    .set_user_accounts(user.id, &accounts, &cli_actor())
+                    .await?;
             }
             eprintln!(
                 "added user {} ({}) with id {}{}",
@@ -373,7 +375,15 @@ async fn add_user(
     );
     let hash = cardstream_api::hash_password(password)
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
-    Ok(store.create_user(email, &hash, role, cardholders).await?)
+    Ok(store
+        .create_user(email, &hash, role, cardholders, &cli_actor())
+        .await?)
+}
+
+/// Who a command run on a shell is in the audit log: `cli:` and the operating system's user.
+pub(crate) fn cli_actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
+    format!("cli:{}", user.as_deref().unwrap_or("unknown"))
 }
 
 async fn list_users(store: &Store, output: Output) -> anyhow::Result<()> {

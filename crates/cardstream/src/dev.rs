@@ -398,10 +398,15 @@ async fn create_demo_users(store: &Store, holders: &[String]) -> anyhow::Result<
         }
         let hash = cardstream_api::hash_password(password)
             .map_err(|e| anyhow::anyhow!("cannot hash a demo password: {e}"))?;
-        store.create_user(email, &hash, role, links).await?;
+        store
+            .create_user(email, &hash, role, links, DEV_ACTOR)
+            .await?;
     }
     Ok(())
 }
+
+/// Who `cardstream dev` is in the audit log, for the demo users it makes.
+const DEV_ACTOR: &str = "cli:cardstream dev";
 
 /// An admin limited to each connected account (kept as they are with --keep-data).
 async fn create_account_admins(store: &Store, accounts: &[String]) -> anyhow::Result<()> {
@@ -412,11 +417,13 @@ async fn create_account_admins(store: &Store, accounts: &[String]) -> anyhow::Re
             None => {
                 let hash = cardstream_api::hash_password(&password)
                     .map_err(|e| anyhow::anyhow!("cannot hash a demo password: {e}"))?;
-                store.create_user(&email, &hash, Role::Admin, &[]).await?
+                store
+                    .create_user(&email, &hash, Role::Admin, &[], DEV_ACTOR)
+                    .await?
             }
         };
         store
-            .set_user_accounts(user.id, std::slice::from_ref(account))
+            .set_user_accounts(user.id, std::slice::from_ref(account), DEV_ACTOR)
             .await?;
     }
     Ok(())

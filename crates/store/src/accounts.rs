@@ -6,6 +6,7 @@ use sea_orm::{
     QuerySelect, Set, TransactionTrait,
 };
 
+use crate::audit::audit_in_orm;
 use crate::entities::{user_cardholders, users};
 use crate::paging::{Direction, Page};
 use crate::{Error, Store};
@@ -95,7 +96,7 @@ fn db(err: sea_orm::DbErr) -> Error {
 }
 
 impl Store {
-    /// Creates a user linked to `cardholders`. A taken email (in any case) is
+    /// Creates a user linked to `cardholders`, for `by`. A taken email (in any case) is
     /// [`Error::Conflict`].
     pub async fn create_user(
         &self,
@@ -103,6 +104,7 @@ impl Store {
         password_hash: &str,
         role: Role,
         cardholders: &[String],
+        by: &str,
     ) -> Result<User, Error> {
         let email = email.trim();
         if self.user_by_email(email).await?.is_some() {
@@ -132,6 +134,8 @@ impl Store {
             .await
             .map_err(db)?;
         }
+        let details = serde_json::json!({"role": role.as_str(), "cardholders": cardholders});
+        audit_in_orm(&tx, by, "user.created", email, details).await?;
         tx.commit().await.map_err(db)?;
         Ok(user.into())
     }

@@ -90,12 +90,13 @@ impl Store {
         .await?)
     }
 
-    /// Limits a user to `accounts` (none: every account), ending every session of theirs so
-    /// that what they see changes at once.
+    /// Limits a user to `accounts` (none: every account), for `by`, ending every session of
+    /// theirs so that what they see changes at once.
     pub async fn set_user_accounts(
         &self,
         user_id: i64,
         accounts: &[String],
+        by: &str,
     ) -> Result<User, Error> {
         if let Some(bad) = accounts.iter().find(|a| !is_account_id(a)) {
             return Err(Error::Invalid(format!(
@@ -108,6 +109,7 @@ impl Store {
             "account",
             accounts,
             EndReason::AccountsChanged,
+            by,
         )
         .await
     }

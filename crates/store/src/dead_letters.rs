@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::audit::audit_in;
 use crate::{Error, Store};
 
 /// `s` as Postgres text can hold it: a NUL (which a hostile record's header may carry) becomes
@@ -144,6 +145,7 @@ impl Store {
 
     /// Marks `id` written back to the main topic by `by`, now (and any request for it done).
     pub async fn mark_redriven(&self, id: i64, by: &str) -> Result<(), Error> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE dead_letters SET redriven_at = now(), redriven_by = $2, redrives = redrives + 1,
                  redrive_requested_at = NULL, redrive_requested_by = NULL,
@@ -152,11 +154,15 @@ impl Store {
         )
         .bind(id)
         .bind(by)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound("dead letter"));
         }
+        let subject = format!("dead letter {id}");
+        let details = serde_json::json!({"id": id});
+        audit_in(&mut tx, by, "dead_letter.redriven", &subject, details).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -180,6 +186,22 @@ impl Store {
         if asked.len() != ids.len() {
             return Err(Error::NotFound("dead letter"));
         }
+        let subject = format!(
+            "dead letters {}",
+            ids.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let details = serde_json::json!({"ids": ids});
+        audit_in(
+            &mut tx,
+            by,
+            "dead_letters.redrive_requested",
+            &subject,
+            details,
+        )
+        .await?;
         tx.commit().await?;
         asked.sort_by_key(|l| std::cmp::Reverse(l.id));
         Ok(asked)

@@ -292,6 +292,41 @@ async fn fold_plain<R: 'static>(
     Ok(())
 }
 
+/// An authorization's stored version and what it contributes to the rollups.
+#[derive(sqlx::FromRow)]
+struct CurrentAuthorization {
+    id: String,
+    version_created: i64,
+    version_rank: i16,
+    version_event_id: String,
+    card_id: String,
+    created: i64,
+    currency: String,
+    approved: bool,
+    status: String,
+    account: String,
+    reason: String,
+    cardstream_reason: String,
+}
+
+/// A transaction's stored version and what it contributes to the rollups.
+#[derive(sqlx::FromRow)]
+struct CurrentTransaction {
+    id: String,
+    version_created: i64,
+    version_rank: i16,
+    version_event_id: String,
+    card_id: String,
+    created: i64,
+    currency: String,
+    merchant_category: String,
+    merchant_name: Option<String>,
+    merchant_network_id: Option<String>,
+    kind: String,
+    amount: i64,
+    account: String,
+}
+
 async fn fold_authorizations(
     conn: &mut PgConnection,
     incoming: HashMap<String, Versioned<AuthorizationRow>>,
@@ -301,9 +336,11 @@ async fn fold_authorizations(
         return Ok(());
     }
     let ids: Vec<String> = incoming.keys().cloned().collect();
-    type Current = (String, i64, i16, String, String, i64, String, bool, String);
-    let current: Vec<Current> = sqlx::query_as(
-        "SELECT id, version_created, version_rank, version_event_id, card_id, created, currency, approved, status
+    let current: Vec<CurrentAuthorization> = sqlx::query_as(
+        "SELECT id, version_created, version_rank, version_event_id, card_id, created, currency,
+                approved, status, coalesce(account, '') AS account,
+                coalesce(decline_reason, '') AS reason,
+                coalesce(cardstream_reason, '') AS cardstream_reason
          FROM authorizations WHERE id = ANY($1) FOR UPDATE",
     )
     .bind(&ids)
@@ -311,24 +348,26 @@ async fn fold_authorizations(
     .await?;
     let mut versions = HashMap::new();
     let mut old = HashMap::new();
-    for (id, created, rank, event_id, card_id, auth_created, currency, approved, status) in current
-    {
+    for a in current {
         versions.insert(
-            id.clone(),
+            a.id.clone(),
             Version {
-                created,
-                rank,
-                event_id,
+                created: a.version_created,
+                rank: a.version_rank,
+                event_id: a.version_event_id,
             },
         );
         old.insert(
-            id,
+            a.id,
             AuthorizationContribution {
-                card_id,
-                day: day_of(auth_created),
-                currency,
-                approved,
-                status,
+                card_id: a.card_id,
+                day: day_of(a.created),
+                currency: a.currency,
+                approved: a.approved,
+                status: a.status,
+                account: a.account,
+                reason: a.reason,
+                cardstream_reason: a.cardstream_reason,
             },
         );
     }
@@ -340,7 +379,9 @@ async fn fold_authorizations(
         if let Some(previous) = old.get(&row.row.id) {
             outcome.deltas.authorization(previous, -1);
         }
-        outcome.deltas.authorization(&row.row.contribution(), 1);
+        outcome
+            .deltas
+            .authorization(&row.row.contribution(row.account.as_deref()), 1);
         outcome
             .deltas
             .account(&row.row.card_id, row.account.as_deref());
@@ -375,23 +416,10 @@ async fn fold_transactions(
         return Ok(());
     }
     let ids: Vec<String> = incoming.keys().cloned().collect();
-    type Current = (
-        String,
-        i64,
-        i16,
-        String,
-        String,
-        i64,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        i64,
-    );
-    let current: Vec<Current> = sqlx::query_as(
+    let current: Vec<CurrentTransaction> = sqlx::query_as(
         "SELECT id, version_created, version_rank, version_event_id, card_id, created, currency,
-                merchant_category, merchant_name, merchant_network_id, kind, amount
+                merchant_category, merchant_name, merchant_network_id, kind, amount,
+                coalesce(account, '') AS account
          FROM transactions WHERE id = ANY($1) FOR UPDATE",
     )
     .bind(&ids)
@@ -399,39 +427,29 @@ async fn fold_transactions(
     .await?;
     let mut versions = HashMap::new();
     let mut old = HashMap::new();
-    for (
-        id,
-        created,
-        rank,
-        event_id,
-        card_id,
-        txn_created,
-        currency,
-        category,
-        name,
-        network_id,
-        kind,
-        amount,
-    ) in current
-    {
+    for t in current {
         versions.insert(
-            id.clone(),
+            t.id.clone(),
             Version {
-                created,
-                rank,
-                event_id,
+                created: t.version_created,
+                rank: t.version_rank,
+                event_id: t.version_event_id,
             },
         );
         old.insert(
-            id,
+            t.id,
             TransactionContribution {
-                card_id,
-                day: day_of(txn_created),
-                currency,
-                category,
-                merchant: merchant_key(name.as_deref(), network_id.as_deref()),
-                kind,
-                amount,
+                card_id: t.card_id,
+                day: day_of(t.created),
+                currency: t.currency,
+                category: t.merchant_category,
+                merchant: merchant_key(
+                    t.merchant_name.as_deref(),
+                    t.merchant_network_id.as_deref(),
+                ),
+                kind: t.kind,
+                amount: t.amount,
+                account: t.account,
             },
         );
     }
@@ -443,7 +461,9 @@ async fn fold_transactions(
         if let Some(previous) = old.get(&row.row.id) {
             outcome.deltas.transaction(previous, -1);
         }
-        outcome.deltas.transaction(&row.row.contribution(), 1);
+        outcome
+            .deltas
+            .transaction(&row.row.contribution(row.account.as_deref()), 1);
         outcome
             .deltas
             .account(&row.row.card_id, row.account.as_deref());

@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::accounts::{Role, User};
 use crate::paging::{Direction, Page};
+use serde_json::json;
+
+use crate::audit::audit_in;
 use crate::sessions::{EndReason, end_sessions_in, insert_user_links, random_hex, user_from_row};
 use crate::{Error, Store};
 
@@ -206,14 +209,23 @@ impl Store {
         .bind(link.email)
         .execute(&mut *tx)
         .await?;
-        if let Some(user) = link.user {
+        let details = if let Some(user) = link.user {
             // An empty hash matches no password until the link is used.
             sqlx::query("UPDATE users SET password_hash = '' WHERE id = $1")
                 .bind(user)
                 .execute(&mut *tx)
                 .await?;
-            end_sessions_in(&mut tx, user, EndReason::PasswordReset).await?;
-        }
+            let ended = end_sessions_in(&mut tx, user, EndReason::PasswordReset).await?;
+            json!({"sessions_ended": ended})
+        } else {
+            json!({"role": link.role.as_str(), "cardholders": link.cardholders,
+                   "accounts": link.accounts, "expires_in_seconds": link.ttl.as_secs()})
+        };
+        let action = match link.kind {
+            InvitationKind::Invite => "user.invited",
+            InvitationKind::PasswordReset => "user.password_reset",
+        };
+        audit_in(&mut tx, link.invited_by, action, link.email, details).await?;
         let row: Row = sqlx::query_as(&format!(
             "INSERT INTO invitations
                (token_sha256, kind, email, role, cardholder_ids, accounts, user_id, invited_by,
@@ -317,22 +329,46 @@ impl Store {
             .bind(invitation.id)
             .execute(&mut *tx)
             .await?;
+        // The invited person acts here, on their own behalf.
+        let details =
+            json!({"kind": invitation.kind.as_str(), "invited_by": invitation.invited_by});
+        audit_in(
+            &mut tx,
+            &user.email,
+            "invitation.accepted",
+            &user.email,
+            details,
+        )
+        .await?;
         tx.commit().await?;
         Ok(user)
     }
 
-    /// Revokes a pending link; returns it as it now stands.
-    pub async fn revoke_invitation(&self, id: i64) -> Result<Invitation, Error> {
-        self.tally(1);
+    /// Revokes a pending link, for `by`; returns it as it now stands.
+    pub async fn revoke_invitation(&self, id: i64, by: &str) -> Result<Invitation, Error> {
+        self.tally(2);
+        let mut tx = self.pool().begin().await?;
         let row: Option<Row> = sqlx::query_as(&format!(
             "UPDATE invitations SET revoked_at = coalesce(revoked_at, now())
              WHERE id = $1 AND accepted_at IS NULL RETURNING {COLUMNS}"
         ))
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        row.map(from_row)
-            .ok_or(Error::NotFound("pending invitation"))
+        let invitation = row
+            .map(from_row)
+            .ok_or(Error::NotFound("pending invitation"))?;
+        let details = json!({"invitation": invitation.id, "kind": invitation.kind.as_str()});
+        audit_in(
+            &mut tx,
+            by,
+            "invitation.revoked",
+            &invitation.email,
+            details,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(invitation)
     }
 
     /// A page of invitations and resets, newest first.

@@ -6,6 +6,7 @@
 //! and clear of Postgres' 65,535-parameter limit. Reads and migrations go through sea-orm.
 
 mod accounts;
+mod audit;
 mod connect;
 mod dead_letters;
 pub mod entities;
@@ -15,6 +16,8 @@ mod invitations;
 mod paging;
 mod policy_store;
 mod pool_metrics;
+mod program;
+mod program_rollups;
 mod queries;
 mod replay;
 mod rollups;
@@ -35,6 +38,7 @@ use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use accounts::{Role, User, parse_email};
+pub use audit::{AuditEntry, AuditFilter};
 pub use connect::{Accounts, ConnectedAccount, is_account_id};
 pub use dead_letters::{DeadLetter, DeadLetterFilter, NewDeadLetter, RedriveRequest};
 pub use fold::{DisputeFunds, FoldEvent, FoldOutcome, fold};
@@ -43,6 +47,7 @@ pub use invitations::{Invitation, InvitationKind, InvitationState};
 pub use paging::{Direction, Page};
 pub use policy_store::PolicyRow;
 pub use pool_metrics::PoolMetrics;
+pub use program::{DayRange, ProgramKey, ProgramKeyed, ProgramOutcome, ProgramSpend};
 pub use queries::{
     ActivityFilter, ActivityStatus, Cursor, KeyedSpend, SeriesBucket, SpendKey, SpendPoint,
     SpendTotals,

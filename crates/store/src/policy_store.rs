@@ -5,6 +5,7 @@
 
 use sea_orm::{ConnectionTrait, EntityTrait, Set, TransactionTrait};
 
+use crate::audit::audit_in_orm;
 use crate::entities::authorization_policy;
 use crate::{Error, Store};
 
@@ -56,6 +57,18 @@ impl Store {
             )));
         }
         let next = current_version + 1;
+        let details = serde_json::json!({
+            "from": current.as_ref().map(|c| c.policy.clone()),
+            "to": policy.clone(),
+        });
+        audit_in_orm(
+            &tx,
+            by,
+            "policy.updated",
+            &format!("version {next}"),
+            details,
+        )
+        .await?;
         let row = authorization_policy::ActiveModel {
             id: Set(1),
             version: Set(next),

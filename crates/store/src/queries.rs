@@ -11,7 +11,7 @@ use crate::entities::{authorizations, cardholders, cards, disputes, tokens, tran
 use crate::paging::{Direction, Page};
 use crate::{Accounts, Error, Store};
 
-fn db(err: sea_orm::DbErr) -> Error {
+pub(crate) fn db(err: sea_orm::DbErr) -> Error {
     Error::Orm(err)
 }
 

@@ -25,7 +25,8 @@ pub struct ReplayStats {
 
 /// Tables rebuilt by a replay: everything derived from `stripe_events`.
 const DERIVED: &str = "cardholders, cards, authorizations, transactions, disputes, tokens, \
-                       card_daily_spend, card_category_spend, card_merchant_spend";
+                       card_daily_spend, card_category_spend, card_merchant_spend, \
+                       program_category_daily, program_merchant_daily, program_outcome_daily";
 
 impl Store {
     /// Empties the derived tables and folds every stored event again, in one transaction: the

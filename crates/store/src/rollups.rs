@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use sqlx::PgConnection;
 
 use crate::Error;
+use crate::program_rollups::ProgramDeltas;
 use crate::rows::{AuthorizationContribution, TransactionContribution};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub(crate) struct RollupDeltas {
     daily: HashMap<(String, i32, String), Daily>,
     category: HashMap<(String, String, String), (i64, i32)>,
     merchant: HashMap<(String, String, String), (i64, i32)>,
+    /// The program rollups (migration 0016), keyed `(day, currency, account, …)`.
+    program: ProgramDeltas,
     /// Cards whose rollups or activity changed, for the live dashboard.
     pub(crate) cards: BTreeSet<String>,
     /// The Connect account of each card written (a card's objects all belong to its account),
@@ -60,6 +63,7 @@ impl RollupDeltas {
             .or_default();
         entry.approved += sign * approved;
         entry.declined += sign * declined;
+        self.program.authorization(c, sign);
         self.cards.insert(c.card_id.clone());
     }
 
@@ -88,6 +92,7 @@ impl RollupDeltas {
                 e.1 += sign * captures;
             }
         }
+        self.program.transaction(c, sign);
         self.cards.insert(c.card_id.clone());
     }
 
@@ -100,7 +105,7 @@ impl RollupDeltas {
         ] {
             apply_keyed(conn, table, column, map, |card| self.account_of(card)).await?;
         }
-        Ok(())
+        self.program.apply(conn).await
     }
 
     async fn apply_daily(&self, conn: &mut PgConnection) -> Result<(), Error> {

@@ -185,6 +185,11 @@ pub(crate) struct AuthorizationContribution {
     pub(crate) currency: String,
     pub(crate) approved: bool,
     pub(crate) status: String,
+    /// The Connect account ('' for the platform's own), for the program rollups.
+    pub(crate) account: String,
+    /// Stripe's and cardstream's reasons for a decline ('' when none).
+    pub(crate) reason: String,
+    pub(crate) cardstream_reason: String,
 }
 
 impl AuthorizationContribution {
@@ -198,13 +203,16 @@ impl AuthorizationContribution {
 }
 
 impl AuthorizationRow {
-    pub(crate) fn contribution(&self) -> AuthorizationContribution {
+    pub(crate) fn contribution(&self, account: Option<&str>) -> AuthorizationContribution {
         AuthorizationContribution {
             card_id: self.card_id.clone(),
             day: day_of(self.created),
             currency: self.currency.clone(),
             approved: self.approved,
             status: self.status.clone(),
+            account: account.unwrap_or_default().to_owned(),
+            reason: self.decline_reason.clone().unwrap_or_default(),
+            cardstream_reason: self.cardstream_reason.clone().unwrap_or_default(),
         }
     }
 }
@@ -256,6 +264,8 @@ pub(crate) struct TransactionContribution {
     pub(crate) merchant: String,
     pub(crate) kind: String,
     pub(crate) amount: i64,
+    /// The Connect account ('' for the platform's own), for the program rollups.
+    pub(crate) account: String,
 }
 
 impl TransactionContribution {
@@ -270,8 +280,9 @@ impl TransactionContribution {
 }
 
 impl TransactionRow {
-    pub(crate) fn contribution(&self) -> TransactionContribution {
+    pub(crate) fn contribution(&self, account: Option<&str>) -> TransactionContribution {
         TransactionContribution {
+            account: account.unwrap_or_default().to_owned(),
             card_id: self.card_id.clone(),
             day: day_of(self.created),
             currency: self.currency.clone(),
@@ -378,6 +389,7 @@ mod tests {
             merchant: "m".into(),
             kind: kind.into(),
             amount,
+            account: String::new(),
         };
         assert_eq!(c("capture", -500).figures(), (500, 500, 0, 1, 0));
         assert_eq!(c("refund", 200).figures(), (-200, 0, 200, 0, 1));
@@ -392,6 +404,9 @@ mod tests {
             currency: "usd".into(),
             approved,
             status: status.into(),
+            account: String::new(),
+            reason: String::new(),
+            cardstream_reason: String::new(),
         };
         assert_eq!(a(false, "pending").counts(), (0, 0));
         assert_eq!(a(true, "pending").counts(), (1, 0));

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use sqlx::{Postgres, Transaction};
 
+use serde_json::json;
+
 use crate::accounts::{Role, User};
+use crate::audit::audit_in;
 use crate::{Error, Store};
 
 /// The channel an ended session or an edited user is announced on, with `{"user": <id>}`.
@@ -215,46 +218,60 @@ impl Store {
         ))
     }
 
-    /// Ends one session (logout). Returns whether it was open.
+    /// Ends one session (logout, by its user: the audit log's actor). Returns whether it was
+    /// open.
     pub async fn end_session(&self, session_id: &str, reason: EndReason) -> Result<bool, Error> {
-        self.tally(3);
+        self.tally(4);
         let mut tx = self.pool().begin().await?;
-        let user: Option<i64> = sqlx::query_scalar(
-            "UPDATE sessions SET ended_at = now(), ended_reason = $2
-             WHERE id = $1 AND ended_at IS NULL RETURNING user_id",
+        let user: Option<(i64, String)> = sqlx::query_as(
+            "UPDATE sessions s SET ended_at = now(), ended_reason = $2 FROM users u
+             WHERE s.id = $1 AND s.ended_at IS NULL AND u.id = s.user_id
+             RETURNING s.user_id, u.email",
         )
         .bind(session_id)
         .bind(reason.as_str())
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(user) = user {
-            announce_in(&mut tx, user).await?;
+        if let Some((user, email)) = &user {
+            announce_in(&mut tx, *user).await?;
+            let details = json!({"reason": reason.as_str()});
+            audit_in(&mut tx, email, "session.ended", email, details).await?;
         }
         tx.commit().await?;
         Ok(user.is_some())
     }
 
-    /// Sets a new password hash and ends every session of the user.
-    pub async fn change_password(&self, user_id: i64, password_hash: &str) -> Result<(), Error> {
-        self.tally(3);
+    /// Sets a new password hash, `by` its user, and ends every session of the user.
+    pub async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        by: &str,
+    ) -> Result<(), Error> {
+        self.tally(4);
         let mut tx = self.pool().begin().await?;
-        let updated = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-            .bind(user_id)
-            .bind(password_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            return Err(Error::NotFound("user"));
-        }
-        end_sessions_in(&mut tx, user_id, EndReason::PasswordChanged).await?;
+        let email: Option<String> =
+            sqlx::query_scalar("UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING email")
+                .bind(user_id)
+                .bind(password_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let email = email.ok_or(Error::NotFound("user"))?;
+        let ended = end_sessions_in(&mut tx, user_id, EndReason::PasswordChanged).await?;
+        let details = json!({"sessions_ended": ended});
+        audit_in(&mut tx, by, "user.password_changed", &email, details).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Disables (ending every session) or enables a user.
-    pub async fn set_user_disabled(&self, user_id: i64, disabled: bool) -> Result<User, Error> {
-        self.tally(4);
+    /// Disables (ending every session) or enables a user, for `by`.
+    pub async fn set_user_disabled(
+        &self,
+        user_id: i64,
+        disabled: bool,
+        by: &str,
+    ) -> Result<User, Error> {
+        self.tally(5);
         let mut tx = self.pool().begin().await?;
         if disabled {
             keep_an_admin(&mut tx, user_id).await?;
@@ -267,18 +284,30 @@ impl Store {
             disabled,
         )
         .await?;
-        end_sessions_in(&mut tx, user_id, EndReason::Disabled).await?;
+        let ended = end_sessions_in(&mut tx, user_id, EndReason::Disabled).await?;
+        let action = if disabled {
+            "user.disabled"
+        } else {
+            "user.enabled"
+        };
+        let details = json!({"sessions_ended": ended});
+        audit_in(&mut tx, by, action, &user.email, details).await?;
         tx.commit().await?;
         Ok(user)
     }
 
-    /// Gives a user another role, ending every session of theirs.
-    pub async fn set_user_role(&self, user_id: i64, role: Role) -> Result<User, Error> {
-        self.tally(4);
+    /// Gives a user another role, for `by`, ending every session of theirs.
+    pub async fn set_user_role(&self, user_id: i64, role: Role, by: &str) -> Result<User, Error> {
+        self.tally(6);
         let mut tx = self.pool().begin().await?;
         if role != Role::Admin {
             keep_an_admin(&mut tx, user_id).await?;
         }
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT role FROM users WHERE id = $1 FOR UPDATE")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let user = update_user(
             &mut tx,
             "UPDATE users SET role = $2 WHERE id = $1
@@ -287,16 +316,19 @@ impl Store {
             role.as_str(),
         )
         .await?;
-        end_sessions_in(&mut tx, user_id, EndReason::RoleChanged).await?;
+        let ended = end_sessions_in(&mut tx, user_id, EndReason::RoleChanged).await?;
+        let details = json!({"from": before, "to": role.as_str(), "sessions_ended": ended});
+        audit_in(&mut tx, by, "user.role_changed", &user.email, details).await?;
         tx.commit().await?;
         Ok(user)
     }
 
-    /// Replaces the cardholders a user may see, ending every session of theirs.
+    /// Replaces the cardholders a user may see, for `by`, ending every session of theirs.
     pub async fn set_user_cardholders(
         &self,
         user_id: i64,
         cardholders: &[String],
+        by: &str,
     ) -> Result<User, Error> {
         self.replace_user_links(
             user_id,
@@ -304,12 +336,13 @@ impl Store {
             "cardholder_id",
             cardholders,
             EndReason::CardholdersChanged,
+            by,
         )
         .await
     }
 
     /// Replaces a user's rows in `table` (their cardholders or accounts) with `values` of
-    /// `column`, under the user's row lock, ending every session of theirs.
+    /// `column`, for `by`, under the user's row lock, ending every session of theirs.
     pub(crate) async fn replace_user_links(
         &self,
         user_id: i64,
@@ -317,8 +350,9 @@ impl Store {
         column: &str,
         values: &[String],
         reason: EndReason,
+        by: &str,
     ) -> Result<User, Error> {
-        self.tally(5);
+        self.tally(7);
         let mut tx = self.pool().begin().await?;
         let user: Option<UserRow> = sqlx::query_as(
             "SELECT id, email, password_hash, role, disabled, created FROM users WHERE id = $1 FOR UPDATE",
@@ -327,30 +361,39 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let user = user.map(user_from_row).ok_or(Error::NotFound("user"))?;
-        sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        let before: Vec<String> = sqlx::query_scalar(&format!(
+            "DELETE FROM {table} WHERE user_id = $1 RETURNING {column}"
+        ))
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
         insert_user_links(&mut tx, table, column, user_id, values).await?;
-        end_sessions_in(&mut tx, user_id, reason).await?;
+        let ended = end_sessions_in(&mut tx, user_id, reason).await?;
+        let mut before = before;
+        before.sort();
+        let mut after = values.to_vec();
+        after.sort();
+        after.dedup();
+        let details = json!({"from": before, "to": after, "sessions_ended": ended});
+        let action = format!("user.{}", reason.as_str());
+        audit_in(&mut tx, by, &action, &user.email, details).await?;
         tx.commit().await?;
         Ok(user)
     }
 
-    /// Deletes a user; their sessions and links go with them.
-    pub async fn delete_user(&self, user_id: i64) -> Result<(), Error> {
-        self.tally(3);
+    /// Deletes a user, for `by`; their sessions and links go with them.
+    pub async fn delete_user(&self, user_id: i64, by: &str) -> Result<(), Error> {
+        self.tally(4);
         let mut tx = self.pool().begin().await?;
         keep_an_admin(&mut tx, user_id).await?;
-        let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(Error::NotFound("user"));
-        }
+        let deleted: Option<(String, String)> =
+            sqlx::query_as("DELETE FROM users WHERE id = $1 RETURNING email, role")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (email, role) = deleted.ok_or(Error::NotFound("user"))?;
         announce_in(&mut tx, user_id).await?;
+        audit_in(&mut tx, by, "user.deleted", &email, json!({"role": role})).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -8,6 +8,8 @@ pub struct RollupDrift {
     pub daily: i64,
     pub category: i64,
     pub merchant: i64,
+    /// The program rollups (migration 0016), all three tables together.
+    pub program: i64,
 }
 
 impl RollupDrift {
@@ -19,7 +21,7 @@ impl RollupDrift {
 /// Each table's content in a canonical order, without where and when a raw event was read (a
 /// redelivered event keeps its first position), so that two databases fed the same events in
 /// any way compare equal.
-pub const CONTENT_QUERIES: [(&str, &str); 10] = [
+pub const CONTENT_QUERIES: [(&str, &str); 13] = [
     (
         "stripe_events",
         "SELECT event_id, event_type, created, livemode, payload FROM stripe_events ORDER BY event_id",
@@ -41,6 +43,58 @@ pub const CONTENT_QUERIES: [(&str, &str); 10] = [
     (
         "card_merchant_spend",
         "SELECT * FROM card_merchant_spend ORDER BY card_id, merchant, currency",
+    ),
+    (
+        "program_category_daily",
+        "SELECT * FROM program_category_daily ORDER BY day, currency, account, category",
+    ),
+    (
+        "program_merchant_daily",
+        "SELECT * FROM program_merchant_daily ORDER BY day, currency, account, merchant",
+    ),
+    (
+        "program_outcome_daily",
+        "SELECT * FROM program_outcome_daily
+         ORDER BY day, currency, account, approved, reason, cardstream_reason",
+    ),
+];
+
+/// The program rollups recomputed from the base tables, as migration 0016 first fills them.
+const PROGRAM_EXPECTED: [(&str, &str); 3] = [
+    (
+        "program_category_daily",
+        "SELECT DATE '1970-01-01' + floor(created::numeric / 86400)::int AS day, currency,
+                coalesce(account, '') AS account, merchant_category AS key,
+                sum(-amount)::int8 AS spend, sum((kind = 'capture')::int)::int4 AS captures,
+                sum((kind = 'refund')::int)::int4 AS refunds
+         FROM transactions WHERE kind IN ('capture', 'refund')
+         GROUP BY 1, 2, 3, 4
+         HAVING NOT (sum(-amount) = 0 AND sum((kind = 'capture')::int) = 0
+                     AND sum((kind = 'refund')::int) = 0)",
+    ),
+    (
+        "program_merchant_daily",
+        "SELECT DATE '1970-01-01' + floor(created::numeric / 86400)::int AS day, currency,
+                coalesce(account, '') AS account,
+                coalesce(nullif(merchant_name, ''), nullif(merchant_network_id, ''),
+                         'unknown merchant') AS key,
+                sum(-amount)::int8 AS spend, sum((kind = 'capture')::int)::int4 AS captures,
+                sum((kind = 'refund')::int)::int4 AS refunds
+         FROM transactions WHERE kind IN ('capture', 'refund')
+         GROUP BY 1, 2, 3, 4
+         HAVING NOT (sum(-amount) = 0 AND sum((kind = 'capture')::int) = 0
+                     AND sum((kind = 'refund')::int) = 0)",
+    ),
+    (
+        "program_outcome_daily",
+        "SELECT DATE '1970-01-01' + floor(created::numeric / 86400)::int AS day, currency,
+                coalesce(account, '') AS account, approved,
+                CASE WHEN approved THEN '' ELSE coalesce(decline_reason, '') END AS reason,
+                CASE WHEN approved THEN '' ELSE coalesce(cardstream_reason, '') END
+                    AS cardstream_reason,
+                count(*)::int4 AS authorizations
+         FROM authorizations WHERE approved OR status <> 'pending'
+         GROUP BY 1, 2, 3, 4, 5, 6",
     ),
 ];
 
@@ -88,6 +142,22 @@ impl Store {
             out.insert(*table, digest);
         }
         Ok(out)
+    }
+
+    /// Fills the program rollups afresh from the base tables, for data written straight into
+    /// them (the API benchmark's synthetic program) rather than folded.
+    pub async fn rebuild_program_rollups(&self) -> Result<(), Error> {
+        let mut tx = self.pool().begin().await?;
+        for (table, expected) in PROGRAM_EXPECTED {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("INSERT INTO {table} {expected}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Recomputes every rollup from `transactions` and `authorizations` and counts the rows
@@ -152,10 +222,31 @@ impl Store {
                 .fetch_one(self.pool())
                 .await
         };
+        let mut program = 0;
+        for (table, expected) in PROGRAM_EXPECTED {
+            let key = match table {
+                "program_category_daily" => "category",
+                "program_merchant_daily" => "merchant",
+                _ => "approved, reason, cardstream_reason",
+            };
+            let rest = if table == "program_outcome_daily" {
+                "authorizations"
+            } else {
+                "spend, captures, refunds"
+            };
+            program += count(format!(
+                "WITH expected AS ({expected}),
+                 actual AS (SELECT day, currency, account, {key}, {rest} FROM {table})
+                 SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT SELECT * FROM actual) a)
+                      + (SELECT count(*) FROM (SELECT * FROM actual EXCEPT SELECT * FROM expected) b)"
+            ))
+            .await?;
+        }
         Ok(RollupDrift {
             daily: count(daily).await?,
             category: count(category).await?,
             merchant: count(merchant).await?,
+            program,
         })
     }
 }

@@ -540,7 +540,7 @@ async fn force_captures_over_captures_split_captures_and_lone_refunds_add_up() {
         &events[..],
         &events.iter().rev().cloned().collect::<Vec<_>>()[..],
     ] {
-        sqlx::query("TRUNCATE stripe_events, authorizations, transactions, card_daily_spend, card_category_spend, card_merchant_spend, consumer_positions")
+        sqlx::query("TRUNCATE stripe_events, authorizations, transactions, card_daily_spend, card_category_spend, card_merchant_spend, program_category_daily, program_merchant_daily, program_outcome_daily, consumer_positions")
             .execute(store.pool())
             .await
             .unwrap();

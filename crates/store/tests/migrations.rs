@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use cardstream_store::Store;
 use cardstream_testbed::TestDatabase;
 
@@ -67,6 +69,10 @@ async fn migrations_go_up_down_and_up_again() {
         "stripe_sync_cursors",
         "transactions",
         "user_accounts",
+        "program_category_daily",
+        "program_merchant_daily",
+        "program_outcome_daily",
+        "audit_log",
     ] {
         assert!(
             all.iter().any(|t| t == expected),
@@ -84,6 +90,24 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    // 0017: the audit log, append-only.
+    assert!(tables(&store).await.iter().any(|t| t == "audit_log"));
+    store.migrate_down(Some(1)).await.unwrap();
+    assert!(!tables(&store).await.iter().any(|t| t == "audit_log"));
+    // 0016: the program rollups, filled from the rows already there.
+    assert!(
+        tables(&store)
+            .await
+            .iter()
+            .any(|t| t == "program_outcome_daily")
+    );
+    store.migrate_down(Some(1)).await.unwrap();
+    assert!(
+        !tables(&store)
+            .await
+            .iter()
+            .any(|t| t == "program_outcome_daily")
+    );
     // 0015: redrives asked for in the console.
     assert!(
         columns(&store, "dead_letters")
@@ -217,4 +241,27 @@ async fn concurrent_migrations_apply_each_migration_once() {
         .await
         .unwrap();
     assert_eq!(recorded as usize, status.len());
+}
+
+/// Migration 0016 fills the program rollups from the rows already stored: taken down and up
+/// again over a folded program, they equal a recomputation, and further folds keep them so.
+#[tokio::test]
+async fn the_program_rollups_are_filled_from_rows_already_stored() {
+    let (_db, store) = common::store().await;
+    let events = common::incoming(&common::simulated(5, 8, 300));
+    let (first, rest) = events.split_at(events.len() / 2);
+    common::ingest(&store, first, 100).await;
+    store.migrate_down(Some(2)).await.unwrap();
+    assert!(
+        !tables(&store)
+            .await
+            .iter()
+            .any(|t| t == "program_category_daily")
+    );
+    store.migrate_up().await.unwrap();
+    let filled = common::count(&store, "SELECT count(*) FROM program_outcome_daily").await;
+    assert!(filled > 0, "the migration filled the outcomes");
+    common::assert_rollups_exact(&store).await;
+    common::ingest(&store, rest, 100).await;
+    common::assert_rollups_exact(&store).await;
 }

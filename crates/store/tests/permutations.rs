@@ -16,7 +16,8 @@ use rand_chacha::ChaCha8Rng;
 async fn truncate(store: &Store) {
     sqlx::query(
         "TRUNCATE stripe_events, cardholders, cards, authorizations, transactions, disputes,
-                  card_daily_spend, card_category_spend, card_merchant_spend, consumer_positions",
+                  card_daily_spend, card_category_spend, card_merchant_spend, program_category_daily, program_merchant_daily,
+                  program_outcome_daily, consumer_positions",
     )
     .execute(store.pool())
     .await

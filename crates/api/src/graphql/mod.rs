@@ -6,6 +6,7 @@
 #![allow(unreachable_pub, missing_debug_implementations)]
 
 mod activity;
+mod audit;
 mod checks;
 mod connection;
 mod context;
@@ -17,6 +18,7 @@ mod metrics;
 mod mutation;
 mod objects;
 mod policy;
+mod program;
 mod query;
 mod scalars;
 mod selections;

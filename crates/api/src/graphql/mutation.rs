@@ -264,7 +264,9 @@ impl AuthMutation {
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             let store = store(ctx);
-            store.change_password(viewer.user.id, &hash).await?;
+            store
+                .change_password(viewer.user.id, &hash, &viewer.user.email)
+                .await?;
             forget_sessions(ctx, viewer.user.id);
             let user = store
                 .user(viewer.user.id)

@@ -7,6 +7,7 @@ use async_graphql::{Context, ID, Object, ResultExt};
 use cardstream_policy::StoredPolicy;
 use cardstream_store::{Accounts, Cursor};
 
+use super::audit::{AuditEntryObject, audit_log};
 use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, Uncounted, connection};
 use super::context::{admin, connection_cost, platform_admin, store, viewer, visible_card};
 use super::dead_letters::{DeadLetterObject, dead_letters};
@@ -17,6 +18,8 @@ use super::objects::{
     Node, cards_page, visible_authorization, visible_node,
 };
 use super::policy::PolicyObject;
+use super::program::ProgramSummary;
+use super::summary::DateRangeInput;
 use super::users::{Invitation, InvitationPreview, UserObject, users_page};
 
 pub struct Query;
@@ -317,6 +320,40 @@ impl Query {
         users_page(ctx, PageArgs::new(first, after, last, before))
             .await
             .extend()
+    }
+
+    /// Platform admin: the audit log, newest first: every admin action with who, when and what
+    /// changed; of `action` and `actor` only when given, older than the entry `before`; the
+    /// `first` (50, at most 200).
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        action: Option<String>,
+        actor: Option<String>,
+        before: Option<ID>,
+        first: Option<i32>,
+    ) -> async_graphql::Result<Vec<AuditEntryObject>> {
+        audit_log(ctx, action, actor, before, first.unwrap_or(50))
+            .await
+            .extend()
+    }
+
+    /// Admin: the program over a range of days (UTC, both ends included, at most 367): spend
+    /// per currency against the range before, by day, category, merchant and card; approvals
+    /// and declines by reason; the newest authorizations. Of `account` only, when given.
+    async fn program_summary(
+        &self,
+        ctx: &Context<'_>,
+        range: DateRangeInput,
+        account: Option<ID>,
+    ) -> async_graphql::Result<ProgramSummary> {
+        async {
+            admin(ctx).await?;
+            let accounts = scope(ctx, account.as_ref()).await?;
+            ProgramSummary::load(ctx, accounts, range).await
+        }
+        .await
+        .extend()
     }
 
     /// Admin: the records the aggregator could not fold, newest first: those not yet written

@@ -53,6 +53,11 @@ impl Date {
             .map(Date)
     }
 
+    /// A date written `YYYY-MM-DD`, as Postgres writes one.
+    pub fn from_iso(text: &str) -> Option<Date> {
+        time::Date::parse(text, DATE).ok().map(Date)
+    }
+
     /// Unix seconds at the start of the day.
     pub fn start_seconds(&self) -> i64 {
         i64::from(self.day_number()) * 86_400

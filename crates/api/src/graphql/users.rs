@@ -383,13 +383,14 @@ impl UserMutation {
         input: RevokeInvitationInput,
     ) -> async_graphql::Result<RevokeInvitationPayload> {
         async {
-            platform_admin(ctx).await?;
+            let viewer = platform_admin(ctx).await?;
             let id: i64 = input
                 .invitation_id
                 .parse()
                 .map_err(|_| ApiError::NotFound("invitation"))?;
+            let invitation = store(ctx).revoke_invitation(id, &viewer.user.email).await?;
             Ok::<_, ApiError>(RevokeInvitationPayload {
-                invitation: Invitation(store(ctx).revoke_invitation(id).await?),
+                invitation: Invitation(invitation),
                 client_mutation_id: input.client_mutation_id,
             })
         }
@@ -457,7 +458,7 @@ impl UserMutation {
         async {
             let viewer = platform_admin(ctx).await?;
             let user = user_id(&input.user_id)?;
-            store(ctx).delete_user(user).await?;
+            store(ctx).delete_user(user, &viewer.user.email).await?;
             forget_sessions(ctx, user);
             tracing::info!(user, by = %viewer.user.email, "user deleted");
             Ok::<_, ApiError>(DeleteUserPayload {
@@ -478,7 +479,11 @@ impl UserMutation {
         async {
             let viewer = platform_admin(ctx).await?;
             let user = store(ctx)
-                .set_user_role(user_id(&input.user_id)?, input.role.into())
+                .set_user_role(
+                    user_id(&input.user_id)?,
+                    input.role.into(),
+                    &viewer.user.email,
+                )
                 .await?;
             forget_sessions(ctx, user.id);
             tracing::info!(user = user.id, by = %viewer.user.email, "user role changed");
@@ -502,7 +507,7 @@ impl UserMutation {
             let viewer = platform_admin(ctx).await?;
             let accounts = accounts(&input.accounts)?;
             let user = store(ctx)
-                .set_user_accounts(user_id(&input.user_id)?, &accounts)
+                .set_user_accounts(user_id(&input.user_id)?, &accounts, &viewer.user.email)
                 .await?;
             forget_sessions(ctx, user.id);
             tracing::info!(user = user.id, accounts = ?accounts, by = %viewer.user.email, "user accounts changed");
@@ -525,7 +530,7 @@ impl UserMutation {
             let viewer = platform_admin(ctx).await?;
             let holders = cardholders(&input.cardholder_ids)?;
             let user = store(ctx)
-                .set_user_cardholders(user_id(&input.user_id)?, &holders)
+                .set_user_cardholders(user_id(&input.user_id)?, &holders, &viewer.user.email)
                 .await?;
             forget_sessions(ctx, user.id);
             tracing::info!(user = user.id, by = %viewer.user.email, "user cardholders changed");
@@ -563,7 +568,9 @@ fn accounts(ids: &[ID]) -> ApiResult<Vec<String>> {
 
 async fn set_disabled(ctx: &Context<'_>, id: &ID, disabled: bool) -> ApiResult<UserObject> {
     let viewer = platform_admin(ctx).await?;
-    let user = store(ctx).set_user_disabled(user_id(id)?, disabled).await?;
+    let user = store(ctx)
+        .set_user_disabled(user_id(id)?, disabled, &viewer.user.email)
+        .await?;
     forget_sessions(ctx, user.id);
     tracing::info!(user = user.id, disabled, by = %viewer.user.email, "user access changed");
     with_links(ctx, &user).await

@@ -97,7 +97,7 @@ impl TestApi {
         let bob_holder = with_cards.next().unwrap();
         let hash = cardstream_api::hash_password(PASSWORD).unwrap();
         store
-            .create_user("admin@example.com", &hash, Role::Admin, &[])
+            .create_user("admin@example.com", &hash, Role::Admin, &[], "test")
             .await
             .unwrap();
         store
@@ -106,6 +106,7 @@ impl TestApi {
                 &hash,
                 Role::Cardholder,
                 std::slice::from_ref(&alice_holder),
+                "test",
             )
             .await
             .unwrap();
@@ -115,6 +116,7 @@ impl TestApi {
                 &hash,
                 Role::Cardholder,
                 std::slice::from_ref(&bob_holder),
+                "test",
             )
             .await
             .unwrap();

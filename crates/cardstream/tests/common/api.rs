@@ -75,7 +75,10 @@ impl Seeded {
             (ALICE, Role::Cardholder, vec![holders[0].clone()]),
             (BOB, Role::Cardholder, vec![holders[1].clone()]),
         ] {
-            store.create_user(email, &hash, role, &links).await.unwrap();
+            store
+                .create_user(email, &hash, role, &links, "test")
+                .await
+                .unwrap();
         }
         Seeded {
             alice_holder: holders[0].clone(),

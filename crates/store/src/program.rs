@@ -1,0 +1,174 @@
+//! The program overview's reads: the whole program's spend, outcomes and top cards over a
+//! range of days, from the program rollups (migration 0016) and the card rollup, never the
+//! base tables (but for the newest authorizations, read by an index).
+
+use sea_orm::{EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::entities::authorizations;
+use crate::{Accounts, Error, Store};
+
+/// Days from `from` to `to`, `from` included and `to` not, as days since 1970-01-01 (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DayRange {
+    pub from: i32,
+    pub to: i32,
+}
+
+impl DayRange {
+    /// The range of the same length just before this one, to compare against.
+    pub fn previous(&self) -> DayRange {
+        DayRange {
+            from: self.from - (self.to - self.from),
+            to: self.from,
+        }
+    }
+}
+
+/// The program's spend in one currency over a range.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProgramSpend {
+    pub currency: String,
+    /// Captures minus refunds.
+    pub spend: i64,
+    pub captures: i64,
+    pub refunds: i64,
+}
+
+/// Spend under one key (a day, a category, a merchant or a card) in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProgramKeyed {
+    pub key: String,
+    pub spend: i64,
+    pub captures: i64,
+}
+
+/// Authorizations with one outcome: approved, or declined with these reasons.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProgramOutcome {
+    pub approved: bool,
+    /// Stripe's reason ('' when none).
+    pub reason: String,
+    /// cardstream's own reason ('' when none).
+    pub cardstream_reason: String,
+    pub authorizations: i64,
+}
+
+/// What the program's spend is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProgramKey {
+    Day,
+    Category,
+    Merchant,
+    Card,
+}
+
+/// The accounts as a nullable array for SQL: NULL is every account.
+fn only(accounts: &Accounts) -> Option<Vec<String>> {
+    match accounts {
+        Accounts::All => None,
+        Accounts::Only(only) => Some(only.clone()),
+    }
+}
+
+impl Store {
+    /// Spend per currency over `range`, largest first.
+    pub async fn program_spend(
+        &self,
+        accounts: &Accounts,
+        range: DayRange,
+    ) -> Result<Vec<ProgramSpend>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT currency, sum(spend)::int8 AS spend, sum(captures)::int8 AS captures,
+                    sum(refunds)::int8 AS refunds
+             FROM program_category_daily
+             WHERE day >= DATE '1970-01-01' + $1 AND day < DATE '1970-01-01' + $2
+               AND ($3::text[] IS NULL OR account = ANY($3))
+             GROUP BY currency
+             ORDER BY sum(spend) DESC, currency",
+        )
+        .bind(range.from)
+        .bind(range.to)
+        .bind(only(accounts))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Spend in `currency` over `range` by `key`, largest first (by day: oldest first, days
+    /// as `YYYY-MM-DD`), at most `limit` keys.
+    pub async fn program_keyed(
+        &self,
+        accounts: &Accounts,
+        currency: &str,
+        range: DayRange,
+        key: ProgramKey,
+        limit: i64,
+    ) -> Result<Vec<ProgramKeyed>, Error> {
+        let (table, column, order) = match key {
+            ProgramKey::Day => ("program_category_daily", "day::text", "1"),
+            ProgramKey::Category => ("program_category_daily", "category", "2 DESC, 1"),
+            ProgramKey::Merchant => ("program_merchant_daily", "merchant", "2 DESC, 1"),
+            // The card rollup's covering index (migration 0016) answers this from the index.
+            ProgramKey::Card => ("card_daily_spend", "card_id", "2 DESC, 1"),
+        };
+        let account = if key == ProgramKey::Card {
+            "account"
+        } else {
+            "nullif(account, '')"
+        };
+        let sql = format!(
+            "SELECT {column} AS key, sum(spend)::int8 AS spend, sum(captures)::int8 AS captures
+             FROM {table}
+             WHERE day >= DATE '1970-01-01' + $1 AND day < DATE '1970-01-01' + $2
+               AND currency = $3 AND ($4::text[] IS NULL OR {account} = ANY($4))
+             GROUP BY 1
+             HAVING sum(spend) <> 0 OR sum(captures) <> 0
+             ORDER BY {order}
+             LIMIT $5"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(range.from)
+            .bind(range.to)
+            .bind(currency)
+            .bind(only(accounts))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Authorizations created in `range` by outcome, in every currency.
+    pub async fn program_outcomes(
+        &self,
+        accounts: &Accounts,
+        range: DayRange,
+    ) -> Result<Vec<ProgramOutcome>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT approved, reason, cardstream_reason, sum(authorizations)::int8 AS authorizations
+             FROM program_outcome_daily
+             WHERE day >= DATE '1970-01-01' + $1 AND day < DATE '1970-01-01' + $2
+               AND ($3::text[] IS NULL OR account = ANY($3))
+             GROUP BY 1, 2, 3
+             ORDER BY 4 DESC, 2, 3",
+        )
+        .bind(range.from)
+        .bind(range.to)
+        .bind(only(accounts))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The program's newest authorizations, approved or declined, across every card.
+    pub async fn newest_authorizations(
+        &self,
+        accounts: &Accounts,
+        limit: u64,
+    ) -> Result<Vec<authorizations::Model>, Error> {
+        authorizations::Entity::find()
+            .filter(accounts.condition(authorizations::Column::Account))
+            .order_by_desc(authorizations::Column::Created)
+            .order_by_desc(authorizations::Column::Id)
+            .limit(limit)
+            .all(self.orm())
+            .await
+            .map_err(crate::queries::db)
+    }
+}
