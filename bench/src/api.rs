@@ -73,10 +73,10 @@ pub(crate) const OVERVIEW: &str = "query Program($range: DateRangeInput!) {
       topMerchants(limit: 8) { key count amount { amount currency formatted } }
       topCards(limit: 8) { count amount { amount currency formatted } card { id last4 cardholder { name } } }
     }
-    newestAuthorizations(first: 15) {
+    activity(first: 15) { nodes {
       id cardId approved declineReason cardstreamReason created
       amount { amount currency formatted } merchant { name category }
-    }
+    } }
   }
 }";
 

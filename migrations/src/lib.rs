@@ -96,6 +96,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0017_audit_log.up.sql"),
                 down: include_str!("../sql/0017_audit_log.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000018_event_log",
+                up: include_str!("../sql/0018_event_log.up.sql"),
+                down: include_str!("../sql/0018_event_log.down.sql"),
+            }),
         ]
     }
 }

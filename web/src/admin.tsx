@@ -1,14 +1,15 @@
 // Admin: the spending policy (the gateway follows a saved edit within seconds), cardholders
-// with their cards, people (users and invitations: users.tsx, invitations.tsx) and the dead
-// letters (deadletters.tsx). The cardholders are those of the chosen Connect account; an admin
-// limited to accounts sees only theirs, and neither the policy, the people nor the dead letters,
-// which span the whole platform.
+// with their cards, people (users and invitations: users.tsx, invitations.tsx), the dead
+// letters (deadletters.tsx) and the audit log (audit.tsx). The cardholders are those of the
+// chosen Connect account; an admin limited to accounts sees only theirs, and neither the
+// policy, the people, the dead letters nor the audit log, which span the whole platform.
 
 import { useEffect, useState } from "preact/hooks";
 import { gql, type Money } from "./api";
 import { Card, ErrorNote, Link, Loading } from "./ui";
 import { People } from "./users";
 import { DeadLetters } from "./deadletters";
+import { AuditLog } from "./audit";
 import { AccountLabel } from "./connect";
 import { platformAdmin, type Viewer } from "./main";
 
@@ -79,6 +80,7 @@ export function AdminView({ self, viewer, account }: { self: string; viewer: Vie
       </Card>
       {platform && <People self={self} />}
       {platform && <DeadLetters />}
+      {platform && <AuditLog />}
     </div>
   );
 }

@@ -9,6 +9,7 @@ import { CardView } from "./dashboard";
 import { AuthorizationView } from "./authorization";
 import { AdminView } from "./admin";
 import { Overview } from "./overview";
+import { EventLog } from "./events";
 import { AcceptInvitation, ChangePassword } from "./account";
 import { ErrorNote, Link, Loading } from "./ui";
 import { AccountSwitcher, chosenAccount, switcherOf, withAccount, type ConnectAccount } from "./connect";
@@ -141,7 +142,7 @@ function App() {
   // A card's or an authorization's page belongs to one account: another account starts at its
   // first card. The admin and password pages stay where they are.
   const choose = (next: string | null) =>
-    navigate(["/admin", "/overview", "/account"].includes(path) ? path : "/", { account: next });
+    navigate(["/admin", "/overview", "/events", "/account"].includes(path) ? path : "/", { account: next });
   const card = path.match(/^\/cards\/([^/]+)$/);
   const auth = path.match(/^\/authorizations\/([^/]+)$/);
   let screen;
@@ -150,6 +151,7 @@ function App() {
   if (card) screen = <CardView cardId={decodeURIComponent(card[1])} viewer={viewer} showAccount={showAccount} />;
   else if (auth) screen = <AuthorizationView id={decodeURIComponent(auth[1])} />;
   else if (path === "/overview" && viewer.user.role === "ADMIN") screen = <Overview account={account} />;
+  else if (path === "/events" && platformAdmin(viewer)) screen = <EventLog />;
   else if (path === "/admin" && viewer.user.role === "ADMIN") screen = <AdminView self={viewer.user.id} viewer={viewer} account={account} />;
   else if (path === "/account") screen = <ChangePassword email={viewer.user.email} />;
   else if (viewer.cards.nodes.length > 0) {
@@ -164,6 +166,7 @@ function App() {
         <nav>
           {switcher && <AccountSwitcher accounts={accounts} chosen={account} all={switcher.all} onChoose={choose} />}
           {viewer.user.role === "ADMIN" && <Link href="/overview" testid="nav-overview">Overview</Link>}
+          {platformAdmin(viewer) && <Link href="/events" testid="nav-events">Events</Link>}
           {viewer.user.role === "ADMIN" && <Link href="/admin">Admin</Link>}
           <span class="who" data-testid="who">{viewer.user.email}</span>
           <Link href="/account" testid="account">Change password</Link>
@@ -186,6 +189,7 @@ function titleOf(path: string, viewer: Viewer | undefined): string {
   if (path.startsWith("/authorizations/")) return "Authorization";
   if (path === "/admin") return "Admin";
   if (path === "/overview") return "Program overview";
+  if (path === "/events") return "Event log";
   if (path === "/account") return "Change password";
   if (path === "/invitation") return "Invitation";
   if (path === "/login") return "Sign in";

@@ -31,7 +31,7 @@ interface Program {
   approvalRate: number | null;
   declines: { reason: string | null; cardstreamReason: string | null; count: number }[];
   currencies: CurrencySpend[];
-  newestAuthorizations: { id: string; cardId: string; amount: Money; approved: boolean; declineReason: string | null; cardstreamReason: string | null; merchant: { name: string | null; category: string }; created: string }[];
+  activity: { nodes: { id: string; cardId: string; amount: Money; approved: boolean; declineReason: string | null; cardstreamReason: string | null; merchant: { name: string | null; category: string }; created: string }[] };
 }
 
 const PROGRAM = `query Program($range: DateRangeInput!, $account: ID) {
@@ -46,10 +46,10 @@ const PROGRAM = `query Program($range: DateRangeInput!, $account: ID) {
       topMerchants(limit: 8) { key count amount { amount currency formatted } }
       topCards(limit: 8) { count amount { amount currency formatted } card { id last4 cardholder { name } } }
     }
-    newestAuthorizations(first: 15) {
+    activity(first: 15) { nodes {
       id cardId approved declineReason cardstreamReason created
       amount { amount currency formatted } merchant { name category }
-    }
+    } }
   }
 }`;
 
@@ -156,7 +156,7 @@ function ProgramView({ data }: { data: Program }) {
       <Card title="Live: newest authorizations">
         <table class="activity" data-testid="overview-feed" aria-live="polite">
           <thead><tr><th>When</th><th>Card</th><th>Merchant</th><th class="num">Amount</th><th>Outcome</th></tr></thead>
-          <tbody>{data.newestAuthorizations.map((a) => (
+          <tbody>{data.activity.nodes.map((a) => (
             <tr key={a.id} data-testid="feed-row" data-id={a.id}>
               <td>{when(a.created)}</td>
               <td><Link href={`/cards/${a.cardId}`}><code>{a.cardId}</code></Link></td>

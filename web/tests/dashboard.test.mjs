@@ -559,6 +559,25 @@ test("the admin blocks a category and the next authorization request is declined
   await admin.click("[data-testid=policy] button[type=submit]");
   await admin.getByText(`Saved as version ${version + 1}`, { exact: false }).waitFor({ timeout: 5_000 });
   await waitFor("the refusal to go", async () => (await refused.count()) === 0 || null, 5_000);
+
+  // Each save through the console is in the audit log, by this admin, with what it changed;
+  // the row written with psql went past the API and is not. The page shows the database's.
+  const audit = psqlJson(dev.database, `SELECT id::text, actor, action, subject FROM audit_log
+    ORDER BY id DESC LIMIT 25`, "id::int8 DESC");
+  assert.deepEqual(audit.slice(0, 2).map((e) => [e.actor, e.action, e.subject]), [
+    ["admin@cardstream.dev", "policy.updated", `version ${version + 1}`],
+    ["admin@cardstream.dev", "policy.updated", `version ${version - 1}`],
+  ]);
+  await admin.reload();
+  const entries = admin.locator("[data-testid=audit-entry]");
+  await entries.first().waitFor({ timeout: 5_000 });
+  assert.deepEqual(await entries.evaluateAll((rows) => rows.map((r) => [r.dataset.id,
+    r.querySelector("[data-testid=audit-actor]").textContent, r.dataset.action,
+    r.querySelector("[data-testid=audit-subject]").textContent])), audit.map((e) => [e.id, e.actor, e.action, e.subject]));
+  const change = await entries.first().locator("[data-testid=audit-change]").textContent();
+  assert.ok(change.includes('blocked_categories: ["gambling"] → ["betting_casino_gambling","book_stores"]'), change);
+  await entries.first().scrollIntoViewIfNeeded();
+  await screenshot(admin, "admin-audit-log");
   await admin.close();
 });
 
@@ -626,6 +645,41 @@ test("the admin's program overview equals the database: spend per currency, appr
   await admin.fill("input[name=from]", day);
   await admin.fill("input[name=to]", day);
   await waitFor("the custom range to apply", async () => (await admin.textContent("[data-testid=overview-range]")).startsWith(`${day},`) || null, 10_000);
+  await admin.close();
+});
+
+test("the admin's event log finds an authorization's events as stored, with their raw JSON and which version is stored", async () => {
+  const [auth] = psqlJson(dev.database, `SELECT object_id, card_id FROM stripe_events
+    WHERE event_type LIKE 'issuing_authorization.%' GROUP BY object_id, card_id HAVING count(*) >= 2`, "object_id");
+  const stored = psqlJson(dev.database, `SELECT event_id, event_type, created, payload FROM stripe_events
+    WHERE object_id = '${auth.object_id}'`, "created DESC, event_id DESC");
+  const version = psql(dev.database, `SELECT version_event_id FROM authorizations WHERE id = '${auth.object_id}'`);
+  const admin = await chrome.newPage({ viewport: { width: 1280, height: 900 }, ...PAGE });
+  await signIn(admin, dev.api, "admin@cardstream.dev", "cardstream-admin");
+  await admin.click("[data-testid=nav-events]");
+  await admin.waitForSelector("[data-testid=event-row]");
+  await admin.fill("[data-testid=event-search] input[name=objectId]", auth.object_id);
+  await admin.click("[data-testid=event-search] button[type=submit]");
+  const rows = admin.locator("[data-testid=event-row]");
+  await waitFor("the search to apply", async () => (await rows.count()) === stored.length || null, 10_000);
+  assert.deepEqual(await rows.evaluateAll((rs) => rs.map((r) => r.dataset.id)), stored.map((e) => e.event_id));
+  for (const [i, e] of stored.entries()) {
+    const row = rows.nth(i);
+    await row.locator("summary").click();
+    assert.deepEqual(JSON.parse(await row.locator("[data-testid=event-payload]").textContent()), e.payload);
+    assert.equal(await row.locator("[data-testid=event-current]").textContent(),
+      e.event_id === version ? "the stored version" : `replaced by ${version}`);
+  }
+  await screenshot(admin, "event-log");
+  // By card and type: the card's events of that type only.
+  await admin.fill("[data-testid=event-search] input[name=objectId]", "");
+  await admin.fill("[data-testid=event-search] input[name=cardId]", auth.card_id);
+  await admin.selectOption("[data-testid=event-search] select[name=type]", "issuing_authorization.created");
+  await admin.click("[data-testid=event-search] button[type=submit]");
+  const ofCard = psqlJson(dev.database, `SELECT event_id FROM stripe_events WHERE card_id = '${auth.card_id}'
+    AND event_type = 'issuing_authorization.created' ORDER BY created DESC, event_id DESC LIMIT 50`, "event_id").map((e) => e.event_id);
+  await waitFor("the card's events", async () =>
+    isDeepStrictEqual(await rows.evaluateAll((rs) => rs.map((r) => r.dataset.id)).then((ids) => [...ids].sort()), [...ofCard].sort()) || null, 10_000);
   await admin.close();
 });
 

@@ -239,6 +239,8 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
         "{ invitations { nodes { id } } }",
         "{ deadLetters { id reason } }",
         "{ auditLog { id actor action } }",
+        "{ events { id payload } }",
+        "{ eventTypes }",
         "{ programSummary(range: {from: \"2026-01-01\", to: \"2026-01-07\"}) { approved } }",
         "mutation { redriveDeadLetters(input: {deadLetterIds: [\"1\"]}) { deadLetters { id } } }",
         "mutation { inviteUser(input: {email: \"mallory@example.com\", role: ADMIN}) { token } }",

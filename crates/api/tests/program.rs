@@ -20,7 +20,7 @@ const QUERY: &str = "query($range: DateRangeInput!, $account: ID) {
       topMerchants(limit: 100) { key amount { amount } count }
       topCards(limit: 5) { card { id } amount { amount } count }
     }
-    newestAuthorizations(first: 7) { id }
+    activity(first: 7) { nodes { id } }
   } }";
 
 /// `(key, amount, count)` rows from SQL, as the API lists them.
@@ -174,7 +174,7 @@ async fn check_against_base_tables(
     .fetch_all(api.store.pool())
     .await
     .unwrap();
-    let got: Vec<String> = summary["newestAuthorizations"]
+    let got: Vec<String> = summary["activity"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -325,8 +325,8 @@ async fn the_overviews_arguments_are_checked_and_only_admins_read_it() {
         ),
         (
             json!({"from": "2025-11-24", "to": "2025-11-24"}),
-            "newestAuthorizations(first: 0) { id }",
-            "between 1 and 100",
+            "activity(first: 0) { nodes { id } }",
+            "first",
         ),
     ];
     for (range, extra, message) in bad {

@@ -88,6 +88,17 @@ pub(crate) struct DevArgs {
     #[arg(long, default_value_t = 40)]
     cards: usize,
 
+    /// Before the live traffic, a history of purchases over this long up to now (weekly and
+    /// daily rhythms), sent through the gateway as fast as it answers, so that every chart has
+    /// a shape from the first page; `0s` for none. Not with --keep-data (the kept database
+    /// has its history), nor with --rate 0.
+    #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
+    history: Duration,
+
+    /// Purchases in the history.
+    #[arg(long, default_value_t = 3_000)]
+    history_purchases: u64,
+
     /// Seed of the simulated card program (default: from the clock, so each fresh run has
     /// new event ids).
     #[arg(long)]
@@ -200,9 +211,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
     // Saved as an admin would: the dashboard's policy editor then starts from what the gateway
     // enforces, instead of from an empty policy whose first save would drop the limits.
     if store.stored_policy().await?.is_none() {
-        store
-            .save_policy(Some(0), dev_policy(), DEMO_ADMIN.0)
-            .await?;
+        store.save_policy(Some(0), dev_policy(), DEV_ACTOR).await?;
     }
 
     // The components stop on their own token, after the simulator has finished: its last
@@ -282,6 +291,10 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
         sim.cards = args.cards;
         sim.seed = seed;
         sim.concurrency = 8;
+        if !args.keep_data && !args.history.is_zero() {
+            sim.history = Some(args.history);
+            sim.history_purchases = args.history_purchases;
+        }
         tokio::spawn(cardstream_simulator::run(sim, shutdown.clone()))
     });
 
@@ -293,7 +306,7 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
          \n  metrics              http://{api_admin}/metrics (api), http://{gw_admin}/metrics (gateway), http://{agg_admin}/metrics (aggregator)\
          \n  broker               {brokers} (topic stripe.events, {partitions} partitions)\
          \n  database             {db}\
-         \n  simulator            {rate} deliveries/s over {cards} cards (seed {seed})\
+         \n  simulator            {rate} deliveries/s over {cards} cards (seed {seed}){history}\
          \n  connect              http://{gw}/webhooks/stripe  (Connect endpoint secret {DEV_CONNECT_SECRET}){connect}\
          \n\n  sign in as the admin      {admin_email} / {admin_password} (every account){account_admins}\
          \n  or as a cardholder        {demo_email} / {demo_password} ({holders} cardholder)\n",
@@ -310,6 +323,15 @@ pub(crate) async fn run(args: DevArgs, shutdown: CancellationToken) -> anyhow::R
         db = redact(url),
         rate = args.rate,
         cards = args.cards,
+        history = if args.rate > 0.0 && !args.keep_data && !args.history.is_zero() {
+            format!(
+                ", after a history of {} purchases over the last {} days (loading now)",
+                args.history_purchases,
+                args.history.as_secs().div_ceil(86_400)
+            )
+        } else {
+            String::new()
+        },
         admin_email = DEMO_ADMIN.0,
         admin_password = DEMO_ADMIN.1,
         demo_email = DEMO_CARDHOLDER.0,

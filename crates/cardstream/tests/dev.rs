@@ -68,20 +68,20 @@ async fn gql(api: &str, token: Option<&str>, query: &str, variables: Value) -> V
         .json()
 }
 
-#[tokio::test]
-async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription() {
-    // A database of the test's own; `dev` drops and recreates it, the guard drops it at the end.
-    let db = TestDatabase::create().await;
+/// Starts `cardstream dev` on `db` with `args` (after its listen flags) and reads its banner.
+async fn start_dev(
+    db: &TestDatabase,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    StopOnPanic,
+    Banner,
+    tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cardstream"))
         .args(["dev", "--listen", "127.0.0.1:0", "--webhook-listen"])
-        .args([
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--rate",
-            "0",
-        ])
-        .args(["--seed", &SEED.to_string(), "--cards", &CARDS.to_string()])
+        .args(["127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(args)
         .env("CARDSTREAM_DEV_DATABASE_URL", &db.url)
         // A secret of the user's own (as `stripe listen` prints one), accepted beside dev's.
         .env("CARDSTREAM_WEBHOOK_SECRETS", YOUR_SECRET)
@@ -92,7 +92,7 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let _stop_on_panic = StopOnPanic(child.id());
+    let stop_on_panic = StopOnPanic(child.id());
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut banner = Banner {
         api: String::new(),
@@ -120,6 +120,16 @@ async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription()
     {
         panic!("no banner within 90 s:\n{}", banner.lines.join("\n"));
     }
+    (child, stop_on_panic, banner, stderr)
+}
+
+#[tokio::test]
+async fn one_command_runs_everything_and_a_webhook_reaches_a_live_subscription() {
+    // A database of the test's own; `dev` drops and recreates it, the guard drops it at the end.
+    let db = TestDatabase::create().await;
+    let (seed, cards) = (SEED.to_string(), CARDS.to_string());
+    let (mut child, _stop_on_panic, banner, mut stderr) =
+        start_dev(&db, &["--rate", "0", "--seed", &seed, "--cards", &cards]).await;
     let all = banner.lines.join("\n");
     assert!(
         !banner.api.is_empty() && !banner.webhooks.is_empty(),
@@ -540,4 +550,132 @@ async fn check_metrics(banner: &[String]) {
             "{file} reads series no component exports: {missing:?}"
         );
     }
+}
+
+/// `dev` first loads a history with a program's rhythm, through its gateway (signed, as any
+/// event), so the overview has a shape on first open; then live traffic goes on.
+#[tokio::test]
+async fn dev_loads_ninety_days_of_history_with_weekly_and_daily_rhythms() {
+    let db = TestDatabase::create().await;
+    let (mut child, _stop_on_panic, banner, _stderr) = start_dev(
+        &db,
+        &[
+            "--rate",
+            "2",
+            "--seed",
+            "9",
+            "--cards",
+            "12",
+            "--history",
+            "90d",
+        ],
+    )
+    .await;
+    let all = banner.lines.join("\n");
+    assert!(
+        all.contains("after a history of 3000 purchases over the last 90 days"),
+        "{all}"
+    );
+    let store = cardstream_store::Store::connect(&db.url, 2).await.unwrap();
+    let started = Instant::now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Every purchase starts with an authorization, stored once its events are folded.
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM authorizations WHERE created < $1")
+            .bind(now - 3_600)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        if n >= 2_900 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "history not loaded within 240 s: {n} authorizations"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("history loaded in {:.1} s", started.elapsed().as_secs_f64());
+    let (first, days): (i64, i64) =
+        sqlx::query_as("SELECT min(created), count(DISTINCT created / 86400) FROM authorizations")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(
+        (now - 90 * 86_400..now - 89 * 86_400).contains(&first),
+        "{first}"
+    );
+    assert!(days >= 88, "{days} days with purchases");
+    // Weekly: Fridays and Saturdays busier than Sundays and Mondays; daily: lunch than 3 a.m.
+    let count = |sql: &str| {
+        let store = store.clone();
+        let sql = sql.to_owned();
+        async move {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+        }
+    };
+    let weekday = "extract(isodow FROM to_timestamp(created) AT TIME ZONE 'UTC')";
+    let hour = "extract(hour FROM to_timestamp(created) AT TIME ZONE 'UTC')";
+    let busy = count(&format!(
+        "SELECT count(*) FROM authorizations WHERE {weekday} IN (5, 6)"
+    ))
+    .await;
+    let quiet = count(&format!(
+        "SELECT count(*) FROM authorizations WHERE {weekday} IN (7, 1)"
+    ))
+    .await;
+    assert!(
+        busy as f64 > 1.4 * quiet as f64,
+        "Fri+Sat {busy}, Sun+Mon {quiet}"
+    );
+    let lunch = count(&format!(
+        "SELECT count(*) FROM authorizations WHERE {hour} = 12"
+    ))
+    .await;
+    let night = count(&format!(
+        "SELECT count(*) FROM authorizations WHERE {hour} = 3"
+    ))
+    .await;
+    assert!(lunch > 10 * night.max(1), "12:00 {lunch}, 03:00 {night}");
+    // The rollups agree, and the overview's 90 days have a point on nearly every day.
+    assert!(store.rollup_drift().await.unwrap().is_clean());
+    let login = gql(
+        &banner.api,
+        None,
+        "mutation { login(input: {email: \"admin@cardstream.dev\", password: \"cardstream-admin\"}) { token } }",
+        json!({}),
+    )
+    .await;
+    let token = login["data"]["login"]["token"].as_str().unwrap().to_owned();
+    let (from, to): (String, String) = sqlx::query_as(
+        "SELECT (to_timestamp($1 - 89 * 86400) AT TIME ZONE 'UTC')::date::text,
+                (to_timestamp($1) AT TIME ZONE 'UTC')::date::text",
+    )
+    .bind(now)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let overview = gql(
+        &banner.api,
+        Some(&token),
+        "query($r: DateRangeInput!) { programSummary(range: $r) { currencies { currency timeSeries { start } } } }",
+        json!({"r": {"from": from, "to": to}}),
+    )
+    .await;
+    let points = overview["data"]["programSummary"]["currencies"][0]["timeSeries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{overview}"))
+        .len();
+    assert!(
+        points >= 85,
+        "{points} days in the overview's chart: {overview}"
+    );
+    let status = common::terminate(&mut child).await;
+    assert!(status.success(), "dev exited with {status}");
 }

@@ -10,6 +10,7 @@ mod accounts;
 mod ids;
 mod mixer;
 mod objects;
+mod rhythm;
 mod run;
 mod script;
 mod send;
@@ -116,6 +117,16 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub start: Option<i64>,
 
+    /// First a history: purchases over this long up to now (e.g. `90d`), with a program's
+    /// weekly and daily rhythm, sent as fast as the gateway answers; then live traffic at
+    /// --rate. Signed and sent through the gateway like any other event.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "start")]
+    pub history: Option<Duration>,
+
+    /// Purchases in the history (each is an authorization and its follow-ups).
+    #[arg(long, default_value_t = 3_000)]
+    pub history_purchases: u64,
+
     /// Simulated time between purchases when --start is given.
     #[arg(long, default_value_t = 1000)]
     pub time_step_ms: i64,
@@ -148,6 +159,8 @@ impl SimulateArgs {
             retries: 3,
             request_timeout: Duration::from_secs(10),
             start: None,
+            history: None,
+            history_purchases: 3_000,
             time_step_ms: 1000,
             accepted_ids_file: None,
             progress: Duration::ZERO,

@@ -140,7 +140,13 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
     let pacer = Arc::new(Pacer::new(args.rate));
     let permits = Arc::new(Semaphore::new(concurrency));
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let mut script = Script::new(args.seed, args.cards, args.start, args.time_step_ms);
+    let mut script = match args.history {
+        Some(history) => {
+            let days = u32::try_from(history.as_secs().div_ceil(86_400)).unwrap_or(u32::MAX);
+            Script::with_history(args.seed, args.cards, days, args.history_purchases)
+        }
+        None => Script::new(args.seed, args.cards, args.start, args.time_step_ms),
+    };
     let mut mixer = Mixer::new(args.seed, args.reorder_window, args.duplicate_rate);
     // Each event gets its cardholder's account as it is made, before the mixer: a duplicate is
     // the same body, and the signature (made at send time) covers the account.
@@ -162,6 +168,8 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
     let mut duplicates: u64 = 0;
     let mut purchases_in_flight: usize = 0;
     loop {
+        // The history goes as fast as the gateway answers; live traffic at --rate.
+        let paced = !script.in_history();
         while let Ok(batch) = follow_rx.try_recv() {
             purchases_in_flight -= 1;
             generated += batch.len() as u64;
@@ -201,7 +209,9 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
                         accounts.apply(&mut request);
                         generated += 1;
                         purchases_in_flight += 1;
-                        pacer.wait().await;
+                        if paced {
+                            pacer.wait().await;
+                        }
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             break;
                         };
@@ -240,7 +250,9 @@ pub async fn run(args: SimulateArgs, shutdown: CancellationToken) -> Result<Summ
             })
         };
         let Some(event) = next else { break };
-        pacer.wait().await;
+        if paced {
+            pacer.wait().await;
+        }
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };

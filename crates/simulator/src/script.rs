@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::ids::stripe_id;
 use crate::objects;
+use crate::rhythm;
 use crate::tokens::{self, WalletToken};
 use crate::world::World;
 
@@ -131,6 +132,9 @@ pub struct Script {
     /// Fixed start time for reproducible timestamps; `None` follows the wall clock.
     start: Option<i64>,
     time_step_ms: i64,
+    /// The times of the history's purchases still to come, oldest first (`with_history`); the
+    /// script goes on as `start` says once they are done.
+    history: VecDeque<i64>,
     purchases: u64,
     /// Per card, the active wallet token its purchases may be made with.
     tokens: Vec<Option<WalletToken>>,
@@ -146,8 +150,27 @@ impl Script {
     /// `start`: fixed timestamp of the first purchase, each next one `time_step_ms` later; with
     /// `None`, events carry the time at which they are generated.
     pub fn new(seed: u64, cards: usize, start: Option<i64>, time_step_ms: i64) -> Script {
+        Script::starting(seed, cards, start, time_step_ms, None)
+    }
+
+    /// A script that first makes `purchases` purchases spread over the `days` up to now, with
+    /// a program's weekly and daily rhythm (see `rhythm`), its cards made before them; then
+    /// goes on with the wall clock, as [`Script::new`] with no `start` does.
+    pub fn with_history(seed: u64, cards: usize, days: u32, purchases: u64) -> Script {
+        let now = unix_now();
+        let from = now - i64::from(days) * 86_400;
+        Script::starting(seed, cards, None, 1000, Some((from, now, purchases)))
+    }
+
+    fn starting(
+        seed: u64,
+        cards: usize,
+        start: Option<i64>,
+        time_step_ms: i64,
+        history: Option<(i64, i64, u64)>,
+    ) -> Script {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let origin = start.unwrap_or_else(unix_now);
+        let origin = history.map_or_else(|| start.unwrap_or_else(unix_now), |(from, _, _)| from);
         let world = World::new(&mut rng, cards, origin);
         let mut setup = VecDeque::new();
         for holder in &world.cardholders {
@@ -176,15 +199,26 @@ impl Script {
         }
         let (provisioned, tokens) = tokens::provision(seed, &world);
         setup.extend(provisioned);
+        // Its own generator, so that a history does not change the world a seed makes.
+        let history = history.map_or_else(VecDeque::new, |(from, to, count)| {
+            let mut times = ChaCha8Rng::seed_from_u64(seed ^ 0x6869_7374);
+            rhythm::history(&mut times, from, to, count).into()
+        });
         Script {
             rng,
             world,
             setup,
             start,
             time_step_ms: time_step_ms.max(0),
+            history,
             purchases: 0,
             tokens,
         }
+    }
+
+    /// Whether the history's purchases are still being made (they are sent unpaced).
+    pub fn in_history(&self) -> bool {
+        !self.history.is_empty()
     }
 
     pub fn world(&self) -> &World {
@@ -192,6 +226,9 @@ impl Script {
     }
 
     fn now(&self) -> i64 {
+        if let Some(&t) = self.history.front() {
+            return t;
+        }
         match self.start {
             Some(start) => {
                 let offset = i64::try_from(self.purchases)
@@ -235,7 +272,9 @@ impl Script {
 
     fn purchase(&mut self) -> Purchase {
         let created = self.now();
-        self.purchases += 1;
+        if self.history.pop_front().is_none() {
+            self.purchases += 1;
+        }
         let rng = &mut self.rng;
         let card_index = self.world.pick_card(rng);
         let merchant_index = self.world.pick_merchant(rng);

@@ -1,10 +1,7 @@
 //! The program overview's reads: the whole program's spend, outcomes and top cards over a
 //! range of days, from the program rollups (migration 0016) and the card rollup, never the
-//! base tables (but for the newest authorizations, read by an index).
+//! base tables (the live feed is `Store::program_activity`, a page read by an index).
 
-use sea_orm::{EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-
-use crate::entities::authorizations;
 use crate::{Accounts, Error, Store};
 
 /// Days from `from` to `to`, `from` included and `to` not, as days since 1970-01-01 (UTC).
@@ -154,21 +151,5 @@ impl Store {
         .bind(only(accounts))
         .fetch_all(self.pool())
         .await?)
-    }
-
-    /// The program's newest authorizations, approved or declined, across every card.
-    pub async fn newest_authorizations(
-        &self,
-        accounts: &Accounts,
-        limit: u64,
-    ) -> Result<Vec<authorizations::Model>, Error> {
-        authorizations::Entity::find()
-            .filter(accounts.condition(authorizations::Column::Account))
-            .order_by_desc(authorizations::Column::Created)
-            .order_by_desc(authorizations::Column::Id)
-            .limit(limit)
-            .all(self.orm())
-            .await
-            .map_err(crate::queries::db)
     }
 }

@@ -318,6 +318,29 @@ impl Store {
         Ok(page.in_list_order(rows))
     }
 
+    /// A page of the whole program's authorizations (of `accounts`), newest first: the admin
+    /// overview's live feed.
+    pub async fn program_activity(
+        &self,
+        accounts: &Accounts,
+        filter: &ActivityFilter,
+        page: &Page<Cursor>,
+    ) -> Result<Vec<authorizations::Model>, Error> {
+        let order = newest_first(page.direction);
+        let rows = authorizations::Entity::find()
+            .filter(
+                activity_condition(filter, page.from.as_ref(), page.direction)
+                    .add(accounts.condition(authorizations::Column::Account)),
+            )
+            .order_by(authorizations::Column::Created, order.clone())
+            .order_by(authorizations::Column::Id, order)
+            .limit(page.limit)
+            .all(self.orm())
+            .await
+            .map_err(db)?;
+        Ok(page.in_list_order(rows))
+    }
+
     /// The same page for each of several cards, in one statement: a lateral join runs the
     /// card's own indexed page query once per card. Rows come back grouped by card, each
     /// card's in the list's order.

@@ -2,10 +2,10 @@
 
 use async_graphql::connection::EmptyFields;
 use async_graphql::{Context, Enum, InputObject};
-use cardstream_store::{ActivityFilter, ActivityStatus, Cursor};
+use cardstream_store::{Accounts, ActivityFilter, ActivityStatus, Cursor};
 
 use super::connection::{ACTIVITY_PAGE, PageArgs, Uncounted, connection};
-use super::context::{loader, visible_card};
+use super::context::{loader, store, visible_card};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::{ActivityOf, load_error};
 use super::objects::Authorization;
@@ -73,6 +73,30 @@ fn filter(input: Option<ActivityFilterInput>) -> ApiResult<ActivityFilter> {
         min_amount: input.min_amount.map(|a| a.0),
         max_amount: input.max_amount.map(|a| a.0),
     })
+}
+
+/// One page of the program's activity (of `accounts`), for an admin.
+pub async fn program_activity_page(
+    ctx: &Context<'_>,
+    accounts: &Accounts,
+    input: Option<ActivityFilterInput>,
+    args: PageArgs,
+) -> ApiResult<AuthorizationConnection> {
+    let page = args.page::<Cursor>(ctx, ACTIVITY_PAGE)?;
+    let filter = filter(input)?;
+    let rows = store(ctx)
+        .program_activity(accounts, &filter, &page.clone().widened(1))
+        .await?;
+    Ok(connection(
+        &page,
+        rows,
+        EmptyFields,
+        |row| Cursor {
+            created: row.created,
+            id: row.id.clone(),
+        },
+        Authorization,
+    ))
 }
 
 /// One page of a card's activity, after checking the viewer may see the card.

@@ -13,6 +13,7 @@ mod context;
 mod dead_letters;
 mod error_codes;
 mod errors;
+mod events;
 mod loaders;
 mod metrics;
 mod mutation;

@@ -6,10 +6,12 @@
 use async_graphql::{Context, Object, ResultExt, SimpleObject};
 use cardstream_store::{Accounts, DayRange, ProgramKey, ProgramOutcome, ProgramSpend};
 
-use super::context::{admin, loader, store};
+use super::activity::{ActivityFilterInput, AuthorizationConnection, program_activity_page};
+use super::connection::{ACTIVITY_PAGE, PageArgs};
+use super::context::{admin, connection_cost, loader, store};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::load_error;
-use super::objects::{Authorization, Card};
+use super::objects::Card;
 use super::scalars::{Date, Long, Money};
 use super::summary::{DateRangeInput, KeyedSpend, SpendPoint};
 
@@ -147,22 +149,22 @@ impl ProgramSummary {
             })
             .collect())
     }
-    /// The program's newest authorizations across every card, approved or declined, whenever
-    /// they were made (the live feed: not limited to the range).
-    async fn newest_authorizations(
+    /// The program's authorizations across every card, approved or declined, newest first,
+    /// whenever they were made (the live feed: not limited to the range).
+    #[graphql(complexity = "connection_cost(first, last, ACTIVITY_PAGE, child_complexity)")]
+    async fn activity(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
-    ) -> async_graphql::Result<Vec<Authorization>> {
-        async {
-            let first = list_limit(first)?;
-            let rows = store(ctx)
-                .newest_authorizations(&self.accounts, first.unsigned_abs())
-                .await?;
-            Ok::<_, ApiError>(rows.into_iter().map(Authorization).collect())
-        }
-        .await
-        .extend()
+        filter: Option<ActivityFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<AuthorizationConnection> {
+        let args = PageArgs::new(first, after, last, before);
+        program_activity_page(ctx, &self.accounts, filter, args)
+            .await
+            .extend()
     }
 }
 
@@ -322,6 +324,7 @@ impl CurrencySpend {
 
 /// A card's spend over the range.
 #[derive(SimpleObject)]
+#[graphql(name = "TopCard")]
 pub struct CardSpend {
     pub card: Card,
     pub amount: Money,

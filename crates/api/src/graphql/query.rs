@@ -12,6 +12,7 @@ use super::connection::{Counted, DEFAULT_PAGE, PageArgs, Total, Uncounted, conne
 use super::context::{admin, connection_cost, platform_admin, store, viewer, visible_card};
 use super::dead_letters::{DeadLetterObject, dead_letters};
 use super::errors::{ApiError, ApiResult};
+use super::events::{EventEntry, EventSearch, events};
 use super::loaders::CountOf;
 use super::objects::{
     AccountObject, Authorization, Card, CardConnection, Cardholder, CardholderConnection, Dispute,
@@ -320,6 +321,31 @@ impl Query {
         users_page(ctx, PageArgs::new(first, after, last, before))
             .await
             .extend()
+    }
+
+    /// Platform admin: stored events matching `search` (every field given must match), newest
+    /// by Stripe's `created` first, each with its raw JSON and the object it changed; the
+    /// `first` (50, at most 100) after the cursor `after`.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<EventSearch>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> async_graphql::Result<Vec<EventEntry>> {
+        events(ctx, search.unwrap_or_default(), after, first.unwrap_or(50))
+            .await
+            .extend()
+    }
+
+    /// Platform admin: the event types stored, by name.
+    async fn event_types(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
+        async {
+            platform_admin(ctx).await?;
+            Ok::<_, ApiError>(store(ctx).event_types().await?)
+        }
+        .await
+        .extend()
     }
 
     /// Platform admin: the audit log, newest first: every admin action with who, when and what
