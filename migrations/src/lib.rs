@@ -101,6 +101,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0018_event_log.up.sql"),
                 down: include_str!("../sql/0018_event_log.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000019_activity_changes",
+                up: include_str!("../sql/0019_activity_changes.up.sql"),
+                down: include_str!("../sql/0019_activity_changes.down.sql"),
+            }),
         ]
     }
 }

@@ -32,7 +32,7 @@ interface Policy {
 interface Holder { id: string; name: string | null; email: string | null; rawStatus: string; account: string | null; cards: { nodes: { id: string; last4: string | null; currency: string }[] } }
 interface AdminData { policy?: Policy; cardholders: { nodes: Holder[] } }
 
-const AMOUNTS = "{ currency amount { amount formatted } }";
+const AMOUNTS = "{ currency amount { amount formatted exponent } }";
 const POLICY_FIELDS = `version allowedCurrencies blockedCategories inactiveCards inactiveCardholders
   maxAmount ${AMOUNTS} dailyLimit ${AMOUNTS} monthlyLimit ${AMOUNTS} onSpendUnknown partialApproval updatedBy refused`;
 const HOLDERS = `cardholders(first: 50, account: $account) { nodes { id name email rawStatus account cards { nodes { id last4 currency } } } }`;
@@ -86,13 +86,30 @@ export function AdminView({ self, viewer, account }: { self: string; viewer: Vie
 }
 
 const list = (s: string) => s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
-const amounts = (s: string) =>
-  list(s).map((pair) => {
-    const [currency, amount] = pair.split("=");
-    if (!currency || !/^\d+$/.test(amount ?? "")) throw new Error(`"${pair}" is not currency=minor units (e.g. usd=50000)`);
-    return { currency: currency.toLowerCase(), amount: Number(amount) };
+
+/** Amounts as people write them, one per currency, separated by semicolons or new lines:
+ * "1,500.00 USD; 200,000 JPY" (the code before the number works too). The server converts
+ * each to minor units by its currency's decimals and refuses one with too many. */
+export function parseAmounts(text: string): { currency: string; decimal: string }[] {
+  return text.split(/[;\n]+/).map((x) => x.trim()).filter(Boolean).map((entry) => {
+    const m = entry.match(/^([A-Za-z]{3})\s*([\d,]+(?:\.\d+)?)$/) ?? entry.match(/^([\d,]+(?:\.\d+)?)\s*([A-Za-z]{3})$/);
+    if (!m) throw new Error(`"${entry}" is not an amount and a currency, like 1,500.00 USD`);
+    const [number, currency] = /^[A-Za-z]/.test(m[1]) ? [m[2], m[1]] : [m[1], m[2]];
+    if (!/^\d{1,3}(,\d{3})*(\.\d+)?$|^\d+(\.\d+)?$/.test(number)) throw new Error(`"${number}" in "${entry}" has its thousands separators in the wrong places`);
+    return { currency: currency.toLowerCase(), decimal: number.replaceAll(",", "") };
   });
-const showAmounts = (a: Amount[]) => a.map((x) => `${x.currency}=${x.amount.amount}`).join(", ");
+}
+
+/** A stored amount written as people write it: "1,500.00 USD". */
+function written(a: Amount): string {
+  const exponent = a.amount.exponent ?? 2;
+  const scale = 10 ** exponent;
+  const whole = Math.trunc(a.amount.amount / scale).toLocaleString("en-US");
+  const part = exponent ? `.${String(a.amount.amount % scale).padStart(exponent, "0")}` : "";
+  return `${whole}${part} ${a.currency.toUpperCase()}`;
+}
+const showAmounts = (a: Amount[]) => a.map(written).join("; ");
+const minorHint = (a: Amount[]) => (a.length ? `Saved as ${a.map((x) => `${x.amount.amount} ${x.currency}`).join(", ")} (minor units).` : "");
 
 function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void }) {
   const [form, setForm] = useState({
@@ -109,10 +126,11 @@ function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void
   const [partial, setPartial] = useState(policy.partialApproval);
   const [status, setStatus] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const field = (name: keyof typeof form, label: string, hint: string) => (
+  const field = (name: keyof typeof form, label: string, hint: string, note?: string) => (
     <label>
       {label}
       <input name={name} value={form[name]} placeholder={hint} onInput={(e) => setForm({ ...form, [name]: e.currentTarget.value })} />
+      {note && <span class="hint" data-testid={`${name}-hint`}>{note}</span>}
     </label>
   );
   const save = async (e: Event) => {
@@ -124,9 +142,9 @@ function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void
         blockedCategories: list(form.blockedCategories),
         inactiveCards: list(form.inactiveCards),
         inactiveCardholders: list(form.inactiveCardholders),
-        maxAmount: amounts(form.maxAmount),
-        dailyLimit: amounts(form.dailyLimit),
-        monthlyLimit: amounts(form.monthlyLimit),
+        maxAmount: parseAmounts(form.maxAmount),
+        dailyLimit: parseAmounts(form.dailyLimit),
+        monthlyLimit: parseAmounts(form.monthlyLimit),
         onSpendUnknown: form.onSpendUnknown,
         partialApproval: partial,
       };
@@ -151,9 +169,9 @@ function PolicyEditor({ policy, onSaved }: { policy: Policy; onSaved: () => void
         )}
         {field("blockedCategories", "Blocked categories", "betting_casino_gambling")}
         {field("allowedCurrencies", "Allowed currencies (empty: any)", "usd, eur")}
-        {field("maxAmount", "Most per authorization", "usd=500000, jpy=500000")}
-        {field("dailyLimit", "Daily limit per card", "usd=100000")}
-        {field("monthlyLimit", "Monthly limit per card", "usd=1000000")}
+        {field("maxAmount", "Most per authorization", "5,000.00 USD; 500,000 JPY", minorHint(policy.maxAmount))}
+        {field("dailyLimit", "Daily limit per card", "1,000.00 USD", minorHint(policy.dailyLimit))}
+        {field("monthlyLimit", "Monthly limit per card", "10,000.00 USD", minorHint(policy.monthlyLimit))}
         {field("inactiveCards", "Inactive cards", "ic_…")}
         {field("inactiveCardholders", "Inactive cardholders", "ich_…")}
         <label>

@@ -1,4 +1,5 @@
-// Spend over time, drawn by uPlot (a small, fast canvas chart library).
+// Spend over time, drawn by uPlot (a small, fast canvas chart library), with the same points
+// as a table for those who do not see the canvas.
 
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
@@ -34,5 +35,24 @@ export function SpendChart({ points }: { points: { start: string; amount: Money;
     addEventListener("resize", resize);
     return () => { removeEventListener("resize", resize); plot.destroy(); };
   }, [points]);
-  return <div class="chart" ref={host} data-testid="chart" />;
+  // The canvas says nothing to a screen reader: a summary names it, and the same points are a
+  // table one click away, reachable by keyboard.
+  const top = points.reduce<(typeof points)[number] | null>((m, p) => (m === null || p.amount.amount > m.amount.amount ? p : m), null);
+  const label = top
+    ? `Spend over time: ${points.length} ${points.length === 1 ? "period" : "periods"} from ${points[0].start} to ${points[points.length - 1].start}; highest ${top.amount.formatted} from ${top.start}.`
+    : "Spend over time: none.";
+  return (
+    <>
+      <div class="chart" ref={host} data-testid="chart" role="img" aria-label={label} />
+      <details class="chart-table">
+        <summary>The chart as a table</summary>
+        <table class="activity" data-testid="chart-table">
+          <thead><tr><th>From</th><th class="num">Spend</th><th class="num">Purchases</th></tr></thead>
+          <tbody>{points.map((p) => (
+            <tr key={p.start}><td>{p.start}</td><td class="num">{p.amount.formatted}</td><td class="num">{p.count}</td></tr>
+          ))}</tbody>
+        </table>
+      </details>
+    </>
+  );
 }

@@ -11,6 +11,7 @@ import { DisputeList, type Dispute } from "./disputes";
 import { WalletList, type WalletToken } from "./wallets";
 import { SpendChart } from "./chart";
 import { Card, ErrorNote, Link, Loading } from "./ui";
+import { useCoalesced } from "./coalesce";
 
 interface Keyed { key: string; amount: Money; count: number }
 interface Summary {
@@ -42,7 +43,7 @@ interface SummaryData { card: CardData; disputes: { nodes: Dispute[] } }
 const SUMMARY = `query($id: ID!, $range: DateRangeInput, $bucket: Bucket!) {
   card(id: $id) { id last4 brand currency status rawStatus account cardholder { name } tokens { id walletProvider rawStatus deviceType network last4 created }
     spendSummary(range: $range) {
-      totalSpend { amount currency formatted } averageSpend { amount currency formatted }
+      totalSpend { amount currency formatted exponent } averageSpend { amount currency formatted }
       purchases approved declined approvalRate
       byCategory(limit: 12) { key count amount { amount currency formatted } }
       topMerchants(limit: 5) { key count amount { amount currency formatted } }
@@ -68,7 +69,8 @@ export function CardView({ cardId, viewer, showAccount = false }: { cardId: stri
   const [period, setPeriod] = useState("30d");
   const [data, setData] = useState<SummaryData | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [liveVersion, setLiveVersion] = useState(0);
+  // At most one refetch a second, however many purchases a burst brings.
+  const [liveVersion, changed] = useCoalesced();
   const [liveNote, setLiveNote] = useState<string | null>(null);
 
   useEffect(() => {
@@ -82,10 +84,13 @@ export function CardView({ cardId, viewer, showAccount = false }: { cardId: stri
 
   useEffect(() => {
     setData(null);
-    return subscribe<{ activity: { authorization: { id: string } } }>(
-      `subscription($id: ID!) { activity(cardId: $id) { authorization { id } } }`,
-      { id: cardId },
-      () => { setLiveNote(null); setLiveVersion((v) => v + 1); },
+    // The last change seen: the client subscribes again with these same variables after a
+    // lost connection, and the server then sends every change of the card made meanwhile.
+    const variables: { id: string; afterSeq: number | null } = { id: cardId, afterSeq: null };
+    return subscribe<{ activity: { seq: number } }>(
+      `subscription($id: ID!, $afterSeq: Long) { activity(cardId: $id, afterSeq: $afterSeq) { seq } }`,
+      variables,
+      (d) => { variables.afterSeq = d.activity.seq; setLiveNote(null); changed(); },
       (message) => setLiveNote(message),
     );
   }, [cardId]);
@@ -154,7 +159,7 @@ export function CardView({ cardId, viewer, showAccount = false }: { cardId: stri
           <WalletList tokens={card.tokens} />
         </Card>
       </div>
-      <ActivityTable cardId={card.id} version={liveVersion} />
+      <ActivityTable cardId={card.id} version={liveVersion} exponent={s.totalSpend.exponent ?? 2} />
       <p class="back"><Link href="/">All cards</Link></p>
     </div>
   );

@@ -8,6 +8,7 @@ import { gql, subscribe, when, type Money } from "./api";
 import { SpendChart } from "./chart";
 import { reasonWords } from "./reasons";
 import { Card, ErrorNote, Link, Loading } from "./ui";
+import { useCoalesced } from "./coalesce";
 
 interface Keyed { key: string; amount: Money; count: number }
 interface CurrencySpend {
@@ -80,7 +81,8 @@ export function Overview({ account }: { account: string | null }) {
   const [custom, setCustom] = useState({ from: daysAgo(13), to: daysAgo(0) });
   const [data, setData] = useState<Program | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [tick, setTick] = useState(0);
+  // The server ticks at most once a second; coalesced here too, so a view never refetches more.
+  const [tick, changed] = useCoalesced();
   const range = period === "custom" ? custom : { from: daysAgo(PERIODS[period].days - 1), to: daysAgo(0) };
 
   useEffect(() => {
@@ -93,7 +95,7 @@ export function Overview({ account }: { account: string | null }) {
 
   // The server sends at most one tick a second, so a burst is one refetch.
   useEffect(() => subscribe<{ programActivity: { changedCards: number } }>(
-    TICKS, {}, () => setTick((t) => t + 1), () => {},
+    TICKS, {}, changed, () => {},
   ), []);
 
   return (

@@ -270,8 +270,21 @@ export async function cspClean(chrome, base, { cardId, expectHeader = true }) {
   // (GraphiQL introspects; the documentation explorer lists the root types).
   await page.goto(`${base}/graphql`);
   await page.waitForSelector(".graphiql-container", { timeout: 15_000 });
-  await page.click(".graphiql-execute-button");
-  await page.locator(".graphiql-response").getByText('"viewer"').waitFor({ timeout: 10_000 });
+  // The editor takes the default query a moment after the page shows: a click before that
+  // runs an empty document. Wait for the query, then run it (again if the first click came
+  // too early all the same), and keep a screenshot if no answer shows.
+  await page.locator(".graphiql-query-editor").getByText("viewer").first().waitFor({ timeout: 10_000 });
+  const answer = page.locator(".graphiql-response").getByText('"viewer"');
+  for (let attempt = 1; ; attempt += 1) {
+    await page.click(".graphiql-execute-button");
+    try {
+      await answer.waitFor({ timeout: 5_000 });
+      break;
+    } catch (e) {
+      await screenshot(page, `graphiql-no-answer-${attempt}`);
+      if (attempt === 3) throw e;
+    }
+  }
   await page.locator("[aria-label='Show Documentation Explorer']").click();
   const docs = page.locator(".graphiql-doc-explorer");
   await docs.getByText("Query").first().waitFor({ timeout: 10_000 }).catch(async (e) => {

@@ -41,17 +41,21 @@ const reasonText = (r) => REASONS[r] ?? words(r);
 /** The rows the activity table should show for `where` on `card`: at most `limit`, newest first. */
 function activityRows(cardId, where = "TRUE", limit = 20) {
   return psqlJson(dev.database, `SELECT id, created, merchant_name, merchant_category, requested_amount, currency, approved,
-      status, cardstream_reason, decline_reason, merchant_amount, merchant_currency
-    FROM authorizations WHERE card_id = '${cardId}' AND (${where}) ORDER BY created DESC, id DESC LIMIT ${limit}`,
+      status, cardstream_reason, decline_reason, merchant_amount, merchant_currency,
+      (SELECT coalesce(json_agg(t.amount ORDER BY t.created, t.id), '[]') FROM transactions t
+        WHERE t.authorization_id = a.id AND t.kind = 'refund') AS refunds
+    FROM authorizations a WHERE card_id = '${cardId}' AND (${where}) ORDER BY created DESC, id DESC LIMIT ${limit}`,
   "created DESC, id DESC").map((a) => ({
     id: a.id,
     date: when(a.created),
     merchant: a.merchant_name ?? "Unknown merchant",
     category: words(a.merchant_category),
-    // Approved is money out, shown negative (a true minus sign); a decline shows what was asked.
-    // A purchase abroad shows the merchant's amount first: "€12.00 → −$13.05".
+    // Amounts read one way: what was spent, positive; a decline is an attempt; a reversal and
+    // each refund are marked beside it. A purchase abroad shows the merchant's amount first:
+    // "€12.00 → $13.05".
     amount: `${a.merchant_currency && a.merchant_currency !== a.currency ? `${money(a.merchant_amount, a.merchant_currency)} → ` : ""}${
-      a.approved ? `−${money(a.requested_amount, a.currency)}` : money(a.requested_amount, a.currency)}`,
+      money(a.requested_amount, a.currency)}${!a.approved ? " attempted" : a.status === "reversed" ? " reversed" : ""}${
+      a.approved ? a.refunds.map((r) => ` · ${money(r, a.currency)} refunded`).join("") : ""}`,
     status: outcome(a),
     reason: outcome(a) === "declined" ? reasonText(a.cardstream_reason ?? a.decline_reason ?? "") : "",
   }));
@@ -220,7 +224,7 @@ test("a purchase appears live, without a reload, as the database holds it, and m
   // The row exactly as the database holds it (a true minus and the currency's symbol), in the
   // first page exactly as the database orders it.
   const [expected] = activityRows(card.id, `id = '${id}'`, 1);
-  assert.equal(expected.amount, `−${money(123_456, card.currency)}`);
+  assert.equal(expected.amount, money(123_456, card.currency));
   assert.deepEqual((await shownRows()).find((r) => r.id === id), expected);
   await expectRows(activityRows(card.id), { more: true, what: "the first page with the purchase" });
   await expectTiles(card, "the tiles after the purchase");
@@ -499,6 +503,128 @@ test("each screen names itself in the tab's title, and following a link moves fo
   assert.equal(await page.evaluate(() => document.activeElement?.tagName), "MAIN");
 });
 
+test("on a phone (390 px) every activity row shows its amount and status, and nothing is cut off", async () => {
+  const phone = await chrome.newPage({ viewport: { width: 390, height: 844 }, ...PAGE });
+  await signIn(phone, dev.api, "demo@cardstream.dev", "cardstream-demo");
+  await phone.goto(`${dev.api}/cards/${cards[0].id}`);
+  const rows = phone.locator("[data-testid=activity] tbody tr");
+  await rows.first().waitFor({ timeout: 10_000 });
+  const n = await rows.count();
+  assert.ok(n >= 5, `${n} rows`);
+  for (let i = 0; i < n; i += 1) {
+    for (const cell of ["[data-testid=amount]", ".badge"]) {
+      const box = await rows.nth(i).locator(cell).boundingBox();
+      assert.ok(box && box.width > 0 && box.x >= 0 && box.x + box.width <= 390, `row ${i} ${cell}: ${JSON.stringify(box)}`);
+    }
+  }
+  const widths = await phone.evaluate(() => [document.documentElement.scrollWidth, document.querySelector("form.filters").scrollWidth]);
+  assert.ok(widths.every((w) => w <= 390), `scroll widths ${widths}`);
+  await screenshot(phone, "phone-card");
+  await phone.close();
+});
+
+test("a burst of live purchases makes the page refetch at most once a second, and the last one shows", async () => {
+  const card = cards[0];
+  const burst = await chrome.newPage({ viewport: { width: 1280, height: 900 }, ...PAGE });
+  await signIn(burst, dev.api, "demo@cardstream.dev", "cardstream-demo");
+  await burst.goto(`${dev.api}/cards/${card.id}`);
+  await burst.waitForSelector("[data-testid=activity] tbody tr");
+  await live(burst);
+  const queries = [];
+  burst.on("request", (r) => { if (r.url().endsWith("/graphql") && r.method() === "POST") queries.push(Date.now()); });
+  const started = Date.now();
+  const ids = [];
+  await Promise.all(Array.from({ length: 20 }, (_, i) => {
+    const event = authorizationEvent("issuing_authorization.created", {
+      card: card.id, holder, currency: card.currency, amount: 1_000 + i, category: "book_stores",
+      merchant: `Burst Books ${i}`, approved: true, created: Math.floor(Date.now() / 1000) + 10 + i,
+    });
+    ids.push(event.data.object.id);
+    return postWebhook(dev.webhooks, "/webhooks/stripe", event);
+  }));
+  await burst.locator(`[data-testid=activity] tr[data-id="${ids[19]}"]`).waitFor({ timeout: 15_000 });
+  await new Promise((r) => setTimeout(r, 1_500));
+  const seconds = (Date.now() - started) / 1000;
+  // Each refetch is two queries (the tiles and the activity page).
+  const refetches = queries.length / 2;
+  console.log(`20 purchases in a burst: ${queries.length} queries (${refetches} refetches) over ${seconds.toFixed(1)} s`);
+  assert.ok(refetches <= Math.ceil(seconds) + 1, `${refetches} refetches in ${seconds} s`);
+  for (let i = 1; i < queries.length / 2; i += 1) {
+    assert.ok(queries[2 * i] - queries[2 * (i - 1)] >= 950, `refetches ${i - 1} and ${i} ${queries[2 * i] - queries[2 * (i - 1)]} ms apart`);
+  }
+  await burst.close();
+});
+
+test("the activity's CSV export holds exactly the filtered rows, as the database holds them", async () => {
+  const card = cards[0];
+  const csv = await chrome.newPage({ viewport: { width: 1280, height: 900 }, ...PAGE, acceptDownloads: true });
+  await signIn(csv, dev.api, "demo@cardstream.dev", "cardstream-demo");
+  await csv.goto(`${dev.api}/cards/${card.id}`);
+  await csv.waitForSelector("[data-testid=activity] tbody tr");
+  await csv.selectOption("select[name=status]", "DECLINED");
+  const [download] = await Promise.all([csv.waitForEvent("download"), csv.click("[data-testid=export]")]);
+  const text = await new Promise((resolve, reject) => {
+    download.createReadStream().then((stream) => {
+      let out = "";
+      stream.on("data", (c) => { out += c; }).on("end", () => resolve(out)).on("error", reject);
+    }, reject);
+  });
+  const lines = text.trim().split("\n");
+  assert.equal(lines[0], "created,authorization,merchant,category,city,country,amount,currency,outcome,status,decline_reason,cardstream_reason");
+  const expected = psqlJson(dev.database, `SELECT id, created FROM authorizations WHERE card_id = '${card.id}'
+    AND NOT approved AND status <> 'pending'`, "created DESC, id DESC").map((r) => r.id);
+  assert.ok(expected.length > 0);
+  assert.deepEqual(lines.slice(1).map((l) => l.split(",")[1]), expected);
+  assert.ok(lines.slice(1).every((l) => l.includes(",declined,")), lines.slice(0, 3).join("\n"));
+  await csv.close();
+});
+
+test("a custom range is days of the viewer's own time zone, and the amount filter takes amounts as written", async () => {
+  const card = cards[0];
+  const zone = "Pacific/Auckland";
+  const far = await chrome.newPage({ viewport: { width: 1280, height: 900 }, locale: "en-US", timezoneId: zone });
+  await signIn(far, dev.api, "demo@cardstream.dev", "cardstream-demo");
+  await far.goto(`${dev.api}/cards/${card.id}`);
+  await far.waitForSelector("[data-testid=activity] tbody tr");
+  // The Auckland day of the card's newest authorization, and a floor amount below most.
+  const day = psql(dev.database, `SELECT (to_timestamp(max(created)) AT TIME ZONE '${zone}')::date FROM authorizations WHERE card_id = '${card.id}'`);
+  await far.fill("input[name=from]", day);
+  await far.fill("input[name=to]", day);
+  // 20 in the card's major unit (a yen card has no decimals).
+  const floor = 20 * 10 ** (card.currency === "jpy" ? 0 : 2);
+  await far.fill("input[name=min]", "20");
+  await far.locator("input[name=min]").blur();
+  const expected = psqlJson(dev.database, `SELECT id, created FROM authorizations WHERE card_id = '${card.id}'
+    AND created >= extract(epoch FROM ('${day}'::timestamp AT TIME ZONE '${zone}'))
+    AND created < extract(epoch FROM (('${day}'::date + 1)::timestamp AT TIME ZONE '${zone}'))
+    AND requested_amount >= ${floor} ORDER BY created DESC, id DESC LIMIT 20`, "created DESC, id DESC").map((r) => r.id);
+  assert.ok(expected.length > 0, "the day has purchases of 20 or more");
+  const shownIds = () => far.locator("[data-testid=activity] tbody tr").evaluateAll((rs) => rs.map((r) => r.dataset.id));
+  await waitFor("the range and amount to apply", async () => isDeepStrictEqual(await shownIds(), expected) || null, 10_000)
+    .catch(async (e) => {
+      await screenshot(far, "custom-range-mismatch");
+      console.log(JSON.stringify({ day, floor, currency: card.currency, min: await far.inputValue("input[name=min]"), from: await far.inputValue("input[name=from]"), to: await far.inputValue("input[name=to]") }));
+      assert.deepEqual(await shownIds(), expected);
+      throw e;
+    });
+  // An amount with more decimals than the currency has is refused, with why.
+  await far.fill("input[name=min]", "20.005");
+  await far.locator("input[name=min]").blur();
+  await far.getByText("An amount is a number like 12.50", { exact: false }).waitFor({ timeout: 5_000 });
+  await far.close();
+});
+
+test("the chart has its points as a table, one row per point, as GraphQL gives them", async () => {
+  await page.goto(`${dev.api}/cards/${cards[0].id}`);
+  await page.waitForSelector("[data-testid=chart]");
+  const label = await page.getAttribute("[data-testid=chart]", "aria-label");
+  assert.match(label, /^Spend over time: \d+ periods? from /);
+  await page.click(".chart-table summary");
+  const rows = await page.locator("[data-testid=chart-table] tbody tr").count();
+  const n = Number(label.match(/: (\d+) period/)[1]);
+  assert.equal(rows, n);
+});
+
 test("another cardholder's card cannot be opened by URL", async () => {
   const other = psql(dev.database, `SELECT id FROM cards WHERE cardholder_id <> '${holder}' ORDER BY id LIMIT 1`);
   assert.ok(other.startsWith("ic_"));
@@ -527,7 +653,9 @@ test("the admin blocks a category and the next authorization request is declined
   await screenshot(admin, "admin");
   // The editor starts from the policy in force (dev saved its own); add one category to it.
   assert.equal(await admin.inputValue("input[name=blockedCategories]"), "betting_casino_gambling");
-  assert.match(await admin.inputValue("input[name=dailyLimit]"), /usd=300000/);
+  // Amounts as people write them; the minor units only as a hint.
+  assert.match(await admin.inputValue("input[name=dailyLimit]"), /3,000\.00 USD/);
+  assert.match(await admin.textContent("[data-testid=dailyLimit-hint]"), /300000 usd \(minor units\)/);
   await admin.fill("input[name=blockedCategories]", "betting_casino_gambling, book_stores");
   // Partial approvals: off as dev configures them, turned on with the same save.
   assert.equal(await admin.isChecked("input[name=partialApproval]"), false);

@@ -9,6 +9,7 @@
 mod config;
 mod consumer;
 mod dlq;
+mod housekeeping;
 mod metrics;
 mod progress;
 mod records;
@@ -150,6 +151,7 @@ pub async fn start(
         args.redrive_interval,
         shutdown.clone(),
     );
+    housekeeping::spawn(store.clone(), shutdown.clone());
     let worker = Worker::new(consumer, store, dead_letters, metrics, args, progress, keys);
     let task = tokio::spawn(async move {
         let result = worker.run(shutdown.clone()).await;

@@ -39,6 +39,7 @@ pub(crate) fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/graphql/ws", get(crate::ws::websocket))
+        .route("/export/activity.csv", get(crate::export::activity_csv))
         // The GraphQL extractor reads the body itself and ignores axum's DefaultBodyLimit, so
         // the limit is enforced around it: 413 before a byte is parsed.
         .layer(RequestBodyLimitLayer::new(GRAPHQL_BODY_LIMIT))
@@ -51,7 +52,7 @@ pub(crate) fn credentials(state: &AppState, token: Option<&str>) -> Option<Crede
     state.tokens.verify(token?)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()

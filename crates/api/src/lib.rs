@@ -6,6 +6,7 @@
 
 mod auth;
 mod config;
+mod export;
 mod graphql;
 mod headers;
 mod http;
@@ -115,6 +116,7 @@ pub async fn start_with(
     let sessions = auth::Sessions::new(store.clone());
     let live = live::Live::start(
         args.database.expose_url().to_owned(),
+        store.clone(),
         notifications,
         listening,
         sessions.clone(),

@@ -1,11 +1,14 @@
 //! One LISTEN connection per API process, on two channels: the aggregator's
-//! `cardstream_activity`, fanned out to every subscription, and `cardstream_sessions`, which
-//! tells the session cache what to forget.
+//! `cardstream_activity`, after which the process reads the change feed (migration 0019) once
+//! and fans the changes out to every subscription, and `cardstream_sessions`, which tells the
+//! session cache what to forget.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use cardstream_store::{ACTIVITY_CHANNEL, ActivityNotice, SESSIONS_CHANNEL, SessionNotice};
+use cardstream_store::{
+    ACTIVITY_CHANNEL, ActivityNotice, Change, SESSIONS_CHANNEL, SessionNotice, Store,
+};
 use cardstream_telemetry::CancellationToken;
 use prometheus::{IntCounterVec, IntGauge};
 use sqlx::postgres::PgListener;
@@ -13,14 +16,23 @@ use tokio::sync::broadcast;
 
 use crate::auth::{SessionChange, Sessions};
 
-/// Cards changed by one committed batch.
-pub(crate) type ChangedCards = Arc<Vec<String>>;
+/// Most changes read at once; a longer feed is read in turns.
+const READ: i64 = 5_000;
 
-/// The fan-out of activity notifications.
+/// What one committed batch (or several, read together) changed.
+#[derive(Debug, Default)]
+pub(crate) struct Feed {
+    /// The cards named by the notifications.
+    pub(crate) cards: Vec<String>,
+    /// The changed authorizations, in number order.
+    pub(crate) changes: Vec<Change>,
+}
+
+/// The fan-out of the change feed.
 #[derive(Clone, Debug)]
 pub(crate) struct Live {
-    sender: broadcast::Sender<ChangedCards>,
-    /// Subscriptions that have read their card's current state and wait for changes.
+    sender: broadcast::Sender<Arc<Feed>>,
+    /// Subscriptions that follow the feed.
     listening: IntGauge,
 }
 
@@ -34,10 +46,28 @@ impl Drop for Listening {
     }
 }
 
+/// Reads the feed after `last` in turns of [`READ`], moving `last` on; what it read, in order.
+async fn read_after(store: &Store, last: &mut i64) -> Result<Vec<Change>, cardstream_store::Error> {
+    let mut out = Vec::new();
+    loop {
+        let changes = store.changes_after(*last, None, READ).await?;
+        let full = changes.len() as i64 == READ;
+        if let Some(c) = changes.last() {
+            *last = c.seq;
+        }
+        out.extend(changes);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
 impl Live {
-    /// Starts listening; reconnects with backoff while Postgres is away.
+    /// Starts listening; reconnects with backoff while Postgres is away, reading the changes
+    /// committed meanwhile once it is back.
     pub(crate) fn start(
         database_url: String,
+        store: Store,
         notifications: IntCounterVec,
         listening: IntGauge,
         sessions: Sessions,
@@ -50,6 +80,8 @@ impl Live {
         };
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
+            // The feed is followed from the first change committed after the process starts.
+            let mut last: Option<i64> = None;
             loop {
                 let listened = async {
                     let mut listener = PgListener::connect(&database_url).await?;
@@ -59,6 +91,20 @@ impl Live {
                     // Only now is every later session change sure to reach us.
                     sessions.set_listening(true);
                     tracing::info!("listening for activity and session changes");
+                    // Listening from here on: what was committed before is read now (after a
+                    // reconnect, the changes missed while away).
+                    let mut seen = match last {
+                        Some(seen) => seen,
+                        None => store.change_bounds().await.map_err(to_sqlx)?.0,
+                    };
+                    let missed = read_after(&store, &mut seen).await.map_err(to_sqlx)?;
+                    last = Some(seen);
+                    if !missed.is_empty() {
+                        let _ = sender.send(Arc::new(Feed {
+                            cards: Vec::new(),
+                            changes: missed,
+                        }));
+                    }
                     loop {
                         // try_recv, not recv: recv reconnects silently after a lost
                         // connection, hiding that notifications were missed meanwhile.
@@ -77,18 +123,25 @@ impl Live {
                             );
                             continue;
                         }
-                        // An unreadable notice names no card; it is counted as received
-                        // all the same and wakes no subscription.
-                        let cards = match ActivityNotice::from_payload(note.payload()) {
-                            Ok(notice) => notice.cards,
-                            Err(err) => {
-                                tracing::warn!(error = %err, "an activity notification could not be read");
-                                Vec::new()
-                            }
-                        };
                         notifications.with_label_values(&["received"]).inc();
+                        // An unreadable notice is read as "something changed": the feed says
+                        // what.
+                        let notice = ActivityNotice::from_payload(note.payload()).unwrap_or_else(|err| {
+                            tracing::warn!(error = %err, "an activity notification could not be read");
+                            ActivityNotice::default()
+                        });
+                        // A batch's notice in several parts (many cards) is read once.
+                        let changes = if notice.seq.is_some_and(|seq| seq <= seen) {
+                            Vec::new()
+                        } else {
+                            read_after(&store, &mut seen).await.map_err(to_sqlx)?
+                        };
+                        last = Some(seen);
                         // No subscribers is fine.
-                        let _ = sender.send(Arc::new(cards));
+                        let _ = sender.send(Arc::new(Feed {
+                            cards: notice.cards,
+                            changes,
+                        }));
                     }
                     #[allow(unreachable_code)]
                     Ok::<(), sqlx::Error>(())
@@ -114,15 +167,18 @@ impl Live {
         live
     }
 
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ChangedCards> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Feed>> {
         self.sender.subscribe()
     }
 
-    /// Counts a subscription as listening from now until the returned guard is dropped: from
-    /// then on, every change committed reaches it while the process's listener is connected
-    /// (a change committed while it reconnects is seen with the next one for that card).
+    /// Counts a subscription as listening from now until the returned guard is dropped.
     pub(crate) fn listening(&self) -> Listening {
         self.listening.inc();
         Listening(self.listening.clone())
     }
+}
+
+/// A store error where the listener's loop wants sqlx's (it reconnects on either).
+fn to_sqlx(err: cardstream_store::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(err.to_string())
 }

@@ -58,6 +58,11 @@ pub struct FoldOutcome {
     /// Events whose version was older than the stored row (late deliveries).
     pub superseded: usize,
     pub(crate) deltas: RollupDeltas,
+    /// `(card, authorization)` of every authorization written, or whose transaction was: the
+    /// change feed's entries (migration 0019).
+    pub(crate) changed: std::collections::BTreeSet<(String, String)>,
+    /// The transactions of the disputes in the batch: their authorizations changed too.
+    pub(crate) disputed: Vec<String>,
 }
 
 impl FoldOutcome {
@@ -150,7 +155,13 @@ pub async fn fold(conn: &mut PgConnection, events: &[FoldEvent]) -> Result<FoldO
             Object::Other(_) => {}
         }
     }
-    let mut outcome = FoldOutcome::default();
+    let mut outcome = FoldOutcome {
+        disputed: disputes
+            .iter()
+            .map(|(_, d)| d.row.transaction_id.clone())
+            .collect(),
+        ..FoldOutcome::default()
+    };
     fold_plain(conn, &CARDHOLDERS, newest(holders), &mut outcome).await?;
     fold_plain(conn, &CARDS, newest(cards), &mut outcome).await?;
     fold_plain(conn, &DISPUTES, newest(disputes), &mut outcome).await?;
@@ -383,6 +394,9 @@ async fn fold_authorizations(
             .deltas
             .authorization(&row.row.contribution(row.account.as_deref()), 1);
         outcome
+            .changed
+            .insert((row.row.card_id.clone(), row.row.id.clone()));
+        outcome
             .deltas
             .account(&row.row.card_id, row.account.as_deref());
     }
@@ -464,6 +478,11 @@ async fn fold_transactions(
         outcome
             .deltas
             .transaction(&row.row.contribution(row.account.as_deref()), 1);
+        if let Some(authorization) = &row.row.authorization_id {
+            outcome
+                .changed
+                .insert((row.row.card_id.clone(), authorization.clone()));
+        }
         outcome
             .deltas
             .account(&row.row.card_id, row.account.as_deref());

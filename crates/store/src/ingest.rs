@@ -179,7 +179,10 @@ impl Store {
         folded.deltas.apply(&mut tx).await?;
         save_positions(&mut tx, group, topic, positions).await?;
         let cards: Vec<String> = folded.cards().map(str::to_owned).collect();
-        notify(&mut tx, &cards).await?;
+        // Last before the commit: the feed's numbering lock is held until then.
+        let seq =
+            crate::changes::record_changes(&mut tx, &folded.changed, &folded.disputed).await?;
+        notify(&mut tx, &cards, seq).await?;
         tx.commit().await?;
         Ok(BatchOutcome {
             new_events: fresh.len(),
@@ -291,10 +294,14 @@ async fn save_positions(
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActivityNotice {
     pub cards: Vec<String>,
+    /// The highest change-feed number the batch recorded (migration 0019), when it recorded
+    /// any; every part of a batch's notice carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
 }
 
 impl ActivityNotice {
-    /// The NOTIFY payload: `{"cards": [...]}`.
+    /// The NOTIFY payload: `{"cards": [...], "seq": 42}`.
     pub fn to_payload(&self) -> String {
         // A struct of strings always serialises.
         serde_json::to_string(self).unwrap_or_default()
@@ -310,18 +317,36 @@ const NOTIFY_CHUNK_BYTES: usize = 7_000;
 
 /// Tells listeners (the live dashboard) which cards changed. Delivered when the transaction
 /// commits, never for a batch that rolled back.
-pub(crate) async fn notify(conn: &mut PgConnection, cards: &[String]) -> Result<(), Error> {
-    let mut chunk = ActivityNotice::default();
+pub(crate) async fn notify(
+    conn: &mut PgConnection,
+    cards: &[String],
+    seq: Option<i64>,
+) -> Result<(), Error> {
+    let mut chunk = ActivityNotice {
+        seq,
+        ..ActivityNotice::default()
+    };
     let mut size = 0;
     for card in cards {
         if size + card.len() + 4 > NOTIFY_CHUNK_BYTES && !chunk.cards.is_empty() {
-            send(conn, &std::mem::take(&mut chunk)).await?;
+            send(
+                conn,
+                &std::mem::replace(
+                    &mut chunk,
+                    ActivityNotice {
+                        seq,
+                        ..ActivityNotice::default()
+                    },
+                ),
+            )
+            .await?;
             size = 0;
         }
         size += card.len() + 4;
         chunk.cards.push(card.clone());
     }
-    if !chunk.cards.is_empty() {
+    // A batch that changed authorizations but named no card (a dispute alone) still tells.
+    if !chunk.cards.is_empty() || seq.is_some() {
         send(conn, &chunk).await?;
     }
     Ok(())
@@ -397,8 +422,18 @@ mod tests {
     fn an_activity_notice_reads_back_what_was_sent() {
         let notice = ActivityNotice {
             cards: vec!["ic_1".into(), "ic_\"quoted\"".into()],
+            seq: None,
         };
         assert_eq!(notice.to_payload(), r#"{"cards":["ic_1","ic_\"quoted\""]}"#);
+        let numbered = ActivityNotice {
+            cards: vec!["ic_1".into()],
+            seq: Some(42),
+        };
+        assert_eq!(numbered.to_payload(), r#"{"cards":["ic_1"],"seq":42}"#);
+        assert_eq!(
+            ActivityNotice::from_payload(&numbered.to_payload()).unwrap(),
+            numbered
+        );
         assert_eq!(
             ActivityNotice::from_payload(&notice.to_payload()).unwrap(),
             notice

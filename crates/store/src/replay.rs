@@ -93,11 +93,12 @@ impl Store {
             });
         }
         sqlx::query("CLOSE replay_events").execute(&mut *tx).await?;
-        // Every card may have changed: tell live listeners to reload.
+        // Every card may have changed: tell live listeners (a replay rebuilds the same rows,
+        // so it adds nothing to the change feed).
         let cards: Vec<String> = sqlx::query_scalar("SELECT id FROM cards")
             .fetch_all(&mut *tx)
             .await?;
-        notify(&mut tx, &cards).await?;
+        notify(&mut tx, &cards, None).await?;
         tx.commit().await?;
         Ok(ReplayStats {
             events: done,

@@ -9,7 +9,7 @@ use super::context::{loader, store, visible_card};
 use super::errors::{ApiError, ApiResult};
 use super::loaders::{ActivityOf, load_error};
 use super::objects::Authorization;
-use super::scalars::{Date, Long};
+use super::scalars::{Date, DateTime, Long};
 
 /// Which authorizations.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -31,6 +31,11 @@ pub struct ActivityFilterInput {
     pub from: Option<Date>,
     /// Last day included (UTC).
     pub to: Option<Date>,
+    /// From this instant, included: a day in the viewer's own time zone starts at its local
+    /// midnight. Instead of `from` when both are given.
+    pub from_time: Option<DateTime>,
+    /// Until this instant, excluded. Instead of `to` when both are given.
+    pub to_time: Option<DateTime>,
     /// Smallest amount asked for, in minor units of the card's currency.
     pub min_amount: Option<Long>,
     pub max_amount: Option<Long>,
@@ -39,7 +44,9 @@ pub struct ActivityFilterInput {
 /// A card's authorizations, newest first.
 pub type AuthorizationConnection = Uncounted<Cursor, Authorization>;
 
-fn filter(input: Option<ActivityFilterInput>) -> ApiResult<ActivityFilter> {
+/// The store's filter for `input`, checked: a category Stripe has, amounts in order, a
+/// merchant search of sensible length.
+pub fn activity_filter(input: Option<ActivityFilterInput>) -> ApiResult<ActivityFilter> {
     let input = input.unwrap_or_default();
     if let Some(category) = &input.category
         && !cardstream_stripe::is_merchant_category(category)
@@ -68,8 +75,14 @@ fn filter(input: Option<ActivityFilterInput>) -> ApiResult<ActivityFilter> {
         }),
         category: input.category,
         merchant: input.merchant,
-        from: input.from.map(|d| d.start_seconds()),
-        to: input.to.map(|d| d.start_seconds() + 86_400),
+        from: input
+            .from_time
+            .map(|t| t.0)
+            .or(input.from.map(|d| d.start_seconds())),
+        to: input
+            .to_time
+            .map(|t| t.0)
+            .or(input.to.map(|d| d.start_seconds() + 86_400)),
         min_amount: input.min_amount.map(|a| a.0),
         max_amount: input.max_amount.map(|a| a.0),
     })
@@ -83,7 +96,7 @@ pub async fn program_activity_page(
     args: PageArgs,
 ) -> ApiResult<AuthorizationConnection> {
     let page = args.page::<Cursor>(ctx, ACTIVITY_PAGE)?;
-    let filter = filter(input)?;
+    let filter = activity_filter(input)?;
     let rows = store(ctx)
         .program_activity(accounts, &filter, &page.clone().widened(1))
         .await?;
@@ -108,7 +121,7 @@ pub async fn activity_page(
 ) -> ApiResult<AuthorizationConnection> {
     let page = args.page::<Cursor>(ctx, ACTIVITY_PAGE)?;
     visible_card(ctx, card_id).await?;
-    let filter = filter(input)?;
+    let filter = activity_filter(input)?;
     // One row more than asked, to know whether another page follows. Batched: the same page
     // of every card in a list is one statement.
     let rows = loader(ctx)

@@ -30,11 +30,13 @@ mod users;
 
 use async_graphql::Schema;
 
+pub use activity::{ActivityFilterInput, StatusFilter, activity_filter};
 pub use context::{Authentication, Limits};
 pub use loaders::loader;
 pub use metrics::OperationMetrics;
 pub use mutation::{ClientAddress, Mutation};
 pub use query::Query;
+pub use scalars::{Date, DateTime, Long};
 pub use subscription::Subscription;
 pub use users::InvitationTtl;
 

@@ -43,11 +43,41 @@ pub enum FailModeKind {
 }
 
 /// An amount per currency.
+/// An amount in one currency: in minor units (`amount`), or as people write it (`decimal`,
+/// e.g. "1500.00", at most as many decimals as the currency has). Exactly one of the two.
 #[derive(InputObject, Clone)]
 pub struct CurrencyAmountInput {
     pub currency: String,
     /// Minor units.
-    pub amount: Long,
+    pub amount: Option<Long>,
+    /// In the currency's major unit, `.` before the decimals, no thousands separators.
+    pub decimal: Option<String>,
+}
+
+/// `text` ("1500.00") in minor units of `currency`, refused with a reason a person can act on.
+fn minor_units(text: &str, currency: cardstream_stripe::Currency) -> ApiResult<i64> {
+    let exponent = currency.exponent();
+    let code = currency.to_string().to_uppercase();
+    let bad =
+        || ApiError::BadUserInput(format!("{text:?} is not an amount of {code} like 1500.00"));
+    let (whole, part) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    if whole.is_empty()
+        || !whole
+            .bytes()
+            .chain(part.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    if part.len() > exponent as usize {
+        return Err(ApiError::BadUserInput(format!(
+            "{text:?} has more decimals than {code} has ({exponent})"
+        )));
+    }
+    let padded = format!("{whole}{part:0<width$}", width = exponent as usize);
+    padded.parse::<i64>().map_err(|_| {
+        ApiError::BadUserInput(format!("{text:?} is more than an amount of {code} can be"))
+    })
 }
 
 /// The authorization policy: what the gateway approves when Stripe asks.
@@ -159,7 +189,20 @@ fn amount_map(
 ) -> ApiResult<std::collections::BTreeMap<cardstream_stripe::Currency, i64>> {
     items
         .iter()
-        .map(|i| Ok((currency(&i.currency)?, i.amount.0)))
+        .map(|i| {
+            let c = currency(&i.currency)?;
+            let amount = match (i.amount, &i.decimal) {
+                (Some(minor), None) => minor.0,
+                (None, Some(text)) => minor_units(text, c)?,
+                _ => {
+                    return Err(ApiError::BadUserInput(format!(
+                        "give {}'s amount as `amount` (minor units) or `decimal`, one of them",
+                        c.to_string().to_uppercase()
+                    )));
+                }
+            };
+            Ok((c, amount))
+        })
         .collect()
 }
 
@@ -200,5 +243,34 @@ impl PolicyInput {
             .validate()
             .map_err(|e| ApiError::BadUserInput(e.to_string()))?;
         Ok(policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minor_units;
+
+    #[test]
+    fn amounts_written_as_people_write_them_become_minor_units() {
+        let usd = "usd".parse().unwrap();
+        let jpy = "jpy".parse().unwrap();
+        let kwd = "kwd".parse().unwrap();
+        assert_eq!(minor_units("1500.00", usd).ok(), Some(150_000));
+        assert_eq!(minor_units("1500", usd).ok(), Some(150_000));
+        assert_eq!(minor_units("0.5", usd).ok(), Some(50));
+        assert_eq!(minor_units("200000", jpy).ok(), Some(200_000));
+        assert_eq!(minor_units("1.250", kwd).ok(), Some(1_250));
+        for bad in [
+            "1.005",
+            "1,500.00",
+            "",
+            ".5",
+            "1e3",
+            "-5",
+            "99999999999999999999",
+        ] {
+            assert!(minor_units(bad, usd).is_err(), "{bad}");
+        }
+        assert!(minor_units("1.5", jpy).is_err());
     }
 }

@@ -84,6 +84,15 @@ impl ScalarType for Date {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateTime(pub i64);
 
+impl DateTime {
+    /// An RFC 3339 instant, as the scalar takes it.
+    pub fn from_rfc3339(text: &str) -> Option<DateTime> {
+        time::OffsetDateTime::parse(text, &Rfc3339)
+            .ok()
+            .map(|t| DateTime(t.unix_timestamp()))
+    }
+}
+
 #[Scalar]
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {

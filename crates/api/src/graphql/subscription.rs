@@ -1,29 +1,40 @@
 //! The subscription root: a card's activity, live, and the program's, as a coalesced signal.
 
-use std::collections::HashMap;
-
 use async_graphql::{Context, ID, ResultExt, SimpleObject, Subscription};
-use cardstream_store::{ActivityFilter, Page};
+use cardstream_store::Change;
 use futures_util::{Stream, StreamExt, stream};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::context::{admin, store, visible_card};
+use super::errors::ApiError;
 use super::objects::Authorization;
+use super::scalars::Long;
 use crate::live::Live;
 
-/// How many of a card's newest authorizations are compared after each notification.
-const WATCHED: u64 = 25;
+/// Most changes a subscriber catches up on at once (after a reconnect, or when it fell
+/// behind the feed).
+const BACKLOG: i64 = 10_000;
 
 /// The least time between two program ticks: a burst of batches is one refetch a second.
 const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct Subscription;
 
-/// An authorization of the card that is new or changed (approved, captured, reversed…).
+/// An authorization of the card that is new or changed (approved, captured, refunded,
+/// disputed…), with the number of the change (pass the last one seen as `afterSeq`).
 #[derive(SimpleObject)]
 pub struct ActivityEvent {
     pub card_id: ID,
     pub authorization: Authorization,
+    pub seq: Long,
+}
+
+fn event(change: Change) -> ActivityEvent {
+    ActivityEvent {
+        card_id: ID(change.card_id),
+        authorization: Authorization(change.authorization),
+        seq: Long(change.seq),
+    }
 }
 
 /// Something changed in the program since the last tick.
@@ -53,7 +64,7 @@ impl Subscription {
             state,
             |(mut receiver, listening, last)| async move {
                 let mut changed = match receiver.recv().await {
-                    Ok(cards) => cards.len(),
+                    Ok(feed) => feed.cards.len(),
                     Err(RecvError::Lagged(n)) => usize::try_from(n).unwrap_or(usize::MAX),
                     Err(RecvError::Closed) => return None,
                 };
@@ -63,7 +74,7 @@ impl Subscription {
                 // Everything that arrived meanwhile is in this tick.
                 loop {
                     match receiver.try_recv() {
-                        Ok(cards) => changed += cards.len(),
+                        Ok(feed) => changed += feed.cards.len(),
                         Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
                             changed += usize::try_from(n).unwrap_or(0);
                         }
@@ -81,66 +92,78 @@ impl Subscription {
         ))
     }
 
-    /// Every new or changed authorization of a card the viewer may see, as the aggregator
-    /// commits it. Fed by Postgres NOTIFY; no polling.
+    /// Every new or changed authorization of a card the viewer may see (approved, captured,
+    /// refunded, disputed…), each once, as the aggregator commits it, with the number of the
+    /// change. Subscribing again with the last number seen as `afterSeq` first sends every
+    /// change of the card made since (kept for an hour). Fed by Postgres NOTIFY and the change
+    /// feed, read once per API process for all its subscriptions; no polling.
     async fn activity(
         &self,
         ctx: &Context<'_>,
         card_id: ID,
+        after_seq: Option<Long>,
     ) -> async_graphql::Result<impl Stream<Item = ActivityEvent> + use<>> {
         let card = visible_card(ctx, &card_id).await.extend()?;
         let store = store(ctx).clone();
         let live = ctx.data_unchecked::<Live>().clone();
+        // Subscribed before the backlog is read: nothing committed in between is missed.
         let receiver = live.subscribe();
-        // What the client has already seen: the current page, so only changes are sent.
-        let mut seen: HashMap<String, String> = HashMap::new();
-        if let Ok(rows) = store
-            .activity(&card.id, &ActivityFilter::default(), &Page::first(WATCHED))
-            .await
-        {
-            seen.extend(rows.into_iter().map(|r| (r.id, r.version_event_id)));
-        }
-        let state = (receiver, seen, store, card.id, live.listening());
-        Ok(stream::unfold(
+        let (backlog, last) = match after_seq {
+            None => (Vec::new(), 0),
+            Some(after) => {
+                let (_, low) = store
+                    .change_bounds()
+                    .await
+                    .map_err(ApiError::from)
+                    .extend()?;
+                if low.is_some_and(|low| after.0 + 1 < low) {
+                    return Err(ApiError::BadUserInput(format!(
+                        "the changes after {} are no longer kept (an hour is): load the page again",
+                        after.0
+                    )))
+                    .extend();
+                }
+                let backlog = store
+                    .changes_after(after.0, Some(&card.id), BACKLOG)
+                    .await
+                    .map_err(ApiError::from)
+                    .extend()?;
+                let last = backlog.last().map_or(after.0, |c| c.seq);
+                (backlog, last)
+            }
+        };
+        let backlog = stream::iter(backlog.into_iter().map(event));
+        let state = (receiver, store, card.id, last, live.listening());
+        let live_changes = stream::unfold(
             state,
-            |(mut receiver, mut seen, store, card_id, listening)| async move {
+            |(mut receiver, store, card_id, mut last, listening)| async move {
                 loop {
-                    match receiver.recv().await {
-                        Ok(cards) if !cards.contains(&card_id) => continue,
-                        // Lagged: some notifications were dropped; compare anyway.
-                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    let mine: Vec<Change> = match receiver.recv().await {
+                        Ok(feed) => feed
+                            .changes
+                            .iter()
+                            .filter(|c| c.card_id == card_id && c.seq > last)
+                            .cloned()
+                            .collect(),
+                        // Some feeds were dropped for this slow subscriber: its card's changes
+                        // are read from the feed's table instead.
+                        Err(RecvError::Lagged(_)) => {
+                            match store.changes_after(last, Some(&card_id), BACKLOG).await {
+                                Ok(changes) => changes,
+                                Err(_) => continue,
+                            }
+                        }
                         Err(RecvError::Closed) => return None,
-                    }
-                    let Ok(rows) = store
-                        .activity(&card_id, &ActivityFilter::default(), &Page::first(WATCHED))
-                        .await
-                    else {
-                        continue;
                     };
-                    let mut changed: Vec<ActivityEvent> = rows
-                        .iter()
-                        .filter(|r| seen.get(&r.id) != Some(&r.version_event_id))
-                        .map(|r| ActivityEvent {
-                            card_id: ID(card_id.clone()),
-                            authorization: Authorization(r.clone()),
-                        })
-                        .collect();
-                    // Only the watched rows are remembered, so a subscription's state stays
-                    // at WATCHED entries however long it runs.
-                    seen = rows
-                        .into_iter()
-                        .map(|r| (r.id, r.version_event_id))
-                        .collect();
-                    if changed.is_empty() {
-                        continue;
-                    }
-                    // Oldest first, as they happened.
-                    changed.reverse();
-                    let state = (receiver, seen, store, card_id, listening);
-                    return Some((stream::iter(changed), state));
+                    let Some(newest) = mine.last() else { continue };
+                    last = newest.seq;
+                    let events: Vec<ActivityEvent> = mine.into_iter().map(event).collect();
+                    let state = (receiver, store, card_id, last, listening);
+                    return Some((stream::iter(events), state));
                 }
             },
         )
-        .flatten())
+        .flatten();
+        Ok(backlog.chain(live_changes))
     }
 }

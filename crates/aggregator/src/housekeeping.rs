@@ -1,0 +1,32 @@
+//! Housekeeping every aggregator does now and then: deleting the live dashboard's change feed
+//! older than it is kept for (an hour; migration 0019). Several aggregators doing it at once is
+//! harmless: each deletes what is old.
+
+use std::time::Duration;
+
+use cardstream_store::Store;
+use cardstream_telemetry::CancellationToken;
+
+/// How often the feed is pruned.
+const EVERY: Duration = Duration::from_secs(60);
+
+/// Runs until `shutdown`.
+pub(crate) fn spawn(store: Store, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match store.prune_changes().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deleted = n, "pruned the change feed"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot prune the change feed; trying again in a minute")
+                }
+            }
+        }
+    });
+}
