@@ -74,7 +74,7 @@ pub(crate) const OVERVIEW: &str = "query Program($range: DateRangeInput!) {
       topCards(limit: 8) { count amount { amount currency formatted } card { id last4 cardholder { name } } }
     }
     activity(first: 15) { nodes {
-      id cardId approved declineReason cardstreamReason created
+      id cardId approved status declineReason cardstreamReason created
       amount { amount currency formatted } merchant { name category }
     } }
   }

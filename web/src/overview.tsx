@@ -32,7 +32,7 @@ interface Program {
   approvalRate: number | null;
   declines: { reason: string | null; cardstreamReason: string | null; count: number }[];
   currencies: CurrencySpend[];
-  activity: { nodes: { id: string; cardId: string; amount: Money; approved: boolean; declineReason: string | null; cardstreamReason: string | null; merchant: { name: string | null; category: string }; created: string }[] };
+  activity: { nodes: { id: string; cardId: string; amount: Money; approved: boolean; status: string; declineReason: string | null; cardstreamReason: string | null; merchant: { name: string | null; category: string }; created: string }[] };
 }
 
 const PROGRAM = `query Program($range: DateRangeInput!, $account: ID) {
@@ -48,7 +48,7 @@ const PROGRAM = `query Program($range: DateRangeInput!, $account: ID) {
       topCards(limit: 8) { count amount { amount currency formatted } card { id last4 cardholder { name } } }
     }
     activity(first: 15) { nodes {
-      id cardId approved declineReason cardstreamReason created
+      id cardId approved status declineReason cardstreamReason created
       amount { amount currency formatted } merchant { name category }
     } }
   }
@@ -164,7 +164,8 @@ function ProgramView({ data }: { data: Program }) {
               <td><Link href={`/cards/${a.cardId}`}><code>{a.cardId}</code></Link></td>
               <td><Link href={`/authorizations/${a.id}`}>{a.merchant.name ?? a.merchant.category}</Link></td>
               <td class="num">{a.amount.formatted}</td>
-              <td>{a.approved ? "approved" : `declined: ${reasonWords(a.cardstreamReason ?? a.declineReason ?? "unknown")}`}</td>
+              <td>{a.approved ? "approved" : a.status === "PENDING" ? "awaiting the decision"
+                : `declined: ${reasonWords(a.cardstreamReason ?? a.declineReason ?? "unknown")}`}</td>
             </tr>
           ))}</tbody>
         </table>
