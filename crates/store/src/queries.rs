@@ -303,19 +303,8 @@ impl Store {
         filter: &ActivityFilter,
         page: &Page<Cursor>,
     ) -> Result<Vec<authorizations::Model>, Error> {
-        let order = newest_first(page.direction);
-        let rows = authorizations::Entity::find()
-            .filter(
-                activity_condition(filter, page.from.as_ref(), page.direction)
-                    .add(authorizations::Column::CardId.eq(card_id)),
-            )
-            .order_by(authorizations::Column::Created, order.clone())
-            .order_by(authorizations::Column::Id, order)
-            .limit(page.limit)
-            .all(self.orm())
-            .await
-            .map_err(db)?;
-        Ok(page.in_list_order(rows))
+        let of_card = Condition::all().add(authorizations::Column::CardId.eq(card_id));
+        self.authorizations_page(of_card, filter, page).await
     }
 
     /// A page of the whole program's authorizations (of `accounts`), newest first: the admin
@@ -326,12 +315,20 @@ impl Store {
         filter: &ActivityFilter,
         page: &Page<Cursor>,
     ) -> Result<Vec<authorizations::Model>, Error> {
+        let of_accounts = accounts.condition(authorizations::Column::Account);
+        self.authorizations_page(of_accounts, filter, page).await
+    }
+
+    /// A page of the authorizations `scope` and `filter` select, newest first.
+    async fn authorizations_page(
+        &self,
+        scope: Condition,
+        filter: &ActivityFilter,
+        page: &Page<Cursor>,
+    ) -> Result<Vec<authorizations::Model>, Error> {
         let order = newest_first(page.direction);
         let rows = authorizations::Entity::find()
-            .filter(
-                activity_condition(filter, page.from.as_ref(), page.direction)
-                    .add(accounts.condition(authorizations::Column::Account)),
-            )
+            .filter(activity_condition(filter, page.from.as_ref(), page.direction).add(scope))
             .order_by(authorizations::Column::Created, order.clone())
             .order_by(authorizations::Column::Id, order)
             .limit(page.limit)

@@ -100,8 +100,17 @@ pub async fn program_activity_page(
     let rows = store(ctx)
         .program_activity(accounts, &filter, &page.clone().widened(1))
         .await?;
-    Ok(connection(
-        &page,
+    Ok(authorizations(&page, rows))
+}
+
+/// Authorizations read for `page` (one more than asked, to know whether another follows) as
+/// a connection.
+fn authorizations(
+    page: &cardstream_store::Page<Cursor>,
+    rows: Vec<cardstream_store::entities::authorizations::Model>,
+) -> AuthorizationConnection {
+    connection(
+        page,
         rows,
         EmptyFields,
         |row| Cursor {
@@ -109,7 +118,7 @@ pub async fn program_activity_page(
             id: row.id.clone(),
         },
         Authorization,
-    ))
+    )
 }
 
 /// One page of a card's activity, after checking the viewer may see the card.
@@ -133,14 +142,5 @@ pub async fn activity_page(
         .await
         .map_err(load_error)?
         .unwrap_or_default();
-    Ok(connection(
-        &page,
-        rows,
-        EmptyFields,
-        |row| Cursor {
-            created: row.created,
-            id: row.id.clone(),
-        },
-        Authorization,
-    ))
+    Ok(authorizations(&page, rows))
 }
