@@ -247,22 +247,12 @@ fn field(value: &str) -> String {
     }
 }
 
-/// Minor units as a decimal in the currency's major unit.
+/// Minor units as a decimal in the currency's major unit (the minor units themselves for a
+/// currency cardstream does not know).
 fn decimal(minor: i64, currency: &str) -> String {
-    let exponent = currency
-        .parse::<cardstream_stripe::Currency>()
-        .map_or(2, |c| c.exponent());
-    if exponent == 0 {
-        return minor.to_string();
-    }
-    let scale = 10_i64.pow(exponent);
-    let sign = if minor < 0 { "-" } else { "" };
-    let m = minor.unsigned_abs();
-    format!(
-        "{sign}{}.{:0width$}",
-        m / scale.unsigned_abs(),
-        m % scale.unsigned_abs(),
-        width = exponent as usize
+    currency.parse::<cardstream_stripe::Currency>().map_or_else(
+        |_| minor.to_string(),
+        |c| cardstream_stripe::Money::new(minor, c).decimal(),
     )
 }
 

@@ -11,33 +11,16 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cardstream_store::{IncomingEvent, Position};
-use common::{Socket, TestApi, next_message};
-use futures_util::SinkExt;
+use common::{Socket, TestApi, next_message, subscribe_to};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../stripe/tests/fixtures");
 
 /// A signed-in socket subscribed to `card`'s activity (after `after_seq`, when given) as "1".
 async fn follow(api: &TestApi, token: &str, card: &str, after_seq: Option<i64>) -> Socket {
-    let mut request = api.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init =
-        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
-    ws.send(Message::text(init.to_string())).await.unwrap();
-    let ack = next_message(&mut ws, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(ack["type"], "connection_ack");
     let query = "subscription($id: ID!, $after: Long) {
         activity(cardId: $id, afterSeq: $after) { seq authorization { id status } } }";
-    let subscribe = json!({"id": "1", "type": "subscribe",
-        "payload": {"query": query, "variables": {"id": card, "after": after_seq}}});
-    ws.send(Message::text(subscribe.to_string())).await.unwrap();
-    ws
+    subscribe_to(api, token, query, json!({"id": card, "after": after_seq})).await
 }
 
 /// Every activity message until none comes for `quiet`: `(seq, authorization id)`.
@@ -196,30 +179,12 @@ async fn every_change_reaches_a_subscriber_once_and_a_reconnect_misses_nothing()
     );
 }
 
-/// A subscription of `query` (as id "1") on a socket signed in with `token`.
-async fn subscribe_to(api: &TestApi, token: &str, query: &str) -> Socket {
-    let mut request = api.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init =
-        json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
-    ws.send(Message::text(init.to_string())).await.unwrap();
-    let ack = next_message(&mut ws, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(ack["type"], "connection_ack");
-    let subscribe = json!({"id": "1", "type": "subscribe", "payload": {"query": query}});
-    ws.send(Message::text(subscribe.to_string())).await.unwrap();
-    ws
-}
-
 #[tokio::test]
 async fn the_programs_ticks_come_at_most_once_a_second_and_only_to_admins() {
     let api = TestApi::start(&[]).await;
     let query = "subscription { programActivity { changedCards } }";
     let alice = api.login("alice@example.com").await;
-    let mut refused = subscribe_to(&api, &alice, query).await;
+    let mut refused = subscribe_to(&api, &alice, query, json!({})).await;
     let answer = next_message(&mut refused, Duration::from_secs(5))
         .await
         .unwrap();
@@ -229,7 +194,7 @@ async fn the_programs_ticks_come_at_most_once_a_second_and_only_to_admins() {
     );
 
     let admin = api.login("admin@example.com").await;
-    let mut ws = subscribe_to(&api, &admin, query).await;
+    let mut ws = subscribe_to(&api, &admin, query, json!({})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Twenty batches as fast as they commit, each a new authorization of a card.
     let card = api.cards_of(&api.alice_holder.clone())[0].clone();

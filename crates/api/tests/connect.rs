@@ -417,3 +417,44 @@ async fn an_invitation_limited_to_an_account_makes_a_user_of_that_account_only()
     let staff = user(&api, &platform, "a-staff@example.com").await;
     assert_eq!(staff["accounts"], json!([A]));
 }
+
+/// The admin console's fields for an admin limited to an account: the program overview is
+/// its account's alone (another account's is NOT_FOUND), and the platform-wide logs (events,
+/// the audit log, dead letters) are FORBIDDEN.
+#[tokio::test]
+async fn an_account_admins_overview_is_its_accounts_and_the_platform_logs_are_not_theirs() {
+    let api = start().await;
+    let a_admin = api.login("a-admin@example.com").await;
+    let query = "query($r: DateRangeInput!, $account: ID) {
+        programSummary(range: $r, account: $account) { approved declined } }";
+    let range = json!({"from": "2025-11-01", "to": "2025-12-31"});
+    let own = api.gql(Some(&a_admin), query, json!({"r": range})).await;
+    let (approved, declined): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE approved),
+                count(*) FILTER (WHERE NOT approved AND status <> 'pending')
+         FROM authorizations WHERE account = $1",
+    )
+    .bind(A)
+    .fetch_one(api.store.pool())
+    .await
+    .unwrap();
+    assert!(approved > 0, "{A} has approvals");
+    assert_eq!(
+        own["data"]["programSummary"],
+        json!({"approved": approved, "declined": declined}),
+        "{own}"
+    );
+    let other = api
+        .gql(Some(&a_admin), query, json!({"r": range, "account": B}))
+        .await;
+    assert_eq!(code(&other), "NOT_FOUND", "{other}");
+    for operation in [
+        "{ events { id } }",
+        "{ eventTypes }",
+        "{ auditLog { id } }",
+        "{ deadLetters { id } }",
+    ] {
+        let response = api.gql(Some(&a_admin), operation, json!({})).await;
+        assert_eq!(code(&response), "FORBIDDEN", "{operation}: {response}");
+    }
+}

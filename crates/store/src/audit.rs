@@ -85,13 +85,4 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
-
-    /// The actions recorded so far, for a filter's choices.
-    pub async fn audit_actions(&self) -> Result<Vec<String>, Error> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT action FROM audit_log ORDER BY action")
-                .fetch_all(self.pool())
-                .await?,
-        )
-    }
 }

@@ -14,7 +14,7 @@ use crate::{Error, Store};
 const ORDER_LOCK: i64 = 0x6361_7264_6368_6721;
 
 /// How long changes are kept for subscribers to catch up on.
-pub const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(3_600);
+const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// One changed authorization, as it is now.
 #[derive(Debug, Clone, PartialEq)]

@@ -41,7 +41,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use accounts::{Role, User, parse_email};
 pub use audit::{AuditEntry, AuditFilter};
-pub use changes::{Change, KEPT_FOR as CHANGES_KEPT_FOR};
+pub use changes::Change;
 pub use connect::{Accounts, ConnectedAccount, is_account_id};
 pub use dead_letters::{DeadLetter, DeadLetterFilter, NewDeadLetter, RedriveRequest};
 pub use event_log::{EventFilter, StoredEvent};

@@ -59,44 +59,41 @@ pub const CONTENT_QUERIES: [(&str, &str); 13] = [
     ),
 ];
 
-/// The program rollups recomputed from the base tables, as migration 0016 first fills them.
-const PROGRAM_EXPECTED: [(&str, &str); 3] = [
-    (
-        "program_category_daily",
-        "SELECT DATE '1970-01-01' + floor(created::numeric / 86400)::int AS day, currency,
-                coalesce(account, '') AS account, merchant_category AS key,
-                sum(-amount)::int8 AS spend, sum((kind = 'capture')::int)::int4 AS captures,
-                sum((kind = 'refund')::int)::int4 AS refunds
-         FROM transactions WHERE kind IN ('capture', 'refund')
-         GROUP BY 1, 2, 3, 4
-         HAVING NOT (sum(-amount) = 0 AND sum((kind = 'capture')::int) = 0
-                     AND sum((kind = 'refund')::int) = 0)",
-    ),
-    (
-        "program_merchant_daily",
-        "SELECT DATE '1970-01-01' + floor(created::numeric / 86400)::int AS day, currency,
-                coalesce(account, '') AS account,
-                coalesce(nullif(merchant_name, ''), nullif(merchant_network_id, ''),
-                         'unknown merchant') AS key,
-                sum(-amount)::int8 AS spend, sum((kind = 'capture')::int)::int4 AS captures,
-                sum((kind = 'refund')::int)::int4 AS refunds
-         FROM transactions WHERE kind IN ('capture', 'refund')
-         GROUP BY 1, 2, 3, 4
-         HAVING NOT (sum(-amount) = 0 AND sum((kind = 'capture')::int) = 0
-                     AND sum((kind = 'refund')::int) = 0)",
-    ),
-    (
-        "program_outcome_daily",
-        "SELECT DATE '1970-01-01' + floor(created::numeric / 86400)::int AS day, currency,
-                coalesce(account, '') AS account, approved,
-                CASE WHEN approved THEN '' ELSE coalesce(decline_reason, '') END AS reason,
-                CASE WHEN approved THEN '' ELSE coalesce(cardstream_reason, '') END
-                    AS cardstream_reason,
-                count(*)::int4 AS authorizations
-         FROM authorizations WHERE approved OR status <> 'pending'
-         GROUP BY 1, 2, 3, 4, 5, 6",
-    ),
-];
+/// A merchant's key in the rollups: its name, else its network id (as `merchant_key` in rows.rs).
+const MERCHANT: &str =
+    "coalesce(nullif(merchant_name, ''), nullif(merchant_network_id, ''), 'unknown merchant')";
+
+/// The program rollups recomputed from the base tables, as migration 0016 first fills them:
+/// `(table, query)`, the query's columns in the table's order.
+fn program_expected() -> [(&'static str, String); 3] {
+    let spend_by = |key: &str| {
+        format!(
+            "SELECT {DAY} AS day, currency, coalesce(account, '') AS account, {key} AS key,
+                    sum(-amount)::int8 AS spend, sum((kind = 'capture')::int)::int4 AS captures,
+                    sum((kind = 'refund')::int)::int4 AS refunds
+             FROM transactions WHERE kind IN ('capture', 'refund')
+             GROUP BY 1, 2, 3, 4
+             HAVING NOT (sum(-amount) = 0 AND sum((kind = 'capture')::int) = 0
+                         AND sum((kind = 'refund')::int) = 0)"
+        )
+    };
+    [
+        ("program_category_daily", spend_by("merchant_category")),
+        ("program_merchant_daily", spend_by(MERCHANT)),
+        (
+            "program_outcome_daily",
+            format!(
+                "SELECT {DAY} AS day, currency, coalesce(account, '') AS account, approved,
+                        CASE WHEN approved THEN '' ELSE coalesce(decline_reason, '') END AS reason,
+                        CASE WHEN approved THEN '' ELSE coalesce(cardstream_reason, '') END
+                            AS cardstream_reason,
+                        count(*)::int4 AS authorizations
+                 FROM authorizations WHERE approved OR status <> 'pending'
+                 GROUP BY 1, 2, 3, 4, 5, 6"
+            ),
+        ),
+    ]
+}
 
 const DAY: &str = "DATE '1970-01-01' + floor(created::numeric / 86400)::int";
 
@@ -148,7 +145,7 @@ impl Store {
     /// them (the API benchmark's synthetic program) rather than folded.
     pub async fn rebuild_program_rollups(&self) -> Result<(), Error> {
         let mut tx = self.pool().begin().await?;
-        for (table, expected) in PROGRAM_EXPECTED {
+        for (table, expected) in program_expected() {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&mut *tx)
                 .await?;
@@ -212,18 +209,14 @@ impl Store {
             )
         };
         let category = keyed("card_category_spend", "category", "merchant_category");
-        let merchant = keyed(
-            "card_merchant_spend",
-            "merchant",
-            "coalesce(nullif(merchant_name, ''), nullif(merchant_network_id, ''), 'unknown merchant')",
-        );
+        let merchant = keyed("card_merchant_spend", "merchant", MERCHANT);
         let count = |sql: String| async move {
             sqlx::query_scalar::<_, i64>(&sql)
                 .fetch_one(self.pool())
                 .await
         };
         let mut program = 0;
-        for (table, expected) in PROGRAM_EXPECTED {
+        for (table, expected) in program_expected() {
             let key = match table {
                 "program_category_daily" => "category",
                 "program_merchant_daily" => "merchant",

@@ -121,19 +121,7 @@ impl Money {
     /// Human formatting that respects the currency's exponent: `$1,234.50`, `¥1,200`,
     /// `-€3.00`, `12.345 KWD`.
     pub fn format(&self) -> String {
-        let exponent = self.currency.exponent();
-        let magnitude = self.amount.unsigned_abs();
-        let scale = 10u64.pow(exponent);
-        let major = group_thousands(magnitude / scale);
-        let number = if exponent == 0 {
-            major
-        } else {
-            format!(
-                "{major}.{:0width$}",
-                magnitude % scale,
-                width = exponent as usize
-            )
-        };
+        let number = self.major_units(group_thousands);
         let sign = if self.amount < 0 { "-" } else { "" };
         match self.currency.symbol() {
             Some(symbol) => format!("{sign}{symbol}{number}"),
@@ -141,6 +129,32 @@ impl Money {
                 "{sign}{number} {}",
                 self.currency.as_str().to_ascii_uppercase()
             ),
+        }
+    }
+}
+
+impl Money {
+    /// The amount in the currency's major unit, as a plain decimal for files and other
+    /// programs: `1234.50`, `-0.05`, `1200` (yen), `12.345` (KWD).
+    pub fn decimal(&self) -> String {
+        let sign = if self.amount < 0 { "-" } else { "" };
+        format!("{sign}{}", self.major_units(|n| n.to_string()))
+    }
+
+    /// The magnitude in major units, the whole part written by `whole`.
+    fn major_units(&self, whole: impl Fn(u64) -> String) -> String {
+        let exponent = self.currency.exponent();
+        let magnitude = self.amount.unsigned_abs();
+        let scale = 10u64.pow(exponent);
+        let major = whole(magnitude / scale);
+        if exponent == 0 {
+            major
+        } else {
+            format!(
+                "{major}.{:0width$}",
+                magnitude % scale,
+                width = exponent as usize
+            )
         }
     }
 }

@@ -97,9 +97,9 @@ impl DateTime {
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => time::OffsetDateTime::parse(s, &Rfc3339)
-                .map(|t| DateTime(t.unix_timestamp()))
-                .map_err(|_| InputValueError::custom(format!("{s:?} is not an RFC 3339 instant"))),
+            Value::String(s) => DateTime::from_rfc3339(s).ok_or_else(|| {
+                InputValueError::custom(format!("{s:?} is not an RFC 3339 instant"))
+            }),
             _ => Err(InputValueError::expected_type(value)),
         }
     }

@@ -211,6 +211,13 @@ pub type Socket =
 
 /// A socket signed in with `token`, acknowledged, subscribed to `card`'s activity as id "1".
 pub async fn subscribe(api: &TestApi, token: &str, card: &str) -> Socket {
+    let query = "subscription($id: ID!) { activity(cardId: $id) { cardId authorization { id } } }";
+    subscribe_to(api, token, query, json!({"id": card})).await
+}
+
+/// A socket signed in with `token`, acknowledged, subscribed to `query` with `variables` as
+/// id "1".
+pub async fn subscribe_to(api: &TestApi, token: &str, query: &str, variables: Value) -> Socket {
     let mut request = api.ws_url().into_client_request().unwrap();
     request.headers_mut().insert(
         "sec-websocket-protocol",
@@ -229,8 +236,9 @@ pub async fn subscribe(api: &TestApi, token: &str, card: &str) -> Socket {
         Some(&json!("connection_ack")),
         "{ack:?}"
     );
-    let query = "subscription($id: ID!) { activity(cardId: $id) { cardId authorization { id } } }";
-    ws.send(Message::text(json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": card}}}).to_string())).await.unwrap();
+    let subscribe = json!({"id": "1", "type": "subscribe",
+        "payload": {"query": query, "variables": variables}});
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
     ws
 }
 
