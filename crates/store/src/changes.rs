@@ -46,12 +46,15 @@ pub(crate) async fn record_changes(
     let seq: Option<i64> = sqlx::query_scalar(
         "WITH inserted AS (
              INSERT INTO activity_changes (card_id, authorization_id)
-             SELECT card_id, id FROM (
+             SELECT changed.card_id, changed.id FROM (
                  SELECT card_id, id FROM unnest($1::text[], $2::text[]) AS a(card_id, id)
                  UNION
                  SELECT card_id, authorization_id FROM transactions
                  WHERE id = ANY($3) AND authorization_id IS NOT NULL
-             ) changed ORDER BY card_id, id
+             ) changed
+             -- Numbered in the order the purchases happened, as a subscriber shows them.
+             LEFT JOIN authorizations a ON a.id = changed.id
+             ORDER BY a.created NULLS FIRST, changed.id
              RETURNING seq
          )
          SELECT max(seq) FROM inserted",
