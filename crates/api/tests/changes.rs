@@ -243,3 +243,41 @@ async fn the_programs_ticks_come_at_most_once_a_second_and_only_to_admins() {
     // Every batch is counted in some tick: one card each.
     assert_eq!(ticks.iter().map(|t| t.1).sum::<i64>(), 20);
 }
+
+/// Changes of one batch come in the order the purchases happened, whatever their ids.
+#[tokio::test]
+async fn a_batchs_changes_come_in_the_order_the_purchases_happened() {
+    let api = TestApi::start(&[]).await;
+    let alice = api.login("alice@example.com").await;
+    let card = api.cards_of(&api.alice_holder.clone())[0].clone();
+    let holder = api.alice_holder.clone();
+    let mut ws = follow(&api, &alice, &card, None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Ids in the opposite order of the times.
+    let ids = ["iauth_order_c", "iauth_order_b", "iauth_order_a"];
+    let batch: Vec<IncomingEvent> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let mut a = fixture("issuing.authorization.json");
+            a["id"] = json!(id);
+            a["card"]["id"] = json!(card);
+            a["card"]["cardholder"]["id"] = json!(holder);
+            a["cardholder"] = json!(holder);
+            a["created"] = json!(1_765_200_000 + n as i64);
+            event(
+                "issuing_authorization.created",
+                a,
+                2_000 + n,
+                1_765_200_000 + n as i64,
+            )
+        })
+        .collect();
+    apply(&api, &batch).await;
+    let got: Vec<String> = drain(&mut ws, Duration::from_secs(2))
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(got, ids);
+}
