@@ -106,6 +106,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0019_activity_changes.up.sql"),
                 down: include_str!("../sql/0019_activity_changes.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000020_pipeline_status",
+                up: include_str!("../sql/0020_pipeline_status.up.sql"),
+                down: include_str!("../sql/0020_pipeline_status.down.sql"),
+            }),
         ]
     }
 }

@@ -16,6 +16,9 @@ pub struct AggregatorArgs {
     #[command(flatten)]
     pub record_keys: RecordKeyArgs,
 
+    #[command(flatten)]
+    pub status: cardstream_store::StatusArgs,
+
     /// Kafka consumer group. Every replica uses the same one; partitions are shared among them.
     #[arg(
         long,

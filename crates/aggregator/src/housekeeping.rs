@@ -1,6 +1,7 @@
 //! Housekeeping every aggregator does now and then: deleting the live dashboard's change feed
-//! older than it is kept for (an hour; migration 0019). Several aggregators doing it at once is
-//! harmless: each deletes what is old.
+//! older than it is kept for (an hour; migration 0019) and the health page's old counts and
+//! long-silent processes (migration 0020). Several aggregators doing it at once is harmless:
+//! each deletes what is old.
 
 use std::time::Duration;
 
@@ -25,6 +26,13 @@ pub(crate) fn spawn(store: Store, shutdown: CancellationToken) {
                 Ok(n) => tracing::debug!(deleted = n, "pruned the change feed"),
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot prune the change feed; trying again in a minute")
+                }
+            }
+            match store.prune_pipeline_status().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deleted = n, "pruned the pipeline's old status"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot prune the pipeline's old status; trying again in a minute")
                 }
             }
         }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cardstream_kafka::{ClientStats, Redriver, StatsContext};
-use cardstream_store::Store;
+use cardstream_store::{ComponentState, Reporter, Store};
 use cardstream_telemetry::{AdminServer, CancellationToken, Readiness, Registry};
 use rdkafka::consumer::Consumer;
 
@@ -135,6 +135,14 @@ pub async fn start(
         readiness.clone(),
         shutdown.clone(),
     );
+    spawn_status(
+        &args,
+        &registry,
+        store.clone(),
+        &metrics,
+        readiness.clone(),
+        &shutdown,
+    );
     let admin =
         AdminServer::spawn(args.admin.listen, registry, readiness, shutdown.clone()).await?;
     tracing::info!(topic = %args.kafka.topic, group = %args.consumer_group, batch_size = args.batch_size, batch_max_bytes = args.batch_max_bytes, "aggregator consuming");
@@ -163,6 +171,47 @@ pub async fn start(
         admin_addr: admin.local_addr,
         task,
     })
+}
+
+/// Reports this process to the admin console's health page: readiness, version, the lag of
+/// each assigned partition and the last commit, with the records and freshness counted per
+/// minute.
+fn spawn_status(
+    args: &AggregatorArgs,
+    registry: &Registry,
+    store: Store,
+    metrics: &AggregatorMetrics,
+    readiness: Readiness,
+    shutdown: &CancellationToken,
+) {
+    let last = metrics.last.clone();
+    let state = move || {
+        let last = last.lock().map(|l| l.clone()).unwrap_or_default();
+        let partitions: Vec<_> = last
+            .lag
+            .iter()
+            .map(|(partition, lag)| serde_json::json!({"partition": partition, "lag": lag}))
+            .collect();
+        ComponentState {
+            ready: readiness.check(),
+            details: serde_json::json!({
+                "partitions": partitions,
+                "paused": last.paused,
+                "last_commit_at": last.committed_at_ms.map(|ms| ms as f64 / 1000.0),
+            }),
+        }
+    };
+    Reporter::new(
+        "aggregator",
+        cardstream_telemetry::build_version(registry),
+        args.status.every,
+    )
+    .spawn(
+        store,
+        metrics.tally.clone(),
+        state,
+        shutdown.clone().cancelled_owned(),
+    );
 }
 
 /// Every few seconds: is Postgres reachable, is the broker, and how far behind is each

@@ -1,7 +1,10 @@
 //! The aggregator's metrics, updated through one method per observable fact (a batch done, a
 //! record dead-lettered, a rebalance) so that the consume loop reads as logic, not plumbing.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use cardstream_store::{FRESHNESS_LABELS, Tally, freshness_bucket};
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -106,6 +109,20 @@ pub struct AggregatorMetrics {
     commits: IntCounterVec,
     /// Seconds from the gateway receiving an event to its batch committing in Postgres.
     freshness: Histogram,
+    /// Per-minute counts for the admin console's health page: `records` by outcome and
+    /// `freshness_ms` by bucket (see `cardstream_store::Reporter`).
+    pub(crate) tally: Tally,
+    /// The last lag read, `(partition, records)`, and when the last batch committed (ms since
+    /// the epoch), for the same page.
+    pub(crate) last: Arc<Mutex<LastSeen>>,
+}
+
+/// What the health page shows of this consumer beyond its counts.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LastSeen {
+    pub(crate) lag: Vec<(i32, i64)>,
+    pub(crate) committed_at_ms: Option<i64>,
+    pub(crate) paused: bool,
 }
 
 impl AggregatorMetrics {
@@ -199,6 +216,8 @@ impl AggregatorMetrics {
                     0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                 ]),
             )?,
+            tally: Tally::new(),
+            last: Arc::default(),
         };
         registry.register(Box::new(m.records.clone()))?;
         // Every reason from the start, at 0, for rate() and alerts (see DEAD_LETTER_REASONS).
@@ -239,10 +258,25 @@ impl AggregatorMetrics {
         self.batch_size.observe(report.records as f64);
         self.batch_bytes.observe(report.bytes as f64);
         self.batch_duration.observe(report.duration.as_secs_f64());
+        let mut buckets = [0i64; FRESHNESS_LABELS.len()];
         for at in &report.received_at_ms {
             // A gateway clock ahead of this one would make it negative.
             let ms = (report.committed_at_ms - at).max(0);
             self.freshness.observe(ms as f64 / 1000.0);
+            buckets[freshness_bucket(ms)] += 1;
+        }
+        for (label, n) in FRESHNESS_LABELS.iter().zip(buckets) {
+            self.tally.add("freshness_ms", label, n);
+        }
+        for (outcome, n) in [
+            ("new", report.new),
+            ("duplicate", report.duplicates),
+            ("dead_letter", report.dead_lettered),
+        ] {
+            self.tally.add("records", outcome, n as i64);
+        }
+        if let Ok(mut last) = self.last.lock() {
+            last.committed_at_ms = Some(report.committed_at_ms);
         }
     }
 
@@ -285,6 +319,9 @@ impl AggregatorMetrics {
     /// Consumption is held (or resumes) while Postgres is unavailable.
     pub(crate) fn paused(&self, paused: bool) {
         self.paused.set(i64::from(paused));
+        if let Ok(mut last) = self.last.lock() {
+            last.paused = paused;
+        }
     }
 
     /// How long the batch being written has waited so far (zero when none waits).
@@ -300,6 +337,9 @@ impl AggregatorMetrics {
             self.lag
                 .with_label_values(&[&partition.to_string()])
                 .set(*lag);
+        }
+        if let Ok(mut last) = self.last.lock() {
+            last.lag = partitions.to_vec();
         }
     }
 

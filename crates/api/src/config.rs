@@ -33,6 +33,9 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
+    #[command(flatten)]
+    pub status: cardstream_store::StatusArgs,
+
     /// Connections to Postgres.
     #[arg(long, env = "CARDSTREAM_DATABASE_POOL", default_value_t = 8)]
     pub database_pool: u32,

@@ -170,6 +170,22 @@ pub async fn start_with(
     let readiness = Readiness::new();
     readiness.require("database");
     spawn_database_probe(store.clone(), readiness.clone(), stopped.clone());
+    // This process on the admin console's health page: its version and readiness.
+    let ready = readiness.clone();
+    cardstream_store::Reporter::new(
+        "api",
+        cardstream_telemetry::build_version(&registry),
+        args.status.every,
+    )
+    .spawn(
+        store.clone(),
+        cardstream_store::Tally::new(),
+        move || cardstream_store::ComponentState {
+            ready: ready.check(),
+            details: serde_json::json!({}),
+        },
+        stopped.clone().cancelled_owned(),
+    );
     let admin = AdminServer::spawn(
         args.admin.listen,
         registry,

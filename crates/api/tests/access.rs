@@ -241,6 +241,7 @@ async fn a_cardholder_sees_only_their_own_cards_by_every_path() {
         "{ auditLog { id actor action } }",
         "{ events { id payload } }",
         "{ eventTypes }",
+        "{ pipelineHealth { deadLettersWaiting } }",
         "{ programSummary(range: {from: \"2026-01-01\", to: \"2026-01-07\"}) { approved } }",
         "mutation { redriveDeadLetters(input: {deadLetterIds: [\"1\"]}) { deadLetters { id } } }",
         "mutation { inviteUser(input: {email: \"mallory@example.com\", role: ADMIN}) { token } }",

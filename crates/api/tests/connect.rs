@@ -453,6 +453,7 @@ async fn an_account_admins_overview_is_its_accounts_and_the_platform_logs_are_no
         "{ eventTypes }",
         "{ auditLog { id } }",
         "{ deadLetters { id } }",
+        "{ pipelineHealth { components { instance } } }",
     ] {
         let response = api.gql(Some(&a_admin), operation, json!({})).await;
         assert_eq!(code(&response), "FORBIDDEN", "{operation}: {response}");

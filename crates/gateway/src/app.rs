@@ -106,6 +106,7 @@ impl Gateway {
         };
         let event = Event::parse(&bytes)?;
         endpoints::check(endpoint, event.account.as_deref())?;
+        self.metrics.webhook_received(&event.kind, received_at_ms);
         Ok((bytes, event))
     }
 
@@ -136,10 +137,7 @@ impl Gateway {
 
     /// Counts and logs a refused webhook, and turns it into the response.
     pub(crate) fn reject(&self, route: &'static str, err: WebhookError) -> Response {
-        self.metrics
-            .rejections
-            .with_label_values(&[route, err.code()])
-            .inc();
+        self.metrics.webhook_refused(route, err.code());
         match &err {
             WebhookError::Overloaded { reason, .. } => {
                 self.metrics.shed.with_label_values(&[reason]).inc();

@@ -96,6 +96,9 @@ pub struct GatewayArgs {
     pub database_timeouts: Timeouts,
 
     #[command(flatten)]
+    pub status: cardstream_store::StatusArgs,
+
+    #[command(flatten)]
     pub spend: SpendCacheArgs,
 
     #[command(flatten)]

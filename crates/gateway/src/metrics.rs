@@ -3,6 +3,11 @@ use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use cardstream_store::Tally;
+
 use crate::Error;
 
 /// Everything the gateway counts. Names carry no component: Prometheus' `job` label says which
@@ -36,6 +41,11 @@ pub struct GatewayMetrics {
     pub secret_reloads: IntCounterVec,
     /// Authorization requests that repeated one already answered.
     pub authorization_replays: IntCounter,
+    /// Per-minute counts for the admin console's health page: `webhooks` by event type,
+    /// `rejections` by code (see `cardstream_store::Reporter`).
+    pub tally: Tally,
+    /// When the last authenticated webhook arrived (ms since the epoch; 0 before the first).
+    pub last_webhook_ms: Arc<AtomicI64>,
 }
 
 impl GatewayMetrics {
@@ -122,6 +132,8 @@ impl GatewayMetrics {
                 "cardstream_authorization_replays_total",
                 "Authorization request events received again after being answered: given the same answer, not counted against limits again.",
             )?,
+            tally: Tally::new(),
+            last_webhook_ms: Arc::default(),
         };
         for reason in ["requests", "large_bodies"] {
             m.shed.with_label_values(&[reason]);
@@ -165,10 +177,53 @@ impl GatewayMetrics {
         Ok(m)
     }
 
+    /// An authenticated webhook of `kind` arrived at `at_ms`.
+    pub fn webhook_received(&self, kind: &str, at_ms: i64) {
+        self.tally.add("webhooks", type_label(kind), 1);
+        self.last_webhook_ms.fetch_max(at_ms, Ordering::Relaxed);
+    }
+
+    /// A webhook was refused with `code`.
+    pub fn webhook_refused(&self, route: &str, code: &str) {
+        self.rejections.with_label_values(&[route, code]).inc();
+        self.tally.add("rejections", code, 1);
+    }
+
     pub fn record_decision(&self, decision: &Decision) {
         let approved = if decision.approved { "true" } else { "false" };
         self.decisions
             .with_label_values(&[approved, decision.reason.as_str()])
             .inc();
+    }
+}
+
+/// An event type as a count's label: itself when it reads like one of Stripe's
+/// (`issuing_authorization.created`), else `other`. Events are signed, so only Stripe (or a
+/// holder of the secret) names them, but the labels stay bounded whatever a payload says.
+fn type_label(kind: &str) -> &str {
+    let plausible = (3..=64).contains(&kind.len())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+    if plausible { kind } else { "other" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_label;
+
+    #[test]
+    fn event_types_label_as_themselves_or_other() {
+        assert_eq!(type_label("issuing_card.created"), "issuing_card.created");
+        for odd in [
+            "",
+            "x",
+            "Issuing_card.created",
+            "a b",
+            &"a".repeat(65),
+            "café",
+        ] {
+            assert_eq!(type_label(odd), "other", "{odd:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
 use cardstream_kafka::{ClientStats, EventProducer, ProducerTuning};
 use cardstream_policy::{PolicyStore, StoredPolicy};
-use cardstream_store::Store;
+use cardstream_store::{ComponentState, Reporter, Store};
 use cardstream_telemetry::{
     AdminServer, CancellationToken, HttpMetrics, Readiness, Registry, serve,
 };
@@ -113,6 +113,7 @@ pub async fn start(
     let readiness = Readiness::new();
     readiness.require("broker");
     spawn_broker_probe(producer.clone(), readiness.clone(), stopped.clone());
+    start_status(&args, &registry, &gateway.metrics, &readiness, &stopped).await?;
     let admin = AdminServer::spawn(
         args.admin.listen,
         registry,
@@ -211,6 +212,40 @@ async fn start_spend(
         age.set(view.age().map_or(f64::INFINITY, |a| a.as_secs_f64()));
     });
     Ok((Some(cache), None))
+}
+
+/// With a database, reports this process to the admin console's health page: readiness,
+/// version, the last webhook's time, and the webhooks and refusals counted per minute. Its own
+/// pool of one connection, so a busy ledger never delays it (nor it the ledger).
+async fn start_status(
+    args: &GatewayArgs,
+    registry: &Registry,
+    metrics: &GatewayMetrics,
+    readiness: &Readiness,
+    stopped: &CancellationToken,
+) -> Result<(), Error> {
+    let Some(url) = args.database_url.as_ref().map(ExposeSecret::expose_secret) else {
+        return Ok(());
+    };
+    let store = Store::connect_lazy(url, 1, args.database_timeouts).await?;
+    let version = cardstream_telemetry::build_version(registry);
+    let (readiness, last) = (readiness.clone(), metrics.last_webhook_ms.clone());
+    let state = move || {
+        let last = last.load(std::sync::atomic::Ordering::Relaxed);
+        ComponentState {
+            ready: readiness.check(),
+            details: serde_json::json!({
+                "last_webhook_at": (last > 0).then_some(last as f64 / 1000.0),
+            }),
+        }
+    };
+    Reporter::new("gateway", version, args.status.every).spawn(
+        store,
+        metrics.tally.clone(),
+        state,
+        stopped.clone().cancelled_owned(),
+    );
+    Ok(())
 }
 
 /// With `--catch-up-interval`, recovers events whose webhooks never arrived (see

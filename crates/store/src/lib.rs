@@ -16,6 +16,8 @@ mod fold;
 mod ingest;
 mod invitations;
 mod paging;
+mod pipeline;
+mod pipeline_health;
 mod policy_store;
 mod pool_metrics;
 mod program;
@@ -49,6 +51,11 @@ pub use fold::{DisputeFunds, FoldEvent, FoldOutcome, fold};
 pub use ingest::{ActivityNotice, BatchOutcome, IncomingEvent, Position, Unreadable};
 pub use invitations::{Invitation, InvitationKind, InvitationState};
 pub use paging::{Direction, Page};
+pub use pipeline::{
+    ComponentState, FRESHNESS_BUCKETS_MS, FRESHNESS_LABELS, Reporter, StatusArgs, Tally,
+    freshness_bucket, freshness_quantile,
+};
+pub use pipeline_health::{ComponentReport, MinuteCount, PipelineSnapshot};
 pub use policy_store::PolicyRow;
 pub use pool_metrics::PoolMetrics;
 pub use program::{DayRange, ProgramKey, ProgramKeyed, ProgramOutcome, ProgramSpend};

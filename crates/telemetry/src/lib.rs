@@ -36,6 +36,28 @@ pub fn register_build_info(
     registry.register(Box::new(info))?;
     Ok(())
 }
+/// The build a process runs, as `cardstream_build_info` in `registry` names it
+/// (`0.1.0 (3f2c1a9b0d4e)`), or this crate's version when the registry has none.
+pub fn build_version(registry: &Registry) -> String {
+    let labels = registry
+        .gather()
+        .into_iter()
+        .find(|f| f.name() == "cardstream_build_info")
+        .and_then(|f| f.get_metric().first().cloned())
+        .map(|m| m.get_label().to_vec())
+        .unwrap_or_default();
+    let label = |name: &str| {
+        labels
+            .iter()
+            .find(|l| l.name() == name)
+            .map(|l| l.value().to_owned())
+    };
+    match (label("version"), label("revision")) {
+        (Some(version), Some(revision)) => format!("{version} ({revision})"),
+        _ => env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
 pub use http_metrics::HttpMetrics;
 pub use logging::{LogFormat, init_logging};
 pub use progress::Progress;
@@ -56,4 +78,19 @@ pub enum Error {
     },
     #[error("the admin server failed: {0}")]
     Serve(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_build_version_is_read_from_the_build_info() {
+        let registry = Registry::new();
+        assert_eq!(build_version(&registry), env!("CARGO_PKG_VERSION"));
+        register_build_info(&registry, "9.8.7", "abc123def456").unwrap();
+        assert_eq!(build_version(&registry), "9.8.7 (abc123def456)");
+    }
 }

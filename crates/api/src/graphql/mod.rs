@@ -14,6 +14,7 @@ mod dead_letters;
 mod error_codes;
 mod errors;
 mod events;
+mod health;
 mod loaders;
 mod metrics;
 mod mutation;

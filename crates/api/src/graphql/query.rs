@@ -13,6 +13,7 @@ use super::context::{admin, connection_cost, platform_admin, store, viewer, visi
 use super::dead_letters::{DeadLetterObject, dead_letters};
 use super::errors::{ApiError, ApiResult};
 use super::events::{EventEntry, EventSearch, events};
+use super::health::{PipelineHealth, pipeline_health};
 use super::loaders::CountOf;
 use super::objects::{
     AccountObject, Authorization, Card, CardConnection, Cardholder, CardholderConnection, Dispute,
@@ -380,6 +381,18 @@ impl Query {
         }
         .await
         .extend()
+    }
+
+    /// Platform admin: the pipeline as its processes last reported it (each one's version
+    /// and readiness, the lag of each partition, the last webhook and commit), with what they
+    /// counted over the last `minutes` (60, at most 1,440): webhooks by type and refusals by
+    /// reason per minute, records by outcome, freshness p50/p99; and the dead letters waiting.
+    async fn pipeline_health(
+        &self,
+        ctx: &Context<'_>,
+        minutes: Option<i32>,
+    ) -> async_graphql::Result<PipelineHealth> {
+        pipeline_health(ctx, minutes.unwrap_or(60)).await.extend()
     }
 
     /// Admin: the records the aggregator could not fold, newest first: those not yet written

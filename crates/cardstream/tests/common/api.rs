@@ -101,6 +101,11 @@ impl ApiProcess {
     /// Starts `cardstream api` on `seeded`'s database with `extra` flags, and waits until it
     /// answers.
     pub async fn start(seeded: &Seeded, extra: &[&str]) -> ApiProcess {
+        Self::start_on(&seeded.db.url, extra).await
+    }
+
+    /// [`ApiProcess::start`] on the database at `url`.
+    pub async fn start_on(url: &str, extra: &[&str]) -> ApiProcess {
         let addr = free_addr();
         let admin_addr = free_addr();
         let log = tempfile::NamedTempFile::new().unwrap();
@@ -109,7 +114,7 @@ impl ApiProcess {
             .args(["--listen", &addr.to_string()])
             .args(["--admin-listen", &admin_addr.to_string()])
             .args(extra)
-            .env("CARDSTREAM_DATABASE_URL", &seeded.db.url)
+            .env("CARDSTREAM_DATABASE_URL", url)
             .env("CARDSTREAM_TOKEN_SECRET", SECRET)
             .env("CARDSTREAM_SHUTDOWN_DELAY", "0s")
             .env("RUST_LOG", "info")

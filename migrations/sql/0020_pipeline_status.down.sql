@@ -1,0 +1,2 @@
+DROP TABLE pipeline_counts;
+DROP TABLE pipeline_components;
