@@ -10,6 +10,7 @@ import { AuthorizationView } from "./authorization";
 import { AdminView } from "./admin";
 import { Overview } from "./overview";
 import { EventLog } from "./events";
+import { PipelineHealth } from "./health";
 import { AcceptInvitation, ChangePassword } from "./account";
 import { ErrorNote, Link, Loading } from "./ui";
 import { AccountSwitcher, chosenAccount, switcherOf, withAccount, type ConnectAccount } from "./connect";
@@ -142,7 +143,7 @@ function App() {
   // A card's or an authorization's page belongs to one account: another account starts at its
   // first card. The admin and password pages stay where they are.
   const choose = (next: string | null) =>
-    navigate(["/admin", "/overview", "/events", "/account"].includes(path) ? path : "/", { account: next });
+    navigate(["/admin", "/overview", "/events", "/health", "/account"].includes(path) ? path : "/cards", { account: next });
   const card = path.match(/^\/cards\/([^/]+)$/);
   const auth = path.match(/^\/authorizations\/([^/]+)$/);
   let screen;
@@ -152,9 +153,14 @@ function App() {
   else if (auth) screen = <AuthorizationView id={decodeURIComponent(auth[1])} />;
   else if (path === "/overview" && viewer.user.role === "ADMIN") screen = <Overview account={account} />;
   else if (path === "/events" && platformAdmin(viewer)) screen = <EventLog />;
+  else if (path === "/health" && platformAdmin(viewer)) screen = <PipelineHealth />;
   else if (path === "/admin" && viewer.user.role === "ADMIN") screen = <AdminView self={viewer.user.id} viewer={viewer} account={account} />;
   else if (path === "/account") screen = <ChangePassword email={viewer.user.email} />;
-  else if (viewer.cards.nodes.length > 0) {
+  // An admin's home is the program; `/cards` opens the first card, as `/` does for others.
+  else if (path === "/" && viewer.user.role === "ADMIN") {
+    queueMicrotask(() => navigate("/overview", { replace: true }));
+    screen = <Loading what="the program" />;
+  } else if (viewer.cards.nodes.length > 0) {
     queueMicrotask(() => navigate(`/cards/${viewer.cards.nodes[0].id}`, { replace: true }));
     screen = <Loading what="your first card" />;
   } else screen = <p class="empty">No cards yet. They appear here as soon as Stripe reports them.</p>;
@@ -166,7 +172,9 @@ function App() {
         <nav>
           {switcher && <AccountSwitcher accounts={accounts} chosen={account} all={switcher.all} onChoose={choose} />}
           {viewer.user.role === "ADMIN" && <Link href="/overview" testid="nav-overview">Overview</Link>}
+          {viewer.user.role === "ADMIN" && <Link href="/cards" testid="nav-cards">Cards</Link>}
           {platformAdmin(viewer) && <Link href="/events" testid="nav-events">Events</Link>}
+          {platformAdmin(viewer) && <Link href="/health" testid="nav-health">Health</Link>}
           {viewer.user.role === "ADMIN" && <Link href="/admin">Admin</Link>}
           <span class="who" data-testid="who">{viewer.user.email}</span>
           <Link href="/account" testid="account">Change password</Link>
@@ -190,6 +198,7 @@ function titleOf(path: string, viewer: Viewer | undefined): string {
   if (path === "/admin") return "Admin";
   if (path === "/overview") return "Program overview";
   if (path === "/events") return "Event log";
+  if (path === "/health") return "Pipeline health";
   if (path === "/account") return "Change password";
   if (path === "/invitation") return "Invitation";
   if (path === "/login") return "Sign in";

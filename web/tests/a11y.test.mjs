@@ -66,6 +66,7 @@ test("no serious or critical axe violation on any screen", async () => {
     ["/overview", "[data-testid=overview-approval-rate]"],
     ["/events", "[data-testid=event-row]"],
     ["/admin", "[data-testid=audit-entry]"],
+    ["/health", "[data-testid=health-components]"],
   ]) {
     await admin.goto(`${dev.api}${path}`);
     await admin.waitForSelector(ready, { timeout: 15_000 });

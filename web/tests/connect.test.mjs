@@ -103,11 +103,14 @@ function subscribeOnce(page, token, cardId, ms) {
   }), { token, cardId, ms });
 }
 
-/** A fresh browser context signed in as `email`, landed on its first card. */
+/** A fresh browser context signed in as `email`, on its first card: where a cardholder lands;
+ * an admin lands on the program's overview and follows "Cards". */
 async function signedInPage(email, password) {
   const context = await chrome.newContext({ viewport: { width: 1280, height: 900 }, ...PAGE });
   const page = await context.newPage();
   await signIn(page, dev.api, email, password);
+  await page.waitForURL(/\/(cards\/ic_|overview)/, { timeout: 10_000 });
+  if (new URL(page.url()).pathname === "/overview") await page.click("[data-testid=nav-cards]");
   await page.waitForURL(/\/cards\/ic_/, { timeout: 10_000 });
   await page.waitForSelector("[data-testid=tile-total]");
   return page;
@@ -226,7 +229,8 @@ for (const [mine, other] of [[A, B], [B, A]]) {
     await page.goto(`${dev.api}/?account=${other}`);
     await page.locator("[role=alert][data-code=NOT_FOUND]").waitFor({ timeout: 5_000 });
     await page.click("[data-testid=all-accounts]");
-    await page.waitForURL(/\/cards\/ic_/, { timeout: 10_000 });
+    // Home: the overview of their own account(s).
+    await page.waitForURL((url) => url.pathname === "/overview", { timeout: 10_000 });
     assert.ok(!page.url().includes("account="), page.url());
     // The admin page of an admin limited to an account: its cardholders, no policy, no users.
     await page.goto(`${dev.api}/admin`);
@@ -309,13 +313,13 @@ test("the platform admin sees every card; the account switcher narrows the dashb
   await page.selectOption("[data-testid=account-switcher]", "");
   await page.waitForURL((url) => url.pathname === "/admin" && !url.searchParams.has("account"), { timeout: 10_000 });
   await expectHolderRows(page, lines("SELECT id FROM cardholders ORDER BY id"), "every cardholder on /admin");
-  await page.goto(`${dev.api}/`);
+  await page.goto(`${dev.api}/cards`);
   await page.waitForURL(/\/cards\/ic_/, { timeout: 10_000 });
   await expectCardOptions(page, all, "every card again");
   await page.context().close();
 });
 
-test("an admin invited for one account from /admin lands on that account's cards only, from the first page", async () => {
+test("an admin invited for one account from /admin lands on the overview, and sees that account's cards only", async () => {
   const admin = await adminPage(chrome, dev.api);
   const email = `invited-${randomBytes(3).toString("hex")}@connect.test`;
   const password = `connect password ${randomBytes(4).toString("hex")}`;
@@ -335,6 +339,10 @@ test("an admin invited for one account from /admin lands on that account's cards
   await page.fill("[data-testid=invitation] input[name=password]", password);
   await page.fill("[data-testid=invitation] input[name=repeat]", password);
   await page.click("[data-testid=invitation] button[type=submit]");
+  // An admin's first page is the program overview: of their account only.
+  await page.waitForURL((url) => url.pathname === "/overview", { timeout: 10_000 });
+  await page.waitForSelector("[data-testid=overview-range]");
+  await page.click("[data-testid=nav-cards]");
   await page.waitForURL(/\/cards\/ic_/, { timeout: 10_000 });
   await page.waitForSelector("[data-testid=tile-total]");
   assert.equal((await page.textContent("[data-testid=card-account]")).trim(), B);

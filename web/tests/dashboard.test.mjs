@@ -96,7 +96,8 @@ async function expectRows(expected, { more = false, what }) {
 const countWhere = (cardId, where) => Number(psql(dev.database, `SELECT count(*) FROM authorizations WHERE card_id = '${cardId}' AND (${where})`));
 
 before(async () => {
-  dev = await startDev({ seed: SEED, cards: CARDS });
+  // Processes report to the health page every second, not every 10 s, so its test waits less.
+  dev = await startDev({ seed: SEED, cards: CARDS, env: { CARDSTREAM_STATUS_INTERVAL: "1s" } });
   // The same seed and card count as `dev` (whose own simulator is off): its world, with history.
   await simulate(BINARY, dev, { seed: SEED, cards: CARDS, count: 1500 });
   holder = psql(dev.database, "SELECT cardholder_id FROM user_cardholders uc JOIN users u ON u.id = uc.user_id WHERE u.email = 'demo@cardstream.dev'");
@@ -709,10 +710,11 @@ test("the admin blocks a category and the next authorization request is declined
   await admin.close();
 });
 
-test("the admin's program overview equals the database: spend per currency, approvals, declines by reason, top cards, the live feed", async () => {
+test("the admin lands on the program overview, which equals the database: spend per currency, approvals, declines by reason, top cards, the live feed", async () => {
   const admin = await chrome.newPage({ viewport: { width: 1280, height: 900 }, ...PAGE });
   await signIn(admin, dev.api, "admin@cardstream.dev", "cardstream-admin");
-  await admin.click("[data-testid=nav-overview]");
+  // The admin's home page.
+  await admin.waitForURL((url) => url.pathname === "/overview", { timeout: 10_000 });
   await admin.waitForSelector("[data-testid=overview-approval-rate]");
   await admin.click("[data-period='30d']");
   // The last 30 UTC days, as the page counts them.
@@ -858,6 +860,76 @@ test("a record the aggregator cannot fold shows in the admin's dead letters as t
   await admin.check("input[name=redriven]");
   await shown.waitFor({ timeout: 5_000 });
   assert.match(await shown.locator("[data-testid=redriven]").textContent(), /by admin@cardstream\.dev/);
+  await admin.close();
+});
+
+test("the admin's pipeline health shows what the processes counted, as GraphQL and the database say", async () => {
+  // A forged signature, refused: it shows under signature failures.
+  const forged = await fetch(`${dev.webhooks}/webhooks/stripe`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "stripe-signature": `t=${Math.floor(Date.now() / 1000)},v1=${"0".repeat(64)}` },
+    body: "{}",
+  });
+  assert.equal(forged.status, 400);
+  // And a card event of a shape no Stripe version has, which the aggregator dead-letters.
+  const eventId = `evt_webhealth${Date.now()}`;
+  const posted = await postWebhook(dev.webhooks, "/webhooks/stripe", {
+    id: eventId, object: "event", type: "issuing_card.created", created: Math.floor(Date.now() / 1000),
+    data: { object: { id: "ic_webhealth", object: "issuing_card" } },
+  });
+  assert.equal(posted.status, 200, JSON.stringify(posted.body));
+  await waitFor("the dead letter to be recorded", async () =>
+    psql(dev.database, `SELECT count(*) FROM dead_letters WHERE event_id = '${eventId}'`) === "1" || null, 30_000);
+  const admin = await chrome.newPage({ viewport: { width: 1280, height: 1000 }, ...PAGE });
+  await signIn(admin, dev.api, "admin@cardstream.dev", "cardstream-admin");
+  await admin.click("[data-testid=nav-health]");
+  const mismatch = admin.locator("[data-testid=health-refusals] tr[data-reason=signature_mismatch]");
+  await mismatch.waitFor({ timeout: 30_000 });
+  assert.equal(await admin.title(), "Pipeline health · cardstream");
+  assert.match(await mismatch.textContent(), /Signature: A signature no webhook secret made/);
+  assert.equal(await mismatch.getAttribute("data-signature"), "true");
+
+  // What GraphQL says, with the admin's own token; the page shows the same once it has read
+  // again (every 5 s), and the figures that live in the database equal it.
+  const health = () => admin.evaluate(async () => {
+    const query = `{ pipelineHealth { webhooks { count } rejections { reason count } records { new duplicate deadLetter }
+      partitions { partition lag } deadLettersWaiting components { component version ready silent } } }`;
+    const r = await fetch("/graphql", { method: "POST", body: JSON.stringify({ query }),
+      headers: { "content-type": "application/json", authorization: `Bearer ${sessionStorage.getItem("cardstream.token")}` } });
+    return (await r.json()).data.pipelineHealth;
+  });
+  const text = (id) => admin.textContent(`[data-testid=${id}]`);
+  let h;
+  await waitFor("the page to show what GraphQL says", async () => {
+    h = await health();
+    const stored = Number(psql(dev.database, "SELECT count(*) FROM stripe_events"));
+    const shown = [await text("health-webhooks"), await text("records-new"), await text("health-dead-letters")];
+    const expected = [String(h.webhooks.reduce((n, w) => n + w.count, 0)), String(h.records.new), String(h.deadLettersWaiting)];
+    return (h.records.new === stored && isDeepStrictEqual(shown, expected)) || null;
+  }, 30_000);
+  assert.equal(String(h.deadLettersWaiting), psql(dev.database, "SELECT count(*) FROM dead_letters WHERE redriven_at IS NULL"));
+  assert.ok(h.deadLettersWaiting >= 1 && h.records.deadLetter >= 1, JSON.stringify(h));
+  assert.equal(await text("records-dead-letter"), String(h.records.deadLetter));
+  assert.equal(await text("records-duplicate"), String(h.records.duplicate));
+  const refusals = await admin.locator("[data-testid=health-refusals] tbody tr").evaluateAll((rows) =>
+    Object.fromEntries(rows.map((r) => [r.dataset.reason, Number(r.querySelector("[data-testid=refusal-hour]").textContent)])));
+  const byReason = {};
+  for (const r of h.rejections) byReason[r.reason] = (byReason[r.reason] ?? 0) + r.count;
+  assert.deepEqual(refusals, byReason);
+  assert.ok(byReason.signature_mismatch >= 1);
+  // Each partition's lag, and each process: ready, this build.
+  const partitions = await admin.locator("[data-testid=health-partitions] tbody tr").evaluateAll((rows) =>
+    rows.map((r) => ({ partition: Number(r.dataset.partition), lag: Number(r.querySelector("[data-testid=partition-lag]").textContent) })));
+  assert.deepEqual(partitions, h.partitions);
+  assert.ok(partitions.length >= 1);
+  const processes = await admin.locator("[data-testid=health-components] tbody tr").evaluateAll((rows) =>
+    rows.map((r) => ({ component: r.dataset.component, version: r.querySelector("[data-testid=component-version]").textContent,
+      state: r.querySelector("[data-testid=component-state]").textContent })));
+  assert.deepEqual(processes.map((p) => p.component), ["aggregator", "api", "gateway"]);
+  assert.deepEqual(processes.map((p) => p.version), h.components.map((c) => c.version));
+  assert.ok(processes.every((p) => p.state === "ready"), JSON.stringify(processes));
+  assert.match(await text("health-last-webhook"), /s ago|min ago|just now/);
+  await screenshot(admin, "health");
   await admin.close();
 });
 

@@ -21,15 +21,16 @@ const CHROMIUM = process.env.CARDSTREAM_CHROMIUM ?? "/usr/bin/chromium";
 const FIXTURES = process.env.CARDSTREAM_FIXTURES ?? `${here}../../crates/stripe/tests/fixtures`;
 
 /** Starts `cardstream dev` and waits for its banner. `args`: more of dev's flags. The dev
- * database's URL is `url` of what this returns (e.g. for `cardstream users`). */
-export async function startDev({ seed = 11, cards = 12, rate = 0, args = [] } = {}) {
+ * database's URL is `url` of what this returns (e.g. for `cardstream users`). `env`: more of its
+ * environment. */
+export async function startDev({ seed = 11, cards = 12, rate = 0, args = [], env = {} } = {}) {
   const database = `cardstream_web_${randomBytes(6).toString("hex")}`;
   const url = `postgres://postgres@127.0.0.1:5432/${database}`;
   const child = spawn(
     BINARY,
     ["dev", "--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
       "--rate", String(rate), "--seed", String(seed), "--cards", String(cards), ...args],
-    { env: { ...process.env, CARDSTREAM_DEV_DATABASE_URL: url, RUST_LOG: "warn" }, stdio: ["ignore", "ignore", "pipe"] },
+    { env: { ...process.env, CARDSTREAM_DEV_DATABASE_URL: url, RUST_LOG: "warn", ...env }, stdio: ["ignore", "ignore", "pipe"] },
   );
   const lines = [];
   const banner = await new Promise((resolve, reject) => {
