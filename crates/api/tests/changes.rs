@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cardstream_store::{IncomingEvent, Position};
-use common::{Socket, TestApi, next_message, subscribe_to};
+use common::{PASSWORD, Socket, TestApi, next_message, subscribe_to};
 use serde_json::{Value, json};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../stripe/tests/fixtures");
@@ -242,6 +242,85 @@ async fn the_programs_ticks_come_at_most_once_a_second_and_only_to_admins() {
     );
     // Every batch is counted in some tick: one card each.
     assert_eq!(ticks.iter().map(|t| t.1).sum::<i64>(), 20);
+}
+
+/// An admin limited to a Connect account is ticked for its account's changes only, and does
+/// not learn of the others'.
+#[tokio::test]
+async fn an_account_admins_ticks_count_only_its_accounts_changes() {
+    const ACCOUNT: &str = "acct_1TickScope";
+    let api = TestApi::start(&[]).await;
+    let hash = cardstream_api::hash_password(PASSWORD).unwrap();
+    let user = api
+        .store
+        .create_user(
+            "acct-admin@example.com",
+            &hash,
+            cardstream_store::Role::Admin,
+            &[],
+            "test",
+        )
+        .await
+        .unwrap();
+    api.store
+        .set_user_accounts(user.id, &[ACCOUNT.to_owned()], "test")
+        .await
+        .unwrap();
+    let query = "subscription { programActivity { changedCards } }";
+    let limited = api.login("acct-admin@example.com").await;
+    let mut limited = subscribe_to(&api, &limited, query, json!({})).await;
+    let platform = api.login("admin@example.com").await;
+    let mut platform = subscribe_to(&api, &platform, query, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let changed = |m: Option<Value>| {
+        m.map(|m| m["payload"]["data"]["programActivity"]["changedCards"].clone())
+    };
+
+    // The platform's own purchase: the platform admin is ticked, the account's admin not.
+    let card = api.cards_of(&api.alice_holder.clone())[0].clone();
+    let holder = api.alice_holder.clone();
+    let authorization = |id: &str| {
+        let mut a = fixture("issuing.authorization.json");
+        a["id"] = json!(id);
+        a["card"]["id"] = json!(card);
+        a["card"]["cardholder"]["id"] = json!(holder);
+        a["cardholder"] = json!(holder);
+        a
+    };
+    let own = event(
+        "issuing_authorization.created",
+        authorization("iauth_scope_platform"),
+        1,
+        1_765_200_000,
+    );
+    apply(&api, &[own]).await;
+    assert_eq!(
+        changed(next_message(&mut platform, Duration::from_secs(5)).await),
+        Some(json!(1))
+    );
+    assert_eq!(
+        changed(next_message(&mut limited, Duration::from_secs(2)).await),
+        None
+    );
+
+    // One of the account's: both are ticked, for one card.
+    let mut body = json!({
+        "id": "evt_scope_account", "object": "event", "api_version": "2024-06-20",
+        "created": 1_765_200_001, "livemode": false, "pending_webhooks": 1, "account": ACCOUNT,
+        "request": {"id": null, "idempotency_key": null}, "type": "issuing_authorization.created",
+        "data": {"object": authorization("iauth_scope_account")},
+    });
+    body["data"]["object"]["card"]["id"] = json!("ic_scope_account");
+    let theirs = IncomingEvent::parse(body.to_string().as_bytes(), 0, 0).unwrap();
+    apply(&api, &[theirs]).await;
+    assert_eq!(
+        changed(next_message(&mut limited, Duration::from_secs(5)).await),
+        Some(json!(1))
+    );
+    assert_eq!(
+        changed(next_message(&mut platform, Duration::from_secs(5)).await),
+        Some(json!(1))
+    );
 }
 
 /// Changes of one batch come in the order the purchases happened, whatever their ids.

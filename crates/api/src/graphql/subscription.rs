@@ -9,7 +9,7 @@ use super::context::{admin, store, visible_card};
 use super::errors::ApiError;
 use super::objects::Authorization;
 use super::scalars::Long;
-use crate::live::Live;
+use crate::live::{Feed, Live};
 
 /// Most changes a subscriber catches up on at once (after a reconnect, or when it fell
 /// behind the feed).
@@ -45,6 +45,41 @@ pub struct ProgramTick {
     pub changed_cards: i32,
 }
 
+/// Whose changes a program tick counts: every account's for a platform admin, only those of
+/// the admin's Connect accounts otherwise (nor does such an admin learn of the others').
+#[derive(Clone)]
+struct TickScope(std::collections::BTreeSet<String>);
+
+impl TickScope {
+    /// Cards of the scope that `feed` changed.
+    fn changed(&self, feed: &Feed) -> usize {
+        if self.0.is_empty() {
+            return feed.cards.len();
+        }
+        feed.changes
+            .iter()
+            .filter(|c| {
+                c.authorization
+                    .account
+                    .as_ref()
+                    .is_some_and(|a| self.0.contains(a))
+            })
+            .map(|c| c.card_id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    }
+
+    /// Feeds missed by a subscriber that fell behind: for a platform admin as many cards at
+    /// least; for an account's admin, one refetch (what changed cannot be told any more).
+    fn missed(&self, feeds: u64) -> usize {
+        if self.0.is_empty() {
+            usize::try_from(feeds).unwrap_or(usize::MAX)
+        } else {
+            1
+        }
+    }
+}
+
 #[Subscription]
 impl Subscription {
     /// Admin: a tick after the aggregator commits changes anywhere in the program, at most
@@ -53,7 +88,8 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = ProgramTick> + use<>> {
-        admin(ctx).await.extend()?;
+        let viewer = admin(ctx).await.extend()?;
+        let scope = TickScope(viewer.accounts.clone());
         let live = ctx.data_unchecked::<Live>().clone();
         let state = (
             live.subscribe(),
@@ -62,32 +98,39 @@ impl Subscription {
         );
         Ok(stream::unfold(
             state,
-            |(mut receiver, listening, last)| async move {
-                let mut changed = match receiver.recv().await {
-                    Ok(feed) => feed.cards.len(),
-                    Err(RecvError::Lagged(n)) => usize::try_from(n).unwrap_or(usize::MAX),
-                    Err(RecvError::Closed) => return None,
-                };
-                if let Some(last) = last {
-                    tokio::time::sleep_until(last + TICK_EVERY).await;
-                }
-                // Everything that arrived meanwhile is in this tick.
-                loop {
-                    match receiver.try_recv() {
-                        Ok(feed) => changed += feed.cards.len(),
-                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
-                            changed += usize::try_from(n).unwrap_or(0);
-                        }
-                        Err(_) => break,
+            move |(mut receiver, listening, last)| {
+                let scope = scope.clone();
+                async move {
+                    // Nothing of the viewer's accounts: no tick.
+                    let mut changed = 0;
+                    while changed == 0 {
+                        changed = match receiver.recv().await {
+                            Ok(feed) => scope.changed(&feed),
+                            Err(RecvError::Lagged(n)) => scope.missed(n),
+                            Err(RecvError::Closed) => return None,
+                        };
                     }
+                    if let Some(last) = last {
+                        tokio::time::sleep_until(last + TICK_EVERY).await;
+                    }
+                    // Everything that arrived meanwhile is in this tick.
+                    loop {
+                        match receiver.try_recv() {
+                            Ok(feed) => changed += scope.changed(&feed),
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                                changed += scope.missed(n);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let tick = ProgramTick {
+                        changed_cards: i32::try_from(changed).unwrap_or(i32::MAX),
+                    };
+                    Some((
+                        tick,
+                        (receiver, listening, Some(tokio::time::Instant::now())),
+                    ))
                 }
-                let tick = ProgramTick {
-                    changed_cards: i32::try_from(changed).unwrap_or(i32::MAX),
-                };
-                Some((
-                    tick,
-                    (receiver, listening, Some(tokio::time::Instant::now())),
-                ))
             },
         ))
     }
