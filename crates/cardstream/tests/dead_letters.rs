@@ -11,8 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use cardstream_simulator::Endpoint;
-use common::gateway::{GatewayProcess, now, signed, try_exchange};
+use common::gateway::{GatewayProcess, post_all};
 use common::{Setup, distinct, expected_digests, simulated, terminate};
 use serde_json::Value;
 
@@ -47,16 +46,7 @@ async fn dead_letters_are_redriven_once_their_cause_is_fixed_and_fold_exactly_on
     );
 
     let events = simulated(41, 4, 12);
-    for event in &events {
-        let path = match event.endpoint {
-            Endpoint::Authorization => "/webhooks/stripe/authorization",
-            _ => "/webhooks/stripe",
-        };
-        let (status, body) = try_exchange(gateway.addr, &signed(path, &event.body, now()))
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "{body}");
-    }
+    post_all(gateway.addr, &events).await;
     let written = events.len() as i64;
     setup
         .wait_for(

@@ -98,6 +98,24 @@ pub fn signed(path: &str, body: &[u8], t: i64) -> Vec<u8> {
     post(path, &[("stripe-signature", &header)], body)
 }
 
+/// Posts each of `events` to the endpoint Stripe sends it to, signed now; each must be
+/// answered 200.
+pub async fn post_all<'a>(
+    addr: SocketAddr,
+    events: impl IntoIterator<Item = &'a cardstream_simulator::SimEvent>,
+) {
+    for event in events {
+        let path = match event.endpoint {
+            cardstream_simulator::Endpoint::Authorization => "/webhooks/stripe/authorization",
+            _ => "/webhooks/stripe",
+        };
+        let (status, body) = try_exchange(addr, &signed(path, &event.body, now()))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
 /// Sends `request` on a new connection; `(status, body)` of the answer, or `None` when the
 /// connection was refused or closed without one.
 pub async fn try_exchange(addr: SocketAddr, request: &[u8]) -> Option<(u16, String)> {
