@@ -345,3 +345,50 @@ async fn the_overviews_arguments_are_checked_and_only_admins_read_it() {
     let response = api.gql(None, &ask(""), range).await;
     assert_eq!(code(&response), "UNAUTHENTICATED", "{response}");
 }
+
+/// Viewers share the overview's sums for a second (see `graphql::shared`): a purchase folded
+/// after a read shows within about two seconds, and then equals the base tables.
+#[tokio::test]
+async fn a_change_shows_in_the_overview_within_two_seconds() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let (first, last) = days(&api).await;
+    let range = json!({"range": {"from": first, "to": last}});
+    let ask = "query($range: DateRangeInput!) { programSummary(range: $range) { approved } }";
+    let approved = |response: Value| response["data"]["programSummary"]["approved"].as_i64();
+    let before = approved(api.gql(Some(&admin), ask, range.clone()).await).unwrap();
+
+    // More purchases on the same days.
+    let more = cardstream_simulator::generate_declining_every(
+        4,
+        common::SEED + 2,
+        common::CARDS,
+        common::START,
+        50,
+    );
+    common::ingest(&api.store, &more).await;
+    let expected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM authorizations WHERE approved
+           AND (to_timestamp(created) AT TIME ZONE 'UTC')::date BETWEEN $1::date AND $2::date",
+    )
+    .bind(&first)
+    .bind(&last)
+    .fetch_one(api.store.pool())
+    .await
+    .unwrap();
+    assert!(expected > before, "the purchases add approvals");
+    let started = std::time::Instant::now();
+    loop {
+        let now = approved(api.gql(Some(&admin), ask, range.clone()).await).unwrap();
+        if now == expected {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "still {now} approvals (of {expected}) {:?} after the change",
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    eprintln!("the change showed after {:?}", started.elapsed());
+}

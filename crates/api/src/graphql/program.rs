@@ -1,10 +1,14 @@
 //! The program overview, for admins: the whole program's spend over a range of days with the
 //! change against the range before, per currency (by day, category, merchant and card), its
 //! approval rate and declines by reason, and its newest authorizations. Read from the program
-//! rollups (migration 0016), so its cost follows the days asked for, not the transactions.
+//! rollups (migration 0016), so its cost follows the days asked for, not the transactions; and
+//! those reads shared by the viewers of a process for a second (`shared`), so the cost of the
+//! refetch on each tick does not grow with the admins watching.
 
 use async_graphql::{Context, Object, ResultExt, SimpleObject};
-use cardstream_store::{Accounts, DayRange, ProgramKey, ProgramOutcome, ProgramSpend};
+use cardstream_store::{
+    Accounts, DayRange, ProgramKey, ProgramKeyed, ProgramOutcome, ProgramSpend,
+};
 
 use super::activity::{ActivityFilterInput, AuthorizationConnection, program_activity_page};
 use super::connection::{ACTIVITY_PAGE, PageArgs};
@@ -13,12 +17,24 @@ use super::errors::{ApiError, ApiResult};
 use super::loaders::load_error;
 use super::objects::Card;
 use super::scalars::{Date, Long, Money};
+use super::shared::Shared;
 use super::summary::{DateRangeInput, KeyedSpend, SpendPoint};
 
 /// The longest range the overview answers: a year and a day, so that any calendar year fits.
 const MAX_DAYS: i32 = 367;
 /// Most items a list of the overview returns.
 const MAX_ITEMS: i32 = 100;
+
+/// The overview's rollup reads, shared by the viewers of this process (see `shared`): its
+/// totals by range, and its sums by key. The live feed is read for each viewer.
+#[derive(Default)]
+pub struct ProgramReads {
+    totals: Shared<(Accounts, DayRange), Totals>,
+    keyed: Shared<(Accounts, String, DayRange, ProgramKey, i64), Vec<ProgramKeyed>>,
+}
+
+/// Spend per currency in a range and the range before, and its outcomes.
+type Totals = (Vec<ProgramSpend>, Vec<ProgramSpend>, Vec<ProgramOutcome>);
 
 /// The program over a range of days (UTC).
 pub struct ProgramSummary {
@@ -56,12 +72,18 @@ impl ProgramSummary {
                 "the overview covers at most {MAX_DAYS} days at once"
             )));
         }
-        let store = store(ctx);
-        let (spend, previous, outcomes) = tokio::try_join!(
-            store.program_spend(&accounts, range),
-            store.program_spend(&accounts, range.previous()),
-            store.program_outcomes(&accounts, range),
-        )?;
+        let (store, scope) = (store(ctx).clone(), accounts.clone());
+        let (spend, previous, outcomes) = ctx
+            .data_unchecked::<ProgramReads>()
+            .totals
+            .get((accounts.clone(), range), move || async move {
+                tokio::try_join!(
+                    store.program_spend(&scope, range),
+                    store.program_spend(&scope, range.previous()),
+                    store.program_outcomes(&scope, range),
+                )
+            })
+            .await?;
         Ok(ProgramSummary {
             accounts,
             range,
@@ -219,8 +241,17 @@ impl CurrencySpend {
         key: ProgramKey,
         limit: i64,
     ) -> ApiResult<Vec<KeyedSpend>> {
-        let rows = store(ctx)
-            .program_keyed(&self.accounts, &self.spend.currency, self.range, key, limit)
+        let (store, accounts) = (store(ctx).clone(), self.accounts.clone());
+        let (currency, range) = (self.spend.currency.clone(), self.range);
+        let shared = (accounts.clone(), currency.clone(), range, key, limit);
+        let rows = ctx
+            .data_unchecked::<ProgramReads>()
+            .keyed
+            .get(shared, move || async move {
+                store
+                    .program_keyed(&accounts, &currency, range, key, limit)
+                    .await
+            })
             .await?;
         Ok(rows
             .into_iter()
