@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -124,9 +125,12 @@ type Taken = (Minute, &'static str, String, i64);
 
 /// What a process counted since its last report, per minute, metric and label. Cheap to add
 /// to from request paths: one lock, no allocation once a label has been seen that minute.
+/// Counts nothing until a reporter takes it (a gateway without a database has none, and its
+/// counts would only pile up).
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
     counts: Arc<Mutex<Counts>>,
+    reported: Arc<AtomicBool>,
 }
 
 impl Tally {
@@ -136,7 +140,7 @@ impl Tally {
 
     /// Adds `n` to `metric{label}` for the current minute.
     pub fn add(&self, metric: &'static str, label: &str, n: i64) {
-        if n == 0 {
+        if n == 0 || !self.reported.load(Ordering::Relaxed) {
             return;
         }
         let minute = unix_seconds().div_euclid(60) * 60;
@@ -236,6 +240,7 @@ impl Reporter {
         state: impl Fn() -> ComponentState + Send + 'static,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
+        tally.reported.store(true, Ordering::Relaxed);
         tokio::spawn(async move {
             let started_at = unix_seconds();
             let mut tick = tokio::time::interval(self.every);
@@ -385,8 +390,16 @@ mod tests {
     }
 
     #[test]
+    fn a_tally_no_reporter_takes_counts_nothing() {
+        let tally = Tally::new();
+        tally.add("webhooks", "issuing_card.created", 1);
+        assert!(tally.take().is_empty());
+    }
+
+    #[test]
     fn a_tally_adds_up_and_gives_back_what_was_not_stored() {
         let tally = Tally::new();
+        tally.reported.store(true, Ordering::Relaxed);
         tally.add("webhooks", "issuing_card.created", 2);
         tally.add("webhooks", "issuing_card.created", 1);
         tally.add("rejections", "signature_mismatch", 1);
