@@ -244,6 +244,67 @@ async fn the_programs_ticks_come_at_most_once_a_second_and_only_to_admins() {
     assert_eq!(ticks.iter().map(|t| t.1).sum::<i64>(), 20);
 }
 
+/// A reconnect whose missed changes were pruned (they are kept an hour) is refused with the
+/// reason, not served a feed with a hole in it; one whose next change is still kept is served.
+#[tokio::test]
+async fn a_reconnect_after_its_changes_were_pruned_is_told_to_load_the_page_again() {
+    let api = TestApi::start(&[]).await;
+    let alice = api.login("alice@example.com").await;
+    let card = api.cards_of(&api.alice_holder.clone())[0].clone();
+    let holder = api.alice_holder.clone();
+    for (n, id) in ["iauth_pruned_a", "iauth_pruned_b"].iter().enumerate() {
+        let mut a = fixture("issuing.authorization.json");
+        a["id"] = json!(id);
+        a["card"]["id"] = json!(card);
+        a["card"]["cardholder"]["id"] = json!(holder);
+        a["cardholder"] = json!(holder);
+        let created = 1_765_300_000 + n as i64;
+        apply(
+            &api,
+            &[event(
+                "issuing_authorization.created",
+                a,
+                2_000 + n,
+                created,
+            )],
+        )
+        .await;
+    }
+    let seqs: Vec<i64> = sqlx::query_scalar(
+        "SELECT seq FROM activity_changes WHERE authorization_id LIKE 'iauth_pruned_%' ORDER BY seq",
+    )
+    .fetch_all(api.store.pool())
+    .await
+    .unwrap();
+    let [first, second] = seqs[..] else {
+        panic!("two changes: {seqs:?}")
+    };
+    // Pruned as an aggregator prunes what is past the hour: everything up to the first.
+    sqlx::query("DELETE FROM activity_changes WHERE seq <= $1")
+        .bind(first)
+        .execute(api.store.pool())
+        .await
+        .unwrap();
+
+    let mut refused = follow(&api, &alice, &card, Some(first - 1)).await;
+    let answer = next_message(&mut refused, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let error = &answer["payload"]["errors"][0];
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer kept"),
+        "{answer}"
+    );
+
+    let mut served = follow(&api, &alice, &card, Some(first)).await;
+    let changes = drain(&mut served, Duration::from_secs(2)).await;
+    assert_eq!(changes, [(second, "iauth_pruned_b".to_owned())]);
+}
+
 /// An admin limited to a Connect account is ticked for its account's changes only, and does
 /// not learn of the others'.
 #[tokio::test]

@@ -78,3 +78,87 @@ async fn a_saved_policy_reads_back_and_a_row_the_gateway_refuses_is_shown_with_w
         "{fixed}"
     );
 }
+
+/// Limits as people write them (`decimal`) become minor units by the currency's exponent; an
+/// amount given both ways, neither way, or with more decimals than the currency has is refused
+/// with the reason, and nothing is saved.
+#[tokio::test]
+async fn decimal_amounts_are_saved_as_minor_units_and_ambiguous_ones_refused() {
+    let api = TestApi::start(&[]).await;
+    let admin = api.login("admin@example.com").await;
+    let save = "mutation($limits: [CurrencyAmountInput!]!, $v: Int) {
+        updatePolicy(input: {expectedVersion: $v, policy: {dailyLimit: $limits}}) { policy { version } } }";
+    let saved = api
+        .gql(
+            Some(&admin),
+            save,
+            json!({"v": 0, "limits": [
+                {"currency": "usd", "decimal": "1500.00"},
+                {"currency": "jpy", "decimal": "20000"},
+                {"currency": "kwd", "decimal": "12.345"},
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        saved["data"]["updatePolicy"]["policy"]["version"], 1,
+        "{saved}"
+    );
+    let read = api.gql(Some(&admin), READ, json!({})).await;
+    let mut limits: Vec<(String, i64)> = read["data"]["policy"]["dailyLimit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["currency"].as_str().unwrap().to_owned(),
+                l["amount"]["amount"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    limits.sort();
+    assert_eq!(
+        limits,
+        [
+            ("jpy".to_owned(), 20_000),
+            ("kwd".to_owned(), 12_345),
+            ("usd".to_owned(), 150_000)
+        ]
+    );
+
+    for (limit, why) in [
+        (
+            json!({"currency": "usd", "amount": 100, "decimal": "1.00"}),
+            "one of them",
+        ),
+        (json!({"currency": "usd"}), "one of them"),
+        (
+            json!({"currency": "usd", "decimal": "1.001"}),
+            "more decimals",
+        ),
+        (
+            json!({"currency": "jpy", "decimal": "1.5"}),
+            "more decimals",
+        ),
+        (
+            json!({"currency": "usd", "decimal": "1,500.00"}),
+            "not an amount",
+        ),
+    ] {
+        let refused = api
+            .gql(
+                Some(&admin),
+                save,
+                json!({"v": 1, "limits": [limit.clone()]}),
+            )
+            .await;
+        assert_eq!(
+            common::code(&refused),
+            "BAD_USER_INPUT",
+            "{limit}: {refused}"
+        );
+        let message = refused["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{limit}: {message}");
+    }
+    let unchanged = api.gql(Some(&admin), READ, json!({})).await;
+    assert_eq!(unchanged["data"]["policy"]["version"], 1, "{unchanged}");
+}
