@@ -253,3 +253,38 @@ pub fn generate(
     }
     events
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::SimulateArgs;
+
+    #[derive(Parser)]
+    struct Simulate {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    /// A history runs up to now: a start of its own would put it elsewhere, so the two are
+    /// refused together, naming both.
+    #[test]
+    fn a_history_and_a_start_are_not_given_together() {
+        let parsed =
+            Simulate::try_parse_from(["simulate", "--history", "90d", "--start", "1764000000"]);
+        let Err(err) = parsed else {
+            panic!("--history with --start was accepted")
+        };
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let text = err.to_string();
+        assert!(
+            text.contains("--history") && text.contains("--start"),
+            "{text}"
+        );
+        let history = Simulate::try_parse_from(["simulate", "--history", "90d"]);
+        assert_eq!(
+            history.ok().and_then(|s| s.args.history),
+            Some(std::time::Duration::from_secs(90 * 86_400))
+        );
+    }
+}
