@@ -17,7 +17,7 @@ pub struct AggregatorArgs {
     pub record_keys: RecordKeyArgs,
 
     #[command(flatten)]
-    pub status: cardstream_store::StatusArgs,
+    pub status: cardstream_telemetry::StatusArgs,
 
     /// Kafka consumer group. Every replica uses the same one; partitions are shared among them.
     #[arg(
@@ -50,7 +50,7 @@ pub struct AggregatorArgs {
         long,
         env = "CARDSTREAM_REDRIVE_INTERVAL",
         default_value = "1s",
-        value_parser = non_zero_duration
+        value_parser = cardstream_telemetry::non_zero_duration
     )]
     pub redrive_interval: Duration,
 
@@ -103,26 +103,4 @@ pub struct AggregatorArgs {
         value_parser = humantime::parse_duration
     )]
     pub shutdown_timeout: Duration,
-}
-
-/// A duration that is not zero (a timer of period zero cannot tick).
-fn non_zero_duration(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text) {
-        Ok(d) if d.is_zero() => Err("must be longer than 0 (e.g. 1s)".into()),
-        Ok(d) => Ok(d),
-        Err(err) => Err(err.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_zero_redrive_interval_is_refused() {
-        assert!(super::non_zero_duration("0s").is_err());
-        assert!(super::non_zero_duration("soon").is_err());
-        assert_eq!(
-            super::non_zero_duration("250ms"),
-            Ok(std::time::Duration::from_millis(250))
-        );
-    }
 }

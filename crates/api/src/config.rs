@@ -34,7 +34,7 @@ pub struct ApiArgs {
     pub database: DatabaseArgs,
 
     #[command(flatten)]
-    pub status: cardstream_store::StatusArgs,
+    pub status: cardstream_telemetry::StatusArgs,
 
     /// Connections to Postgres.
     #[arg(long, env = "CARDSTREAM_DATABASE_POOL", default_value_t = 8)]

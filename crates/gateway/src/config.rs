@@ -96,7 +96,7 @@ pub struct GatewayArgs {
     pub database_timeouts: Timeouts,
 
     #[command(flatten)]
-    pub status: cardstream_store::StatusArgs,
+    pub status: cardstream_telemetry::StatusArgs,
 
     #[command(flatten)]
     pub spend: SpendCacheArgs,

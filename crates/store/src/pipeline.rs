@@ -94,29 +94,6 @@ pub fn freshness_quantile(buckets: &[(String, i64)], q: f64) -> Option<f64> {
     None
 }
 
-/// How often a process reports to the health page.
-#[derive(clap::Args, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatusArgs {
-    /// How often this process writes its version, readiness and counts for the admin
-    /// console's health page (a row per process, a few per minute): a process silent for
-    /// three of these shows as silent.
-    #[arg(
-        long = "status-interval",
-        env = "CARDSTREAM_STATUS_INTERVAL",
-        default_value = "10s",
-        value_parser = humantime::parse_duration
-    )]
-    pub every: Duration,
-}
-
-impl Default for StatusArgs {
-    fn default() -> Self {
-        StatusArgs {
-            every: Duration::from_secs(10),
-        }
-    }
-}
-
 type Minute = i64;
 /// Counts by label, per minute and metric.
 type Counts = HashMap<(Minute, &'static str), HashMap<String, i64>>;

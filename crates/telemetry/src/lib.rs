@@ -8,6 +8,7 @@ mod logging;
 mod progress;
 mod serve;
 mod shutdown;
+mod status_args;
 
 pub use admin_server::{AdminArgs, AdminServer, Readiness, admin_router};
 
@@ -64,6 +65,7 @@ pub use progress::Progress;
 pub use prometheus::Registry;
 pub use serve::{ServeArgs, serve};
 pub use shutdown::{cancel_on_signal, shutdown_signal};
+pub use status_args::{StatusArgs, non_zero_duration};
 pub use tokio_util::sync::CancellationToken;
 
 /// Errors of this crate.
