@@ -184,9 +184,9 @@ fn spawn_status(
     readiness: Readiness,
     shutdown: &CancellationToken,
 ) {
-    let last = metrics.last.clone();
+    let seen = metrics.clone();
     let state = move || {
-        let last = last.lock().map(|l| l.clone()).unwrap_or_default();
+        let last = seen.last.lock().map(|l| l.clone()).unwrap_or_default();
         let partitions: Vec<_> = last
             .lag
             .iter()
@@ -196,7 +196,7 @@ fn spawn_status(
             ready: readiness.check(),
             details: serde_json::json!({
                 "partitions": partitions,
-                "paused": last.paused,
+                "paused": seen.is_paused(),
                 "last_commit_at": last.committed_at_ms.map(|ms| ms as f64 / 1000.0),
             }),
         }

@@ -113,7 +113,7 @@ pub struct AggregatorMetrics {
     /// `freshness_ms` by bucket (see `cardstream_store::Reporter`).
     pub(crate) tally: Tally,
     /// The last lag read, `(partition, records)`, and when the last batch committed (ms since
-    /// the epoch), for the same page.
+    /// the epoch), for the same page (the gauges hold only the former, and not as a list).
     pub(crate) last: Arc<Mutex<LastSeen>>,
 }
 
@@ -122,7 +122,6 @@ pub struct AggregatorMetrics {
 pub(crate) struct LastSeen {
     pub(crate) lag: Vec<(i32, i64)>,
     pub(crate) committed_at_ms: Option<i64>,
-    pub(crate) paused: bool,
 }
 
 impl AggregatorMetrics {
@@ -319,9 +318,11 @@ impl AggregatorMetrics {
     /// Consumption is held (or resumes) while Postgres is unavailable.
     pub(crate) fn paused(&self, paused: bool) {
         self.paused.set(i64::from(paused));
-        if let Ok(mut last) = self.last.lock() {
-            last.paused = paused;
-        }
+    }
+
+    /// Whether consumption is held now (what `paused` last said).
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.get() == 1
     }
 
     /// How long the batch being written has waited so far (zero when none waits).

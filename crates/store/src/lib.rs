@@ -52,8 +52,7 @@ pub use ingest::{ActivityNotice, BatchOutcome, IncomingEvent, Position, Unreadab
 pub use invitations::{Invitation, InvitationKind, InvitationState};
 pub use paging::{Direction, Page};
 pub use pipeline::{
-    ComponentState, FRESHNESS_BUCKETS_MS, FRESHNESS_LABELS, Reporter, Tally, freshness_bucket,
-    freshness_quantile,
+    ComponentState, FRESHNESS_LABELS, Reporter, Tally, freshness_bucket, freshness_quantile,
 };
 pub use pipeline_health::{ComponentReport, MinuteCount, PipelineSnapshot};
 pub use policy_store::PolicyRow;

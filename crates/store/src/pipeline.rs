@@ -18,7 +18,7 @@ const SILENT_KEPT_FOR: &str = "1 day";
 
 /// Freshness buckets, by upper bound in milliseconds (the last catches the rest). Fine between
 /// 50 and 500 ms, where the p99 target lives, as the Prometheus histogram's are.
-pub const FRESHNESS_BUCKETS_MS: [u32; 24] = [
+pub(crate) const FRESHNESS_BUCKETS_MS: [u32; 24] = [
     5,
     10,
     25,
@@ -216,7 +216,7 @@ impl Reporter {
         tally: Tally,
         state: impl Fn() -> ComponentState + Send + 'static,
         stop: impl Future<Output = ()> + Send + 'static,
-    ) -> tokio::task::JoinHandle<()> {
+    ) {
         tally.reported.store(true, Ordering::Relaxed);
         tokio::spawn(async move {
             let started_at = unix_seconds();
@@ -240,7 +240,7 @@ impl Reporter {
                     return;
                 }
             }
-        })
+        });
     }
 }
 
