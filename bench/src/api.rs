@@ -101,19 +101,9 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<Vec<Line>> {
     let most = args.clients.iter().copied().max().unwrap_or(1).max(1);
     let holders = create_users(&store, &db.url, most).await?;
 
-    let listen = free_addr()?;
-    let mut api = Command::new(sibling_binary("cardstream")?);
-    api.arg("api")
-        .env("CARDSTREAM_LISTEN", listen.to_string())
-        .env("CARDSTREAM_ADMIN_LISTEN", free_addr()?.to_string())
-        .env("CARDSTREAM_DATABASE_URL", &db.url)
-        .env(
-            "CARDSTREAM_TOKEN_SECRET",
-            "benchmark-token-secret-of-32-bytes-at-least",
-        )
-        .env("RUST_LOG", "warn");
-    let child = spawn_listening(api, listen).await?;
-    let client = Client::new(listen, most);
+    let (child, client) = start_api(&db.url, most, "1s").await?;
+    // A second API that shares no overview read between requests: what each costs alone.
+    let (_unshared_child, unshared_client) = start_api(&db.url, 1, "0s").await?;
     let mut sessions = Vec::new();
     for (email, cards) in holders {
         let token = login(&client, &email, PASSWORD).await?;
@@ -159,11 +149,19 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<Vec<Line>> {
                 args.duration,
             )
             .await?;
+            // The same, each request read afresh (the first look after a quiet spell).
+            let alone = drive_one(
+                &unshared_client,
+                &admin,
+                OVERVIEW,
+                |_| overview_variables.clone(),
+                args.duration.min(Duration::from_secs(10)),
+            )
+            .await?;
             // Each request a range not asked before (about 30 days, ending up to 59 days ago,
-            // a day longer each round), so none is served from the sums viewers share: what a
-            // first look costs.
+            // a day longer each round): no preset's windows, every day's rows.
             let unshared = drive_one(
-                &client,
+                &unshared_client,
                 &admin,
                 OVERVIEW,
                 |n| {
@@ -179,6 +177,11 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<Vec<Line>> {
             );
             for (name, result, line) in [
                 ("admin: program overview, 30 days", &overview, shared),
+                (
+                    "admin: overview, 30 days, not shared",
+                    &alone,
+                    "program overview p99, 30 days, each read alone".to_owned(),
+                ),
                 (
                     "admin: overview, a range not asked before",
                     &unshared,
@@ -347,6 +350,29 @@ async fn drive_one(
         outcome.record(ok.then_some(200), started.elapsed());
     }
     Ok(outcome)
+}
+
+/// Starts `cardstream api` on the benchmark's database, sharing the overview's reads for
+/// `shared_for`, with a client of `connections`.
+async fn start_api(
+    database: &str,
+    connections: usize,
+    shared_for: &str,
+) -> anyhow::Result<(tokio::process::Child, Client)> {
+    let listen = free_addr()?;
+    let mut api = Command::new(sibling_binary("cardstream")?);
+    api.arg("api")
+        .env("CARDSTREAM_LISTEN", listen.to_string())
+        .env("CARDSTREAM_ADMIN_LISTEN", free_addr()?.to_string())
+        .env("CARDSTREAM_DATABASE_URL", database)
+        .env(
+            "CARDSTREAM_TOKEN_SECRET",
+            "benchmark-token-secret-of-32-bytes-at-least",
+        )
+        .env("CARDSTREAM_OVERVIEW_SHARED_FOR", shared_for)
+        .env("RUST_LOG", "warn");
+    let child = spawn_listening(api, listen).await?;
+    Ok((child, Client::new(listen, connections)))
 }
 
 /// Requests that answered with data and no errors, per second of the measurement.

@@ -111,6 +111,11 @@ impl MigratorTrait for Migrator {
                 up: include_str!("../sql/0020_pipeline_status.up.sql"),
                 down: include_str!("../sql/0020_pipeline_status.down.sql"),
             }),
+            Box::new(SqlMigration {
+                name: "m20261201_000021_rollup_windows",
+                up: include_str!("../sql/0021_rollup_windows.up.sql"),
+                down: include_str!("../sql/0021_rollup_windows.down.sql"),
+            }),
         ]
     }
 }

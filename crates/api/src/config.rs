@@ -67,6 +67,17 @@ pub struct ApiArgs {
     )]
     pub max_complexity: usize,
 
+    /// How long one read of the program overview's sums is shared by every admin viewing it
+    /// through this process (each open overview refetches on every tick of its live feed);
+    /// `0s` reads them for each request.
+    #[arg(
+        long,
+        env = "CARDSTREAM_OVERVIEW_SHARED_FOR",
+        default_value = "1s",
+        value_parser = humantime::parse_duration
+    )]
+    pub overview_shared_for: Duration,
+
     /// Largest page a connection returns.
     #[arg(long, env = "CARDSTREAM_GRAPHQL_MAX_PAGE_SIZE", default_value_t = 100)]
     pub max_page_size: i32,

@@ -134,7 +134,7 @@ pub async fn start_with(
     .data(sessions.clone())
     .data(graphql::InvitationTtl(args.invitation_ttl))
     .data(live)
-    .data(graphql::ProgramReads::default())
+    .data(graphql::ProgramReads::new(args.overview_shared_for))
     .data(
         auth::LoginLimiter::new(
             args.login_attempts_per_account,

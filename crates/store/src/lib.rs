@@ -33,6 +33,7 @@ mod sync_cursors;
 mod tables;
 mod verify;
 mod version;
+mod windows;
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@ use sqlx::PgConnection;
 
 use crate::Error;
 use crate::rows::{AuthorizationContribution, TransactionContribution};
+use crate::windows::{Kind, WindowDeltas};
 
 /// `(day, currency, account, category or merchant)`.
 type SpendKey = (i32, String, String, String);
@@ -67,6 +68,18 @@ impl ProgramDeltas {
         }
     }
 
+    /// Adds what these deltas change in the windows as of `as_of` to `windows`.
+    pub(crate) fn windows(&self, as_of: i32, windows: &mut WindowDeltas) {
+        for (kind, map) in [
+            (Kind::Category, &self.category),
+            (Kind::Merchant, &self.merchant),
+        ] {
+            for ((day, currency, account, key), v) in map {
+                windows.program(as_of, kind, (*day, currency, account, key), (v.0, v.1, v.2));
+            }
+        }
+    }
+
     pub(crate) async fn apply(&self, conn: &mut PgConnection) -> Result<(), Error> {
         apply_spend(conn, "program_category_daily", "category", &self.category).await?;
         apply_spend(conn, "program_merchant_daily", "merchant", &self.merchant).await?;
@@ -108,10 +121,10 @@ impl ProgramDeltas {
 
 /// A row an upsert returned: where it is (its ctid, good until the transaction ends, as the
 /// row is locked by the upsert) and whether its counters all came back to zero.
-type Emptied = (String, bool);
+pub(crate) type Emptied = (String, bool);
 
 /// Deletes the rows that came back to zero, as the aggregate would have no such group.
-async fn delete_emptied(
+pub(crate) async fn delete_emptied(
     conn: &mut PgConnection,
     table: &str,
     rows: Vec<Emptied>,

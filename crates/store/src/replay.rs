@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::fold::{DisputeFunds, FoldEvent, fold};
 use crate::ingest::{IncomingEvent, notify};
 use crate::version::Version;
-use crate::{Error, REBUILD_LOCK, Store};
+use crate::{Error, REBUILD_LOCK, Store, windows};
 
 /// Progress of a replay, reported after each chunk.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,8 @@ pub struct ReplayStats {
 /// Tables rebuilt by a replay: everything derived from `stripe_events`.
 const DERIVED: &str = "cardholders, cards, authorizations, transactions, disputes, tokens, \
                        card_daily_spend, card_category_spend, card_merchant_spend, \
-                       program_category_daily, program_merchant_daily, program_outcome_daily";
+                       program_category_daily, program_merchant_daily, program_outcome_daily, \
+                       card_windows, program_windows, rollup_window_state";
 
 impl Store {
     /// Empties the derived tables and folds every stored event again, in one transaction: the
@@ -93,6 +94,11 @@ impl Store {
             });
         }
         sqlx::query("CLOSE replay_events").execute(&mut *tx).await?;
+        // The windows were left out of the fold (their state was emptied): built once, now.
+        let today: i32 = sqlx::query_scalar(&format!("SELECT {}", windows::TODAY))
+            .fetch_one(&mut *tx)
+            .await?;
+        windows::rebuild(&mut tx, today).await?;
         // Every card may have changed: tell live listeners (a replay rebuilds the same rows,
         // so it adds nothing to the change feed).
         let cards: Vec<String> = sqlx::query_scalar("SELECT id FROM cards")

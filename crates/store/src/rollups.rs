@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 use crate::Error;
 use crate::program_rollups::ProgramDeltas;
 use crate::rows::{AuthorizationContribution, TransactionContribution};
+use crate::windows::{self, WindowDeltas};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Daily {
@@ -99,6 +100,7 @@ impl RollupDeltas {
     /// Applies every non-zero delta, then deletes rows that came back to all zeros.
     pub(crate) async fn apply(&self, conn: &mut PgConnection) -> Result<(), Error> {
         self.apply_daily(conn).await?;
+        self.apply_windows(conn).await?;
         for (table, column, map) in [
             ("card_category_spend", "category", &self.category),
             ("card_merchant_spend", "merchant", &self.merchant),
@@ -106,6 +108,23 @@ impl RollupDeltas {
             apply_keyed(conn, table, column, map, |card| self.account_of(card)).await?;
         }
         self.program.apply(conn).await
+    }
+
+    /// What the batch changed on the days before today that the overview's windows cover
+    /// (live traffic rarely touches them: a late refund, a backfill).
+    async fn apply_windows(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        if self.daily.values().all(|d| d.spend == 0 && d.captures == 0) {
+            return Ok(());
+        }
+        let Some(as_of) = windows::as_of(&mut *conn).await? else {
+            return Ok(());
+        };
+        let mut deltas = WindowDeltas::default();
+        for ((card, day, currency), d) in &self.daily {
+            deltas.card(as_of, (card, *day, currency), d.spend, d.captures);
+        }
+        self.program.windows(as_of, &mut deltas);
+        deltas.apply(conn, |card| self.account_of(card)).await
     }
 
     async fn apply_daily(&self, conn: &mut PgConnection) -> Result<(), Error> {

@@ -1,6 +1,6 @@
 //! Checks that the rollups equal a recomputation from the base tables.
 
-use crate::{Error, Store};
+use crate::{Error, Store, windows};
 
 /// Rows that differ between each rollup and its recomputation (missing, extra or different).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -8,7 +8,8 @@ pub struct RollupDrift {
     pub daily: i64,
     pub category: i64,
     pub merchant: i64,
-    /// The program rollups (migration 0016), all three tables together.
+    /// The program rollups (migration 0016), all three tables together, and the overview's
+    /// windows (0021) against a recomputation from the daily rollups as of their day.
     pub program: i64,
 }
 
@@ -141,8 +142,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Fills the program rollups afresh from the base tables, for data written straight into
-    /// them (the API benchmark's synthetic program) rather than folded.
+    /// Fills the program rollups afresh from the base tables, and the windows from them as of
+    /// today, for data written straight into them (the API benchmark's synthetic program)
+    /// rather than folded.
     pub async fn rebuild_program_rollups(&self) -> Result<(), Error> {
         let mut tx = self.pool().begin().await?;
         for (table, expected) in program_expected() {
@@ -153,6 +155,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let today: i32 = sqlx::query_scalar(&format!("SELECT {}", windows::TODAY))
+            .fetch_one(&mut *tx)
+            .await?;
+        windows::rebuild(&mut tx, today).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -235,11 +241,40 @@ impl Store {
             ))
             .await?;
         }
+        program += self.window_drift().await?;
         Ok(RollupDrift {
             daily: count(daily).await?,
             category: count(category).await?,
             merchant: count(merchant).await?,
             program,
         })
+    }
+
+    /// Rows of the windows that differ from a recomputation as of their day (none may exist
+    /// before the first rebuild).
+    async fn window_drift(&self) -> Result<i64, Error> {
+        let mut conn = self.pool().acquire().await?;
+        let as_of = windows::as_of(&mut conn).await?;
+        let mut drift = 0;
+        for (table, expected) in windows::expected() {
+            drift += match as_of {
+                None => {
+                    sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
+                        .fetch_one(&mut *conn)
+                        .await?
+                }
+                Some(as_of) => {
+                    sqlx::query_scalar::<_, i64>(&format!(
+                        "WITH expected AS ({expected}), actual AS (SELECT * FROM {table})
+                         SELECT (SELECT count(*) FROM (SELECT * FROM expected EXCEPT SELECT * FROM actual) a)
+                              + (SELECT count(*) FROM (SELECT * FROM actual EXCEPT SELECT * FROM expected) b)"
+                    ))
+                    .bind(as_of)
+                    .fetch_one(&mut *conn)
+                    .await?
+                }
+            };
+        }
+        Ok(drift)
     }
 }

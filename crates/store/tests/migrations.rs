@@ -90,6 +90,12 @@ async fn migrations_go_up_down_and_up_again() {
     // Up again is a no-op.
     store.migrate_up().await.unwrap();
 
+    // 0021: the overview's windows.
+    for table in ["rollup_window_state", "card_windows", "program_windows"] {
+        assert!(tables(&store).await.iter().any(|t| t == table), "{table}");
+    }
+    store.migrate_down(Some(1)).await.unwrap();
+    assert!(!tables(&store).await.iter().any(|t| t.ends_with("_windows")));
     // 0020: the pipeline's own status, for the health page.
     for table in ["pipeline_components", "pipeline_counts"] {
         assert!(tables(&store).await.iter().any(|t| t == table), "{table}");

@@ -5,6 +5,8 @@
 //! those reads shared by the viewers of a process for a second (`shared`), so the cost of the
 //! refetch on each tick does not grow with the admins watching.
 
+use std::time::Duration;
+
 use async_graphql::{Context, Object, ResultExt, SimpleObject};
 use cardstream_store::{
     Accounts, DayRange, ProgramKey, ProgramKeyed, ProgramOutcome, ProgramSpend,
@@ -27,10 +29,20 @@ const MAX_ITEMS: i32 = 100;
 
 /// The overview's rollup reads, shared by the viewers of this process (see `shared`): its
 /// totals by range, and its sums by key. The live feed is read for each viewer.
-#[derive(Default)]
 pub struct ProgramReads {
     totals: Shared<(Accounts, DayRange), Totals>,
     keyed: Shared<(Accounts, String, DayRange, ProgramKey, i64), Vec<ProgramKeyed>>,
+}
+
+impl ProgramReads {
+    /// Each read served as it is for `fresh`, then while it is read again (see `shared`);
+    /// zero reads for every request.
+    pub fn new(fresh: Duration) -> ProgramReads {
+        ProgramReads {
+            totals: Shared::sharing_for(fresh),
+            keyed: Shared::sharing_for(fresh),
+        }
+    }
 }
 
 /// Spend per currency in a range and the range before, and its outcomes.

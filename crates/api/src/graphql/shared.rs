@@ -43,6 +43,17 @@ impl<K, V> Default for Shared<K, V> {
 }
 
 impl<K, V> Shared<K, V> {
+    /// Values served as they are for `fresh` and while read again up to [`STALE`]; with
+    /// `fresh` zero, never shared (each read waits for its own).
+    pub fn sharing_for(fresh: Duration) -> Self {
+        let stale = if fresh.is_zero() {
+            fresh
+        } else {
+            STALE.max(fresh)
+        };
+        Shared::new(fresh, stale)
+    }
+
     /// Values served as they are for `fresh`, and while read again up to `stale`.
     pub fn new(fresh: Duration, stale: Duration) -> Self {
         Shared {
@@ -66,6 +77,9 @@ where
         Fut: Future<Output = Result<V, E>> + Send + 'static,
         E: Send + 'static,
     {
+        if self.fresh.is_zero() {
+            return read().await;
+        }
         let entry = self.entry(key);
         if let Some((at, value)) = current(&entry) {
             if at.elapsed() < self.fresh {

@@ -1,0 +1,3 @@
+DROP TABLE program_windows;
+DROP TABLE card_windows;
+DROP TABLE rollup_window_state;
