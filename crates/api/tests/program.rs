@@ -392,3 +392,59 @@ async fn a_change_shows_in_the_overview_within_two_seconds() {
     }
     eprintln!("the change showed after {:?}", started.elapsed());
 }
+
+/// Traffic on days within the presets' reach, today's included, the windows kept as the
+/// aggregators keep them: the 7- and 30-day overviews (read from the windows and today's
+/// rows) equal the base tables, for the program and for one account.
+#[tokio::test]
+async fn a_presets_overview_read_from_the_windows_equals_the_base_tables() {
+    let accounts = [None, Some("acct_1WindowsA".to_owned())];
+    let api = TestApi::start_with_accounts(&[], &accounts).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let today = now - now % 86_400;
+    // Half the days before the windows are built (the rebuild counts them), half after (the
+    // fold keeps the windows), the last today.
+    for (i, days_ago) in [45_i64, 25, 9, 3, 0].into_iter().enumerate() {
+        let mut events = cardstream_simulator::generate_declining_every(
+            4,
+            common::SEED + 10 + i as u64,
+            common::CARDS,
+            today - days_ago * 86_400 + 60,
+            60,
+        );
+        cardstream_simulator::spread_over_accounts(&mut events, &accounts);
+        common::ingest(&api.store, &events).await;
+        if i == 1 {
+            assert!(api.store.refresh_windows().await.unwrap());
+        }
+    }
+    assert!(api.store.rollup_drift().await.unwrap().is_clean());
+    let admin = api.login("admin@example.com").await;
+    let (last, week, month): (String, String, String) = sqlx::query_as(
+        "SELECT d::text, (d - 6)::text, (d - 29)::text
+         FROM (SELECT (to_timestamp($1) AT TIME ZONE 'UTC')::date AS d) t",
+    )
+    .bind(today as f64)
+    .fetch_one(api.store.pool())
+    .await
+    .unwrap();
+    for from in [&week, &month] {
+        for account in ["", "acct_1WindowsA"] {
+            let mut vars = json!({"range": {"from": from, "to": last}});
+            if !account.is_empty() {
+                vars["account"] = json!(account);
+            }
+            let response = api.gql(Some(&admin), QUERY, vars).await;
+            assert!(response["errors"].is_null(), "{response}");
+            let summary = &response["data"]["programSummary"];
+            assert!(
+                !summary["currencies"].as_array().unwrap().is_empty(),
+                "no spend from {from}: {summary}"
+            );
+            check_against_base_tables(&api, summary, from, &last, account).await;
+        }
+    }
+}
