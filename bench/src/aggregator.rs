@@ -110,6 +110,7 @@ pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<Vec<Line>> {
     let store = Store::connect(&live_db.url, 2).await?;
     store.migrate_up().await?;
 
+    let wal_before = crate::bytes::wal_bytes(&store).await?;
     eprintln!("aggregating…");
     let admin = free_addr()?;
     let mut aggregator = Command::new(sibling_binary("cardstream")?);
@@ -158,6 +159,10 @@ pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<Vec<Line>> {
         .sum();
     let aggregator_rss = peak_rss_mib(child.id());
     drop(child);
+    // Its connections' statistics reach pg_stat_wal as they close.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let wal = crate::bytes::wal_bytes(&store).await? - wal_before;
+    let table_bytes = crate::bytes::tables(&store).await?;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events")
         .fetch_one(store.pool())
         .await?;
@@ -228,6 +233,14 @@ pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<Vec<Line>> {
         events.len(),
         drift
     );
+    anyhow::ensure!(
+        usize::try_from(stored).is_ok_and(|n| n == events.len()),
+        "stored {stored} of {} events",
+        events.len()
+    );
+    anyhow::ensure!(drift.is_clean(), "the rollups drifted: {drift:?}");
+    anyhow::ensure!(identical, "the replay's tables differ from the live ones");
+    crate::bytes::print(events.len(), bytes, wal, &table_bytes);
     println!("  during aggregation, {cpu}");
     println!(
         "  aggregator peak RSS {} (batch size {})",
@@ -264,6 +277,15 @@ pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<Vec<Line>> {
                 "{:.2}x",
                 copy.elapsed.as_secs_f64() / replay.elapsed.as_secs_f64()
             ),
+        ),
+        Line::new(
+            "aggregator: write-ahead log per event",
+            format!("{:.0} bytes", wal as f64 / events.len().max(1) as f64),
+            format!(
+                "the event's payload: {:.0} bytes",
+                bytes as f64 / events.len().max(1) as f64
+            ),
+            format!("{:.2}x", wal as f64 / bytes.max(1) as f64),
         ),
         Line::new(
             "peak RSS: aggregator",

@@ -39,6 +39,9 @@ pub(crate) struct ApiBench {
     /// How long the freshness load runs.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     freshness_duration: Duration,
+    /// Leave the loaded database behind (its URL is printed), to look into its queries.
+    #[arg(long)]
+    keep_database: bool,
 }
 
 /// What the dashboard asks for a card when it opens: the tiles, the category and time charts,
@@ -288,6 +291,10 @@ pub(crate) async fn run(args: ApiBench) -> anyhow::Result<Vec<Line>> {
         lines.push(fresh.line());
     }
     print("cardstream API benchmark", &context, &table);
+    if args.keep_database {
+        eprintln!("the database is left behind: {}", db.url);
+        std::mem::forget(db);
+    }
     Ok(lines)
 }
 

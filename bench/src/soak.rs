@@ -29,6 +29,10 @@ pub(crate) struct SoakArgs {
     /// How often memory and latency are sampled.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     every: Duration,
+    /// Samples left out of the memory check at the start, while pools, caches and buffers
+    /// fill.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    warmup: Duration,
     /// Broker storage. memory (the default) keeps every record in tansu's RAM, and its fetches
     /// list the whole partition, so the broker slows as the soak goes on; tansu 0.6.0's sqlite
     /// engine stopped answering within 40 s at 500 webhooks/s.
@@ -172,9 +176,9 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
 
     println!();
     println!("  non-2xx answers or transport errors: {failed}");
-    // Flat: after the first minute of warm-up (pools, caches and buffers filling), the second
-    // half of the run peaks no higher than the first half's peak plus 10 % and 8 MiB.
-    let skip = (60.0 / args.every.as_secs_f64()).ceil() as usize;
+    // Flat: after the warm-up (pools, caches and buffers filling), the second half of the run
+    // peaks no higher than the first half's peak plus 10 % and 8 MiB.
+    let skip = (args.warmup.as_secs_f64() / args.every.as_secs_f64()).ceil() as usize;
     let steady = samples.get(skip..).unwrap_or_default();
     let (first, second) = steady.split_at(steady.len() / 2);
     let mut flat = !first.is_empty();
