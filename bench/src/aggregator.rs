@@ -107,7 +107,7 @@ pub(crate) async fn run(args: AggregatorBench) -> anyhow::Result<Vec<Line>> {
     let load = load_started.elapsed();
 
     let live_db = TestDatabase::create().await;
-    let store = Store::connect(&live_db.url, 2).await?;
+    let store = crate::processes::bench_store(&live_db.url, 2).await?;
     store.migrate_up().await?;
 
     let wal_before = crate::bytes::wal_bytes(&store).await?;
@@ -318,7 +318,7 @@ async fn copy_baseline(store: &Store) -> anyhow::Result<Copied> {
         exported.push((*table, data));
     }
     let target_db = TestDatabase::create().await;
-    let target = Store::connect(&target_db.url, 1).await?;
+    let target = crate::processes::bench_store(&target_db.url, 1).await?;
     target.migrate_up().await?;
     let mut conn = target.pool().acquire().await?;
     let started = Instant::now();

@@ -90,7 +90,7 @@ const ADMIN: &str = "bench-admin@example.com";
 /// Runs the API benchmark, prints its table, and returns its rows for the suite.
 pub(crate) async fn run(args: ApiBench) -> anyhow::Result<Vec<Line>> {
     let db = TestDatabase::create().await;
-    let store = Store::connect(&db.url, 2).await?;
+    let store = crate::processes::bench_store(&db.url, 2).await?;
     store.migrate_up().await?;
     eprintln!(
         "loading {} cards and {} transactions…",

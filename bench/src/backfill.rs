@@ -235,7 +235,7 @@ impl Lane {
     async fn start(broker: &Broker, partitions: i32, group: &str) -> anyhow::Result<Lane> {
         let topic = broker.events_topic(partitions).await;
         let db = TestDatabase::create().await;
-        let store = Store::connect(&db.url, 2).await?;
+        let store = crate::processes::bench_store(&db.url, 2).await?;
         store.migrate_up().await?;
         let admin = free_addr()?;
         let aggregator = Command::new(sibling_binary("cardstream")?)

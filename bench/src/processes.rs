@@ -126,3 +126,18 @@ fn status_mib(pid: u32, field: &str) -> Option<f64> {
 pub(crate) fn mib(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} MiB"))
 }
+
+/// The benchmark's own connection to its database, with no statement, lock or idle timeout:
+/// what it does there (loading a million rows, exporting them for COPY, recomputing every
+/// rollup) runs longer than a component's statements may.
+pub(crate) async fn bench_store(
+    url: &str,
+    connections: u32,
+) -> anyhow::Result<cardstream_store::Store> {
+    let none = cardstream_store::Timeouts {
+        statement: Duration::ZERO,
+        lock: Duration::ZERO,
+        idle_in_transaction: Duration::ZERO,
+    };
+    Ok(cardstream_store::Store::connect_with(url, connections, none).await?)
+}
