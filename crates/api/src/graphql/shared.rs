@@ -174,6 +174,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn sharing_for_zero_reads_for_every_ask_at_once() {
+        let shared: Arc<Shared<&str, usize>> = Arc::new(Shared::sharing_for(Duration::ZERO));
+        // Each read waits for all five to have started: reads held one at a time (or one read
+        // shared) would never get there.
+        let all = Arc::new(tokio::sync::Barrier::new(5));
+        let asks: Vec<_> = (0..5)
+            .map(|n| {
+                let (shared, all) = (shared.clone(), all.clone());
+                tokio::spawn(async move {
+                    shared
+                        .get("k", move || async move {
+                            all.wait().await;
+                            Ok::<_, ()>(n)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for ask in asks {
+            let answer = tokio::time::timeout(Duration::from_secs(10), ask).await;
+            got.push(
+                answer
+                    .expect("the reads waited on each other")
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        got.sort_unstable();
+        assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
     async fn many_at_once_read_once_and_a_fresh_value_is_not_read_again() {
         let shared: Arc<Shared<&str, usize>> = Arc::default();
         let reads = Arc::new(AtomicUsize::new(0));
