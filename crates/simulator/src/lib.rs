@@ -232,10 +232,33 @@ pub fn generate(
     purchases: usize,
     mut decide: impl FnMut(&Purchase) -> Answer,
 ) -> Vec<SimEvent> {
-    let mut script = Script::new(seed, cards, Some(start), 1000);
+    let script = Script::new(seed, cards, Some(start), 1000);
+    run_script(script, |_, done| done < purchases, &mut decide)
+}
+
+/// The events of a history of `purchases` purchases over the `days` up to now (as
+/// `simulate --history` sends them), without sending anything, deciding each authorization
+/// request with `decide`.
+pub fn generate_history(
+    seed: u64,
+    cards: usize,
+    days: u32,
+    purchases: u64,
+    mut decide: impl FnMut(&Purchase) -> Answer,
+) -> Vec<SimEvent> {
+    let script = Script::with_history(seed, cards, days, purchases);
+    run_script(script, |script, _| script.in_history(), &mut decide)
+}
+
+/// Steps `script` while `more(script, purchases so far)`, collecting its events.
+fn run_script(
+    mut script: Script,
+    more: impl Fn(&Script, usize) -> bool,
+    decide: &mut impl FnMut(&Purchase) -> Answer,
+) -> Vec<SimEvent> {
     let mut events = Vec::new();
     let mut done = 0;
-    while done < purchases {
+    while more(&script, done) {
         match script.next_step() {
             Step::Event(event) => events.push(event),
             Step::Purchase(purchase) => {

@@ -6,40 +6,26 @@
 
 mod common;
 
-use cardstream_simulator::{Answer, Script, SimEvent, Step};
+use cardstream_simulator::{Answer, SimEvent, generate_history};
 use cardstream_store::{Accounts, DayRange, ProgramKey, Store};
 use common::{assert_rollups_exact, count, incoming, ingest, store};
 
 /// Events of `purchases` purchases over the last `days` days (every seventh request
-/// declined), then stop.
+/// declined).
 fn history(days: u32, purchases: u64) -> Vec<SimEvent> {
-    let mut script = Script::with_history(21, 12, days, purchases);
-    let (mut events, mut n) = (Vec::new(), 0);
-    while script.in_history() {
-        match script.next_step() {
-            Step::Event(event) => events.push(event),
-            Step::Purchase(purchase) => {
-                n += 1;
-                let answer = match purchase.request() {
-                    Some(request) => {
-                        events.push(request);
-                        if n % 7 == 0 {
-                            Answer::Declined {
-                                reason: "category_blocked".into(),
-                            }
-                        } else {
-                            Answer::Approved {
-                                reason: "approved".into(),
-                            }
-                        }
-                    }
-                    None => Answer::NoAnswer,
-                };
-                events.extend(purchase.follow_ups(&answer));
+    let mut n = 0;
+    generate_history(21, 12, days, purchases, |_| {
+        n += 1;
+        if n % 7 == 0 {
+            Answer::Declined {
+                reason: "category_blocked".into(),
+            }
+        } else {
+            Answer::Approved {
+                reason: "approved".into(),
             }
         }
-    }
-    events
+    })
 }
 
 async fn today(store: &Store) -> i32 {
