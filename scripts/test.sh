@@ -40,6 +40,3 @@ fi
 echo "== browser tests (screenshots in web/test-results/)"
 cargo build --locked -p cardstream
 (cd web && CARDSTREAM_BIN="$PWD/../target/debug/cardstream" node --test tests/*.test.mjs)
-echo "== benchmarks, each at a small size (cardstream-bench smoke: they run and their checks hold; no timing is judged)"
-cargo build --locked -p cardstream -p cardstream-bench
-"$target/debug/cardstream-bench" smoke

@@ -17,7 +17,6 @@ mod ledger;
 mod load;
 mod processes;
 mod report;
-mod smoke;
 mod soak;
 mod suite;
 
@@ -55,10 +54,6 @@ enum Command {
     /// 1,000,000 transactions behind the dashboard), then one summary table with every figure,
     /// its same-run baseline and the ratio, and each component's peak RSS.
     All(suite::SuiteArgs),
-    /// Every benchmark above at a small size, in a minute or two: for the test command, to
-    /// catch a benchmark that no longer runs or whose correctness checks fail. Its figures are
-    /// printed, never judged.
-    Smoke,
     /// Soak: the whole pipeline at a steady webhook rate (default 500/s for 10 minutes), with
     /// each component's RSS and the webhook latency sampled every 10 s; fails if memory grows.
     Soak(soak::SoakArgs),
@@ -88,7 +83,6 @@ fn main() -> anyhow::Result<()> {
             Command::Api(args) => api::run(args).await.map(drop),
             Command::Backfill(args) => backfill::run(args).await.map(drop),
             Command::All(args) => suite::run(args).await,
-            Command::Smoke => smoke::run().await,
             Command::Soak(args) => soak::run(args).await,
             Command::Drill(args) => drill::run(args).await,
             Command::BareServer { listen } => processes::bare_server(listen).await,

@@ -17,7 +17,7 @@ pub(crate) struct SuiteArgs {
 }
 
 /// A benchmark's arguments as its own command line would give them.
-pub(crate) fn parsed<T: Args + FromArgMatches>(args: &[&str]) -> anyhow::Result<T> {
+fn parsed<T: Args + FromArgMatches>(args: &[&str]) -> anyhow::Result<T> {
     let command = T::augment_args(clap::Command::new("bench").no_binary_name(true));
     Ok(T::from_arg_matches(&command.try_get_matches_from(args)?)?)
 }

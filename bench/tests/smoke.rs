@@ -1,7 +1,9 @@
 //! Smoke runs of every benchmark at a tiny size, so that the test command notices when one no
-//! longer runs (a renamed flag, a changed schema, a process that no longer starts). They check
-//! that each finishes and prints its table, never its figures: a debug build on a shared
-//! machine says nothing about speed, and `scripts/bench.sh` measures in release.
+//! longer runs (a renamed flag, a changed schema, a process that no longer starts) or when its
+//! own checks fail (events lost or counted twice, rollups drifting, a replay that differs, a
+//! watched authorization not pushed, memory that grows, a drill losing an acknowledged event).
+//! They check that each finishes and prints its table, never its figures: a debug build on a
+//! shared machine says nothing about speed, and `scripts/bench.sh` measures in release.
 //!
 //! The benchmarks start `cardstream` from their own directory; in the workspace's test run it
 //! is built beside this binary (the `cardstream` crate's tests need it). A run of this crate
@@ -84,6 +86,7 @@ fn aggregator_benchmark_runs() {
         &[
             "cardstream aggregator benchmark",
             "identical to the live tables: true",
+            "bytes per event: payload",
         ],
     );
 }
@@ -101,10 +104,12 @@ fn api_benchmark_runs() {
             "1",
             "--duration",
             "1s",
+            // Enough webhooks for some to be on the watched cards: the benchmark fails unless
+            // every one of those is pushed.
             "--freshness-rate",
-            "50",
+            "100",
             "--freshness-duration",
-            "2s",
+            "6s",
         ],
         &[
             "cardstream API benchmark",
@@ -129,5 +134,31 @@ fn backfill_benchmark_runs() {
             "cardstream backfill benchmark",
             "tables identical (content digests): true",
         ],
+    );
+}
+
+#[test]
+fn soak_runs() {
+    bench(
+        &[
+            "soak",
+            "--duration",
+            "20s",
+            "--rate",
+            "50",
+            "--every",
+            "4s",
+            "--warmup",
+            "4s",
+        ],
+        &["cardstream soak", "memory: flat"],
+    );
+}
+
+#[test]
+fn a_drill_runs() {
+    bench(
+        &["drill", "duplicates", "--rate", "100", "--load", "6s"],
+        &["== duplicates:"],
     );
 }
