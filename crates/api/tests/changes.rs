@@ -233,11 +233,13 @@ async fn the_programs_ticks_come_at_most_once_a_second_and_only_to_admins() {
         "{} ticks in {seconds:.1} s",
         ticks.len()
     );
-    // A second apart as sent; as received, give or take the socket's own delays (the first
-    // tick has been seen to arrive 160 ms after it was made, on a busy machine).
+    // A second apart as sent; as received, give or take the socket's own delays: a tick
+    // held up on its way shortens the gap after it (the first has been seen to arrive 160 ms
+    // late, and a gap of 653 ms on a loaded machine). Unthrottled ticks would come
+    // milliseconds apart, one per batch; the count above bounds their rate.
     let gaps: Vec<Duration> = ticks.windows(2).map(|w| w[1].0 - w[0].0).collect();
     assert!(
-        gaps.iter().all(|g| *g >= Duration::from_millis(750)),
+        gaps.iter().all(|g| *g >= Duration::from_millis(500)),
         "ticks {gaps:?} apart"
     );
     // Every batch is counted in some tick: one card each.
