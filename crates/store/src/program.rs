@@ -178,14 +178,22 @@ impl Store {
                 "program_windows",
                 "key",
                 "w.kind = 'g' AND",
+                "nullif(w.account, '')",
             )),
             ProgramKey::Merchant => Some((
                 windows::Kind::Merchant.sizes(),
                 "program_windows",
                 "key",
                 "w.kind = 'm' AND",
+                "nullif(w.account, '')",
             )),
-            ProgramKey::Card => Some((&windows::CARD[..], "card_windows", "card_id", "")),
+            ProgramKey::Card => Some((
+                &windows::CARD[..],
+                "card_windows",
+                "card_id",
+                "",
+                "w.account",
+            )),
         };
         let mut tx = self.snapshot().await?;
         let plan = match windowed {
@@ -193,7 +201,7 @@ impl Store {
             None => None,
         };
         let rows = match (windowed, plan) {
-            (Some((_, windows, wkey, kind)), Some((as_of, plan))) => {
+            (Some((_, windows, wkey, kind, account_w)), Some((as_of, plan))) => {
                 let sql = format!(
                     "SELECT key, sum(spend)::int8 AS spend, sum(captures)::int8 AS captures
                      FROM (
@@ -211,7 +219,6 @@ impl Store {
                      HAVING sum(spend) <> 0 OR sum(captures) <> 0
                      ORDER BY {order}
                      LIMIT $5",
-                    account_w = account.replace("account", "w.account"),
                 );
                 sqlx::query_as(&sql)
                     .bind(as_of)

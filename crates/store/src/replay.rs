@@ -95,9 +95,7 @@ impl Store {
         }
         sqlx::query("CLOSE replay_events").execute(&mut *tx).await?;
         // The windows were left out of the fold (their state was emptied): built once, now.
-        let today: i32 = sqlx::query_scalar(&format!("SELECT {}", windows::TODAY))
-            .fetch_one(&mut *tx)
-            .await?;
+        let today = windows::today(&mut tx).await?;
         windows::rebuild(&mut tx, today).await?;
         // Every card may have changed: tell live listeners (a replay rebuilds the same rows,
         // so it adds nothing to the change feed).

@@ -155,9 +155,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let today: i32 = sqlx::query_scalar(&format!("SELECT {}", windows::TODAY))
-            .fetch_one(&mut *tx)
-            .await?;
+        let today = windows::today(&mut tx).await?;
         windows::rebuild(&mut tx, today).await?;
         tx.commit().await?;
         Ok(())

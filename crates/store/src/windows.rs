@@ -22,7 +22,14 @@ pub(crate) const MERCHANT: [i16; 2] = [6, 29];
 pub(crate) const CATEGORY: [i16; 4] = [6, 13, 29, 59];
 
 /// Today as a UTC day number, by Postgres's clock (the one the fold's days are compared to).
-pub(crate) const TODAY: &str = "floor(extract(epoch FROM now()) / 86400)::int4";
+const TODAY: &str = "floor(extract(epoch FROM now()) / 86400)::int4";
+
+/// [`TODAY`], read.
+pub(crate) async fn today(conn: &mut PgConnection) -> Result<i32, Error> {
+    Ok(sqlx::query_scalar(&format!("SELECT {TODAY}"))
+        .fetch_one(conn)
+        .await?)
+}
 
 /// What the program's windows are kept by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -316,14 +323,8 @@ impl Store {
         if current {
             return Ok(false);
         }
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(REBUILD_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let today: i32 = sqlx::query_scalar(&format!("SELECT {TODAY}"))
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut tx = self.rebuilding().await?;
+        let today = today(&mut tx).await?;
         if as_of(&mut tx).await? == Some(today) {
             return Ok(false);
         }
@@ -332,17 +333,24 @@ impl Store {
         Ok(true)
     }
 
-    /// Rebuilds the windows as of `as_of` (a day number), whatever day it is: for data
-    /// written straight into the rollups (the benchmark's) and for tests of a day change.
+    /// Rebuilds the windows as of `as_of` (a day number), whatever day it is: for tests of a
+    /// day change.
     pub async fn rebuild_windows(&self, as_of: i32) -> Result<(), Error> {
+        let mut tx = self.rebuilding().await?;
+        rebuild(&mut tx, as_of).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A transaction holding the rebuild lock exclusively: batches in flight have committed,
+    /// and the next wait for it.
+    async fn rebuilding(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Error> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(REBUILD_LOCK)
             .execute(&mut *tx)
             .await?;
-        rebuild(&mut tx, as_of).await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(tx)
     }
 }
 
