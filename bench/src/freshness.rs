@@ -318,7 +318,6 @@ pub(crate) async fn measure(rate: f64, duration: Duration) -> anyhow::Result<Fre
     let listener = {
         let (answered, latencies, pushed) = (answered.clone(), latencies.clone(), pushed.clone());
         tokio::spawn(async move {
-            let mut seen = HashSet::new();
             while let Some(Ok(message)) = ws.next().await {
                 let Message::Text(text) = message else {
                     continue;
@@ -330,11 +329,9 @@ pub(crate) async fn measure(rate: f64, duration: Duration) -> anyhow::Result<Fre
                 else {
                     continue;
                 };
-                if !seen.insert(id.to_owned()) {
+                // The first push of each authorization is the one timed.
+                if !pushed.lock().is_ok_and(|mut p| p.insert(id.to_owned())) {
                     continue;
-                }
-                if let Ok(mut pushed) = pushed.lock() {
-                    pushed.insert(id.to_owned());
                 }
                 let at = answered.lock().ok().and_then(|a| a.get(id).copied());
                 if let (Some(at), Ok(mut h)) = (at, latencies.lock()) {
