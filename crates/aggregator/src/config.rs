@@ -63,6 +63,19 @@ pub struct AggregatorArgs {
     )]
     pub batch_wait: Duration,
 
+    /// A batch that is not full closes when no record arrived for this long. The wait adapts
+    /// to load: a trickle of webhooks is written as soon as it stops coming (a dashboard sees
+    /// it within milliseconds, not a whole batch wait), while a backlog keeps records
+    /// arriving back to back and fills batches to `--batch-size`. At or above `--batch-wait`,
+    /// every batch waits the full batch wait.
+    #[arg(
+        long,
+        env = "CARDSTREAM_BATCH_QUIET",
+        default_value = "5ms",
+        value_parser = cardstream_telemetry::non_zero_duration
+    )]
+    pub batch_quiet: Duration,
+
     /// Longest wait between retries while Postgres or the dead-letter topic is unavailable
     /// (the wait doubles from 100 ms up to this).
     #[arg(

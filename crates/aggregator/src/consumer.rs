@@ -240,8 +240,8 @@ impl Worker {
     }
 
     /// Up to `batch_size` records and `batch_max_bytes` of payload, waiting at most
-    /// `batch_wait` after the first. A record that would take the batch past the byte bound
-    /// starts the next one instead.
+    /// `batch_wait` after the first, and at most `batch_quiet` for each next one. A record that
+    /// would take the batch past the byte bound starts the next one instead.
     async fn collect(&mut self, shutdown: &CancellationToken) -> Vec<Record> {
         let size = self.args.batch_size.max(1);
         let max_bytes = self.args.batch_max_bytes;
@@ -262,7 +262,9 @@ impl Worker {
         let mut deadline = (!batch.is_empty()).then(|| Instant::now() + self.args.batch_wait);
         while batch.len() < size {
             let wait = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()),
+                Some(d) => d
+                    .saturating_duration_since(Instant::now())
+                    .min(self.args.batch_quiet),
                 None => IDLE_POLL,
             };
             if wait.is_zero() {

@@ -148,6 +148,56 @@ async fn a_batch_holds_at_most_batch_max_bytes_of_payload() {
     assert_eq!(histogram.get_sample_sum(), total as f64);
 }
 
+/// The batch wait adapts to load: a backlog still fills batches, and a record that arrives
+/// alone is written once the topic goes quiet, not after the whole (here one-minute) wait.
+#[tokio::test]
+async fn a_batch_closes_when_the_topic_goes_quiet_and_fills_from_a_backlog() {
+    let setup = Setup::new(Storage::Memory).await;
+    let backlog = simulated(29, 8, 150);
+    produce(&setup.kafka(), &backlog).await;
+    let mut args = setup.args("group-quiet", &["--batch-size", "5000"]);
+    args.batch_wait = Duration::from_secs(60);
+    let mut aggregator = TestAggregator::start(args).await;
+    let stored = "SELECT count(*) FROM stripe_events";
+    setup
+        .wait_for(stored, distinct(&backlog) as i64, WAIT)
+        .await;
+    let (records, batches) = batch_records(&aggregator);
+    eprintln!("backlog of {records} records in {batches} batches");
+    assert_eq!(records, backlog.len() as f64);
+    assert!(
+        records / batches >= 20.0,
+        "a backlog of {records} records went in {batches} batches"
+    );
+
+    // One purchase's events, long after the backlog: written within seconds, not a minute.
+    let late = simulated(31, 1, 1);
+    produce(&setup.kafka(), &late).await;
+    setup
+        .wait_for(
+            stored,
+            (distinct(&backlog) + distinct(&late)) as i64,
+            Duration::from_secs(20),
+        )
+        .await;
+    aggregator.stop().await;
+}
+
+/// Records folded and batches written, from the `cardstream_batch_records` histogram.
+fn batch_records(aggregator: &TestAggregator) -> (f64, f64) {
+    let families = aggregator.registry.gather();
+    let histogram = families
+        .iter()
+        .find(|f| f.name() == "cardstream_batch_records")
+        .expect("the batch records histogram is registered")
+        .get_metric()[0]
+        .get_histogram();
+    (
+        histogram.get_sample_sum(),
+        histogram.get_sample_count() as f64,
+    )
+}
+
 #[tokio::test]
 async fn unreadable_records_go_to_the_dead_letter_topic_and_never_block_their_partition() {
     // SQLite storage: the dead letters are produced together, and the memory engine reports
