@@ -5,13 +5,31 @@
 
 use cardstream_store::Store;
 
-/// The cluster's write-ahead log written so far, in bytes.
-pub(crate) async fn wal_bytes(store: &Store) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT wal_bytes::int8 FROM pg_stat_wal")
-            .fetch_one(store.pool())
-            .await?,
-    )
+/// The cluster's write-ahead log so far: bytes, and full-page images (a page's first change
+/// after each checkpoint logs the whole page; how often depends on the server's
+/// `max_wal_size` and `checkpoint_timeout`, not on cardstream).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wal {
+    pub(crate) bytes: i64,
+    pub(crate) full_pages: i64,
+}
+
+impl std::ops::Sub for Wal {
+    type Output = Wal;
+
+    fn sub(self, before: Wal) -> Wal {
+        Wal {
+            bytes: self.bytes - before.bytes,
+            full_pages: self.full_pages - before.full_pages,
+        }
+    }
+}
+
+pub(crate) async fn wal(store: &Store) -> anyhow::Result<Wal> {
+    let (bytes, full_pages) = sqlx::query_as("SELECT wal_bytes::int8, wal_fpi FROM pg_stat_wal")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(Wal { bytes, full_pages })
 }
 
 /// Heap (with TOAST) and index bytes of one table.
@@ -50,13 +68,20 @@ fn group(table: &str) -> &'static str {
 }
 
 /// Prints the bytes per event by group, then by table.
-pub(crate) fn print(events: usize, payload: usize, wal: i64, tables: &[TableBytes]) {
+pub(crate) fn print(events: usize, payload: usize, wal: Wal, tables: &[TableBytes]) {
     let per = |b: i64| b as f64 / events.max(1) as f64;
     println!(
         "  bytes per event: payload {:.0}, write-ahead log {:.0} ({:.1}x the payload)",
         payload as f64 / events.max(1) as f64,
-        per(wal),
-        wal as f64 / payload.max(1) as f64
+        per(wal.bytes),
+        wal.bytes as f64 / payload.max(1) as f64
+    );
+    // An image is the page less its free hole, so 8 KiB each is an upper bound.
+    println!(
+        "  of which full-page images after checkpoints: {} ({:.3} per event, at most {:.0} bytes per event)",
+        wal.full_pages,
+        per(wal.full_pages),
+        per(wal.full_pages * 8192).min(per(wal.bytes))
     );
     let mut groups: Vec<(&str, i64, i64)> = Vec::new();
     for t in tables {

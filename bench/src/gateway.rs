@@ -293,7 +293,8 @@ pub(crate) async fn run(args: GatewayBench) -> anyhow::Result<Vec<Line>> {
             per_second(&verified),
             format!("bare axum route: {}", per_second(&bare)),
             ratio(verified.rate(), bare.rate()),
-        ),
+        )
+        .target("≥ 20000/s"),
         Line::new(
             "gateway: verified webhooks vs. producing directly",
             per_second(&verified),
@@ -308,7 +309,8 @@ pub(crate) async fn run(args: GatewayBench) -> anyhow::Result<Vec<Line>> {
             crate::ms(decided.p(0.99)),
             format!("Stripe's budget: {}", crate::ms(budget)),
             ratio(decided.p(0.99).as_secs_f64(), budget.as_secs_f64()),
-        ),
+        )
+        .target("< 5 ms"),
         Line::new(
             "peak RSS: gateway",
             mib(gateway_rss),

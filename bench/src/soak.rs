@@ -82,6 +82,7 @@ pub(crate) async fn run(args: SoakArgs) -> anyhow::Result<()> {
         &db.url,
         heap.as_ref(),
         Some(args.gateway_linger),
+        &[],
     )
     .await?;
     // `start` returns gateway, API, aggregator; the table shows gateway, aggregator, API.

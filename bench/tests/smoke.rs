@@ -114,6 +114,7 @@ fn api_benchmark_runs() {
         &[
             "cardstream API benchmark",
             "freshness: webhook 200 -> subscription",
+            "baseline: the same, batches wait 100 ms",
         ],
     );
 }
