@@ -85,7 +85,7 @@ pub(crate) fn summary(context: &[String], lines: &[Line]) -> String {
     let mut out = String::new();
     for line in context {
         out.push_str(line);
-        out.push_str("\n");
+        out.push('\n');
     }
     out.push_str("\n| measurement | figure | target | baseline (same run) | ratio |\n");
     out.push_str("| --- | --- | --- | --- | --- |\n");
