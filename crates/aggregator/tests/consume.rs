@@ -126,13 +126,7 @@ async fn a_batch_holds_at_most_batch_max_bytes_of_payload() {
         .await;
     aggregator.stop().await;
 
-    let families = aggregator.registry.gather();
-    let histogram = families
-        .iter()
-        .find(|f| f.name() == "cardstream_batch_bytes")
-        .expect("the batch bytes histogram is registered")
-        .get_metric()[0]
-        .get_histogram();
+    let histogram = histogram(&aggregator, "cardstream_batch_bytes");
     let batches = histogram.get_sample_count();
     let within = histogram
         .get_bucket()
@@ -185,17 +179,24 @@ async fn a_batch_closes_when_the_topic_goes_quiet_and_fills_from_a_backlog() {
 
 /// Records folded and batches written, from the `cardstream_batch_records` histogram.
 fn batch_records(aggregator: &TestAggregator) -> (f64, f64) {
-    let families = aggregator.registry.gather();
-    let histogram = families
-        .iter()
-        .find(|f| f.name() == "cardstream_batch_records")
-        .expect("the batch records histogram is registered")
-        .get_metric()[0]
-        .get_histogram();
+    let histogram = histogram(aggregator, "cardstream_batch_records");
     (
         histogram.get_sample_sum(),
         histogram.get_sample_count() as f64,
     )
+}
+
+/// The aggregator's histogram `name` (unlabelled) as it stands.
+fn histogram(aggregator: &TestAggregator, name: &str) -> prometheus::proto::Histogram {
+    aggregator
+        .registry
+        .gather()
+        .iter()
+        .find(|f| f.name() == name)
+        .unwrap_or_else(|| panic!("{name} is registered"))
+        .get_metric()[0]
+        .get_histogram()
+        .clone()
 }
 
 #[tokio::test]
